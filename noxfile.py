@@ -1,0 +1,132 @@
+"""Quality gates of the Mangetamain monorepo, the same locally and in CI.
+
+``nox`` alone runs the default sessions (lint, docs, infra, tests), which is exactly
+what the CI workflow runs, job by job. ``nox -l`` lists every session.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+# Tests run last so that the output of `nox` ends with pytest's summary line.
+nox.options.sessions = ["lint", "docs", "infra", "tests"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+APP = ROOT / "10_preprod"
+APP_PYPROJECT = nox.project.load_toml(APP / "pyproject.toml")
+PYTHON_FILES = ["src", "tests", "tasks.py", "fabfile.py", "noxfile.py", "10_preprod"]
+PYTHON_FILES += ["50_test"]
+COVERAGE_FLOOR = "90"
+
+
+def _group(name: str) -> list[str]:
+    """Return the requirements of one dependency group of the root project."""
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+def _install_app(session: nox.Session) -> None:
+    """Install the app's pinned runtime requirements and its test group."""
+    session.install("-r", str(APP / "requirements.txt"))
+    session.install(*nox.project.dependency_groups(APP_PYPROJECT, "test"))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style, docstrings, types, workflows and compose files."""
+    session.install("-e", ".", *_group("lint"))
+    session.run("flake8", *PYTHON_FILES)
+    session.run("black", "--check", "--diff", "--quiet", *PYTHON_FILES)
+    session.run("pydocstyle", "src", "tasks.py", "fabfile.py", "noxfile.py", "50_test")
+    session.run("pydocstyle", "10_preprod/src")
+    session.run("mypy")
+    workflows = sorted(glob.glob(".github/workflows/*.yml"))
+    session.run(
+        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+    )
+    compose_files = sorted(glob.glob("30_docker/docker-compose*.yml"))
+    session.run(
+        "check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files
+    )
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the app's and the pipeline's tests, each with its own 90 % coverage floor.
+
+    Extra arguments go to the pipeline's pytest run, e.g. ``nox -s tests -- -k lock``.
+    """
+    session.install("-e", ".", *_group("test"))
+    _install_app(session)
+    report = ["--cov-report=term-missing:skip-covered", f"--cov-fail-under={COVERAGE_FLOOR}"]
+    if not session.posargs:
+        with session.chdir(APP):
+            session.run(
+                "pytest",
+                "--cov=mangetamain",
+                "--cov-report=html:../build/coverage/app",
+                *report,
+            )
+    session.run(
+        "pytest",
+        "--cov=cicd",
+        "--cov-report=html:build/coverage/cicd",
+        *report,
+        *session.posargs,
+    )
+
+
+@nox.session
+def infra(session: nox.Session) -> None:
+    """Check a configured real environment (50_test); absent targets skip with a reason.
+
+    Set the variables named in each skip reason to check a real VM, e.g.
+    ``CICD_SSH_HOST``, ``GITHUB_TOKEN``, ``DISCORD_WEBHOOK_URL``.
+    """
+    session.install("-e", ".", *_group("test"))
+    session.run("pytest", "50_test", "-ra", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx site into 90_doc/build/html, warnings as errors."""
+    session.install("-e", ".", *_group("docs"))
+    out = ROOT / "90_doc" / "build" / "html"
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "90_doc/source",
+        str(out),
+        *session.posargs,
+    )
+    # GitHub Pages would otherwise run Jekyll and hide Sphinx's _static folder.
+    (out / ".nojekyll").touch()
+    session.log(f"Documentation: {out / 'index.html'}")
+
+
+
+@nox.session(python=False, default=False)
+def summary(session: nox.Session) -> None:
+    """Summarise CI job results from ``$NEEDS`` (GitHub's ``toJSON(needs)``)."""
+    import json
+
+    needs = json.loads(os.environ.get("NEEDS") or "{}")
+    lines = ["| job | result |", "| --- | --- |"]
+    lines += [f"| {job} | {info.get('result')} |" for job, info in sorted(needs.items())]
+    print("\n".join(lines))
+    if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write("## CI summary\n\n" + "\n".join(lines) + "\n")
+    failed = [j for j, info in needs.items() if info.get("result") != "success"]
+    if failed:
+        session.error(f"jobs not successful: {', '.join(sorted(failed))}")

@@ -1,0 +1,70 @@
+"""Builders for docker compose (v2 plugin ``docker compose`` or v1 ``docker-compose``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cicd.commands import Command, cmd
+
+V2 = ("docker", "compose")
+V1 = ("docker-compose",)
+
+
+def version(program: Sequence[str]) -> Command:
+    """Exit 0 when this compose program works."""
+    return cmd(*program, "version")
+
+
+def _base(program: Sequence[str], file: str, project: str) -> list[str]:
+    return [*program, "-f", file, "-p", project]
+
+
+def up(
+    program: Sequence[str], file: str, project: str, service: str, env: dict[str, str]
+) -> Command:
+    """Recreate the service so it mounts the release ``env`` names, detached.
+
+    ``--force-recreate`` matters: a bind mount of a symlink is resolved when the
+    container is created, so a plain restart would keep serving the old release.
+    """
+    argv = _base(program, file, project) + [
+        "up",
+        "--detach",
+        "--force-recreate",
+        "--no-deps",
+        "--remove-orphans",
+        service,
+    ]
+    return cmd(*argv, env=env)
+
+
+def stop(
+    program: Sequence[str], file: str, project: str, service: str, env: dict[str, str]
+) -> Command:
+    """Stop the service's containers."""
+    return cmd(*_base(program, file, project), "stop", service, env=env)
+
+
+def container_id(
+    program: Sequence[str], file: str, project: str, service: str, env: dict[str, str]
+) -> Command:
+    """Print the id of the service's container, if any."""
+    return cmd(*_base(program, file, project), "ps", "-q", service, env=env)
+
+
+def logs(
+    program: Sequence[str],
+    file: str,
+    project: str,
+    service: str,
+    env: dict[str, str],
+    lines: int,
+) -> Command:
+    """Print the service's last log lines."""
+    argv = _base(program, file, project) + ["logs", "--no-color", "--tail", str(lines)]
+    return cmd(*argv, service, env=env)
+
+
+def inspect_state(container: str) -> Command:
+    """Print a container's state, e.g. ``running`` or ``exited``."""
+    return cmd("docker", "inspect", "--format", "{{.State.Status}}", container)

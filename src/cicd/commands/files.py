@@ -1,0 +1,117 @@
+"""Builders for file operations on the target: read, append, atomic write, switch.
+
+Each returns a :class:`~cicd.commands.Command`; values reach the constant scripts only
+as positional parameters.
+"""
+
+from __future__ import annotations
+
+from cicd.commands import Command, cmd, sh
+
+
+def mkdirs(*paths: str) -> Command:
+    """``mkdir -p`` the given directories."""
+    return cmd("mkdir", "-p", "--", *paths)
+
+
+def read(path: str) -> Command:
+    """Print a file's content, or nothing when it does not exist."""
+    return sh('[ ! -e "$1" ] || cat -- "$1"', path)
+
+
+def append_line(path: str, line: str) -> Command:
+    """Append one line to a file (``O_APPEND``: concurrent appends do not interleave)."""
+    return sh('printf "%s\\n" "$2" >> "$1"', path, line)
+
+
+def write_atomic(path: str, content: str) -> Command:
+    """Replace a file's content atomically: temp file, fsync, rename over."""
+    return sh(
+        'tmp="$1.tmp.$$" && printf "%s" "$2" > "$tmp" && sync "$tmp" '
+        '&& mv -f "$tmp" "$1"',
+        path,
+        content,
+    )
+
+
+def readlink(path: str) -> Command:
+    """Print a symlink's target, or nothing when it does not exist."""
+    return sh('[ ! -L "$1" ] || readlink -- "$1"', path)
+
+
+def switch_symlink(link: str, target: str) -> Command:
+    """Point ``link`` at ``target`` atomically: a new link renamed over the old one.
+
+    Readers see either the old or the new target, never a missing link.
+    """
+    return sh('ln -sfn -- "$2" "$1.new" && mv -Tf -- "$1.new" "$1"', link, target)
+
+
+def remove(*paths: str) -> Command:
+    """``rm -rf`` the given paths."""
+    return cmd("rm", "-rf", "--", *paths)
+
+
+def list_dirs(path: str) -> Command:
+    """Print the names of the subdirectories of ``path``, one per line."""
+    return sh(
+        '[ ! -d "$1" ] || find "$1" -mindepth 1 -maxdepth 1 -type d '
+        "! -name '.*' -printf '%f\\n'",
+        path,
+    )
+
+
+def exists(path: str) -> Command:
+    """Exit 0 when ``path`` exists."""
+    return cmd("test", "-e", path)
+
+
+def make_lock(lock_dir: str, details: str) -> Command:
+    """Take a lock: ``mkdir`` is atomic, so exactly one caller succeeds.
+
+    Exits 0 when taken (and ``details`` written into it), non-zero when held.
+    """
+    return sh('mkdir -- "$1" 2>/dev/null && printf "%s" "$2" > "$1/details"', lock_dir, details)
+
+
+def archive(archive_path: str, base: str, *members: str) -> Command:
+    """Create a gzip tar of ``members`` (relative to ``base``), written atomically."""
+    return sh(
+        'out="$1"; base="$2"; shift 2; tmp="$out.tmp.$$"; '
+        'tar -czf "$tmp" -C "$base" -- "$@" && mv -f "$tmp" "$out"',
+        archive_path,
+        base,
+        *members,
+    )
+
+
+def sha256(path: str) -> Command:
+    """Print the SHA-256 of a file, or nothing when it does not exist."""
+    return sh('[ ! -f "$1" ] || sha256sum -- "$1" | cut -d" " -f1', path)
+
+
+def which(program: str) -> Command:
+    """Exit 0 when ``program`` is an executable path or on ``PATH``."""
+    return sh('command -v -- "$1" >/dev/null 2>&1', program)
+
+
+def sh_tail(path: str, lines: int) -> Command:
+    """Print the last ``lines`` lines of a file, or nothing when it does not exist."""
+    return sh('[ ! -f "$1" ] || tail -n "$2" -- "$1"', path, str(lines))
+
+
+def link(target: str, link_path: str) -> Command:
+    """Create a symlink ``link_path`` -> ``target`` (replacing one that exists)."""
+    return cmd("ln", "-sfn", "--", target, link_path)
+
+
+def rename(source: str, destination: str) -> Command:
+    """Rename ``source`` to ``destination`` atomically (``mv -T``: never into it)."""
+    return cmd("mv", "-T", "--", source, destination)
+
+
+def list_files(path: str) -> Command:
+    """Print the names of the regular files in ``path``, one per line."""
+    return sh(
+        '[ ! -d "$1" ] || find "$1" -mindepth 1 -maxdepth 1 -type f -printf "%f\\n"', path
+    )

@@ -1,0 +1,55 @@
+"""Builders for git: resolve a revision, fetch into a mirror, export a commit."""
+
+from __future__ import annotations
+
+from cicd.commands import Command, cmd, sh
+
+
+def resolve(repo: str, revision: str) -> Command:
+    """Print the full sha of ``revision`` if it names a commit of ``repo``.
+
+    ``--end-of-options`` keeps a revision starting with ``-`` from being an option.
+    """
+    return cmd(
+        "git",
+        "-C",
+        repo,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"{revision}^{{commit}}",
+    )
+
+
+def describe(repo: str, sha: str) -> Command:
+    """Print author and subject of a commit, separated by a NUL byte."""
+    return cmd("git", "-C", repo, "log", "-1", "--format=%an%x00%s", sha, "--")
+
+
+def mirror_clone(url: str, mirror: str) -> Command:
+    """Clone ``url`` as a bare mirror at ``mirror`` (once)."""
+    return cmd("git", "clone", "--mirror", "--quiet", "--", url, mirror)
+
+
+def fetch(mirror: str) -> Command:
+    """Update a mirror from its origin."""
+    return cmd("git", "-C", mirror, "fetch", "--quiet", "--prune", "origin")
+
+
+def export(repo: str, sha: str, destination: str) -> Command:
+    """Export the tree of ``sha`` into a fresh ``destination`` directory.
+
+    ``git archive`` writes a tar file beside the destination, then tar unpacks it, so
+    no pipe (and no ``pipefail``) is needed: a failure of either step fails the
+    command.
+    """
+    return sh(
+        'repo="$1"; sha="$2"; dest="$3"; tar_file="$dest.tar"; '
+        'rm -rf -- "$dest" "$tar_file" && mkdir -p -- "$dest" && '
+        'git -C "$repo" archive --format=tar -o "$tar_file" "$sha" && '
+        'tar -xf "$tar_file" -C "$dest" && rm -f -- "$tar_file"',
+        repo,
+        sha,
+        destination,
+    )

@@ -1,0 +1,98 @@
+"""Builders for the embedded supervisord: its config files and ``supervisorctl`` calls."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from posixpath import join
+
+from cicd.commands import Command, cmd
+
+
+def _escape(value: str) -> str:
+    # supervisord expands %(name)s in values; a literal % is written %%.
+    return value.replace("%", "%%")
+
+
+def daemon_conf(directory: str) -> str:
+    """Return supervisord.conf for a daemon whose files all live in ``directory``."""
+    d = _escape(directory)
+    return (
+        "; Written by cicd: the embedded runtime. Do not edit; it is rewritten.\n"
+        "[unix_http_server]\n"
+        f"file={d}/supervisor.sock\n"
+        "chmod=0700\n\n"
+        "[supervisord]\n"
+        f"logfile={d}/supervisord.log\n"
+        "logfile_maxbytes=5MB\n"
+        "logfile_backups=2\n"
+        f"pidfile={d}/supervisord.pid\n"
+        f"childlogdir={d}\n\n"
+        "[rpcinterface:supervisor]\n"
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+        "[supervisorctl]\n"
+        f"serverurl=unix://{d}/supervisor.sock\n\n"
+        "[include]\n"
+        f"files = {d}/conf.d/*.conf\n"
+    )
+
+
+def program_conf(
+    name: str,
+    command: str,
+    *,
+    directory: str,
+    environment: Mapping[str, str],
+    logfile: str,
+) -> str:
+    """Return the ``[program:NAME]`` section that runs one environment's app.
+
+    ``directory`` is the environment's ``current`` symlink: supervisord changes into
+    it at every spawn, so a restart after a switch runs the new release.
+    """
+    env = ",".join(
+        f'{key}="{_escape(value)}"'
+        for key, value in sorted(environment.items())
+        if '"' not in value
+    )
+    lines = [
+        f"[program:{name}]",
+        f"command={_escape(command)}",
+        f"directory={_escape(directory)}",
+        "autostart=true",
+        "autorestart=true",
+        # Readiness is judged by HTTP checks, not by supervisord's start timer.
+        "startsecs=0",
+        "startretries=0",
+        "stopsignal=TERM",
+        "stopwaitsecs=10",
+        "stopasgroup=true",
+        "killasgroup=true",
+        "redirect_stderr=true",
+        f"stdout_logfile={_escape(logfile)}",
+        "stdout_logfile_maxbytes=5MB",
+        "stdout_logfile_backups=2",
+    ]
+    if env:
+        lines.append(f"environment={env}")
+    return "\n".join(lines) + "\n"
+
+
+def ctl(supervisorctl: str, conf: str, *args: str) -> Command:
+    """``supervisorctl -c CONF ARGS...``; ``supervisorctl`` may hold several words."""
+    return cmd(*shlex.split(supervisorctl), "-c", conf, *args)
+
+
+def daemon(supervisord: str, conf: str) -> Command:
+    """Start supervisord (it daemonizes and returns at once)."""
+    return cmd(*shlex.split(supervisord), "-c", conf)
+
+
+def conf_path(directory: str) -> str:
+    """Path of supervisord.conf in ``directory``."""
+    return join(directory, "supervisord.conf")
+
+
+def program_path(directory: str, name: str) -> str:
+    """Path of one program's config file."""
+    return join(directory, "conf.d", f"{name}.conf")

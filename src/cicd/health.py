@@ -1,0 +1,196 @@
+"""HTTP health checks and readiness polling, in the manner of Gatus and Kamal.
+
+A :class:`HealthCheck` is a condition on one URL: expected status, text the body must
+contain, a JSON field's value, a maximum response time. :func:`wait_ready` polls every
+``interval`` seconds until ``successes`` consecutive rounds pass or the deadline
+expires: no fixed sleeps, so a fast app is declared ready as soon as it is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cicd.redact import redact
+
+if TYPE_CHECKING:
+    import requests
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One condition on one URL.
+
+    Attributes:
+        url: The URL to GET.
+        status: Expected HTTP status.
+        body_contains: Text the response body must contain.
+        json_field: ``name=value``: the JSON body's field must equal the value
+            (dots reach into objects: ``checks.db=ok``).
+        max_response_time: Slowest acceptable answer, in seconds.
+        timeout: Per-request timeout, in seconds.
+    """
+
+    url: str
+    status: int = 200
+    body_contains: str | None = None
+    json_field: str | None = None
+    max_response_time: float | None = None
+    timeout: float = 10.0
+
+    def describe(self) -> str:
+        """Return a short human description, e.g. ``GET url → 200, body ∋ 'ok'``."""
+        parts = [f"status {self.status}"]
+        if self.body_contains:
+            parts.append(f"body contains {self.body_contains!r}")
+        if self.json_field:
+            parts.append(f"json {self.json_field}")
+        if self.max_response_time:
+            parts.append(f"under {self.max_response_time:g}s")
+        return f"GET {self.url} ({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check."""
+
+    check: HealthCheck
+    ok: bool
+    reason: str
+    seconds: float
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The outcome of polling until ready or out of time."""
+
+    ok: bool
+    attempts: int
+    seconds: float
+    last: tuple[CheckResult, ...]
+
+    @property
+    def reason(self) -> str:
+        """Why the last round failed (or ``ok``)."""
+        failed = [r for r in self.last if not r.ok]
+        if not failed:
+            return "ok"
+        return "; ".join(f"{r.check.url}: {r.reason}" for r in failed)
+
+
+def _session() -> requests.Session:
+    import requests
+
+    session = requests.Session()
+    session.headers["User-Agent"] = "cicd-health/1"
+    # Health checks target the app directly; a proxy from the environment would
+    # send loopback checks elsewhere.
+    session.trust_env = False
+    return session
+
+
+def run_check(
+    check: HealthCheck,
+    *,
+    session: requests.Session | None = None,
+    timeout: float | None = None,
+) -> CheckResult:
+    """Run one check once.
+
+    Args:
+        check: The condition.
+        session: A requests session to reuse connections.
+        timeout: Override of the per-request timeout (e.g. the time left).
+
+    Returns:
+        The result; never raises for network errors, which are failures.
+    """
+    import requests
+
+    session = session or _session()
+    started = time.monotonic()
+    try:
+        response = session.get(check.url, timeout=timeout or check.timeout)
+    except requests.RequestException as error:
+        reason = redact(f"{type(error).__name__}: {_first_line(error)}")
+        return CheckResult(check, False, reason, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    reason = _evaluate(check, response, seconds)
+    return CheckResult(check, reason is None, reason or "ok", seconds, response.status_code)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no detail"
+
+
+def _evaluate(check: HealthCheck, response: Any, seconds: float) -> str | None:
+    if response.status_code != check.status:
+        return f"status {response.status_code}, expected {check.status}"
+    if check.body_contains and check.body_contains not in response.text:
+        return f"body does not contain {check.body_contains!r}"
+    if check.json_field:
+        name, _, expected = check.json_field.partition("=")
+        try:
+            value: Any = response.json()
+            for part in name.split("."):
+                value = value[part]
+        except (ValueError, KeyError, TypeError, IndexError):
+            return f"JSON field {name!r} missing"
+        if expected and str(value) != expected:
+            return f"JSON field {name!r} is {value!r}, expected {expected!r}"
+    if check.max_response_time and seconds > check.max_response_time:
+        return f"answered in {seconds:.2f}s, slower than {check.max_response_time:g}s"
+    return None
+
+
+def wait_ready(
+    checks: Sequence[HealthCheck],
+    *,
+    deadline: float,
+    interval: float = 0.5,
+    successes: int = 1,
+    on_attempt: Callable[[int, tuple[CheckResult, ...]], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Readiness:
+    """Poll the checks until ``successes`` consecutive rounds pass, or time runs out.
+
+    Args:
+        checks: Conditions that must all pass in a round.
+        deadline: Seconds from now after which readiness has failed.
+        interval: Seconds between the starts of two rounds.
+        successes: Consecutive passing rounds required.
+        on_attempt: Called after each round with its number and results.
+        clock: Monotonic clock (tests may inject one).
+        sleep: Sleep function (tests may inject one).
+
+    Returns:
+        Whether the app became ready, after how many rounds and seconds.
+    """
+    session = _session()
+    start = clock()
+    end = start + deadline
+    streak = 0
+    attempt = 0
+    results: tuple[CheckResult, ...] = ()
+    while True:
+        attempt += 1
+        round_start = clock()
+        left = max(end - round_start, 0.05)
+        results = tuple(
+            run_check(c, session=session, timeout=min(c.timeout, left)) for c in checks
+        )
+        if on_attempt:
+            on_attempt(attempt, results)
+        streak = streak + 1 if all(r.ok for r in results) else 0
+        if streak >= successes:
+            return Readiness(True, attempt, clock() - start, results)
+        pause = interval - (clock() - round_start)
+        if clock() + max(pause, 0) >= end:
+            return Readiness(False, attempt, clock() - start, results)
+        if pause > 0:
+            sleep(pause)

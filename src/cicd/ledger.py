@@ -1,0 +1,123 @@
+"""The ledger: an append-only JSON-lines history of everything done to an environment.
+
+It is the one source of truth for history. Each line is one event with its time,
+environment, sha, previous sha, actor, host, outcome and step durations. Reading is
+forgiving: a corrupt line is reported and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+#: Event names written to the ledger.
+EVENTS = (
+    "deploy",
+    "export",
+    "switch",
+    "restart",
+    "health",
+    "backup",
+    "rollback",
+    "marked_bad",
+    "validated",
+    "ci",
+    "refused",
+    "noop",
+    "lock_broken",
+    "prune",
+)
+
+
+def actor() -> str:
+    """Who is acting: ``GITHUB_ACTOR`` in a workflow, else the local user."""
+    if name := os.environ.get("GITHUB_ACTOR"):
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def now() -> str:
+    """The current UTC time in ISO 8601 with a ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One ledger line."""
+
+    event: str
+    env: str
+    sha: str | None = None
+    previous: str | None = None
+    outcome: str = "ok"
+    detail: str = ""
+    durations: dict[str, float] = field(default_factory=dict)
+    time: str = field(default_factory=now)
+    actor: str = field(default_factory=actor)
+    host: str = field(default_factory=socket.gethostname)
+
+    def to_json(self) -> str:
+        """Serialise as one compact JSON line (no newline)."""
+        data: dict[str, Any] = {
+            "time": self.time,
+            "env": self.env,
+            "event": self.event,
+            "sha": self.sha,
+            "previous": self.previous,
+            "outcome": self.outcome,
+            "actor": self.actor,
+            "host": self.host,
+        }
+        if self.detail:
+            data["detail"] = self.detail
+        if self.durations:
+            data["durations"] = {k: round(v, 3) for k, v in self.durations.items()}
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """Build an event from a parsed line, ignoring unknown fields."""
+        return cls(
+            event=str(data["event"]),
+            env=str(data.get("env", "")),
+            sha=data.get("sha"),
+            previous=data.get("previous"),
+            outcome=str(data.get("outcome", "ok")),
+            detail=str(data.get("detail", "")),
+            durations=dict(data.get("durations") or {}),
+            time=str(data.get("time", "")),
+            actor=str(data.get("actor", "")),
+            host=str(data.get("host", "")),
+        )
+
+
+def parse(text: str) -> tuple[list[Event], list[str]]:
+    """Parse ledger text into events, skipping corrupt lines.
+
+    Args:
+        text: The ledger file's content.
+
+    Returns:
+        The events in order, and one warning per skipped line.
+    """
+    events: list[Event] = []
+    warnings: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            events.append(Event.from_dict(data))
+        except (ValueError, KeyError, TypeError) as error:
+            warnings.append(f"ledger line {number} skipped (corrupt: {error})")
+    return events, warnings

@@ -1,0 +1,134 @@
+"""One writer per environment: a lock directory taken with an atomic ``mkdir``.
+
+``lock/details`` says who holds it (actor, host, pid, sha, time, why). A lock whose
+holder ran on this host and whose process is gone (``kill -9``, a reboot) is stale:
+it is broken, and the ledger says so, so a rerun completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from cicd.commands import files
+from cicd.errors import LockHeld
+from cicd.ledger import actor, now
+
+if TYPE_CHECKING:
+    from cicd.target import Target
+
+
+def describe(details: dict[str, Any]) -> str:
+    """Return a one-line description of a lock holder."""
+    if "raw" in details:
+        return str(details["raw"])
+    return (
+        f"{details.get('actor', '?')} on {details.get('host', '?')} "
+        f"(pid {details.get('pid', '?')}) since {details.get('time', '?')}: "
+        f"{details.get('why', '?')}"
+        + (f" {details['sha'][:12]}" if details.get("sha") else "")
+    )
+
+
+def is_stale(details: dict[str, Any]) -> bool:
+    """Whether the holder ran on this host and its process no longer exists."""
+    if details.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(details.get("pid", 0))
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextmanager
+def hold(target: Target, why: str, sha: str | None = None) -> Iterator[dict[str, Any]]:
+    """Hold the environment's lock for the duration of the block.
+
+    Args:
+        target: The environment.
+        why: What the holder is doing (deploy, rollback, watch...).
+        sha: The sha concerned, for the details.
+
+    Yields:
+        The details written into the lock.
+
+    Raises:
+        LockHeld: Another live run holds it; nothing was changed.
+    """
+    details = {
+        "actor": actor(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "sha": sha,
+        "time": now(),
+        "why": why,
+    }
+    acquire(target, details)
+    try:
+        yield details
+    finally:
+        target.runner.run(files.remove(target.paths.lock), check=False)
+
+
+def acquire(target: Target, details: dict[str, Any]) -> None:
+    """Take the lock or raise :class:`LockHeld` naming the holder."""
+    runner = target.runner
+    runner.run(files.mkdirs(target.paths.dir))
+    text = json.dumps(details, sort_keys=True)
+    if runner.ok(files.make_lock(target.paths.lock, text)):
+        return
+    holder = target.read_lock() or {}
+    if holder and is_stale(holder):
+        target.event(
+            "lock_broken",
+            sha=holder.get("sha"),
+            detail=f"stale lock of {describe(holder)} (process gone)",
+        )
+        runner.run(files.remove(target.paths.lock))
+        if runner.ok(files.make_lock(target.paths.lock, text)):
+            return
+        holder = target.read_lock() or {}
+    raise LockHeld(
+        f"{target.env} is locked by {describe(holder)}; nothing was changed "
+        f"(if that run is gone: invoke lock.release --env {target.env} --force)"
+    )
+
+
+def release(target: Target, *, force: bool) -> str:
+    """Release the lock: only a stale one unless ``force``.
+
+    Returns:
+        What was done, in words.
+
+    Raises:
+        LockHeld: The holder is alive (or elsewhere) and ``force`` is false.
+    """
+    holder = target.read_lock()
+    if holder is None:
+        return f"{target.env}: not locked"
+    if not force and not is_stale(holder):
+        raise LockHeld(
+            f"{target.env} is locked by {describe(holder)}; "
+            "pass --force to release it anyway"
+        )
+    target.runner.run(files.remove(target.paths.lock))
+    target.event(
+        "lock_broken",
+        sha=holder.get("sha"),
+        detail=f"released by hand: {describe(holder)}",
+    )
+    return f"{target.env}: lock of {describe(holder)} released"
+

@@ -1,0 +1,118 @@
+"""Roll an environment back to a kept release: a switch and a restart.
+
+No fetch, no export, no install: the release and its dependencies are already on the
+host, so a rollback works with no network at all. The release abandoned is marked bad
+so no later rollback picks it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cicd import lock
+from cicd.deploy import activate, short
+from cicd.errors import CicdError, UsageError
+from cicd.progress import Timeline
+
+if TYPE_CHECKING:
+    from cicd.notify import Notifier
+    from cicd.target import EnvState, Target
+
+
+@dataclass
+class RollbackResult:
+    """What a rollback did."""
+
+    env: str
+    sha: str
+    abandoned: str | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        """Return a JSON-serialisable dict."""
+        return {
+            "env": self.env,
+            "sha": self.sha,
+            "abandoned": self.abandoned,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def choose(state: EnvState, to: str | None) -> str:
+    """Pick the release to roll back to.
+
+    Args:
+        state: The environment's state.
+        to: A sha or unambiguous prefix of a kept release, or None for the newest
+            kept release that CI validated and that is not marked bad.
+
+    Raises:
+        UsageError: ``to`` is not a kept release, or is ambiguous.
+        CicdError: No release qualifies.
+    """
+    if to:
+        to = to.strip().lower()
+        matches = [sha for sha in state.releases if sha.startswith(to)]
+        if len(to) < 4 or len(matches) != 1:
+            kept = ", ".join(short(s) for s in state.releases) or "none"
+            problem = "is ambiguous" if len(matches) > 1 else "is not a kept release"
+            raise UsageError(f"--to {to} {problem} (kept releases: {kept})")
+        return matches[0]
+    for sha in state.releases:
+        if sha != state.current and state.is_good(sha):
+            return sha
+    kept = ", ".join(short(s) for s in state.releases) or "none"
+    raise CicdError(
+        f"{state.env}: no kept release is CI-validated and not bad (kept: {kept}); "
+        "name one with --to"
+    )
+
+
+def rollback(
+    target: Target, notifier: Notifier, *, to: str | None = None, reason: str = "by hand"
+) -> RollbackResult:
+    """Take the lock and roll back (see :func:`rollback_locked`)."""
+    with lock.hold(target, "rollback", to):
+        return rollback_locked(target, notifier, to=to, reason=reason)
+
+
+def rollback_locked(
+    target: Target, notifier: Notifier, *, to: str | None = None, reason: str = "by hand"
+) -> RollbackResult:
+    """Switch to the chosen kept release, restart, wait until ready.
+
+    The caller holds the environment's lock.
+
+    Raises:
+        UsageError: Bad ``--to``.
+        CicdError: Nothing to roll back to, or the release did not become ready.
+    """
+    timeline = Timeline(notifier.say)
+    state = target.state()
+    sha = choose(state, to)
+    abandoned = state.current if state.current != sha else None
+    target.runtime.preflight()
+    try:
+        activate(target, sha, timeline, label=f"wait until {short(sha)} is ready")
+    except CicdError as error:
+        target.event("rollback", sha=sha, previous=abandoned, outcome="failed", detail=str(error))
+        notifier.send(
+            f"❌ {target.env.upper()} - Rollback to {short(sha)} failed: {error}"
+        )
+        raise
+    if abandoned:
+        target.event("marked_bad", sha=abandoned, outcome="bad", detail=f"rolled back: {reason}")
+    target.event(
+        "rollback",
+        sha=sha,
+        previous=abandoned,
+        detail=reason,
+        durations=timeline.durations,
+    )
+    notifier.send(
+        f"🔄 {target.env.upper()} - Rolled back to {short(sha)}"
+        + (f" (from {short(abandoned)})" if abandoned else "")
+        + f": {reason}"
+    )
+    return RollbackResult(target.env, sha, abandoned, timeline.total)

@@ -1,0 +1,101 @@
+"""The one place where built commands run: through the task's Context.
+
+Under ``invoke`` the context is an :class:`invoke.Context` and commands run locally;
+under ``fab -H HOST`` it is a :class:`fabric.Connection` and the same commands run over
+SSH. Nothing else in :mod:`cicd` spawns a process on the target.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cicd.commands import Command
+from cicd.errors import CommandFailed
+from cicd.redact import redact
+
+
+class ContextLike(Protocol):
+    """What the runner needs of an invoke Context or a fabric Connection."""
+
+    def run(self, command: str, **kwargs: Any) -> Any:
+        """Run a shell line."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command printed and how it exited."""
+
+    stdout: str
+    stderr: str
+    exited: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command exited 0."""
+        return self.exited == 0
+
+
+class Runner:
+    """Run :class:`~cicd.commands.Command` values through a Context or Connection.
+
+    Args:
+        context: The task's ``c``: an invoke Context or a fabric Connection.
+        verbose: Echo each command line (redacted) before running it.
+    """
+
+    def __init__(self, context: ContextLike, *, verbose: bool = False) -> None:
+        self.context = context
+        self.verbose = verbose
+
+    @property
+    def remote(self) -> bool:
+        """Whether commands run on another host (a fabric Connection)."""
+        return hasattr(self.context, "host") and hasattr(self.context, "open")
+
+    @property
+    def host(self) -> str:
+        """A short name of where commands run, for messages and the ledger."""
+        if self.remote:
+            return str(getattr(self.context, "host"))
+        import socket
+
+        return socket.gethostname()
+
+    def run(self, command: Command, *, check: bool = True) -> Result:
+        """Run one command and return its result.
+
+        Args:
+            command: The built command.
+            check: Raise :class:`~cicd.errors.CommandFailed` on a non-zero exit.
+
+        Returns:
+            The command's output and exit status.
+
+        Raises:
+            CommandFailed: The command exited non-zero and ``check`` is true.
+        """
+        line = command.render()
+        if self.verbose:
+            print(f"$ {redact(line)}", flush=True)
+        started = time.monotonic()
+        raw = self.context.run(line, hide=True, warn=True, in_stream=False, pty=False)
+        result = Result(
+            stdout=raw.stdout,
+            stderr=raw.stderr,
+            exited=int(raw.exited),
+            seconds=time.monotonic() - started,
+        )
+        if check and not result.ok:
+            raise CommandFailed(redact(line), result.exited, redact(result.stderr))
+        return result
+
+    def ok(self, command: Command) -> bool:
+        """Run a command and tell whether it exited 0 (never raises on failure)."""
+        return self.run(command, check=False).ok
+
+    def output(self, command: Command) -> str:
+        """Run a command that must succeed and return its stripped stdout."""
+        return self.run(command).stdout.strip()

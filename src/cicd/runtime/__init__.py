@@ -1,0 +1,47 @@
+"""Runtimes run the app of an environment's ``current`` release.
+
+Both implement :class:`Runtime`: ``supervisor`` (the embedded default, a real
+supervisord) and ``compose`` (docker compose v2 or docker-compose v1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from cicd.config import EnvSettings
+    from cicd.layout import EnvPaths
+    from cicd.runner import Runner
+
+
+class Runtime(Protocol):
+    """The small interface every runtime offers."""
+
+    def preflight(self) -> None:
+        """Raise a clear error if the runtime's programs are missing."""
+
+    def start(self) -> None:
+        """Start the app if it is not running."""
+
+    def stop(self) -> None:
+        """Stop the app."""
+
+    def restart(self) -> None:
+        """(Re)start the app so it runs what ``current`` points to now."""
+
+    def status(self) -> str:
+        """One word: RUNNING, STOPPED, EXITED, ... or UNKNOWN."""
+
+    def logs(self, lines: int = 50) -> str:
+        """The app's last output lines."""
+
+
+def runtime_for(runner: Runner, settings: EnvSettings, paths: EnvPaths) -> Runtime:
+    """Return the runtime configured for an environment."""
+    if settings.runtime.kind == "compose":
+        from cicd.runtime.compose import ComposeRuntime
+
+        return ComposeRuntime(runner, settings, paths)
+    from cicd.runtime.supervisor import SupervisorRuntime
+
+    return SupervisorRuntime(runner, settings, paths)

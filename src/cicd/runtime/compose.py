@@ -1,0 +1,97 @@
+"""The compose runtime: the app in a container that mounts the current release.
+
+The compose file is taken from the release itself (``30_docker/...``), and the
+release directory is passed as ``CICD_RELEASE``; every restart recreates the
+container so it mounts what ``current`` points to now.
+"""
+
+from __future__ import annotations
+
+from posixpath import join
+from typing import TYPE_CHECKING
+
+from cicd.commands import compose, files
+from cicd.errors import CicdError
+
+if TYPE_CHECKING:
+    from cicd.config import EnvSettings
+    from cicd.layout import EnvPaths
+    from cicd.runner import Runner
+
+
+class ComposeRuntime:
+    """Run an environment's app with docker compose."""
+
+    def __init__(self, runner: Runner, settings: EnvSettings, paths: EnvPaths) -> None:
+        self.runner = runner
+        self.settings = settings
+        self.paths = paths
+        self._program: tuple[str, ...] | None = None
+
+    @property
+    def program(self) -> tuple[str, ...]:
+        """``docker compose`` when the v2 plugin works, else ``docker-compose``."""
+        if self._program is None:
+            for candidate in (compose.V2, compose.V1):
+                if self.runner.ok(compose.version(candidate)):
+                    self._program = candidate
+                    break
+            else:
+                raise CicdError(
+                    f"docker compose not found on {self.runner.host} (install the "
+                    "docker compose plugin or docker-compose, or use the supervisor runtime)"
+                )
+        return self._program
+
+    def preflight(self) -> None:
+        """Fail with a clear message when docker or compose is missing."""
+        if not self.runner.ok(files.which("docker")) and not self.runner.ok(
+            files.which("docker-compose")
+        ):
+            raise CicdError(
+                f"docker not found on {self.runner.host} (install docker, "
+                "or set tool.cicd.runtime.kind = 'supervisor')"
+            )
+        _ = self.program
+
+    def _release(self) -> str:
+        target = self.runner.output(files.readlink(self.paths.current))
+        if not target:
+            raise CicdError(f"{self.settings.name}: no current release to run")
+        return join(self.paths.dir, target) if not target.startswith("/") else target
+
+    def _args(self, release: str | None = None) -> tuple[tuple[str, ...], str, str, str, dict[str, str]]:
+        release = release or join(self.paths.dir, "current")
+        env = {
+            "CICD_RELEASE": release,
+            "CICD_ENV": self.settings.name,
+            "CICD_PORT": str(self.settings.port),
+            "CICD_SHARED": self.paths.shared,
+        }
+        file = join(release, self.settings.runtime.compose_file)
+        return self.program, file, self.settings.runtime.project, self.settings.runtime.service, env
+
+    def start(self) -> None:
+        """Create and start the container for the current release."""
+        self.restart()
+
+    def restart(self) -> None:
+        """Recreate the container so it mounts the release ``current`` points to."""
+        self.runner.run(compose.up(*self._args(self._release())))
+
+    def stop(self) -> None:
+        """Stop the container."""
+        self.runner.run(compose.stop(*self._args()), check=False)
+
+    def status(self) -> str:
+        """Return the container's state in upper case (RUNNING, EXITED...), or DOWN."""
+        result = self.runner.run(compose.container_id(*self._args()), check=False)
+        container = result.stdout.strip().splitlines()
+        if not result.ok or not container:
+            return "DOWN"
+        state = self.runner.run(compose.inspect_state(container[0]), check=False)
+        return state.stdout.strip().upper() or "UNKNOWN"
+
+    def logs(self, lines: int = 50) -> str:
+        """Return the container's last log lines."""
+        return self.runner.run(compose.logs(*self._args(), lines), check=False).stdout

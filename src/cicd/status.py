@@ -1,0 +1,89 @@
+"""Status of environments, computed from the ledger, links and files; never stored."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cicd.deploy import short
+from cicd.health import run_check
+from cicd.lock import describe
+
+if TYPE_CHECKING:
+    from cicd.target import Target
+
+
+def health_line(target: Target, *, timeout: float = 3.0) -> tuple[bool, str]:
+    """Run each check once: whether all pass, and the reasons."""
+    results = [run_check(c, timeout=min(c.timeout, timeout)) for c in target.settings.health.checks]
+    failed = [f"{r.check.url}: {r.reason}" for r in results if not r.ok]
+    return not failed, "; ".join(failed) if failed else "ok"
+
+
+def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
+    """Everything a person asks about one environment, as a dict."""
+    state = target.state()
+    healthy, health = health_line(target) if state.current else (False, "not deployed")
+    return {
+        "env": target.env,
+        "host": target.runner.host,
+        "url": target.settings.url,
+        "current": state.current,
+        "previous": state.previous,
+        "validated": state.validated,
+        "runtime": target.runtime.status() if state.current else "NOT DEPLOYED",
+        "healthy": healthy,
+        "health": health,
+        "lock": describe(state.lock) if state.lock else None,
+        "releases": len(state.releases),
+        "last_events": [
+            {
+                "time": e.time,
+                "event": e.event,
+                "sha": e.sha,
+                "outcome": e.outcome,
+                "detail": e.detail,
+            }
+            for e in state.events[-events:]
+        ],
+        "warnings": list(state.warnings),
+    }
+
+
+def format_status(rows: list[dict[str, Any]]) -> str:
+    """Render status dicts as a readable table plus recent events."""
+    header = f"{'ENV':<8} {'CURRENT':<8} {'PREVIOUS':<8} {'VALIDATED':<9} {'RUNTIME':<12} {'HEALTH':<6} LOCK"
+    lines = [header]
+    for row in rows:
+        lines.append(
+            f"{row['env']:<8} {short(row['current']):<8} {short(row['previous']):<8} "
+            f"{short(row['validated']):<9} {row['runtime']:<12} "
+            f"{'ok' if row['healthy'] else 'FAIL':<6} {row['lock'] or '-'}"
+        )
+    for row in rows:
+        if not row["healthy"] and row["current"]:
+            lines.append(f"  {row['env']} health: {row['health']}")
+        for warning in row["warnings"]:
+            lines.append(f"  {row['env']} warning: {warning}")
+        if row["last_events"]:
+            lines.append(f"  {row['env']} last events:")
+            for e in row["last_events"]:
+                detail = f" — {e['detail']}" if e["detail"] else ""
+                lines.append(
+                    f"    {e['time'][:19]} {e['event']:<10} {short(e['sha'])} {e['outcome']}{detail}"
+                )
+    return "\n".join(lines)
+
+
+def releases_rows(target: Target) -> list[dict[str, Any]]:
+    """The kept releases with their current / validated / bad flags, newest first."""
+    state = target.state()
+    return [
+        {
+            "sha": sha,
+            "current": sha == state.current,
+            "previous": sha == state.previous,
+            "validated": sha in state.validated_all,
+            "bad": sha in state.bad,
+        }
+        for sha in state.releases
+    ]

@@ -1,0 +1,328 @@
+"""One environment on one target host: its paths, files, source and state.
+
+:class:`Target` is what the orchestration (deploy, rollback, watch, status) is written
+against. Every file it reads or writes on the host goes through the runner as a built
+command, so a Target works the same on this machine and over SSH.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from posixpath import basename, join
+from typing import TYPE_CHECKING, Any
+
+from cicd.commands import files, git
+from cicd.commands import venv as venv_commands
+from cicd.errors import CicdError, UsageError
+from cicd.layout import EnvPaths
+from cicd.ledger import Event, parse
+
+if TYPE_CHECKING:
+    from cicd.config import EnvSettings, Settings
+    from cicd.runner import Runner
+    from cicd.runtime import Runtime
+
+SHA_PATTERN = re.compile(r"^[0-9a-fA-F]{7,40}$")
+URL_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)")
+
+
+@dataclass(frozen=True)
+class EnvState:
+    """What an environment looks like now, computed from the ledger and files."""
+
+    env: str
+    current: str | None
+    previous: str | None
+    validated: str | None
+    validated_all: frozenset[str]
+    bad: frozenset[str]
+    releases: tuple[str, ...]
+    lock: dict[str, Any] | None
+    events: tuple[Event, ...]
+    warnings: tuple[str, ...]
+
+    def is_good(self, sha: str) -> bool:
+        """Whether ``sha`` was validated by CI and not marked bad since."""
+        return sha in self.validated_all and sha not in self.bad
+
+
+class Target:
+    """One environment of one host.
+
+    Args:
+        runner: Runs commands locally or over SSH.
+        settings: The whole configuration.
+        env: The environment's name.
+    """
+
+    def __init__(self, runner: Runner, settings: Settings, env: str) -> None:
+        self.runner = runner
+        self.all_settings = settings
+        self.settings: EnvSettings = settings.env(env)
+        self.env = env
+        self.paths = EnvPaths(self._root(), env)
+        self._runtime: Runtime | None = None
+
+    def _root(self) -> str:
+        root = self.settings.root
+        if not self.runner.remote and not root.startswith("/"):
+            root = str((self.all_settings.project_dir / root).resolve())
+        return root
+
+    # -- tools --------------------------------------------------------------
+
+    @property
+    def python(self) -> str:
+        """Interpreter that builds the app's venvs."""
+        if self.settings.python:
+            return self.settings.python
+        return "python3" if self.runner.remote else sys.executable
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime that runs this environment's app."""
+        if self._runtime is None:
+            if self.settings.runtime.kind == "supervisor":
+                from cicd.runtime.supervisor import SupervisorRuntime
+
+                self._runtime = SupervisorRuntime(
+                    self.runner,
+                    self.settings,
+                    self.paths,
+                    supervisord=self._local_tool("supervisord"),
+                    supervisorctl=self._local_tool("supervisorctl"),
+                )
+            else:
+                from cicd.runtime import runtime_for
+
+                self._runtime = runtime_for(self.runner, self.settings, self.paths)
+        return self._runtime
+
+    def _local_tool(self, name: str) -> str:
+        # Locally, prefer the copy installed beside this interpreter (a dependency
+        # of cicd), so the embedded default needs nothing on PATH.
+        if not self.runner.remote:
+            candidate = Path(sys.executable).parent / name
+            if candidate.exists():
+                return str(candidate)
+        return name
+
+    # -- files --------------------------------------------------------------
+
+    def ensure_dirs(self) -> None:
+        """Create the environment's directories (idempotent)."""
+        p = self.paths
+        self.runner.run(files.mkdirs(p.releases, p.logs, p.backups, p.shared))
+
+    def record(self, event: Event) -> Event:
+        """Append an event to the ledger."""
+        self.runner.run(files.append_line(self.paths.ledger, event.to_json()))
+        return event
+
+    def event(self, name: str, **fields: Any) -> Event:
+        """Build and append an event of this environment."""
+        return self.record(Event(event=name, env=self.env, **fields))
+
+    def events(self) -> tuple[list[Event], list[str]]:
+        """Read the ledger: events in order, and warnings for corrupt lines."""
+        return parse(self.runner.run(files.read(self.paths.ledger)).stdout)
+
+    def current(self) -> str | None:
+        """The sha ``current`` points to, or None."""
+        target = self.runner.output(files.readlink(self.paths.current))
+        return basename(target.rstrip("/")) or None
+
+    def validated(self) -> str | None:
+        """The last CI-validated sha, or None."""
+        return self.runner.output(files.read(self.paths.validated)) or None
+
+    def set_validated(self, sha: str) -> None:
+        """Write ``validated`` atomically."""
+        self.runner.run(files.write_atomic(self.paths.validated, sha + "\n"))
+
+    def releases(self) -> list[str]:
+        """Names of the exported releases present on the host."""
+        names = self.runner.output(files.list_dirs(self.paths.releases)).splitlines()
+        return sorted(n for n in names if SHA_PATTERN.match(n))
+
+    def switch(self, sha: str) -> None:
+        """Point ``current`` at ``releases/<sha>`` atomically (relative link)."""
+        self.runner.run(files.switch_symlink(self.paths.current, join("releases", sha)))
+
+    def read_lock(self) -> dict[str, Any] | None:
+        """The lock's details when it is held, else None."""
+        if not self.runner.ok(files.exists(self.paths.lock)):
+            return None
+        text = self.runner.run(files.read(join(self.paths.lock, "details"))).stdout
+        try:
+            details = json.loads(text)
+            return details if isinstance(details, dict) else {"raw": text}
+        except ValueError:
+            return {"raw": text.strip() or "(no details: taken a moment ago)"}
+
+    # -- source -------------------------------------------------------------
+
+    @property
+    def source_is_url(self) -> bool:
+        """Whether the source is a remote URL mirrored under the root."""
+        return bool(URL_PATTERN.match(self.settings.source))
+
+    @property
+    def repo(self) -> str:
+        """The git repository releases are exported from, as seen on the host."""
+        if self.source_is_url:
+            return join(self.paths.root, "source.git")
+        source = self.settings.source
+        if not self.runner.remote and not source.startswith("/"):
+            return str((self.all_settings.project_dir / source).resolve())
+        return source
+
+    def resolve(self, revision: str) -> str:
+        """Validate a sha from the user and return it in full.
+
+        Abbreviations of at least 7 hex digits are accepted. For a URL source the
+        mirror is fetched only when the sha is not already known (a warm source
+        needs no network).
+
+        Raises:
+            UsageError: Not hex, too short, or not a commit of the source.
+        """
+        revision = revision.strip()
+        if not SHA_PATTERN.match(revision):
+            raise UsageError(
+                f"invalid sha {revision!r}: expected 7 to 40 hexadecimal digits"
+            )
+        found = self._rev_parse(revision)
+        if found is None and self.source_is_url:
+            self._update_mirror()
+            found = self._rev_parse(revision)
+        if found is None:
+            raise UsageError(f"sha {revision} is not a commit of {self.settings.source}")
+        return found
+
+    def _rev_parse(self, revision: str) -> str | None:
+        if self.source_is_url and not self.runner.ok(files.exists(self.repo)):
+            return None
+        result = self.runner.run(git.resolve(self.repo, revision), check=False)
+        sha = result.stdout.strip()
+        return sha if result.ok and re.fullmatch(r"[0-9a-f]{40}", sha) else None
+
+    def _update_mirror(self) -> None:
+        if self.runner.ok(files.exists(self.repo)):
+            self.runner.run(git.fetch(self.repo))
+        else:
+            self.runner.run(files.mkdirs(self.paths.root))
+            self.runner.run(git.mirror_clone(self.settings.source, self.repo))
+
+    def describe(self, sha: str) -> tuple[str, str]:
+        """Author and subject of a commit (empty strings when unknown)."""
+        result = self.runner.run(git.describe(self.repo, sha), check=False)
+        author, _, subject = result.stdout.strip().partition("\x00")
+        return author, subject
+
+    # -- releases -----------------------------------------------------------
+
+    def export(self, sha: str) -> bool:
+        """Make ``releases/<sha>`` a whole, ready release; reuse it when present.
+
+        The tree is exported and its dependencies prepared in a hidden temporary
+        directory, then renamed into place, so a release directory is always whole
+        and never modified afterwards.
+
+        Returns:
+            True when exported now, False when an existing release was reused.
+        """
+        final = self.paths.release(sha)
+        if self.runner.ok(files.exists(final)):
+            return False
+        tmp = join(self.paths.releases, f".{sha}.tmp")
+        self.runner.run(git.export(self.repo, sha, tmp))
+        venv = self.prepare_venv(tmp)
+        self.runner.run(files.link(venv, join(tmp, ".venv")))
+        self.runner.run(files.rename(tmp, final))
+        return True
+
+    def prepare_venv(self, release: str) -> str:
+        """Return the venv for a release's requirements, building it if needed."""
+        requirements = join(release, self.settings.app_dir, self.settings.requirements)
+        digest = self.runner.output(files.sha256(requirements))
+        name = digest[:16] if digest else "no-requirements"
+        venv = join(self.paths.venvs, name)
+        if self.runner.ok(venv_commands.is_complete(venv)):
+            return venv
+        installer = self._installer()
+        self.runner.run(files.remove(venv))
+        self.runner.run(files.mkdirs(self.paths.venvs))
+        self.runner.run(
+            venv_commands.create(
+                self.python, venv, installer=installer, with_pip=bool(digest)
+            )
+        )
+        if digest:
+            self.runner.run(
+                venv_commands.install(venv, requirements, installer=installer)
+            )
+        self.runner.run(venv_commands.mark_complete(venv))
+        return venv
+
+    def _installer(self) -> str:
+        choice = self.settings.installer
+        if choice == "auto":
+            return "uv" if self.runner.ok(files.which("uv")) else "pip"
+        return choice
+
+    # -- state --------------------------------------------------------------
+
+    def state(self) -> EnvState:
+        """Compute the environment's state from the ledger, links and files."""
+        events, warnings = self.events()
+        current = self.current()
+        validated = self.validated()
+        validated_all: set[str] = {validated} if validated else set()
+        verdicts: dict[str, str] = {}
+        previous = None
+        order: dict[str, int] = {}
+        for index, event in enumerate(events):
+            if event.sha and event.event in ("switch", "export", "deploy"):
+                order[event.sha] = index
+            if event.event == "validated" and event.sha:
+                validated_all.add(event.sha)
+                verdicts[event.sha] = "validated"
+            elif event.event == "marked_bad" and event.sha:
+                verdicts[event.sha] = "bad"
+            if event.event == "switch" and event.sha == current:
+                previous = event.previous
+        bad = frozenset(sha for sha, verdict in verdicts.items() if verdict == "bad")
+        kept = self.releases()
+        kept.sort(key=lambda sha: order.get(sha, -1), reverse=True)
+        return EnvState(
+            env=self.env,
+            current=current,
+            previous=previous if previous != current else None,
+            validated=validated,
+            validated_all=frozenset(validated_all),
+            bad=bad,
+            releases=tuple(kept),
+            lock=self.read_lock(),
+            events=tuple(events),
+            warnings=tuple(warnings),
+        )
+
+    def prune(self, state: EnvState) -> list[str]:
+        """Remove old releases, keeping current, previous, last validated and the
+        newest ``keep`` releases by ledger order.
+
+        Returns:
+            The removed shas.
+        """
+        keep = set(state.releases[: self.settings.keep])
+        keep |= {s for s in (state.current, state.previous, state.validated) if s}
+        doomed = [sha for sha in state.releases if sha not in keep]
+        if doomed:
+            self.runner.run(files.remove(*(self.paths.release(s) for s in doomed)))
+        return doomed
+

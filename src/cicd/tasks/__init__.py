@@ -1,0 +1,17 @@
+"""The invoke collection of pipeline tasks, shared by ``tasks.py`` and ``fabfile.py``.
+
+Task modules import only invoke at load time; the engine is imported inside each task
+so ``invoke --list`` stays fast.
+"""
+
+from invoke import Collection
+
+from cicd.tasks import deploy, lock, ops
+
+ns = Collection()
+ns.add_collection(Collection.from_module(deploy, name="deploy"))
+ns.add_collection(Collection.from_module(lock, name="lock"))
+for _task in (ops.rollback, ops.health, ops.status, ops.releases, ops.down):
+    ns.add_task(_task)
+
+__all__ = ["ns"]

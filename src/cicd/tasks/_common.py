@@ -1,0 +1,55 @@
+"""What every task shares: building the Target, reporting errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from invoke.exceptions import Exit
+
+from cicd.errors import CicdError
+from cicd.redact import redact
+
+if TYPE_CHECKING:
+    from cicd.notify import Notifier
+    from cicd.target import Target
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn a :class:`~cicd.errors.CicdError` into a one-line message and exit code."""
+    try:
+        yield
+    except CicdError as error:
+        raise Exit(f"error: {redact(str(error))}", code=error.exit_code) from None
+
+
+def target(c: Any, env: str) -> Target:
+    """Build the Target of ``env`` for this task's context (local or SSH)."""
+    from cicd import config
+    from cicd.runner import Runner
+    from cicd.target import Target
+
+    return Target(Runner(c), config.load(), env)
+
+
+def env_names() -> list[str]:
+    """Names of the configured environments."""
+    from cicd import config
+
+    return sorted(config.load().envs)
+
+
+def notifier(t: Target) -> Notifier:
+    """The notifier of an environment."""
+    from cicd.notify import Notifier
+
+    return Notifier(t)
+
+
+def emit_json(data: Any) -> None:
+    """Print machine-readable output on stdout."""
+    print(json.dumps(data, indent=2, sort_keys=True), file=sys.stdout, flush=True)

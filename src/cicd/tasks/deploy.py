@@ -1,0 +1,71 @@
+"""``deploy.preprod`` and ``deploy.prod``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from invoke import task
+
+from cicd.tasks._common import emit_json, notifier, reported, target
+
+
+@task(
+    help={
+        "sha": "Commit to deploy (7-40 hex digits). Default: $GITHUB_SHA in a workflow.",
+        "env": "Environment to deploy to (default: preprod).",
+        "json": "Print the result as JSON on stdout.",
+    }
+)
+def preprod(c: Any, sha: str = "", env: str = "preprod", json: bool = False) -> None:
+    """Deploy a commit to preprod at once (deploy first, CI is watched afterwards).
+
+    Validates the sha, takes the lock, exports releases/<sha> (or reuses it), switches
+    `current`, restarts the app and waits until it is ready. If it never becomes ready
+    the previous release is switched back and restarted, the new one is marked bad, and
+    the task exits 1.
+    """
+    with reported():
+        from cicd.deploy import deploy_preprod
+        from cicd.errors import UsageError
+
+        revision = sha or os.environ.get("GITHUB_SHA", "")
+        if not revision:
+            raise UsageError("--sha is required (or set GITHUB_SHA)")
+        t = target(c, env)
+        result = deploy_preprod(t, revision, notifier(t))
+        if json:
+            emit_json(result.as_dict())
+
+
+@task(
+    help={
+        "confirm": "Must be exactly DEPLOY; anything else cancels with exit 2.",
+        "sha": "Commit to deploy. Default: preprod's last CI-validated sha.",
+        "force": "Deploy a sha CI has not validated (recorded in the ledger).",
+        "json": "Print the result as JSON on stdout.",
+    }
+)
+def prod(
+    c: Any, confirm: str = "", sha: str = "", force: bool = False, json: bool = False
+) -> None:
+    """Deploy a CI-validated sha to production, after typing DEPLOY.
+
+    Prints the PREPROD and PROD shas first, backs up the persistent data, then
+    switches, restarts and checks readiness; on failure the previous production
+    release is restored automatically.
+    """
+    with reported():
+        from cicd.deploy import deploy_prod
+
+        t = target(c, "prod")
+        result = deploy_prod(
+            t,
+            target(c, "preprod"),
+            sha or None,
+            confirm=confirm,
+            force=force,
+            notifier=notifier(t),
+        )
+        if json:
+            emit_json(result.as_dict())

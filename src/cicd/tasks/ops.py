@@ -1,0 +1,102 @@
+"""Tasks on running environments: rollback, health, status, releases, down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from cicd.tasks._common import emit_json, env_names, notifier, reported, target
+
+
+@task(
+    help={
+        "env": "Environment to roll back (default: preprod).",
+        "to": "A kept release (sha or prefix). Default: the newest validated, not bad.",
+        "json": "Print the result as JSON on stdout.",
+    }
+)
+def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> None:
+    """Roll back to a kept release: switch, restart, wait until ready.
+
+    Needs no network: the release and its dependencies are already on the host. The
+    abandoned release is marked bad so no later rollback picks it.
+    """
+    with reported():
+        from cicd.rollback import rollback as do_rollback
+
+        t = target(c, env)
+        result = do_rollback(t, notifier(t), to=to or None)
+        if json:
+            emit_json(result.as_dict())
+
+
+@task(
+    name="health",
+    help={
+        "env": "One environment (default: all).",
+        "json": "Print the results as JSON on stdout.",
+    },
+)
+def health(c: Any, env: str = "", json: bool = False) -> None:
+    """Run the health checks once; exit 1 if any environment fails."""
+    with reported():
+        from cicd.status import health_line
+
+        results = {}
+        for name in [env] if env else env_names():
+            ok, reason = health_line(target(c, name))
+            results[name] = {"ok": ok, "detail": reason}
+            if not json:
+                print(f"{name}: {'ok' if ok else 'FAIL'} — {reason}")
+        if json:
+            emit_json(results)
+        failed = [name for name, r in results.items() if not r["ok"]]
+        if failed:
+            raise Exit(f"unhealthy: {', '.join(failed)}", code=1)
+
+
+@task(help={"env": "One environment (default: all).", "json": "Print JSON."})
+def status(c: Any, env: str = "", json: bool = False) -> None:
+    """Show each environment: running, previous and validated sha, lock, health."""
+    with reported():
+        from cicd.status import env_status, format_status
+
+        rows = [env_status(target(c, name)) for name in ([env] if env else env_names())]
+        if json:
+            emit_json(rows)
+        else:
+            print(format_status(rows))
+
+
+@task(help={"env": "Environment (default: preprod).", "json": "Print JSON."})
+def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
+    """List kept releases, newest first, with current / validated / bad flags."""
+    with reported():
+        from cicd.status import releases_rows
+
+        rows = releases_rows(target(c, env))
+        if json:
+            emit_json(rows)
+            return
+        for row in rows:
+            flags = [k for k in ("current", "previous", "validated", "bad") if row[k]]
+            print(f"{row['sha'][:12]}  {' '.join(flags)}")
+        if not rows:
+            print(f"{env}: no releases")
+
+
+@task
+def down(c: Any) -> None:
+    """Stop supervisord and every app it runs (the embedded local runtime)."""
+    with reported():
+        from cicd.runtime.supervisor import SupervisorRuntime
+
+        t = target(c, env_names()[0])
+        runtime = t.runtime
+        if isinstance(runtime, SupervisorRuntime):
+            runtime.shutdown()
+            print("supervisord stopped")
+        else:
+            print("nothing to stop: the runtime is not supervisor")
