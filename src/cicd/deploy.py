@@ -192,6 +192,8 @@ def deploy_prod(
     elif pre.validated:
         sha = pre.validated
     else:
+        target.ensure_dirs()
+        target.event("refused", outcome="refused", detail="no validated sha on preprod")
         raise UsageError(
             "preprod has no CI-validated sha yet; pass --sha (and --force if CI "
             "has not validated it)"
@@ -238,8 +240,10 @@ def _deploy(
         state = target.state()
         for warning in state.warnings:
             notifier.say(f"warning: {warning}")
-        previous = state.current
-        if previous == sha and _already_ready(target):
+        # A run killed mid-deploy leaves ``current`` unsettled: its rollback point is
+        # then the release that ran before that run's switch.
+        previous = state.current if state.settled else state.previous
+        if state.current == sha and state.settled and _already_ready(target):
             target.event("noop", sha=sha, detail="already running and healthy")
             notifier.say(f"{target.env}: {short(sha)} is already running and healthy; nothing to do")
             return DeployResult(target.env, sha, previous, "noop", timeline.total)

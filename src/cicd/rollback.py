@@ -7,6 +7,7 @@ so no later rollback picks it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from cicd.progress import Timeline
 if TYPE_CHECKING:
     from cicd.notify import Notifier
     from cicd.target import EnvState, Target
+
+SHA_PREFIX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 
 
 @dataclass
@@ -72,7 +75,13 @@ def choose(state: EnvState, to: str | None) -> str:
 def rollback(
     target: Target, notifier: Notifier, *, to: str | None = None, reason: str = "by hand"
 ) -> RollbackResult:
-    """Take the lock and roll back (see :func:`rollback_locked`)."""
+    """Take the lock and roll back (see :func:`rollback_locked`).
+
+    Raises:
+        UsageError: ``to`` is not a sha prefix; checked before anything changes.
+    """
+    if to and not SHA_PREFIX.match(to.strip()):
+        raise UsageError(f"--to {to!r} is not a kept release: expected 4 to 40 hex digits")
     with lock.hold(target, "rollback", to):
         return rollback_locked(target, notifier, to=to, reason=reason)
 

@@ -44,6 +44,7 @@ class EnvState:
     lock: dict[str, Any] | None
     events: tuple[Event, ...]
     warnings: tuple[str, ...]
+    settled: bool = False
 
     def is_good(self, sha: str) -> bool:
         """Whether ``sha`` was validated by CI and not marked bad since."""
@@ -285,6 +286,9 @@ class Target:
         validated_all: set[str] = {validated} if validated else set()
         verdicts: dict[str, str] = {}
         previous = None
+        # Settled: the last switch was followed by a passing readiness check, so what
+        # runs is what ``current`` names (a run killed mid-deploy leaves it false).
+        settled = False
         order: dict[str, int] = {}
         for index, event in enumerate(events):
             if event.sha and event.event in ("switch", "export", "deploy"):
@@ -294,8 +298,12 @@ class Target:
                 verdicts[event.sha] = "validated"
             elif event.event == "marked_bad" and event.sha:
                 verdicts[event.sha] = "bad"
-            if event.event == "switch" and event.sha == current:
-                previous = event.previous
+            if event.event == "switch":
+                settled = False
+                if event.sha == current:
+                    previous = event.previous
+            elif event.event == "health" and event.outcome == "ok":
+                settled = event.sha == current
         bad = frozenset(sha for sha, verdict in verdicts.items() if verdict == "bad")
         kept = self.releases()
         kept.sort(key=lambda sha: order.get(sha, -1), reverse=True)
@@ -310,6 +318,7 @@ class Target:
             lock=self.read_lock(),
             events=tuple(events),
             warnings=tuple(warnings),
+            settled=settled,
         )
 
     def prune(self, state: EnvState) -> list[str]:

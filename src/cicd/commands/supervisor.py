@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Mapping
 from posixpath import join
@@ -14,13 +15,30 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
+#: A unix socket path must fit in sockaddr_un (108 bytes on Linux).
+SOCKET_PATH_LIMIT = 100
+
+
+def socket_path(directory: str) -> str:
+    """Path of supervisord's socket: in ``directory``, or in /tmp when that is too long.
+
+    The /tmp name is derived from ``directory``, so every caller finds the same one.
+    """
+    path = join(directory, "supervisor.sock")
+    if len(path.encode()) <= SOCKET_PATH_LIMIT:
+        return path
+    digest = hashlib.sha256(directory.encode()).hexdigest()[:16]
+    return f"/tmp/cicd-supervisor-{digest}.sock"
+
+
 def daemon_conf(directory: str) -> str:
     """Return supervisord.conf for a daemon whose files all live in ``directory``."""
     d = _escape(directory)
+    sock = _escape(socket_path(directory))
     return (
         "; Written by cicd: the embedded runtime. Do not edit; it is rewritten.\n"
         "[unix_http_server]\n"
-        f"file={d}/supervisor.sock\n"
+        f"file={sock}\n"
         "chmod=0700\n\n"
         "[supervisord]\n"
         f"logfile={d}/supervisord.log\n"
@@ -31,9 +49,10 @@ def daemon_conf(directory: str) -> str:
         "[rpcinterface:supervisor]\n"
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
         "[supervisorctl]\n"
-        f"serverurl=unix://{d}/supervisor.sock\n\n"
+        f"serverurl=unix://{sock}\n\n"
+        # Relative to this file: supervisord splits ``files`` on spaces.
         "[include]\n"
-        f"files = {d}/conf.d/*.conf\n"
+        "files = conf.d/*.conf\n"
     )
 
 

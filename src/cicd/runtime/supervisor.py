@@ -61,24 +61,34 @@ class SupervisorRuntime:
         result = self.runner.run(sv.ctl(self.supervisorctl, self.conf, *args), check=False)
         return result.exited, (result.stdout + result.stderr).strip()
 
-    def ensure_daemon(self, *, timeout: float = 10.0) -> None:
-        """Write the config files and start supervisord if it is not running."""
+    def ensure_daemon(self, *, timeout: float = 10.0) -> bool:
+        """Write the config files; start supervisord or reload a changed program.
+
+        Returns:
+            True when the program was (re)started as a side effect: supervisord
+            autostarts it, and ``update`` restarts a program whose config changed.
+        """
         self.runner.run(files.mkdirs(join(self.paths.supervisor, "conf.d"), self.paths.logs))
         self._write_if_changed(self.conf, sv.daemon_conf(self.paths.supervisor))
         changed = self._write_if_changed(
             sv.program_path(self.paths.supervisor, self.program), self._program_conf()
         )
-        exited, _ = self._ctl("pid")
-        if exited in UNREACHABLE:
-            self.runner.run(sv.daemon(self.supervisord, self.conf))
-            deadline = time.monotonic() + timeout
-            while (exited := self._ctl("pid")[0]) in UNREACHABLE:
-                if time.monotonic() > deadline:
-                    raise CicdError(f"supervisord did not start within {timeout:g}s")
-                time.sleep(0.05)
-        elif changed:
-            self._ctl("reread")
-            self._ctl("update", self.program)
+        if not changed:
+            return False
+        if self._ctl("pid")[0] in UNREACHABLE:
+            self._start_daemon(timeout)
+            return True
+        self._ctl("reread")
+        exited, output = self._ctl("update", self.program)
+        return exited == 0 and ("added" in output or "updated" in output)
+
+    def _start_daemon(self, timeout: float) -> None:
+        self.runner.run(sv.daemon(self.supervisord, self.conf))
+        deadline = time.monotonic() + timeout
+        while self._ctl("pid")[0] in UNREACHABLE:
+            if time.monotonic() > deadline:
+                raise CicdError(f"supervisord did not start within {timeout:g}s")
+            time.sleep(0.05)
 
     def _program_conf(self) -> str:
         values = {
@@ -89,7 +99,10 @@ class SupervisorRuntime:
             "shared": self.paths.shared,
             "python": join(self.paths.current, ".venv", "bin", "python"),
         }
-        command = self.program_command.format(**values)
+        # supervisord splits the command line like a shell: quote each value.
+        command = self.program_command.format(
+            **{k: shlex.quote(v) for k, v in values.items()}
+        )
         environment = {k: v.format(**values) for k, v in self.settings.runtime.environment.items()}
         environment.setdefault("CICD_ENV", self.settings.name)
         environment.setdefault("CICD_SHARED", self.paths.shared)
@@ -109,9 +122,8 @@ class SupervisorRuntime:
 
     def start(self) -> None:
         """Start the program if it is not running."""
-        self.ensure_daemon()
-        if self.status() != "RUNNING":
-            self._checked("start", self.program)
+        if not self.ensure_daemon() and self.status() != "RUNNING":
+            self._action("start")
 
     def stop(self) -> None:
         """Stop the program (supervisord keeps running for the other environments)."""
@@ -120,14 +132,22 @@ class SupervisorRuntime:
             self._ctl("stop", self.program)
 
     def restart(self) -> None:
-        """Restart the program so it runs the release ``current`` points to now."""
-        self.ensure_daemon()
-        self._checked("restart", self.program)
+        """Restart the program so it runs the release ``current`` points to now.
 
-    def _checked(self, *args: str) -> None:
-        exited, output = self._ctl(*args)
-        if exited != 0 or "ERROR" in output:
-            raise CicdError(f"supervisorctl {' '.join(args)} failed: {output}")
+        One supervisorctl call in the usual case; supervisord is started on demand.
+        """
+        if self.ensure_daemon():
+            return
+        self._action("restart")
+
+    def _action(self, action: str) -> None:
+        exited, output = self._ctl(action, self.program)
+        if exited in UNREACHABLE and "no such process" not in output:
+            # A fresh supervisord autostarts the program: nothing more to do.
+            self._start_daemon(10.0)
+            return
+        if exited != 0 or "started" not in output:
+            raise CicdError(f"supervisorctl {action} {self.program} failed: {output}")
 
     def status(self) -> str:
         """Return the program's state (RUNNING, STOPPED, FATAL...), or DOWN."""
@@ -147,5 +167,9 @@ class SupervisorRuntime:
     def shutdown(self) -> None:
         """Stop supervisord and every program it runs."""
         exited, _ = self._ctl("pid")
-        if exited not in UNREACHABLE:
-            self._ctl("shutdown")
+        if exited in UNREACHABLE:
+            return
+        self._ctl("shutdown")
+        deadline = time.monotonic() + 30
+        while self._ctl("pid")[0] not in UNREACHABLE and time.monotonic() < deadline:
+            time.sleep(0.1)

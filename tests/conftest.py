@@ -1,0 +1,200 @@
+"""Shared fixtures: a real git repository of a stand-in app, a configuration pointing
+at a temporary target root, and a real supervisord that is shut down after each test.
+
+The stand-in app is a stdlib HTTP server (the Streamlit app has its own tests in
+10_preprod); everything else — git, supervisord, HTTP — is real.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from invoke import Context
+
+from cicd import config
+from cicd.runner import Runner
+from cicd.target import Target
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+SERVER = '''\
+"""Stand-in app: answers every GET with the content of version.txt."""
+import http.server
+import sys
+import time
+
+MODE = open("mode.txt").read().strip()
+if MODE == "crash":
+    sys.exit("crashing at start, as a broken release would")
+if MODE.startswith("slow"):
+    time.sleep(float(MODE.split()[1]))
+BODY = open("version.txt", "rb").read()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        status = 500 if MODE == "error" else 200
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+'''
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` and return its stripped output."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Ada",
+        "GIT_AUTHOR_EMAIL": "ada@example.test",
+        "GIT_COMMITTER_NAME": "Ada",
+        "GIT_COMMITTER_EMAIL": "ada@example.test",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@dataclass
+class AppRepo:
+    """A git repository holding the stand-in app; each commit is a release."""
+
+    path: Path
+    shas: list[str] = field(default_factory=list)
+
+    def commit(self, version: str, mode: str = "ok", message: str = "") -> str:
+        """Commit a version of the app; ``mode`` is ok, crash, error or 'slow N'."""
+        app = self.path / "app"
+        app.mkdir(exist_ok=True)
+        (app / "server.py").write_text(SERVER)
+        (app / "version.txt").write_text(f"{version} ok\n")
+        (app / "mode.txt").write_text(mode + "\n")
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "--allow-empty", "-m", message or version)
+        sha = git(self.path, "rev-parse", "HEAD")
+        self.shas.append(sha)
+        return sha
+
+
+@pytest.fixture
+def app_repo(tmp_path: Path) -> AppRepo:
+    """An empty git repository for the stand-in app."""
+    path = tmp_path / "source"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    return AppRepo(path)
+
+
+@dataclass
+class Project:
+    """A configuration file, its target root and the ports of its environments."""
+
+    config_path: Path
+    root: Path
+    ports: dict[str, int]
+    repo: AppRepo
+
+    def settings(self) -> config.Settings:
+        """Load the configuration."""
+        return config.load(self.config_path)
+
+    def target(self, env: str = "preprod") -> Target:
+        """A Target of ``env`` running commands locally."""
+        return Target(Runner(Context()), self.settings(), env)
+
+    def url(self, env: str = "preprod") -> str:
+        """The app's URL in ``env``."""
+        return f"http://127.0.0.1:{self.ports[env]}/"
+
+    def write(self, extra: str = "", deadline: float = 8) -> None:
+        """(Re)write the configuration, with extra TOML appended."""
+        self.config_path.write_text(
+            textwrap.dedent(
+                f"""\
+                [tool.cicd]
+                root = "{self.root}"
+                source = "{self.repo.path}"
+                app_dir = "app"
+                keep = 3
+
+                [tool.cicd.runtime]
+                command = "{{python}} server.py {{port}}"
+
+                [tool.cicd.health]
+                deadline = {deadline}
+                interval = 0.1
+                checks = [{{ path = "/", body_contains = "ok" }}]
+
+                [tool.cicd.env.preprod]
+                port = {self.ports["preprod"]}
+
+                [tool.cicd.env.prod]
+                port = {self.ports["prod"]}
+                """
+            )
+            + textwrap.dedent(extra)
+        )
+
+
+def shutdown_supervisord(root: Path) -> None:
+    """Stop the supervisord a test started under ``root``, if any."""
+    conf = root / "supervisor" / "supervisord.conf"
+    if conf.exists():
+        ctl = Path(sys.executable).parent / "supervisorctl"
+        subprocess.run(
+            [str(ctl), "-c", str(conf), "shutdown"], capture_output=True, timeout=30
+        )
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, app_repo: AppRepo, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Project]:
+    """A configured project on a temporary root; CICD_CONFIG points at it."""
+    root = tmp_path / "target root"  # a space, so quoting is exercised everywhere
+    project = Project(
+        tmp_path / "cicd.toml",
+        root,
+        {"preprod": free_port(), "prod": free_port()},
+        app_repo,
+    )
+    project.write()
+    monkeypatch.setenv("CICD_CONFIG", str(project.config_path))
+    for name in ("DISCORD_WEBHOOK_URL", "GITHUB_ACTOR", "GITHUB_SHA"):
+        monkeypatch.delenv(name, raising=False)
+    yield project
+    shutdown_supervisord(root)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> (
+    subprocess.CompletedProcess[str]
+):
+    """Run ``invoke ARGS`` from the repository root, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )

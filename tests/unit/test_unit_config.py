@@ -1,0 +1,350 @@
+"""Unit tests of :mod:`cicd.config`: the embedded default, merging, and every error.
+
+An invalid configuration must fail before anything runs, with a
+:class:`~cicd.errors.ConfigError` (exit code 2) whose message names the key to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cicd.config import Settings, find_pyproject, from_table, load
+from cicd.errors import CicdError, ConfigError, UsageError
+
+CICD_TABLE = "[tool.cicd]\nkeep = 2\n\n[tool.cicd.env.prod]\nport = 9001\n"
+
+
+def settings(tmp_path: Path, table: dict[str, Any] | None = None) -> Settings:
+    """Build settings from a ``[tool.cicd]`` table (empty: the embedded default)."""
+    return from_table(table or {}, project_dir=tmp_path)
+
+
+def config_error(tmp_path: Path, table: dict[str, Any]) -> str:
+    """Return the message of the ConfigError that ``table`` must raise."""
+    with pytest.raises(ConfigError) as caught:
+        settings(tmp_path, table)
+    return str(caught.value)
+
+
+# -- the embedded default ---------------------------------------------------
+
+
+def test_default_has_preprod_and_prod(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+
+    assert sorted(config.envs) == ["preprod", "prod"]
+    assert config.project_dir == tmp_path
+    assert config.path is None
+
+
+def test_default_ports_and_urls(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    preprod, prod = config.env("preprod"), config.env("prod")
+
+    assert (preprod.port, prod.port) == (8500, 8501)
+    assert preprod.url == "http://127.0.0.1:8500"
+    assert prod.url == "http://127.0.0.1:8501"
+    assert [c.url for c in preprod.health.checks] == [
+        "http://127.0.0.1:8500/_stcore/health"
+    ]
+    assert preprod.health.checks[0].body_contains == "ok"
+    assert preprod.health.checks[0].status == 200
+
+
+def test_default_runtime_keep_persistent_and_health(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    preprod, prod = config.env("preprod"), config.env("prod")
+
+    assert preprod.runtime.kind == prod.runtime.kind == "supervisor"
+    assert preprod.runtime.environment == {"PYTHONPATH": "src"}
+    assert preprod.keep == prod.keep == 5
+    assert preprod.persistent == ()
+    assert prod.persistent == ("shared",)
+    assert (preprod.health.successes, prod.health.successes) == (1, 2)
+    assert prod.health.deadline == 60.0
+    assert prod.runtime.compose_file == "30_docker/docker-compose-prod.yml"
+    assert prod.runtime.project == "mangetamain-prod"
+    assert prod.root == ".cicd"
+    assert prod.app_dir == "10_preprod"
+    assert prod.installer == "auto"
+    assert prod.notify.discord is True
+
+
+# -- merging ----------------------------------------------------------------
+
+
+def test_env_overrides_merge_over_top_level(tmp_path: Path) -> None:
+    config = settings(
+        tmp_path,
+        {
+            "keep": 3,
+            "url": "http://127.0.0.1:{port}/app",
+            "runtime": {"environment": {"A": "1"}, "service": "web"},
+            "health": {"deadline": 5},
+            "env": {
+                "prod": {
+                    "keep": 7,
+                    "runtime": {"environment": {"B": "2"}},
+                    "health": {"interval": 0.25},
+                }
+            },
+        },
+    )
+    preprod, prod = config.env("preprod"), config.env("prod")
+
+    assert (preprod.keep, prod.keep) == (3, 7)
+    assert prod.url == "http://127.0.0.1:8501/app"
+    assert prod.health.checks[0].url == "http://127.0.0.1:8501/app/_stcore/health"
+    assert prod.runtime.environment == {"PYTHONPATH": "src", "A": "1", "B": "2"}
+    assert preprod.runtime.environment == {"PYTHONPATH": "src", "A": "1"}
+    assert prod.runtime.service == preprod.runtime.service == "web"
+    assert (prod.health.deadline, prod.health.interval) == (5.0, 0.25)
+    assert prod.health.successes == 2
+    assert preprod.health.interval == 0.5
+
+
+def test_top_level_keys_override_embedded_env_defaults(tmp_path: Path) -> None:
+    config = settings(tmp_path, {"persistent": ["data"], "health": {"successes": 3}})
+    prod = config.env("prod")
+
+    assert prod.persistent == ("data",)
+    assert prod.health.successes == 3
+
+
+def test_an_extra_environment_can_be_declared(tmp_path: Path) -> None:
+    config = settings(tmp_path, {"env": {"staging": {"port": 8502}}})
+
+    assert config.env("staging").url == "http://127.0.0.1:8502"
+    assert config.env("staging").persistent == ()
+
+
+def test_health_checks_are_built_from_the_table(tmp_path: Path) -> None:
+    table = {
+        "health": {
+            "checks": [
+                {"path": "/ready", "status": 204},
+                {"path": "/meta", "json_field": "db=ok", "max_response_time": 1},
+            ]
+        }
+    }
+
+    checks = settings(tmp_path, table).env("preprod").health.checks
+
+    assert [(c.url, c.status) for c in checks] == [
+        ("http://127.0.0.1:8500/ready", 204),
+        ("http://127.0.0.1:8500/meta", 200),
+    ]
+    assert checks[1].json_field == "db=ok"
+    assert checks[1].max_response_time == 1.0
+
+
+# -- errors -----------------------------------------------------------------
+
+ERRORS = [
+    pytest.param({"nope": 1}, "tool.cicd.nope", id="unknown-top"),
+    pytest.param({"runtime": {"nope": 1}}, "tool.cicd.runtime.nope", id="unknown-rt"),
+    pytest.param(
+        {"env": {"prod": {"nope": 1}}}, "tool.cicd.env.prod.nope", id="unknown-env"
+    ),
+    pytest.param(
+        {"health": {"checks": [{"path": "/", "nope": 1}]}},
+        "tool.cicd.health.checks[0].nope",
+        id="unknown-check-key",
+    ),
+    pytest.param({"keep": "5"}, "tool.cicd.keep", id="keep-string"),
+    pytest.param({"port": True}, "tool.cicd.port", id="port-bool"),
+    pytest.param({"persistent": [1]}, "tool.cicd.persistent", id="persistent-int"),
+    pytest.param(
+        {"env": {"prod": {"persistent": "shared"}}},
+        "tool.cicd.env.prod.persistent",
+        id="persistent-string",
+    ),
+    pytest.param({"runtime": "compose"}, "tool.cicd.runtime", id="runtime-not-table"),
+    pytest.param(
+        {"runtime": {"environment": {"A": 1}}},
+        "tool.cicd.runtime.environment",
+        id="environment-int",
+    ),
+    pytest.param({"notify": {"discord": "yes"}}, "tool.cicd.notify.discord", id="bool"),
+    pytest.param({"health": {"checks": []}}, "tool.cicd.health.checks", id="no-check"),
+    pytest.param(
+        {"health": {"checks": [{"status": "200"}]}},
+        "tool.cicd.health.checks[0].status",
+        id="check-status-string",
+    ),
+    pytest.param(
+        {"health": {"checks": [{"timeout": True}]}},
+        "tool.cicd.health.checks[0].timeout",
+        id="check-timeout-bool",
+    ),
+    pytest.param({"env": ["prod"]}, "tool.cicd.env", id="env-not-table"),
+    pytest.param({"env": {"prod": 5}}, "tool.cicd.env.prod", id="env-prod-not-table"),
+    pytest.param({"env": {"pre-prod": {}}}, "tool.cicd.env.pre-prod", id="env-name"),
+    pytest.param({"runtime": {"kind": "k8s"}}, "runtime.kind", id="runtime-kind"),
+    pytest.param({"installer": "conda"}, ".installer", id="installer"),
+    pytest.param({"keep": 0}, ".keep", id="keep-zero"),
+    pytest.param({"env": {"prod": {"port": 0}}}, "tool.cicd.env.prod.port", id="p0"),
+    pytest.param(
+        {"env": {"prod": {"port": 70000}}}, "tool.cicd.env.prod.port", id="p70000"
+    ),
+    pytest.param({"url": "http://127.0.0.1:{nope}"}, ".url", id="url-placeholder"),
+    pytest.param(
+        {"runtime": {"project": "app-{nope}"}},
+        ".runtime.project",
+        id="project-placeholder",
+    ),
+    pytest.param({"health": {"deadline": 0}}, "health.deadline", id="deadline-0"),
+    pytest.param({"health": {"interval": 0}}, "health.interval", id="interval-0"),
+    pytest.param({"health": {"successes": 0}}, "health.successes", id="successes-0"),
+]
+
+
+@pytest.mark.parametrize(("table", "key"), ERRORS)
+def test_every_error_names_the_full_key(
+    tmp_path: Path, table: dict[str, Any], key: str
+) -> None:
+    message = config_error(tmp_path, table)
+
+    assert message.startswith("tool.cicd")
+    assert key in message
+
+
+def test_unknown_key_lists_the_known_keys(tmp_path: Path) -> None:
+    message = config_error(tmp_path, {"runtime": {"kind2": "compose"}})
+
+    assert message.startswith("tool.cicd.runtime.kind2: unknown key")
+    assert "kind" in message and "supervisord" in message
+
+
+def test_wrong_type_shows_the_value(tmp_path: Path) -> None:
+    assert config_error(tmp_path, {"keep": "5"}) == (
+        "tool.cicd.keep: expected int, got '5'"
+    )
+
+
+def test_bad_values_show_the_value(tmp_path: Path) -> None:
+    assert "'k8s'" in config_error(tmp_path, {"runtime": {"kind": "k8s"}})
+    assert "'conda'" in config_error(tmp_path, {"installer": "conda"})
+    assert "70000" in config_error(tmp_path, {"env": {"prod": {"port": 70000}}})
+    assert "nope" in config_error(tmp_path, {"url": "http://127.0.0.1:{nope}"})
+
+
+def test_config_error_is_a_usage_error_with_exit_code_2() -> None:
+    assert ConfigError.exit_code == 2
+    assert issubclass(ConfigError, UsageError)
+    assert issubclass(ConfigError, CicdError)
+
+
+def test_unknown_environment_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings(tmp_path).env("nope")
+
+    assert "'nope'" in str(caught.value)
+    assert "known: preprod, prod" in str(caught.value)
+
+
+# -- load and find_pyproject ------------------------------------------------
+
+
+def test_load_from_cicd_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "deploy.toml"
+    path.write_text(CICD_TABLE)
+    monkeypatch.setenv("CICD_CONFIG", str(path))
+
+    config = load()
+
+    assert config.path == path.resolve()
+    assert config.project_dir == path.resolve().parent
+    assert config.env("preprod").keep == 2
+    assert config.env("prod").port == 9001
+
+
+def test_load_explicit_path_wins_over_cicd_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(CICD_TABLE)
+    monkeypatch.setenv("CICD_CONFIG", str(tmp_path / "missing.toml"))
+
+    assert load(path).env("prod").port == 9001
+
+
+def test_load_missing_cicd_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing.toml"
+    monkeypatch.setenv("CICD_CONFIG", str(missing))
+
+    with pytest.raises(ConfigError) as caught:
+        load()
+
+    assert "CICD_CONFIG" in str(caught.value)
+    assert str(missing) in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_load_invalid_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[tool.cicd\nkeep = 5\n")
+    monkeypatch.setenv("CICD_CONFIG", str(path))
+
+    with pytest.raises(ConfigError) as caught:
+        load()
+
+    assert "invalid TOML" in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_load_invalid_key_in_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.cicd.env.prod]\nkeep = '5'\n")
+    monkeypatch.setenv("CICD_CONFIG", str(path))
+
+    with pytest.raises(ConfigError, match=r"tool\.cicd\.env\.prod\.keep"):
+        load()
+
+
+def test_find_pyproject_finds_a_parent_with_a_cicd_table(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(CICD_TABLE)
+    app = tmp_path / "10_preprod"
+    (app / "src" / "pkg").mkdir(parents=True)
+    (app / "pyproject.toml").write_text("[project]\nname = 'mangetamain'\n")
+
+    assert find_pyproject(app / "src" / "pkg") == tmp_path / "pyproject.toml"
+
+
+def test_find_pyproject_accepts_the_cicd_project_itself(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'cicd'\n")
+
+    assert find_pyproject(tmp_path) == tmp_path / "pyproject.toml"
+
+
+def test_load_walks_up_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(CICD_TABLE)
+    deeper = tmp_path / "a" / "b"
+    deeper.mkdir(parents=True)
+    monkeypatch.chdir(deeper)
+
+    config = load()
+
+    assert config.path == (tmp_path / "pyproject.toml").resolve()
+    assert config.project_dir == tmp_path.resolve()
+    assert config.env("prod").port == 9001
+
+
+def test_load_without_any_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if find_pyproject(tmp_path) is not None:
+        pytest.skip("a pyproject.toml of cicd sits above the temporary directory")
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(ConfigError, match="no configuration found.*CICD_CONFIG"):
+        load()
