@@ -65,7 +65,10 @@ def tests(session: nox.Session) -> None:
     """
     session.install("-e", ".", *_group("test"))
     _install_app(session)
-    report = ["--cov-report=term-missing:skip-covered", f"--cov-fail-under={COVERAGE_FLOOR}"]
+    report = [
+        "--cov-report=term-missing:skip-covered",
+        f"--cov-fail-under={COVERAGE_FLOOR}",
+    ]
     if not session.posargs:
         with session.chdir(APP):
             session.run(
@@ -114,7 +117,6 @@ def docs(session: nox.Session) -> None:
     session.log(f"Documentation: {out / 'index.html'}")
 
 
-
 @nox.session(python=False, default=False)
 def summary(session: nox.Session) -> None:
     """Summarise CI job results from ``$NEEDS`` (GitHub's ``toJSON(needs)``)."""
@@ -122,7 +124,9 @@ def summary(session: nox.Session) -> None:
 
     needs = json.loads(os.environ.get("NEEDS") or "{}")
     lines = ["| job | result |", "| --- | --- |"]
-    lines += [f"| {job} | {info.get('result')} |" for job, info in sorted(needs.items())]
+    lines += [
+        f"| {job} | {info.get('result')} |" for job, info in sorted(needs.items())
+    ]
     print("\n".join(lines))
     if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(step_summary, "a", encoding="utf-8") as handle:

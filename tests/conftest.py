@@ -51,7 +51,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+ADDRESS = ("127.0.0.1", int(sys.argv[1]))
+http.server.ThreadingHTTPServer(ADDRESS, Handler).serve_forever()
 '''
 
 
@@ -129,9 +130,7 @@ class Project:
 
     def write(self, extra: str = "", deadline: float = 8) -> None:
         """(Re)write the configuration, with extra TOML appended."""
-        self.config_path.write_text(
-            textwrap.dedent(
-                f"""\
+        self.config_path.write_text(textwrap.dedent(f"""\
                 [tool.cicd]
                 root = "{self.root}"
                 source = "{self.repo.path}"
@@ -151,10 +150,7 @@ class Project:
 
                 [tool.cicd.env.prod]
                 port = {self.ports["prod"]}
-                """
-            )
-            + textwrap.dedent(extra)
-        )
+                """) + textwrap.dedent(extra))
 
 
 def shutdown_supervisord(root: Path) -> None:
@@ -187,9 +183,9 @@ def project(
     shutdown_supervisord(root)
 
 
-def invoke(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> (
-    subprocess.CompletedProcess[str]
-):
+def invoke(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``invoke ARGS`` from the repository root, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), *args],

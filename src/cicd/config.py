@@ -296,7 +296,9 @@ def _check_type(value: Any, expected: Any, name: str) -> None:
     else:
         ok = isinstance(value, type(expected))
     if not ok:
-        kind = "list of strings" if isinstance(expected, list) else type(expected).__name__
+        kind = (
+            "list of strings" if isinstance(expected, list) else type(expected).__name__
+        )
         raise ConfigError(f"{name}: expected {kind}, got {value!r}")
 
 

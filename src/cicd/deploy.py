@@ -201,7 +201,9 @@ def deploy_prod(
     forced = not pre.is_good(sha)
     if forced and not force:
         target.ensure_dirs()
-        target.event("refused", sha=sha, outcome="refused", detail="not validated by CI")
+        target.event(
+            "refused", sha=sha, outcome="refused", detail="not validated by CI"
+        )
         raise UsageError(
             f"sha {short(sha)} has not been validated by CI on preprod (or was "
             "marked bad); pass --force to deploy it anyway. Nothing was changed"
@@ -245,7 +247,10 @@ def _deploy(
         previous = state.current if state.settled else state.previous
         if state.current == sha and state.settled and _already_ready(target):
             target.event("noop", sha=sha, detail="already running and healthy")
-            notifier.say(f"{target.env}: {short(sha)} is already running and healthy; nothing to do")
+            notifier.say(
+                f"{target.env}: {short(sha)} is already running and healthy; "
+                "nothing to do"
+            )
             return DeployResult(target.env, sha, previous, "noop", timeline.total)
         target.event(
             "deploy",
@@ -268,9 +273,7 @@ def _deploy(
                 f"{target.env}: {short(sha)} failed ({error}); "
                 + (f"rolled back to {short(previous)}" if previous else "app stopped")
             ) from None
-        target.event(
-            "deploy", sha=sha, previous=previous, durations=timeline.durations
-        )
+        target.event("deploy", sha=sha, previous=previous, durations=timeline.durations)
         removed = target.prune(target.state())
         if removed:
             target.event("prune", detail=" ".join(short(s) for s in removed))
@@ -300,16 +303,34 @@ def _recover(
     outcome = "app stopped: no previous release"
     if previous:
         try:
-            activate(target, previous, timeline, label=f"wait until {short(previous)} is ready again")
+            activate(
+                target,
+                previous,
+                timeline,
+                label=f"wait until {short(previous)} is ready again",
+            )
             outcome = f"rolled back to {short(previous)}"
             target.event("rollback", sha=previous, previous=sha, detail="deploy failed")
         except CicdError as second:
             outcome = f"rollback to {short(previous)} ALSO failed: {second}"
-            target.event("rollback", sha=previous, previous=sha, outcome="failed", detail=str(second))
+            target.event(
+                "rollback",
+                sha=previous,
+                previous=sha,
+                outcome="failed",
+                detail=str(second),
+            )
     else:
         target.runtime.stop()
         target.runner.run(files.remove(target.paths.current))
-    target.event("deploy", sha=sha, previous=previous, outcome="failed", detail=str(error), durations=timeline.durations)
+    target.event(
+        "deploy",
+        sha=sha,
+        previous=previous,
+        outcome="failed",
+        detail=str(error),
+        durations=timeline.durations,
+    )
     notifier.send(
         f"❌ {target.env.upper()} - Deployment of {short(sha)} failed: {error}\n"
         f"🔄 {outcome}\nBy hand: {rollback_command(target, previous)}"
@@ -319,22 +340,34 @@ def _recover(
 def _backup(target: Target, previous: str | None, timeline: Timeline) -> None:
     """Archive the persistent directories before switching production."""
     present = [
-        p for p in target.settings.persistent if target.runner.ok(files.exists(join(target.paths.dir, p)))
+        p
+        for p in target.settings.persistent
+        if target.runner.ok(files.exists(join(target.paths.dir, p)))
     ]
     if not present:
-        target.event("backup", outcome="skipped", detail="no persistent directory exists yet")
+        target.event(
+            "backup", outcome="skipped", detail="no persistent directory exists yet"
+        )
         return
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     archive = join(target.paths.backups, f"{stamp}-{short(previous)}.tar.gz")
     with timeline.step("backup", f"back up {', '.join(present)}"):
         target.runner.run(files.archive(archive, target.paths.dir, *present))
-    target.event("backup", sha=previous, detail=archive, durations={"backup": timeline.durations["backup"]})
+    target.event(
+        "backup",
+        sha=previous,
+        detail=archive,
+        durations={"backup": timeline.durations["backup"]},
+    )
     _prune_backups(target)
 
 
 def _prune_backups(target: Target) -> None:
-    names = sorted(target.runner.output(files.list_files(target.paths.backups)).splitlines())
+    names = sorted(
+        target.runner.output(files.list_files(target.paths.backups)).splitlines()
+    )
     doomed = names[: max(len(names) - target.settings.keep, 0)]
     if doomed:
-        target.runner.run(files.remove(*(join(target.paths.backups, n) for n in doomed)))
-
+        target.runner.run(
+            files.remove(*(join(target.paths.backups, n) for n in doomed))
+        )

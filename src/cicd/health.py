@@ -115,16 +115,29 @@ def run_check(
     try:
         response = session.get(check.url, timeout=timeout or check.timeout)
     except requests.RequestException as error:
-        reason = redact(f"{type(error).__name__}: {_first_line(error)}")
-        return CheckResult(check, False, reason, time.monotonic() - started)
+        return CheckResult(
+            check, False, _describe_error(error), time.monotonic() - started
+        )
     seconds = time.monotonic() - started
-    reason = _evaluate(check, response, seconds)
-    return CheckResult(check, reason is None, reason or "ok", seconds, response.status_code)
+    problem = _evaluate(check, response, seconds)
+    return CheckResult(
+        check, problem is None, problem or "ok", seconds, response.status_code
+    )
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no detail"
+def _describe_error(error: Exception) -> str:
+    """Say in a few words why a request failed (requests' own text is a paragraph)."""
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    text = str(error)
+    if isinstance(error, requests.ConnectionError):
+        if "Connection refused" in text:
+            return "connection refused"
+        return "cannot connect"
+    first = text.strip().splitlines()[0] if text.strip() else "no detail"
+    return redact(f"{type(error).__name__}: {first}")
 
 
 def _evaluate(check: HealthCheck, response: Any, seconds: float) -> str | None:

@@ -7,7 +7,7 @@
       current           symlink -> releases/<sha>, switched atomically
       ledger.jsonl      append-only event history
       validated         the last CI-validated sha
-      lock/             held while deploy or rollback writes; lock/details names the holder
+      lock/             held by deploy and rollback; lock/details names the holder
       backups/          archives of persistent data taken before production deploys
       shared/           persistent data of the app, kept across releases
       outbox.jsonl      notifications not delivered yet

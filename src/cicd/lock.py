@@ -131,4 +131,3 @@ def release(target: Target, *, force: bool) -> str:
         detail=f"released by hand: {describe(holder)}",
     )
     return f"{target.env}: lock of {describe(holder)} released"
-

@@ -148,7 +148,9 @@ class Notifier:
         runner.run(files.mkdirs(self.target.paths.dir))
         if append:
             for entry in entries:
-                runner.run(files.append_line(self.target.paths.outbox, json.dumps(entry)))
+                runner.run(
+                    files.append_line(self.target.paths.outbox, json.dumps(entry))
+                )
             if len(self.pending()) <= OUTBOX_LIMIT:
                 return
             entries, append = self.pending()[-OUTBOX_LIMIT:], False

@@ -73,21 +73,31 @@ def choose(state: EnvState, to: str | None) -> str:
 
 
 def rollback(
-    target: Target, notifier: Notifier, *, to: str | None = None, reason: str = "by hand"
+    target: Target,
+    notifier: Notifier,
+    *,
+    to: str | None = None,
+    reason: str = "by hand",
 ) -> RollbackResult:
-    """Take the lock and roll back (see :func:`rollback_locked`).
+    """Take the environment's lock, then roll back as :func:`rollback_locked` does.
 
     Raises:
         UsageError: ``to`` is not a sha prefix; checked before anything changes.
     """
     if to and not SHA_PREFIX.match(to.strip()):
-        raise UsageError(f"--to {to!r} is not a kept release: expected 4 to 40 hex digits")
+        raise UsageError(
+            f"--to {to!r} is not a kept release: expected 4 to 40 hex digits"
+        )
     with lock.hold(target, "rollback", to):
         return rollback_locked(target, notifier, to=to, reason=reason)
 
 
 def rollback_locked(
-    target: Target, notifier: Notifier, *, to: str | None = None, reason: str = "by hand"
+    target: Target,
+    notifier: Notifier,
+    *,
+    to: str | None = None,
+    reason: str = "by hand",
 ) -> RollbackResult:
     """Switch to the chosen kept release, restart, wait until ready.
 
@@ -105,13 +115,17 @@ def rollback_locked(
     try:
         activate(target, sha, timeline, label=f"wait until {short(sha)} is ready")
     except CicdError as error:
-        target.event("rollback", sha=sha, previous=abandoned, outcome="failed", detail=str(error))
+        target.event(
+            "rollback", sha=sha, previous=abandoned, outcome="failed", detail=str(error)
+        )
         notifier.send(
             f"❌ {target.env.upper()} - Rollback to {short(sha)} failed: {error}"
         )
         raise
     if abandoned:
-        target.event("marked_bad", sha=abandoned, outcome="bad", detail=f"rolled back: {reason}")
+        target.event(
+            "marked_bad", sha=abandoned, outcome="bad", detail=f"rolled back: {reason}"
+        )
     target.event(
         "rollback",
         sha=sha,

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 def health_line(target: Target, *, timeout: float = 3.0) -> tuple[bool, str]:
     """Run each check once: whether all pass, and the reasons."""
-    results = [run_check(c, timeout=min(c.timeout, timeout)) for c in target.settings.health.checks]
+    results = [
+        run_check(c, timeout=min(c.timeout, timeout))
+        for c in target.settings.health.checks
+    ]
     failed = [f"{r.check.url}: {r.reason}" for r in results if not r.ok]
     return not failed, "; ".join(failed) if failed else "ok"
 
@@ -51,7 +54,10 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
 
 def format_status(rows: list[dict[str, Any]]) -> str:
     """Render status dicts as a readable table plus recent events."""
-    header = f"{'ENV':<8} {'CURRENT':<8} {'PREVIOUS':<8} {'VALIDATED':<9} {'RUNTIME':<12} {'HEALTH':<6} LOCK"
+    header = (
+        f"{'ENV':<8} {'CURRENT':<8} {'PREVIOUS':<8} {'VALIDATED':<9} "
+        f"{'RUNTIME':<12} {'HEALTH':<6} LOCK"
+    )
     lines = [header]
     for row in rows:
         lines.append(
@@ -69,7 +75,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
             for e in row["last_events"]:
                 detail = f" — {e['detail']}" if e["detail"] else ""
                 lines.append(
-                    f"    {e['time'][:19]} {e['event']:<10} {short(e['sha'])} {e['outcome']}{detail}"
+                    f"    {e['time'][:19]} {e['event']:<10} {short(e['sha'])} "
+                    f"{e['outcome']}{detail}"
                 )
     return "\n".join(lines)
 

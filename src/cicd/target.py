@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files, git
 from cicd.commands import venv as venv_commands
-from cicd.errors import CicdError, UsageError
+from cicd.errors import UsageError
 from cicd.layout import EnvPaths
 from cicd.ledger import Event, parse
 
@@ -202,7 +202,9 @@ class Target:
             self._update_mirror()
             found = self._rev_parse(revision)
         if found is None:
-            raise UsageError(f"sha {revision} is not a commit of {self.settings.source}")
+            raise UsageError(
+                f"sha {revision} is not a commit of {self.settings.source}"
+            )
         return found
 
     def _rev_parse(self, revision: str) -> str | None:
@@ -322,8 +324,10 @@ class Target:
         )
 
     def prune(self, state: EnvState) -> list[str]:
-        """Remove old releases, keeping current, previous, last validated and the
-        newest ``keep`` releases by ledger order.
+        """Remove old releases, keeping the ones that matter.
+
+        Kept: current, previous, last validated, and the newest ``keep`` releases
+        by ledger order.
 
         Returns:
             The removed shas.
@@ -334,4 +338,3 @@ class Target:
         if doomed:
             self.runner.run(files.remove(*(self.paths.release(s) for s in doomed)))
         return doomed
-

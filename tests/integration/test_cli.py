@@ -37,7 +37,10 @@ def test_list_and_help_explain_every_task() -> None:
         (["deploy.preprod", "--sha", "abc"], "7 to 40 hexadecimal digits"),
         (["deploy.preprod", "--sha", "deadbeefdeadbeef"], "is not a commit of"),
         (["deploy.preprod"], "--sha is required"),
-        (["deploy.preprod", "--sha", "deadbeef", "--env", "staging"], "unknown environment"),
+        (
+            ["deploy.preprod", "--sha", "deadbeef", "--env", "staging"],
+            "unknown environment",
+        ),
         (["deploy.prod", "--confirm", "deploy"], "exactly DEPLOY"),
         (["rollback", "--to", "; touch pwned"], "not a kept release"),
     ],
@@ -46,16 +49,28 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     project: Project, tmp_path: Path, args: list[str], message: str
 ) -> None:
     project.repo.commit("v1")
-    before = sorted(p.name for p in project.root.rglob("*")) if project.root.exists() else []
+    before = (
+        sorted(p.name for p in project.root.rglob("*")) if project.root.exists() else []
+    )
     result = invoke(*args, env={"PWD": str(tmp_path)})
     assert result.returncode == 2, result.stderr
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    error_lines = [
+        line for line in result.stderr.splitlines() if line.startswith("error:")
+    ]
     assert len(error_lines) == 1 and message in error_lines[0]
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
-    after = sorted(p.name for p in project.root.rglob("*")) if project.root.exists() else []
+    after = (
+        sorted(p.name for p in project.root.rglob("*")) if project.root.exists() else []
+    )
     # Only the audit trail of a refusal may appear; no release, link or lock.
-    assert {n for n in after if n not in before} <= {"prod", "ledger.jsonl", "releases",
-                                                     "logs", "backups", "shared"}
+    assert {n for n in after if n not in before} <= {
+        "prod",
+        "ledger.jsonl",
+        "releases",
+        "logs",
+        "backups",
+        "shared",
+    }
     assert not any(project.root.rglob("current"))
 
 
@@ -66,7 +81,11 @@ def test_deploy_status_and_json_output(project: Project) -> None:
     assert json.loads(result.stdout)["outcome"] == "deployed"
     status = json.loads(invoke("status", "--json").stdout)
     preprod = next(row for row in status if row["env"] == "preprod")
-    assert preprod["current"] == sha and preprod["healthy"] and preprod["runtime"] == "RUNNING"
+    assert (
+        preprod["current"] == sha
+        and preprod["healthy"]
+        and preprod["runtime"] == "RUNNING"
+    )
     assert invoke("health", "--env", "preprod").returncode == 0
     assert invoke("health").returncode == 1  # prod is not deployed
     table = invoke("status").stdout
@@ -79,8 +98,14 @@ def test_lock_held_by_a_live_run_names_the_holder(project: Project) -> None:
     lock.mkdir(parents=True)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        details = {"actor": "grace", "host": os.uname().nodename, "pid": sleeper.pid,
-                   "why": "deploy", "time": "now", "sha": "f" * 40}
+        details = {
+            "actor": "grace",
+            "host": os.uname().nodename,
+            "pid": sleeper.pid,
+            "why": "deploy",
+            "time": "now",
+            "sha": "f" * 40,
+        }
         (lock / "details").write_text(json.dumps(details))
         result = invoke("deploy.preprod", "--sha", sha)
         assert result.returncode == 3
@@ -95,12 +120,18 @@ def test_lock_held_by_a_live_run_names_the_holder(project: Project) -> None:
 
 
 def test_missing_supervisord_is_a_clear_error(project: Project) -> None:
-    project.write('[tool.cicd.runtime]\nsupervisord = "/nonexistent/supervisord"\n'.replace(
-        "[tool.cicd.runtime]", "[tool.cicd.env.preprod.runtime]"))
+    project.write(
+        '[tool.cicd.runtime]\nsupervisord = "/nonexistent/supervisord"\n'.replace(
+            "[tool.cicd.runtime]", "[tool.cicd.env.preprod.runtime]"
+        )
+    )
     sha = project.repo.commit("v1")
     result = invoke("deploy.preprod", "--sha", sha)
     assert result.returncode == 1
-    assert "supervisord not found" in result.stderr and "tool.cicd.runtime.supervisord" in result.stderr
+    assert (
+        "supervisord not found" in result.stderr
+        and "tool.cicd.runtime.supervisord" in result.stderr
+    )
     assert not (project.root / "preprod").exists()
 
 
@@ -113,21 +144,34 @@ def test_discord_429_is_retried_and_500_goes_to_the_outbox(
     def rate_limited_once(request: Request) -> Response:
         calls.append(request.get_json())
         if len(calls) == 1:
-            return Response(json.dumps({"retry_after": 0.2}), 429, content_type="application/json")
+            return Response(
+                json.dumps({"retry_after": 0.2}), 429, content_type="application/json"
+            )
         return Response("", 204)
 
-    httpserver.expect_request("/api/webhooks/123/s3cr3t-t0ken").respond_with_handler(rate_limited_once)
+    httpserver.expect_request("/api/webhooks/123/s3cr3t-t0ken").respond_with_handler(
+        rate_limited_once
+    )
     sha = project.repo.commit("v1", message="Fix bug analysis")
-    result = invoke("deploy.preprod", "--sha", sha, env={"DISCORD_WEBHOOK_URL": webhook})
+    result = invoke(
+        "deploy.preprod", "--sha", sha, env={"DISCORD_WEBHOOK_URL": webhook}
+    )
     assert result.returncode == 0, result.stderr
     contents = [str(c["content"]) for c in calls]
-    assert any("PREPROD - Deployment started" in c and "Fix bug analysis" in c for c in contents)
+    assert any(
+        "PREPROD - Deployment started" in c and "Fix bug analysis" in c
+        for c in contents
+    )
     assert any("CI verification in progress" in c for c in contents)
 
     httpserver.clear()
-    httpserver.expect_request("/api/webhooks/123/s3cr3t-t0ken").respond_with_data("boom", 500)
+    httpserver.expect_request("/api/webhooks/123/s3cr3t-t0ken").respond_with_data(
+        "boom", 500
+    )
     sha2 = project.repo.commit("v2")
-    result = invoke("deploy.preprod", "--sha", sha2, env={"DISCORD_WEBHOOK_URL": webhook})
+    result = invoke(
+        "deploy.preprod", "--sha", sha2, env={"DISCORD_WEBHOOK_URL": webhook}
+    )
     assert result.returncode == 0, result.stderr
     assert "kept in the outbox" in result.stderr
     assert "s3cr3t-t0ken" not in result.stderr + result.stdout
@@ -138,9 +182,14 @@ def test_discord_429_is_retried_and_500_goes_to_the_outbox(
     httpserver.clear()
     delivered: list[str] = []
     httpserver.expect_request("/api/webhooks/123/s3cr3t-t0ken").respond_with_handler(
-        lambda request: (delivered.append(request.get_json()["content"]), Response("", 204))[1]
+        lambda request: (
+            delivered.append(request.get_json()["content"]),
+            Response("", 204),
+        )[1]
     )
-    result = invoke("deploy.preprod", "--sha", sha2, env={"DISCORD_WEBHOOK_URL": webhook})
+    result = invoke(
+        "deploy.preprod", "--sha", sha2, env={"DISCORD_WEBHOOK_URL": webhook}
+    )
     assert result.returncode == 0
     target = project.target()
     from cicd.notify import Notifier
@@ -156,9 +205,19 @@ def test_kill_9_during_a_deploy_then_rerun_completes(project: Project) -> None:
     assert invoke("deploy.preprod", "--sha", v1).returncode == 0
     v2 = project.repo.commit("v2", mode="slow 3")
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT),
-         "deploy.preprod", "--sha", v2],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "--search-root",
+            str(REPO_ROOT),
+            "deploy.preprod",
+            "--sha",
+            v2,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     current = project.root / "preprod" / "current"
     deadline = time.monotonic() + 20
@@ -174,6 +233,8 @@ def test_kill_9_during_a_deploy_then_rerun_completes(project: Project) -> None:
     result = invoke("deploy.preprod", "--sha", v2)
     assert result.returncode == 0, result.stderr
     assert requests.get(project.url(), timeout=5).text.strip() == "v2 ok"
-    events = [json.loads(line)["event"] for line in
-              (project.root / "preprod" / "ledger.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"]
+        for line in (project.root / "preprod" / "ledger.jsonl").read_text().splitlines()
+    ]
     assert "lock_broken" in events

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.deploy import DeployFailed, deploy_preprod, deploy_prod
+from cicd.deploy import DeployFailed, DeployResult, deploy_preprod, deploy_prod
 from cicd.errors import CicdError, UsageError
 from cicd.notify import Notifier
 from cicd.rollback import rollback
@@ -30,7 +30,7 @@ def ledger(project: Project, env: str = "preprod") -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def deploy(project: Project, sha: str, env: str = "preprod"):  # type: ignore[no-untyped-def]
+def deploy(project: Project, sha: str, env: str = "preprod") -> DeployResult:
     """Deploy ``sha`` to ``env`` like the task does."""
     target = project.target(env)
     return deploy_preprod(target, sha, Notifier(target))
@@ -145,11 +145,17 @@ def test_prod_refuses_wrong_confirmation_and_unvalidated_sha(project: Project) -
     deploy(project, v1)
     prod, preprod = project.target("prod"), project.target("preprod")
     with pytest.raises(UsageError, match="exactly DEPLOY"):
-        deploy_prod(prod, preprod, v1, confirm="deploy", force=False, notifier=Notifier(prod))
+        deploy_prod(
+            prod, preprod, v1, confirm="deploy", force=False, notifier=Notifier(prod)
+        )
     with pytest.raises(UsageError, match="no CI-validated sha"):
-        deploy_prod(prod, preprod, None, confirm="DEPLOY", force=False, notifier=Notifier(prod))
+        deploy_prod(
+            prod, preprod, None, confirm="DEPLOY", force=False, notifier=Notifier(prod)
+        )
     with pytest.raises(UsageError, match="not been validated"):
-        deploy_prod(prod, preprod, v1, confirm="DEPLOY", force=False, notifier=Notifier(prod))
+        deploy_prod(
+            prod, preprod, v1, confirm="DEPLOY", force=False, notifier=Notifier(prod)
+        )
     assert not (project.root / "prod" / "current").exists()
     assert not (project.root / "prod" / "releases" / v1).exists()
     refused = [e for e in ledger(project, "prod") if e["event"] == "refused"]

@@ -49,7 +49,9 @@ class Command:
         return self.render()
 
 
-def cmd(*argv: str, cwd: str | None = None, env: dict[str, str] | None = None) -> Command:
+def cmd(
+    *argv: str, cwd: str | None = None, env: dict[str, str] | None = None
+) -> Command:
     """Build a :class:`Command` from positional argv words.
 
     Args:

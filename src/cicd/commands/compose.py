@@ -1,4 +1,4 @@
-"""Builders for docker compose (v2 plugin ``docker compose`` or v1 ``docker-compose``)."""
+"""Builders for docker compose: the v2 plugin or v1 ``docker-compose``."""
 
 from __future__ import annotations
 

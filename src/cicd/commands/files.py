@@ -20,7 +20,7 @@ def read(path: str) -> Command:
 
 
 def append_line(path: str, line: str) -> Command:
-    """Append one line to a file (``O_APPEND``: concurrent appends do not interleave)."""
+    """Append one line to a file (``O_APPEND``: appends never interleave)."""
     return sh('printf "%s\\n" "$2" >> "$1"', path, line)
 
 
@@ -71,7 +71,11 @@ def make_lock(lock_dir: str, details: str) -> Command:
 
     Exits 0 when taken (and ``details`` written into it), non-zero when held.
     """
-    return sh('mkdir -- "$1" 2>/dev/null && printf "%s" "$2" > "$1/details"', lock_dir, details)
+    return sh(
+        'mkdir -- "$1" 2>/dev/null && printf "%s" "$2" > "$1/details"',
+        lock_dir,
+        details,
+    )
 
 
 def archive(archive_path: str, base: str, *members: str) -> Command:
@@ -113,5 +117,6 @@ def rename(source: str, destination: str) -> Command:
 def list_files(path: str) -> Command:
     """Print the names of the regular files in ``path``, one per line."""
     return sh(
-        '[ ! -d "$1" ] || find "$1" -mindepth 1 -maxdepth 1 -type f -printf "%f\\n"', path
+        '[ ! -d "$1" ] || find "$1" -mindepth 1 -maxdepth 1 -type f -printf "%f\\n"',
+        path,
     )

@@ -1,4 +1,4 @@
-"""Builders for the embedded supervisord: its config files and ``supervisorctl`` calls."""
+"""Builders for the embedded supervisord: config files and ``supervisorctl``."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def daemon_conf(directory: str) -> str:
         f"pidfile={d}/supervisord.pid\n"
         f"childlogdir={d}\n\n"
         "[rpcinterface:supervisor]\n"
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
+        "supervisor.rpcinterface_factory = "
+        "supervisor.rpcinterface:make_main_rpcinterface\n\n"
         "[supervisorctl]\n"
         f"serverurl=unix://{sock}\n\n"
         # Relative to this file: supervisord splits ``files`` on spaces.

@@ -25,7 +25,9 @@ def install(venv: str, requirements: str, *, installer: str) -> Command:
     """Install a requirements file into ``venv``."""
     python = join(venv, "bin", "python")
     if installer == "uv":
-        return cmd("uv", "pip", "install", "--quiet", "--python", python, "-r", requirements)
+        return cmd(
+            "uv", "pip", "install", "--quiet", "--python", python, "-r", requirements
+        )
     return cmd(
         python,
         "-m",

@@ -39,7 +39,8 @@ class ComposeRuntime:
             else:
                 raise CicdError(
                     f"docker compose not found on {self.runner.host} (install the "
-                    "docker compose plugin or docker-compose, or use the supervisor runtime)"
+                    "docker compose plugin or docker-compose, or use the supervisor "
+                    "runtime)"
                 )
         return self._program
 
@@ -60,7 +61,9 @@ class ComposeRuntime:
             raise CicdError(f"{self.settings.name}: no current release to run")
         return join(self.paths.dir, target) if not target.startswith("/") else target
 
-    def _args(self, release: str | None = None) -> tuple[tuple[str, ...], str, str, str, dict[str, str]]:
+    def _args(
+        self, release: str | None = None
+    ) -> tuple[tuple[str, ...], str, str, str, dict[str, str]]:
         release = release or join(self.paths.dir, "current")
         env = {
             "CICD_RELEASE": release,
@@ -69,7 +72,13 @@ class ComposeRuntime:
             "CICD_SHARED": self.paths.shared,
         }
         file = join(release, self.settings.runtime.compose_file)
-        return self.program, file, self.settings.runtime.project, self.settings.runtime.service, env
+        return (
+            self.program,
+            file,
+            self.settings.runtime.project,
+            self.settings.runtime.service,
+            env,
+        )
 
     def start(self) -> None:
         """Create and start the container for the current release."""

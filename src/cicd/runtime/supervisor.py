@@ -49,16 +49,22 @@ class SupervisorRuntime:
 
     def preflight(self) -> None:
         """Fail with a clear message when supervisord or supervisorctl is missing."""
-        for tool, key in ((self.supervisord, "supervisord"), (self.supervisorctl, "supervisorctl")):
+        for tool, key in (
+            (self.supervisord, "supervisord"),
+            (self.supervisorctl, "supervisorctl"),
+        ):
             program = shlex.split(tool)[0]
             if not self.runner.ok(files.which(program)):
                 raise CicdError(
                     f"{key} not found on {self.runner.host}: {program} "
-                    f"(install the 'supervisor' package, or set tool.cicd.runtime.{key})"
+                    "(install the 'supervisor' package, or set "
+                    f"tool.cicd.runtime.{key})"
                 )
 
     def _ctl(self, *args: str) -> tuple[int, str]:
-        result = self.runner.run(sv.ctl(self.supervisorctl, self.conf, *args), check=False)
+        result = self.runner.run(
+            sv.ctl(self.supervisorctl, self.conf, *args), check=False
+        )
         return result.exited, (result.stdout + result.stderr).strip()
 
     def ensure_daemon(self, *, timeout: float = 10.0) -> bool:
@@ -68,7 +74,9 @@ class SupervisorRuntime:
             True when the program was (re)started as a side effect: supervisord
             autostarts it, and ``update`` restarts a program whose config changed.
         """
-        self.runner.run(files.mkdirs(join(self.paths.supervisor, "conf.d"), self.paths.logs))
+        self.runner.run(
+            files.mkdirs(join(self.paths.supervisor, "conf.d"), self.paths.logs)
+        )
         self._write_if_changed(self.conf, sv.daemon_conf(self.paths.supervisor))
         changed = self._write_if_changed(
             sv.program_path(self.paths.supervisor, self.program), self._program_conf()
@@ -103,7 +111,9 @@ class SupervisorRuntime:
         command = self.program_command.format(
             **{k: shlex.quote(v) for k, v in values.items()}
         )
-        environment = {k: v.format(**values) for k, v in self.settings.runtime.environment.items()}
+        environment = {
+            k: v.format(**values) for k, v in self.settings.runtime.environment.items()
+        }
         environment.setdefault("CICD_ENV", self.settings.name)
         environment.setdefault("CICD_SHARED", self.paths.shared)
         return sv.program_conf(

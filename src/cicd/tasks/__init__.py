@@ -4,7 +4,7 @@ Task modules import only invoke at load time; the engine is imported inside each
 so ``invoke --list`` stays fast.
 """
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from cicd.tasks import deploy, lock, ops
 
@@ -12,6 +12,6 @@ ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
 ns.add_collection(Collection.from_module(lock, name="lock"))
 for _task in (ops.rollback, ops.health, ops.status, ops.releases, ops.down):
-    ns.add_task(_task)
+    ns.add_task(_task)  # type: ignore[arg-type]
 
 __all__ = ["ns"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from invoke import task
+from invoke.tasks import task
 
 from cicd.tasks._common import emit_json, notifier, reported, target
 
 
 @task(
     help={
-        "sha": "Commit to deploy (7-40 hex digits). Default: $GITHUB_SHA in a workflow.",
+        "sha": "Commit to deploy (7-40 hex digits); default: $GITHUB_SHA.",
         "env": "Environment to deploy to (default: preprod).",
         "json": "Print the result as JSON on stdout.",
     }
