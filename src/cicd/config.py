@@ -187,8 +187,12 @@ def load(path: Path | str | None = None) -> Settings:
     Raises:
         ConfigError: No configuration file was found, or a key is invalid.
     """
+    origin = "configuration file"
     if path is None and os.environ.get(CONFIG_VARIABLE):
-        path = os.environ[CONFIG_VARIABLE]
+        path, origin = (
+            os.environ[CONFIG_VARIABLE],
+            f"{CONFIG_VARIABLE} names a file that",
+        )
     if path is None:
         found = find_pyproject(Path.cwd())
         if found is None:
@@ -199,7 +203,7 @@ def load(path: Path | str | None = None) -> Settings:
         path = found
     path = Path(path).resolve()
     if not path.is_file():
-        raise ConfigError(f"{CONFIG_VARIABLE}: no such file: {path}")
+        raise ConfigError(f"{origin} does not exist: {path}")
     table = _read_toml(path).get("tool", {}).get("cicd", {})
     return from_table(table, project_dir=path.parent, path=path)
 
@@ -222,17 +226,18 @@ def from_table(
     """
     _check_shape(table, DEFAULTS, "tool.cicd")
     top = {k: v for k, v in table.items() if k != "env"}
-    env_tables: dict[str, Any] = copy.deepcopy(DEFAULTS["env"])
-    for name, overrides in table.get("env", {}).items():
+    user_envs: dict[str, Any] = table.get("env", {})
+    for name, overrides in user_envs.items():
         if not isinstance(overrides, dict):
             raise ConfigError(f"tool.cicd.env.{name}: expected a table")
         _check_shape(overrides, _env_shape(), f"tool.cicd.env.{name}")
-        env_tables[name] = _merge(env_tables.get(name, {}), overrides)
-    base = _merge({k: v for k, v in DEFAULTS.items() if k != "env"}, top)
-    envs = {
-        name: _build_env(name, _merge(base, overrides), f"tool.cicd.env.{name}")
-        for name, overrides in env_tables.items()
-    }
+    # Precedence, lowest first: built-in defaults, built-in per-environment
+    # defaults, the user's top-level keys, the user's per-environment keys.
+    envs = {}
+    for name in [*DEFAULTS["env"], *(n for n in user_envs if n not in DEFAULTS["env"])]:
+        data = _merge(_env_shape(), DEFAULTS["env"].get(name, {}))
+        data = _merge(_merge(data, top), user_envs.get(name, {}))
+        envs[name] = _build_env(name, data, f"tool.cicd.env.{name}")
     return Settings(project_dir=project_dir, path=path, envs=envs)
 
 
@@ -344,13 +349,15 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     if not 1 <= data["port"] <= 65535:
         raise ConfigError(f"{where}.port: not a TCP port: {data['port']}")
     health = data["health"]
-    if health["deadline"] <= 0 or health["interval"] <= 0 or health["successes"] < 1:
-        raise ConfigError(
-            f"{where}.health: deadline and interval must be > 0, successes >= 1"
-        )
+    for key, minimum in (("deadline", 0.0), ("interval", 0.0), ("successes", 0)):
+        if health[key] <= minimum:
+            raise ConfigError(f"{where}.health.{key}: must be greater than {minimum:g}")
     url = _expand(data["url"], f"{where}.url", port=data["port"], env=name)
     checks = tuple(
-        HealthCheck(url=url.rstrip("/") + check.get("path", "/"), **_check_args(check))
+        HealthCheck(
+            url=url.rstrip("/") + "/" + check.get("path", "/").lstrip("/"),
+            **_check_args(check),
+        )
         for check in health["checks"]
     )
     runtime = data["runtime"]

@@ -8,6 +8,7 @@ expires: no fixed sleeps, so a fast app is declared ready as soon as it is.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -153,7 +154,11 @@ def _evaluate(check: HealthCheck, response: Any, seconds: float) -> str | None:
                 value = value[part]
         except (ValueError, KeyError, TypeError, IndexError):
             return f"JSON field {name!r} missing"
-        if expected and str(value) != expected:
+        # Compare as JSON spells it: true, false, null, 3.5, text.
+        shown = (
+            json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
+        )
+        if expected and shown != expected:
             return f"JSON field {name!r} is {value!r}, expected {expected!r}"
     if check.max_response_time and seconds > check.max_response_time:
         return f"answered in {seconds:.2f}s, slower than {check.max_response_time:g}s"

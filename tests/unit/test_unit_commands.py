@@ -84,7 +84,11 @@ def test_hostile_cwd_and_env_are_never_executed(tmp_path: Path) -> None:
     workdir = tmp_path / "dir; touch pwned0 $(touch pwned8)"
     workdir.mkdir()
     command = cmd(
-        "sh", "-c", 'printf "%s" "$VALUE"; pwd', cwd=str(workdir), env={"VALUE": HOSTILE}
+        "sh",
+        "-c",
+        'printf "%s" "$VALUE"; pwd',
+        cwd=str(workdir),
+        env={"VALUE": HOSTILE},
     )
 
     stdout = output(command, cwd=tmp_path)
@@ -97,7 +101,14 @@ def test_hostile_cwd_and_env_are_never_executed(tmp_path: Path) -> None:
 def test_sh_binds_values_only_as_positional_parameters(tmp_path: Path) -> None:
     command = sh('printf "%s|%s" "$1" "$2"', HOSTILE, "second")
 
-    assert command.argv == ("sh", "-c", 'printf "%s|%s" "$1" "$2"', "sh", HOSTILE, "second")
+    assert command.argv == (
+        "sh",
+        "-c",
+        'printf "%s|%s" "$1" "$2"',
+        "sh",
+        HOSTILE,
+        "second",
+    )
     assert output(command, cwd=tmp_path) == HOSTILE + "|second"
     assert list(tmp_path.iterdir()) == []
 
@@ -369,7 +380,12 @@ def test_git_builders_argv() -> None:
         "--prune",
         "origin",
     )
-    assert git.export("/repo", "abc", "/dest").argv[3:] == ("sh", "/repo", "abc", "/dest")
+    assert git.export("/repo", "abc", "/dest").argv[3:] == (
+        "sh",
+        "/repo",
+        "abc",
+        "/dest",
+    )
 
 
 def test_git_resolve_and_export_run_for_real(tmp_path: Path) -> None:
@@ -548,9 +564,16 @@ def test_compose_builders_argv() -> None:
         "stop",
         "app",
     )
-    assert compose.container_id(
-        compose.V1, "/r/c.yml", "proj", "app", env
-    ).argv == ("docker-compose", "-f", "/r/c.yml", "-p", "proj", "ps", "-q", "app")
+    assert compose.container_id(compose.V1, "/r/c.yml", "proj", "app", env).argv == (
+        "docker-compose",
+        "-f",
+        "/r/c.yml",
+        "-p",
+        "proj",
+        "ps",
+        "-q",
+        "app",
+    )
     assert compose.logs(compose.V2, "/r/c.yml", "proj", "app", env, 20).argv == base + (
         "logs",
         "--no-color",

@@ -233,7 +233,11 @@ def test_compose_restart_without_a_release(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("container", "state", "expected"),
-    [("c0ffee", "running", "RUNNING"), ("c0ffee", "exited", "EXITED"), ("", "", "DOWN")],
+    [
+        ("c0ffee", "running", "RUNNING"),
+        ("c0ffee", "exited", "EXITED"),
+        ("", "", "DOWN"),
+    ],
 )
 def test_compose_status(
     tmp_path: Path, container: str, state: str, expected: str
@@ -326,7 +330,9 @@ class SupervisorHost:
             return Raw("app-preprod: stopped\n")
         if command == "status":
             exited = 0 if self.state == "RUNNING" else 3
-            return Raw(f"app-preprod   {self.state}   pid 42, uptime 0:00:07\n", "", exited)
+            return Raw(
+                f"app-preprod   {self.state}   pid 42, uptime 0:00:07\n", "", exited
+            )
         return Raw(exited=2)
 
 

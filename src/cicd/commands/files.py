@@ -91,7 +91,8 @@ def archive(archive_path: str, base: str, *members: str) -> Command:
 
 def sha256(path: str) -> Command:
     """Print the SHA-256 of a file, or nothing when it does not exist."""
-    return sh('[ ! -f "$1" ] || sha256sum -- "$1" | cut -d" " -f1', path)
+    # Read through stdin: sha256sum escapes names with backslashes or newlines.
+    return sh('[ ! -f "$1" ] || sha256sum < "$1" | cut -d" " -f1', path)
 
 
 def which(program: str) -> Command:

@@ -31,6 +31,11 @@ def socket_path(directory: str) -> str:
     return f"/tmp/cicd-supervisor-{digest}.sock"
 
 
+def _quote_escape(value: str) -> str:
+    # supervisord reads environment= with shlex: escape what ends a "..." string.
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def daemon_conf(directory: str) -> str:
     """Return supervisord.conf for a daemon whose files all live in ``directory``."""
     d = _escape(directory)
@@ -71,9 +76,8 @@ def program_conf(
     it at every spawn, so a restart after a switch runs the new release.
     """
     env = ",".join(
-        f'{key}="{_escape(value)}"'
+        f'{key}="{_escape(_quote_escape(value))}"'
         for key, value in sorted(environment.items())
-        if '"' not in value
     )
     lines = [
         f"[program:{name}]",
