@@ -59,6 +59,16 @@ DEFAULTS: dict[str, Any] = {
         "checks": [{"path": "/_stcore/health", "body_contains": "ok"}],
     },
     "notify": {"discord": True, "username": "Mangetamain CI/CD"},
+    "ci": {
+        "provider": "local",
+        "command": "nox --envdir {envdir} -s lint tests",
+        "workflow": "ci.yml",
+        "repository": "",
+        "api_url": "",
+        "poll_interval": 5.0,
+        "deadline": 900.0,
+        "on_inconclusive": "keep",
+    },
     "env": {
         "preprod": {"port": 8500},
         "prod": {
@@ -79,6 +89,8 @@ CHECK_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 RUNTIME_KINDS = ("supervisor", "compose")
+CI_PROVIDERS = ("local", "github")
+ON_INCONCLUSIVE = ("keep", "rollback")
 INSTALLERS = ("auto", "pip", "uv")
 
 
@@ -115,6 +127,20 @@ class NotifySettings:
 
 
 @dataclass(frozen=True)
+class CiSettings:
+    """How the watcher learns whether CI passed for a deployed sha."""
+
+    provider: str
+    command: str
+    workflow: str
+    repository: str
+    api_url: str
+    poll_interval: float
+    deadline: float
+    on_inconclusive: str
+
+
+@dataclass(frozen=True)
 class EnvSettings:
     """Everything about one environment (preprod, prod) after merging defaults."""
 
@@ -132,6 +158,7 @@ class EnvSettings:
     runtime: RuntimeSettings
     health: HealthSettings
     notify: NotifySettings
+    ci: CiSettings
 
 
 @dataclass(frozen=True)
@@ -352,6 +379,19 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     for key, minimum in (("deadline", 0.0), ("interval", 0.0), ("successes", 0)):
         if health[key] <= minimum:
             raise ConfigError(f"{where}.health.{key}: must be greater than {minimum:g}")
+    ci = data["ci"]
+    for key, choices in (
+        ("provider", CI_PROVIDERS),
+        ("on_inconclusive", ON_INCONCLUSIVE),
+    ):
+        if ci[key] not in choices:
+            raise ConfigError(
+                f"{where}.ci.{key}: expected one of {', '.join(choices)}, "
+                f"got {ci[key]!r}"
+            )
+    for key in ("poll_interval", "deadline"):
+        if ci[key] <= 0:
+            raise ConfigError(f"{where}.ci.{key}: must be greater than 0")
     url = _expand(data["url"], f"{where}.url", port=data["port"], env=name)
     checks = tuple(
         HealthCheck(
@@ -392,6 +432,16 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
             successes=int(health["successes"]),
         ),
         notify=NotifySettings(**data["notify"]),
+        ci=CiSettings(
+            provider=ci["provider"],
+            command=ci["command"],
+            workflow=ci["workflow"],
+            repository=ci["repository"],
+            api_url=ci["api_url"],
+            poll_interval=float(ci["poll_interval"]),
+            deadline=float(ci["deadline"]),
+            on_inconclusive=ci["on_inconclusive"],
+        ),
     )
 
 

@@ -11,7 +11,8 @@
       backups/          archives of persistent data taken before production deploys
       shared/           persistent data of the app, kept across releases
       outbox.jsonl      notifications not delivered yet
-      logs/             app and watcher logs
+      logs/             app, CI and watcher logs
+      watch/<sha>.json  the journal of the CI watcher of that sha
     <root>/venvs/<hash>/  the app's dependencies, one per requirements file content
     <root>/supervisor/    the embedded supervisord's config, socket and logs
 """
@@ -78,6 +79,11 @@ class EnvPaths:
     def logs(self) -> str:
         """App and watcher logs."""
         return join(self.dir, "logs")
+
+    @property
+    def watch(self) -> str:
+        """Journals of CI watchers, one per watched sha."""
+        return join(self.dir, "watch")
 
     @property
     def venvs(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -44,23 +45,36 @@ def is_stale(details: dict[str, Any]) -> bool:
         return False
     if pid <= 0:
         return False
+    return not process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            # The state follows the parenthesised command name: "Z" is a zombie.
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @contextmanager
-def hold(target: Target, why: str, sha: str | None = None) -> Iterator[dict[str, Any]]:
+def hold(
+    target: Target, why: str, sha: str | None = None, *, wait: float = 0.0
+) -> Iterator[dict[str, Any]]:
     """Hold the environment's lock for the duration of the block.
 
     Args:
         target: The environment.
         why: What the holder is doing (deploy, rollback, watch...).
         sha: The sha concerned, for the details.
+        wait: Seconds to keep trying while another run holds the lock.
 
     Yields:
         The details written into the lock.
@@ -76,7 +90,15 @@ def hold(target: Target, why: str, sha: str | None = None) -> Iterator[dict[str,
         "time": now(),
         "why": why,
     }
-    acquire(target, details)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            acquire(target, details)
+            break
+        except LockHeld:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
     try:
         yield details
     finally:

@@ -6,12 +6,19 @@ so ``invoke --list`` stays fast.
 
 from invoke.collection import Collection
 
-from cicd.tasks import deploy, lock, ops
+from cicd.tasks import deploy, lock, ops, watch
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
 ns.add_collection(Collection.from_module(lock, name="lock"))
-for _task in (ops.rollback, ops.health, ops.status, ops.releases, ops.down):
+for _task in (
+    ops.rollback,
+    ops.health,
+    ops.status,
+    ops.releases,
+    ops.down,
+    watch.watch,
+):
     ns.add_task(_task)  # type: ignore[arg-type]
 
 __all__ = ["ns"]

@@ -14,10 +14,13 @@ from cicd.tasks._common import emit_json, notifier, reported, target
     help={
         "sha": "Commit to deploy (7-40 hex digits); default: $GITHUB_SHA.",
         "env": "Environment to deploy to (default: preprod).",
+        "watch": "Then watch CI in the background; roll back if CI fails.",
         "json": "Print the result as JSON on stdout.",
     }
 )
-def preprod(c: Any, sha: str = "", env: str = "preprod", json: bool = False) -> None:
+def preprod(
+    c: Any, sha: str = "", env: str = "preprod", watch: bool = False, json: bool = False
+) -> None:
     """Deploy a commit to preprod at once (deploy first, CI is watched afterwards).
 
     Validates the sha, takes the lock, exports releases/<sha> (or reuses it), switches
@@ -33,7 +36,14 @@ def preprod(c: Any, sha: str = "", env: str = "preprod", json: bool = False) -> 
         if not revision:
             raise UsageError("--sha is required (or set GITHUB_SHA)")
         t = target(c, env)
-        result = deploy_preprod(t, revision, notifier(t))
+        n = notifier(t)
+        result = deploy_preprod(t, revision, n)
+        if watch:
+            from cicd import watch as watcher
+
+            watcher.resume(t, n, detach=True)
+            log = watcher.start_detached(t, result.sha)
+            n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")
         if json:
             emit_json(result.as_dict())
 

@@ -1,0 +1,14 @@
+"""``python -m cicd TASK``: the task collection without looking for a tasks.py.
+
+The detached CI watcher starts itself this way, so it works from any directory.
+"""
+
+from invoke.program import Program
+
+from cicd import __version__
+from cicd.tasks import ns
+
+program = Program(namespace=ns, version=__version__, name="cicd", binary="cicd")
+
+if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses
+    program.run()

@@ -1,0 +1,227 @@
+"""GitHub Actions as the CI provider, through the REST API with requests.
+
+Polls the workflow runs of the head sha, scoped to the CI workflow file. Each request
+carries ``If-None-Match`` with the last ETag, so an unchanged answer is a 304 that
+costs nothing against the rate limit. Rate limits (``x-ratelimit-remaining: 0`` with
+``x-ratelimit-reset``, or ``retry-after``) are honoured; 5xx answers back off. The
+token is sent only in the ``Authorization`` header and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cicd.ci import FAILED_CONCLUSIONS, FAILURE, INCONCLUSIVE, PENDING, SUCCESS, Poll
+from cicd.redact import redact
+
+if TYPE_CHECKING:
+    import requests
+
+DEFAULT_API = "https://api.github.com"
+
+
+@dataclass
+class Counters:
+    """What the provider cost: requests sent and those that counted."""
+
+    requests: int = 0
+    not_modified: int = 0
+    errors: int = 0
+
+    @property
+    def counted(self) -> int:
+        """Requests counted against the rate limit (304 answers are free)."""
+        return self.requests - self.not_modified
+
+
+class GitHubProvider:
+    """Workflow runs of a sha on GitHub (or GitHub Enterprise, or a test server).
+
+    Args:
+        repository: ``owner/name``.
+        token: API token (``GITHUB_TOKEN``); optional for public repositories.
+        api_url: API base, e.g. ``$GITHUB_API_URL``.
+        workflow: Workflow file name (``ci.yml``) to scope runs to; empty for all.
+        clock: Wall clock in seconds (tests may inject one).
+    """
+
+    name = "github"
+
+    def __init__(
+        self,
+        repository: str,
+        *,
+        token: str = "",
+        api_url: str = DEFAULT_API,
+        workflow: str = "ci.yml",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.repository = repository
+        self.token = token
+        self.api_url = api_url.rstrip("/")
+        self.workflow = workflow
+        self.clock = clock
+        self.counters = Counters()
+        self.etag = ""
+        self._last: dict[str, Any] | None = None
+        self._wait = 0.0
+        self._session: requests.Session | None = None
+
+    @classmethod
+    def from_environment(
+        cls, workflow: str, repository: str = "", api_url: str = ""
+    ) -> GitHubProvider:
+        """Build from GitHub Actions' variables; explicit values win."""
+        from cicd.errors import ConfigError
+
+        repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
+        if not repository:
+            raise ConfigError(
+                "tool.cicd.ci.repository: not set and GITHUB_REPOSITORY is empty "
+                "(expected owner/name)"
+            )
+        return cls(
+            repository,
+            token=os.environ.get("GITHUB_TOKEN", ""),
+            api_url=api_url or os.environ.get("GITHUB_API_URL", DEFAULT_API),
+            workflow=workflow,
+        )
+
+    def _http(self) -> requests.Session:
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+            self._session.trust_env = False
+            self._session.headers.update(
+                {
+                    "Accept": "application/vnd.github+json",
+                    "X-GitHub-Api-Version": "2022-11-28",
+                    "User-Agent": "cicd-watch",
+                }
+            )
+            if self.token:
+                self._session.headers["Authorization"] = f"Bearer {self.token}"
+        return self._session
+
+    def runs_url(self) -> str:
+        """The endpoint listing runs, scoped to the workflow file when set."""
+        base = f"{self.api_url}/repos/{self.repository}/actions"
+        if self.workflow:
+            return f"{base}/workflows/{self.workflow}/runs"
+        return f"{base}/runs"
+
+    def wait_hint(self) -> float:
+        """Seconds GitHub asked us to wait (rate limit or back-off), then reset."""
+        wait, self._wait = self._wait, 0.0
+        return wait
+
+    def poll(self, sha: str) -> Poll:
+        """Look at the newest run of ``sha`` once."""
+        import requests
+
+        headers = {"If-None-Match": self.etag} if self.etag else {}
+        self.counters.requests += 1
+        try:
+            response = self._http().get(
+                self.runs_url(),
+                params={"head_sha": sha, "per_page": "20"},
+                headers=headers,
+                timeout=10,
+            )
+        except requests.RequestException as error:
+            self.counters.errors += 1
+            return Poll(
+                INCONCLUSIVE, redact(f"GitHub unreachable ({type(error).__name__})")
+            )
+        if response.status_code == 304 and self._last is not None:
+            self.counters.not_modified += 1
+            return self._interpret(self._last, sha)
+        if response.status_code in (403, 429):
+            return self._rate_limited(response)
+        if response.status_code >= 500:
+            self.counters.errors += 1
+            self._wait = min(0.5 * 2.0 ** min(self.counters.errors, 6), 30.0)
+            return Poll(INCONCLUSIVE, f"GitHub answered {response.status_code}")
+        if response.status_code != 200:
+            return Poll(
+                INCONCLUSIVE,
+                redact(
+                    f"GitHub answered {response.status_code}: {response.text[:120]}"
+                ),
+            )
+        self.counters.errors = 0
+        self.etag = response.headers.get("ETag", "")
+        self._last = response.json()
+        return self._interpret(self._last, sha)
+
+    def _rate_limited(self, response: Any) -> Poll:
+        retry_after = response.headers.get("retry-after")
+        remaining = response.headers.get("x-ratelimit-remaining")
+        reset = response.headers.get("x-ratelimit-reset")
+        if retry_after:
+            self._wait = float(retry_after)
+        elif remaining == "0" and reset:
+            self._wait = max(float(reset) - self.clock(), 0.0) + 1.0
+        else:
+            self._wait = 60.0
+        return Poll(
+            INCONCLUSIVE,
+            f"rate limited by GitHub ({response.status_code}); "
+            f"waiting {self._wait:.0f}s",
+        )
+
+    def _interpret(self, body: dict[str, Any], sha: str) -> Poll:
+        runs = [r for r in body.get("workflow_runs", []) if r.get("head_sha") == sha]
+        if not runs:
+            return Poll(PENDING, "no CI run yet")
+        run = max(runs, key=lambda r: (r.get("run_number", 0), r.get("run_attempt", 1)))
+        url = str(run.get("html_url", ""))
+        attempt = run.get("run_attempt", 1)
+        label = f"run {run.get('run_number', '?')}" + (
+            f" attempt {attempt}" if attempt and attempt > 1 else ""
+        )
+        if run.get("status") != "completed":
+            return Poll(PENDING, f"{label} {run.get('status', 'pending')}", url)
+        conclusion = run.get("conclusion")
+        if conclusion == SUCCESS:
+            return Poll(SUCCESS, f"{label} succeeded", url)
+        if conclusion in FAILED_CONCLUSIONS:
+            return Poll(FAILURE, f"{label} {conclusion}", url, self._failed_jobs(run))
+        return Poll(PENDING, f"{label} completed: {conclusion}", url)
+
+    def _failed_jobs(self, run: dict[str, Any]) -> tuple[str, ...]:
+        """Names of the failed jobs and steps (one more request, on failure only)."""
+        import requests
+
+        jobs_url = run.get("jobs_url") or (
+            f"{self.api_url}/repos/{self.repository}/actions/runs/{run.get('id')}/jobs"
+        )
+        self.counters.requests += 1
+        try:
+            response = self._http().get(jobs_url, timeout=10)
+            jobs = (
+                response.json().get("jobs", []) if response.status_code == 200 else []
+            )
+        except (requests.RequestException, ValueError):
+            return ()
+        failed: list[str] = []
+        for job in jobs:
+            if job.get("conclusion") not in FAILED_CONCLUSIONS:
+                continue
+            steps = [
+                s.get("name", "?")
+                for s in job.get("steps", [])
+                if s.get("conclusion") in FAILED_CONCLUSIONS
+            ]
+            name = job.get("name", "?")
+            (
+                failed.extend(f"{name} › {step}" for step in steps)
+                if steps
+                else failed.append(name)
+            )
+        return tuple(failed)

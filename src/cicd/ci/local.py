@@ -1,0 +1,87 @@
+"""Local CI: run a command (by default the project's own ``nox -s lint tests``).
+
+The embedded default, so the whole pipeline runs on one machine with no GitHub. The
+command runs in a scratch copy of the release, never in the release itself, which
+stays immutable; exit 0 is success, anything else failure.
+"""
+
+from __future__ import annotations
+
+from posixpath import join
+from typing import TYPE_CHECKING
+
+from cicd.ci import FAILURE, INCONCLUSIVE, SUCCESS, Poll
+from cicd.commands import Command, files, sh
+
+if TYPE_CHECKING:
+    from cicd.target import Target
+
+
+class LocalProvider:
+    """Run the CI command for a release on the target host.
+
+    Args:
+        target: The environment whose release is checked.
+        command: Shell-free command template; ``{envdir}`` is a directory shared by
+            every run, so nox reuses its virtualenvs.
+        timeout: Seconds after which the run is inconclusive.
+    """
+
+    name = "local"
+
+    def __init__(self, target: Target, command: str, *, timeout: float) -> None:
+        self.target = target
+        self.command = command
+        self.timeout = timeout
+
+    def wait_hint(self) -> float:
+        """The local command runs to completion: no waiting between polls."""
+        return 0.0
+
+    def poll(self, sha: str) -> Poll:
+        """Run the command once and turn its exit status into a verdict."""
+        paths = self.target.paths
+        release = paths.release(sha)
+        workdir = join(paths.dir, "ci", sha)
+        log = join(paths.logs, f"ci-{sha}.log")
+        envdir = join(paths.root, "ci-envs")
+        runner = self.target.runner
+        if not runner.ok(files.exists(release)):
+            return Poll(INCONCLUSIVE, f"release {sha[:7]} is not on the host")
+        runner.run(files.mkdirs(paths.logs, join(paths.dir, "ci"), envdir))
+        runner.run(files.remove(workdir))
+        runner.run(copy_tree(release, workdir))
+        command = self.command.format(envdir=envdir)
+        result = runner.run(
+            run_logged(workdir, command, log, self.timeout), check=False
+        )
+        runner.run(files.remove(workdir))
+        if result.exited == 124:
+            return Poll(
+                INCONCLUSIVE, f"CI command timed out after {self.timeout:g}s", log
+            )
+        if result.ok:
+            return Poll(SUCCESS, "local CI passed", log)
+        tail = runner.run(files.sh_tail(log, 5)).stdout.strip().splitlines()
+        return Poll(
+            FAILURE, f"local CI failed (exit {result.exited})", log, tuple(tail[-3:])
+        )
+
+
+def copy_tree(source: str, destination: str) -> Command:
+    """Copy a release into a scratch directory (the venv link is kept as a link)."""
+    return sh('mkdir -p -- "$2" && cp -a -- "$1/." "$2/"', source, destination)
+
+
+def run_logged(workdir: str, command: str, log: str, timeout: float) -> Command:
+    """Run ``command`` (split like a shell, never evaluated) in ``workdir``."""
+    import shlex
+
+    return sh(
+        'cd "$1" && log="$2" && secs="$3" && shift 3 && '
+        'timeout "$secs" "$@" > "$log" 2>&1',
+        workdir,
+        log,
+        str(int(timeout)),
+        *shlex.split(command),
+    )

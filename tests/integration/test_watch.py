@@ -1,0 +1,347 @@
+"""The CI watcher against a real local HTTP server standing in for GitHub, real git
+and a real supervisord: verdicts, rate limits, superseded deploys, kill -9 and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from cicd.deploy import deploy_preprod
+from cicd.notify import Notifier
+from cicd.watch import load_journal, watch
+from tests.conftest import Project, invoke
+from tests.github_fake import REPOSITORY, FakeGitHub
+
+TOKEN = "ghs_fake_token_for_tests_0123456789"
+
+
+@pytest.fixture
+def github(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
+    """A scripted GitHub API on 127.0.0.1; GITHUB_TOKEN set to a fake token."""
+    fake = FakeGitHub(httpserver)
+    fake.install()
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    return fake
+
+
+def use_github(
+    project: Project, github: FakeGitHub, deadline: float = 20, extra: str = ""
+) -> None:
+    """Configure the project's CI provider as the fake GitHub."""
+    project.write(f"""
+        [tool.cicd.ci]
+        provider = "github"
+        repository = "{REPOSITORY}"
+        api_url = "{github.api_url}"
+        poll_interval = 0.1
+        deadline = {deadline}
+        {extra}
+        """)
+
+
+def use_local_ci(project: Project, command: str) -> None:
+    """Configure local CI running ``command`` in a copy of the release."""
+    project.write(f"""
+        [tool.cicd.ci]
+        provider = "local"
+        command = "{command}"
+        deadline = 60
+        """)
+
+
+def deploy(project: Project, sha: str) -> None:
+    """Deploy ``sha`` to preprod."""
+    target = project.target()
+    deploy_preprod(target, sha, Notifier(target))
+
+
+def body(project: Project) -> str:
+    """What the preprod app answers."""
+    return requests.get(project.url(), timeout=5).text.strip()
+
+
+def events(project: Project, name: str) -> list[dict[str, object]]:
+    """Ledger events of one kind."""
+    path = project.root / "preprod" / "ledger.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [row for row in rows if row["event"] == name]
+
+
+def later(seconds: float, action: object) -> threading.Timer:
+    """Run ``action`` after ``seconds`` in a thread (CI progressing meanwhile)."""
+    timer = threading.Timer(seconds, action)  # type: ignore[arg-type]
+    timer.start()
+    return timer
+
+
+def test_success_marks_validated_with_few_counted_requests(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    github.set_run(sha, "queued")
+    later(0.3, lambda: github.set_run(sha, "in_progress"))
+    later(0.8, lambda: github.set_run(sha, "completed", "success"))
+    target = project.target()
+    assert watch(target, sha, Notifier(target)) == "success"
+    assert (project.root / "preprod" / "validated").read_text().strip() == sha
+    assert events(project, "validated")[-1]["sha"] == sha
+    assert github.not_modified > 0
+    assert github.counted <= 4
+    assert github.authorizations == {f"Bearer {TOKEN}"}
+    assert load_journal(target, sha)["state"] == "done"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "conclusion", ["failure", "cancelled", "timed_out", "startup_failure"]
+)
+def test_failure_rolls_back_to_the_last_validated_release(
+    project: Project,
+    github: FakeGitHub,
+    conclusion: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    use_github(project, github)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    github.set_run(v1, "completed", "success")
+    target = project.target()
+    watch(target, v1, Notifier(target))
+    v2 = project.repo.commit("v2")
+    deploy(project, v2)
+    github.jobs = [
+        {
+            "name": "tests",
+            "conclusion": "failure",
+            "steps": [
+                {"name": "Set up", "conclusion": "success"},
+                {"name": "nox -s tests", "conclusion": "failure"},
+            ],
+        },
+        {"name": "quality", "conclusion": "success", "steps": []},
+    ]
+    github.set_run(v2, "completed", conclusion)
+    assert watch(target, v2, Notifier(target)) == "failure"
+    assert body(project) == "v1 ok"
+    state = project.target().state()
+    assert state.current == v1 and v2 in state.bad
+    output = capfd.readouterr().err
+    assert "tests › nox -s tests" in output
+    assert "actions/runs/1" in output
+    assert TOKEN not in output
+
+
+def test_rate_limit_then_success_waits_for_the_reset(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    github.set_run(sha, "completed", "success")
+    reset_at = time.time() + 2
+    limited = {"left": 1}
+
+    def rate_limit(request: Request) -> Response | None:
+        if limited["left"]:
+            limited["left"] -= 1
+            return Response(
+                "rate limited",
+                403,
+                headers={
+                    "x-ratelimit-remaining": "0",
+                    "x-ratelimit-reset": str(int(reset_at)),
+                },
+            )
+        return None
+
+    github.interceptor = rate_limit
+    target = project.target()
+    started = time.monotonic()
+    assert watch(target, sha, Notifier(target)) == "success"
+    assert time.monotonic() - started >= reset_at - time.time() - 2.5
+    assert github.requests == 2
+
+
+def test_server_errors_back_off_then_succeed(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    github.set_run(sha, "completed", "success")
+    errors = {"left": 2}
+
+    def flaky(request: Request) -> Response | None:
+        if errors["left"]:
+            errors["left"] -= 1
+            return Response("oops", 500)
+        return None
+
+    github.interceptor = flaky
+    target = project.target()
+    assert watch(target, sha, Notifier(target)) == "success"
+    assert github.requests == 3
+
+
+def test_api_down_for_the_whole_deadline_is_inconclusive_and_keeps_the_deploy(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github, deadline=1)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    project.target().set_validated(v1)
+    v2 = project.repo.commit("v2")
+    deploy(project, v2)
+    github.server.stop()
+    try:
+        target = project.target()
+        assert watch(target, v2, Notifier(target)) == "inconclusive"
+    finally:
+        github.server.start()
+    assert body(project) == "v2 ok"
+    assert not events(project, "rollback")
+
+
+def test_inconclusive_rolls_back_when_configured(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github, deadline=0.5, extra='on_inconclusive = "rollback"')
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    project.target().event("validated", sha=v1)
+    v2 = project.repo.commit("v2")
+    deploy(project, v2)
+    github.set_run(v2, "in_progress")
+    target = project.target()
+    assert watch(target, v2, Notifier(target)) == "inconclusive"
+    assert body(project) == "v1 ok"
+
+
+def test_superseded_deploy_is_marked_bad_but_never_touched(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    project.target().event("validated", sha=v1)
+    a = project.repo.commit("A")
+    deploy(project, a)
+    b = project.repo.commit("B")
+    deploy(project, b)
+    github.set_run(a, "completed", "failure")
+    target = project.target()
+    assert watch(target, a, Notifier(target)) == "failure"
+    assert body(project) == "B ok"
+    state = project.target().state()
+    assert state.current == b and a in state.bad
+    assert not events(project, "rollback")
+
+
+def test_local_ci_validates_or_rolls_back(project: Project) -> None:
+    use_local_ci(project, "sh -c 'grep -q good app/version.txt'")
+    v1 = project.repo.commit("good")
+    deploy(project, v1)
+    target = project.target()
+    assert watch(target, v1, Notifier(target)) == "success"
+    v2 = project.repo.commit("bad")
+    deploy(project, v2)
+    assert watch(target, v2, Notifier(target)) == "failure"
+    assert body(project) == "good ok"
+    releases = project.root / "preprod" / "releases"
+    assert sorted(p.name for p in releases.iterdir()) == sorted([v1, v2])
+    assert not (releases / v1 / ".nox").exists()  # CI ran in a scratch copy
+    assert "ci-" in " ".join(os.listdir(project.root / "preprod" / "logs"))
+
+
+def test_detached_watcher_killed_then_resumed_acts_once(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github, deadline=60)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    project.target().event("validated", sha=v1)
+    v2 = project.repo.commit("v2")
+    github.set_run(v2, "in_progress")
+    result = invoke("deploy.preprod", "--sha", v2, "--watch")
+    assert result.returncode == 0, result.stderr
+    assert "in the background" in result.stderr
+    journal = project.root / "preprod" / "watch" / f"{v2}.json"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not journal.exists():
+        time.sleep(0.05)
+    pid = json.loads(journal.read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    github.set_run(v2, "completed", "failure")
+    resumed = invoke("watch", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming the watch" in resumed.stderr
+    assert body(project) == "v1 ok"
+    again = invoke("watch", "--resume")
+    assert "no interrupted watch" in again.stdout
+    assert invoke("watch", "--sha", v2).returncode == 0  # already acted on: no-op
+    assert len(events(project, "rollback")) == 1
+    log = project.root / "preprod" / "logs" / f"watch-{v2}.log"
+    assert "watching CI" in log.read_text()
+
+
+def test_two_watchers_racing_roll_back_once(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    project.target().event("validated", sha=v1)
+    v2 = project.repo.commit("v2")
+    deploy(project, v2)
+    github.set_run(v2, "completed", "failure")
+    env = {"CICD_CONFIG": str(project.config_path)}
+    argv = [sys.executable, "-m", "cicd", "watch", "--sha", v2]
+    # A second watcher of the same sha (say, a rerun of the job) started at once.
+    first = subprocess.Popen(argv, env={**os.environ, **env}, stderr=subprocess.PIPE)
+    second = subprocess.Popen(argv, env={**os.environ, **env}, stderr=subprocess.PIPE)
+    first.wait(60)
+    second.wait(60)
+    assert body(project) == "v1 ok"
+    assert len(events(project, "rollback")) == 1
+    assert project.target().state().current == v1
+
+
+def test_watch_task_validates_input(project: Project) -> None:
+    result = invoke("watch")
+    assert result.returncode == 2 and "--sha is required" in result.stderr
+    result = invoke("watch", "--sha", "not-a-sha")
+    assert result.returncode == 2 and "invalid sha" in result.stderr
+
+
+def test_foreground_watch_prints_one_line_per_state_change(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    github.set_run(sha, "queued")
+    later(0.5, lambda: github.set_run(sha, "in_progress"))
+    later(1.0, lambda: github.set_run(sha, "completed", "success"))
+    result = invoke("watch", "--sha", sha)
+    assert result.returncode == 0, result.stderr
+    lines = [
+        line for line in result.stderr.splitlines() if "CI " in line and ":" in line
+    ]
+    assert sum("queued" in line for line in lines) == 1
+    assert sum("in_progress" in line for line in lines) == 1
+    assert "CI success" in result.stdout
+    assert Path(project.root / "preprod" / "validated").read_text().strip() == sha
