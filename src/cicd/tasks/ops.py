@@ -36,17 +36,36 @@ def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> 
     name="health",
     help={
         "env": "One environment (default: all).",
+        "all": "Every configured environment (the default when --env is not given).",
+        "monitor": "Keep alert state: alert after 3 failures, resolve after 2 passes.",
         "json": "Print the results as JSON on stdout.",
     },
 )
-def health(c: Any, env: str = "", json: bool = False) -> None:
-    """Run the health checks once; exit 1 if any environment fails."""
+def health(
+    c: Any, env: str = "", all: bool = False, monitor: bool = False, json: bool = False
+) -> None:
+    """Run the health checks once; exit 1 if any environment fails.
+
+    With --monitor (the hourly workflow), results feed a Gatus-style state kept on
+    each host: a failing check is retried a few seconds apart, an alert goes to
+    Discord after 3 consecutive failures, a reminder at most every 6 h while down,
+    and "recovered" after 2 consecutive passes.
+    """
     with reported():
+        from cicd.errors import UsageError
         from cicd.status import health_line
 
+        if env and all:
+            raise UsageError("give --env NAME or --all, not both")
         results = {}
         for name in [env] if env else env_names():
-            ok, reason = health_line(target(c, name))
+            t = target(c, name)
+            if monitor:
+                from cicd.monitor import run_monitor
+
+                ok, reason = run_monitor(t, notifier(t))
+            else:
+                ok, reason = health_line(t)
             results[name] = {"ok": ok, "detail": reason}
             if not json:
                 print(f"{name}: {'ok' if ok else 'FAIL'} — {reason}")
