@@ -68,7 +68,9 @@ class FakeGitHub:
                 ),
             }
 
-    def _answer(self, request: Request, body: dict[str, Any]) -> Response:
+    def _answer(
+        self, request: Request, make_body: Callable[[], dict[str, Any]]
+    ) -> Response:
         with self.lock:
             self.requests += 1
             self.authorizations.add(request.headers.get("Authorization", ""))
@@ -76,7 +78,7 @@ class FakeGitHub:
             special = self.interceptor(request)
             if special is not None:
                 return special
-        text = json.dumps(body, sort_keys=True)
+        text = json.dumps(make_body(), sort_keys=True)
         etag = '"' + hashlib.md5(text.encode()).hexdigest() + '"'
         if request.headers.get("If-None-Match") == etag:
             with self.lock:
@@ -88,12 +90,18 @@ class FakeGitHub:
 
     def _runs(self, request: Request) -> Response:
         sha = request.args.get("head_sha", "")
-        with self.lock:
-            runs = [self.runs[sha]] if sha in self.runs else []
-        return self._answer(request, {"total_count": len(runs), "workflow_runs": runs})
+
+        def body() -> dict[str, Any]:
+            with self.lock:
+                runs = [self.runs[sha]] if sha in self.runs else []
+            return {"total_count": len(runs), "workflow_runs": runs}
+
+        return self._answer(request, body)
 
     def _jobs(self, request: Request) -> Response:
-        return self._answer(request, {"total_count": len(self.jobs), "jobs": self.jobs})
+        return self._answer(
+            request, lambda: {"total_count": len(self.jobs), "jobs": self.jobs}
+        )
 
     @property
     def counted(self) -> int:

@@ -158,12 +158,9 @@ class Target:
         """The lock's details when it is held, else None."""
         if not self.runner.ok(files.exists(self.paths.lock)):
             return None
-        text = self.runner.run(files.read(join(self.paths.lock, "details"))).stdout
-        try:
-            details = json.loads(text)
-            return details if isinstance(details, dict) else {"raw": text}
-        except ValueError:
-            return {"raw": text.strip() or "(no details: taken a moment ago)"}
+        return _lock_details(
+            self.runner.run(files.read(join(self.paths.lock, "details"))).stdout
+        )
 
     # -- source -------------------------------------------------------------
 
@@ -281,10 +278,25 @@ class Target:
     # -- state --------------------------------------------------------------
 
     def state(self) -> EnvState:
-        """Compute the environment's state from the ledger, links and files."""
-        events, warnings = self.events()
-        current = self.current()
-        validated = self.validated()
+        """Compute the environment's state from the ledger, links and files.
+
+        Everything is read in one command, so it costs one round trip over SSH.
+        """
+        sections = files.parse_snapshot(
+            self.runner.run(files.snapshot(self.paths.dir)).stdout
+        )
+        events, warnings = parse(sections.get("ledger", ""))
+        current = basename(sections.get("current", "").strip().rstrip("/")) or None
+        validated = sections.get("validated", "").strip() or None
+        kept = sorted(
+            n for n in sections.get("releases", "").split() if SHA_PATTERN.match(n)
+        )
+        lock_lines = sections.get("lock", "").split("\n", 1)
+        lock_details = (
+            _lock_details(lock_lines[1] if len(lock_lines) > 1 else "")
+            if lock_lines[0] == "held"
+            else None
+        )
         validated_all: set[str] = {validated} if validated else set()
         verdicts: dict[str, str] = {}
         previous = None
@@ -307,7 +319,6 @@ class Target:
             elif event.event == "health" and event.outcome == "ok":
                 settled = event.sha == current
         bad = frozenset(sha for sha, verdict in verdicts.items() if verdict == "bad")
-        kept = self.releases()
         kept.sort(key=lambda sha: order.get(sha, -1), reverse=True)
         return EnvState(
             env=self.env,
@@ -317,7 +328,7 @@ class Target:
             validated_all=frozenset(validated_all),
             bad=bad,
             releases=tuple(kept),
-            lock=self.read_lock(),
+            lock=lock_details,
             events=tuple(events),
             warnings=tuple(warnings),
             settled=settled,
@@ -338,3 +349,12 @@ class Target:
         if doomed:
             self.runner.run(files.remove(*(self.paths.release(s) for s in doomed)))
         return doomed
+
+
+def _lock_details(text: str) -> dict[str, Any]:
+    """Parse lock/details; a lock taken a moment ago may have none yet."""
+    try:
+        details = json.loads(text)
+        return details if isinstance(details, dict) else {"raw": text.strip()}
+    except ValueError:
+        return {"raw": text.strip() or "(no details: taken a moment ago)"}

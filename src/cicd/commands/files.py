@@ -121,3 +121,40 @@ def list_files(path: str) -> Command:
         '[ ! -d "$1" ] || find "$1" -mindepth 1 -maxdepth 1 -type f -printf "%f\\n"',
         path,
     )
+
+
+#: Separates the sections of :func:`snapshot`'s output; never in a ledger line.
+SECTION = "@@cicd-section@@"
+
+
+def snapshot(env_dir: str) -> Command:
+    """Print everything an environment's state is computed from, in one round trip.
+
+    Sections, in order: current's link target, validated, release names, lock
+    details (or nothing), the ledger. Each starts with a ``SECTION NAME`` line.
+    """
+    return sh(
+        'd="$1"; m="$2"; '
+        'echo "$m current"; [ ! -L "$d/current" ] || readlink -- "$d/current"; '
+        'echo "$m validated"; [ ! -f "$d/validated" ] || cat -- "$d/validated"; '
+        'echo "$m releases"; [ ! -d "$d/releases" ] || find "$d/releases" '
+        "-mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\\n'; "
+        'echo "$m lock"; if [ -d "$d/lock" ]; then echo held; '
+        '[ ! -f "$d/lock/details" ] || cat -- "$d/lock/details"; echo; fi; '
+        'echo "$m ledger"; [ ! -f "$d/ledger.jsonl" ] || cat -- "$d/ledger.jsonl"',
+        env_dir,
+        SECTION,
+    )
+
+
+def parse_snapshot(text: str) -> dict[str, str]:
+    """Split :func:`snapshot` output into its sections by name."""
+    sections: dict[str, list[str]] = {}
+    name = ""
+    for line in text.split("\n"):
+        if line.startswith(SECTION + " "):
+            name = line[len(SECTION) + 1 :].strip()
+            sections[name] = []
+        elif name:
+            sections[name].append(line)
+    return {key: "\n".join(lines).strip("\n") for key, lines in sections.items()}
