@@ -24,7 +24,7 @@ APP = ROOT / "10_preprod"
 APP_PYPROJECT = nox.project.load_toml(APP / "pyproject.toml")
 PYTHON_FILES = ["src", "tests", "tasks.py", "fabfile.py", "noxfile.py", "10_preprod"]
 PYTHON_FILES += ["50_test"]
-COVERAGE_FLOOR = "90"
+FLOOR = "90"
 
 
 def _group(name: str) -> list[str]:
@@ -61,14 +61,13 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the app's and the pipeline's tests, each with its own 90 % coverage floor.
 
-    Extra arguments go to the pipeline's pytest run, e.g. ``nox -s tests -- -k lock``.
+    HTML reports go to build/coverage/app and build/coverage/cicd. Extra arguments go
+    to the pipeline's pytest run, e.g. ``nox -s tests -- -k lock`` (the app's tests
+    are then skipped).
     """
     session.install("-e", ".", *_group("test"))
     _install_app(session)
-    report = [
-        "--cov-report=term-missing:skip-covered",
-        f"--cov-fail-under={COVERAGE_FLOOR}",
-    ]
+    report = ["--cov-report=term-missing:skip-covered", f"--cov-fail-under={FLOOR}"]
     if not session.posargs:
         with session.chdir(APP):
             session.run(
@@ -77,10 +76,13 @@ def tests(session: nox.Session) -> None:
                 "--cov-report=html:../build/coverage/app",
                 *report,
             )
+    # The integration tests mostly wait on real processes: 4 workers on 2 cores.
+    workers = ["-n", "4"] if not session.posargs else []
     session.run(
         "pytest",
         "--cov=cicd",
         "--cov-report=html:build/coverage/cicd",
+        *workers,
         *report,
         *session.posargs,
     )
@@ -99,21 +101,28 @@ def infra(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the Sphinx site into 90_doc/build/html, warnings as errors."""
+    """Build the Sphinx site, then run its doctests and an offline link check.
+
+    Warnings are errors. The HTML goes to 90_doc/build/html; extra arguments go to
+    that build, e.g. ``nox -s docs -- -E`` to reread every page.
+    """
     session.install("-e", ".", *_group("docs"))
-    out = ROOT / "90_doc" / "build" / "html"
+    build = ROOT / "90_doc" / "build"
+    source = "90_doc/source"
+    # One doctree cache for the three builders, so the sources are parsed once.
+    common = ["-W", "--keep-going", "-d", str(build / "doctrees")]
+    quiet = [*common, "-q"]
+    out = build / "html"
     session.run(
-        "sphinx-build",
-        "-W",
-        "--keep-going",
-        "-b",
-        "html",
-        "90_doc/source",
-        str(out),
-        *session.posargs,
+        "sphinx-build", *common, "-b", "html", source, str(out), *session.posargs
     )
     # GitHub Pages would otherwise run Jekyll and hide Sphinx's _static folder.
     (out / ".nojekyll").touch()
+    doctest, linkcheck = build / "doctest", build / "linkcheck"
+    session.run("sphinx-build", *quiet, "-b", "doctest", source, str(doctest))
+    # conf.py's linkcheck_ignore skips every URL that is not loopback: no network.
+    session.log("linkcheck: internal links only; external links skipped: offline build")
+    session.run("sphinx-build", *quiet, "-b", "linkcheck", source, str(linkcheck))
     session.log(f"Documentation: {out / 'index.html'}")
 
 

@@ -1,6 +1,16 @@
-"""Sphinx configuration of the Mangetamain CI/CD documentation."""
+"""Sphinx configuration of the Mangetamain CI/CD documentation.
+
+Built by ``nox -s docs`` (html, then doctest, then an offline linkcheck). Local
+extensions live in ``_ext``: the task reference and the configuration tables are
+generated from the code at build time, so they cannot drift from it.
+"""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "Mangetamain CI/CD"
 author = "Mangetamain team"
@@ -11,6 +21,9 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
     "sphinx.ext.doctest",
+    "taskdoc",
+    "configdoc",
+    "moduledoc",
 ]
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -20,3 +33,8 @@ nitpicky = False
 html_theme = "furo"
 html_title = "Mangetamain CI/CD"
 exclude_patterns: list[str] = []
+
+# The build must work offline and contact nothing but this machine: linkcheck checks
+# internal links (and loopback URLs, if any) only; every other URL is skipped.
+linkcheck_ignore = [r"https?://(?!127\.0\.0\.1|localhost).*"]
+linkcheck_timeout = 5

@@ -1,0 +1,242 @@
+"""Unit tests of the GitHub Actions workflows: they stay thin and safe.
+
+Every ``run:`` step is one ``nox``, ``invoke`` or ``fab`` command (or the one-line
+install of those tools), so the pipeline's logic lives in tasks that run the same
+locally. Secrets reach steps only through ``env:`` (or an action's ``with:``), never
+inside a shell line, and user input never reaches a shell line unquoted. The
+deployment workflows are serialised, production's confirmation is checked by the
+task and not by the workflow, monitoring is hourly, and the documentation is
+published from the directory ``nox -s docs`` builds.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+EXPECTED = {"ci", "cd-preprod", "cd-prod", "health-check", "documentation"}
+TASK_RUNNERS = {"nox", "invoke", "fab"}
+INSTALL = re.compile(r"""^(python3? -m )?pip install (-e \.|(["']?)nox(\[uv\])?\3)$""")
+#: Shell syntax that would chain, pipe, background or substitute a second command.
+FORBIDDEN = ("&", ";", "|", "`", "$(", "\n")
+SECRET = re.compile(r"\$\{\{\s*secrets\.")
+#: Expressions a user controls: they go through env:, never into a shell line.
+UNTRUSTED = re.compile(r"\$\{\{\s*(inputs\.|github\.event\.|github\.head_ref)")
+DEPLOY_WORD = re.compile(r"\bDEPLOY\b")
+DOCS_HTML = "90_doc/build/html"
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Parse one workflow file."""
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    assert isinstance(data, dict), f"{path.name}: not a mapping"
+    return data
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    """The ``on:`` table (YAML 1.1 reads a bare ``on`` key as True)."""
+    value = workflow.get("on", workflow.get(True, {}))
+    if isinstance(value, str):
+        return {value: None}
+    if isinstance(value, list):
+        return {name: None for name in value}
+    return value or {}
+
+
+def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every step of every job."""
+    return [
+        step
+        for job in (workflow.get("jobs") or {}).values()
+        for step in job.get("steps") or []
+    ]
+
+
+def conditions(workflow: dict[str, Any]) -> list[str]:
+    """Every ``if:`` of jobs and steps, and every ``run:`` line."""
+    found = []
+    for job in (workflow.get("jobs") or {}).values():
+        if "if" in job:
+            found.append(str(job["if"]))
+        for step in job.get("steps") or []:
+            found += [str(step[key]) for key in ("if", "run") if key in step]
+    return found
+
+
+def run_problems(run: str) -> list[str]:
+    """What is wrong with one ``run:`` line, if anything."""
+    line = run.strip()
+    problems = [f"{line!r}: contains {token!r}" for token in FORBIDDEN if token in line]
+    if SECRET.search(line):
+        problems.append(f"{line!r}: a secret inside run: (pass it through env:)")
+    if UNTRUSTED.search(line):
+        problems.append(f"{line!r}: user input inside run: (pass it through env:)")
+    if problems:
+        return problems
+    try:
+        first = shlex.split(line)[0] if line else ""
+    except ValueError as error:
+        return [f"{line!r}: not one shell command ({error})"]
+    if first not in TASK_RUNNERS and not INSTALL.match(line):
+        problems.append(
+            f"{line!r}: starts with {first!r}, not one of "
+            f"{', '.join(sorted(TASK_RUNNERS))} or the one-line install"
+        )
+    return problems
+
+
+def problems(name: str, workflow: dict[str, Any]) -> list[str]:
+    """Every rule a workflow breaks: the generic ones, then its own."""
+    found = [
+        f"{name}: {problem}"
+        for step in steps(workflow)
+        if "run" in step
+        for problem in run_problems(str(step["run"]))
+    ]
+    if name in ("cd-preprod", "cd-prod"):
+        group = (workflow.get("concurrency") or {}).get("group")
+        if not group:
+            found.append(f"{name}: no concurrency group")
+        elif (workflow["concurrency"].get("cancel-in-progress")) is not False:
+            found.append(f"{name}: a deploy must never be cancelled half-way")
+    if name == "cd-prod":
+        dispatch = triggers(workflow).get("workflow_dispatch") or {}
+        if "confirm" not in (dispatch.get("inputs") or {}):
+            found.append(f"{name}: no 'confirm' workflow_dispatch input")
+        found += [
+            f"{name}: checks the DEPLOY word itself in {text!r} (the task does)"
+            for text in conditions(workflow)
+            if DEPLOY_WORD.search(text)
+        ]
+    if name == "health-check":
+        crons = [
+            entry.get("cron") for entry in triggers(workflow).get("schedule") or []
+        ]
+        if "0 * * * *" not in crons:
+            found.append(f"{name}: not scheduled hourly (cron '0 * * * *')")
+    if name == "documentation":
+        published = [
+            step
+            for step in steps(workflow)
+            if (step.get("with") or {}).get("publish_dir") == DOCS_HTML
+        ]
+        if not published:
+            found.append(f"{name}: does not publish {DOCS_HTML}")
+        if any("needs" in job for job in (workflow.get("jobs") or {}).values()):
+            found.append(f"{name}: must be isolated (no needs:)")
+        if "workflow_run" in triggers(workflow):
+            found.append(f"{name}: must be isolated (no workflow_run trigger)")
+    return found
+
+
+def workflow_files() -> list[Path]:
+    """The repository's workflow files."""
+    return sorted(WORKFLOWS.glob("*.yml"))
+
+
+def test_every_expected_workflow_exists() -> None:
+    assert {path.stem for path in workflow_files()} >= EXPECTED
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.stem)
+def test_workflow_follows_the_rules(path: Path) -> None:
+    assert problems(path.stem, load(path)) == []
+
+
+def test_preprod_deploys_every_push_to_main_on_the_self_hosted_runner() -> None:
+    workflow = load(WORKFLOWS / "cd-preprod.yml")
+    assert triggers(workflow)["push"]["branches"] == ["main"]
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"] == ["self-hosted", "Linux", "X64"]
+    (deploy,) = [s for s in steps(workflow) if "deploy.preprod" in s.get("run", "")]
+    assert "--watch" in deploy["run"]
+    assert set(deploy["env"]) == {"DISCORD_WEBHOOK_URL", "GITHUB_TOKEN"}
+    assert workflow["permissions"] == {"actions": "read", "contents": "read"}
+
+
+def test_prod_passes_its_inputs_through_env() -> None:
+    workflow = load(WORKFLOWS / "cd-prod.yml")
+    inputs = triggers(workflow)["workflow_dispatch"]["inputs"]
+    assert inputs["confirm"]["required"] is True
+    assert inputs["sha"].get("required", False) is False
+    (deploy,) = [s for s in steps(workflow) if "deploy.prod" in s.get("run", "")]
+    assert '--confirm "$CONFIRM"' in deploy["run"]
+    assert deploy["env"]["CONFIRM"] == "${{ inputs.confirm }}"
+    assert workflow["concurrency"]["group"] == "deploy-prod"
+
+
+def test_health_check_monitors_every_environment() -> None:
+    workflow = load(WORKFLOWS / "health-check.yml")
+    assert "workflow_dispatch" in triggers(workflow)
+    runs = [s["run"] for s in steps(workflow) if "run" in s]
+    assert "invoke health --all --monitor" in runs
+
+
+def test_documentation_builds_with_nox_and_notifies_only_on_failure() -> None:
+    workflow = load(WORKFLOWS / "documentation.yml")
+    assert "90_doc/source/**" in triggers(workflow)["push"]["paths"]
+    runs = [s["run"] for s in steps(workflow) if "run" in s]
+    assert "nox -s docs" in runs
+    notify = [s for s in steps(workflow) if "notify.send" in s.get("run", "")]
+    assert notify and all(s.get("if") == "failure()" for s in notify)
+
+
+def test_checker_catches_a_chained_command_and_a_secret_in_run() -> None:
+    bad = {
+        "on": {"push": {"branches": ["main"]}},
+        "jobs": {
+            "x": {
+                "runs-on": "ubuntu-latest",
+                "steps": [
+                    {"run": "echo hi && rm -rf x"},
+                    {"run": "invoke notify.send --text ${{ secrets.WEBHOOK }}"},
+                    {"run": "invoke deploy.prod --sha ${{ inputs.sha }}"},
+                    {"run": "curl https://example.invalid"},
+                    {"run": "nox -s lint\nnox -s tests"},
+                    {"run": "python -m pip install requests"},
+                ],
+            }
+        },
+    }
+    found = "\n".join(problems("bad", bad))
+    assert "contains '&'" in found
+    assert "a secret inside run:" in found
+    assert "user input inside run:" in found
+    assert "starts with 'curl'" in found
+    assert "contains '\\n'" in found
+    assert "'python -m pip install requests': starts with 'python'" in found
+    assert len(problems("bad", bad)) >= 6
+
+
+def test_checker_catches_a_workflow_that_checks_deploy_itself() -> None:
+    bad = {
+        True: {"workflow_dispatch": {"inputs": {"sha": {"type": "string"}}}},
+        "jobs": {
+            "deploy": {
+                "if": "inputs.confirm == 'DEPLOY'",
+                "runs-on": "self-hosted",
+                "steps": [{"run": "invoke deploy.prod --confirm DEPLOY"}],
+            }
+        },
+    }
+    found = problems("cd-prod", bad)
+    assert "cd-prod: no concurrency group" in found
+    assert "cd-prod: no 'confirm' workflow_dispatch input" in found
+    assert sum("checks the DEPLOY word" in problem for problem in found) == 2
+
+
+def test_checker_accepts_the_one_line_installs() -> None:
+    for line in (
+        'python -m pip install "nox[uv]"',
+        "python3 -m pip install 'nox[uv]'",
+        "python -m pip install -e .",
+        "fab -H dataia rollback --env prod",
+    ):
+        assert run_problems(line) == []
