@@ -126,6 +126,50 @@ def docs(session: nox.Session) -> None:
     session.log(f"Documentation: {out / 'index.html'}")
 
 
+@nox.session(default=False)
+def app(session: nox.Session) -> None:
+    """Lint and test the app alone (10_preprod), with its 90 % coverage floor.
+
+    This is the local CI command of ``nox -s demo``: the gate of what is deployed.
+    """
+    _install_app(session)
+    session.install("flake8", "black")
+    with session.chdir(APP):
+        session.run("flake8", "src", "tests")
+        session.run("black", "--check", "--quiet", "src", "tests")
+        session.run(
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--cov=mangetamain",
+            f"--cov-fail-under={FLOOR}",
+            *session.posargs,
+        )
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """The main job: the whole pipeline on this machine, on the embedded default.
+
+    Deploys HEAD to preprod (127.0.0.1:8500), validates it with the local CI watcher,
+    deploys a commit that breaks a test and watches the automatic rollback, then
+    deploys the validated sha to prod (127.0.0.1:8501). Stop the apps: nox -s down.
+    """
+    # nox itself goes in: the local CI watcher runs `nox -s app` on each release.
+    session.install("-e", ".", "nox[uv]")
+    session.run("python", "-m", "cicd.demo", *session.posargs)
+
+
+@nox.session(default=False)
+def down(session: nox.Session) -> None:
+    """Stop supervisord and every app the demo or a local deploy started."""
+    session.install("-e", ".")
+    configs = [ROOT / "pyproject.toml", ROOT / ".cicd" / "demo" / "cicd.toml"]
+    for config in (c for c in configs if c.exists()):
+        session.run("python", "-m", "cicd", "down", env={"CICD_CONFIG": str(config)})
+
+
 @nox.session(python=False, default=False)
 def summary(session: nox.Session) -> None:
     """Summarise CI job results from ``$NEEDS`` (GitHub's ``toJSON(needs)``)."""
