@@ -19,8 +19,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from invoke.context import Context
 
@@ -140,48 +143,54 @@ def wait_for_verdict(target: Target, sha: str) -> dict[str, object]:
     raise CicdError(f"no CI verdict for {short(sha)} after {WATCH_TIMEOUT:g}s")
 
 
+class Steps:
+    """The demo's timeline: each step's name, duration and outcome."""
+
+    def __init__(self) -> None:
+        self.done: list[Step] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time a step; the block sets ``outcome`` on the yielded record."""
+        say(name)
+        record = Step(name, 0.0, "failed")
+        started = time.monotonic()
+        try:
+            yield record
+        finally:
+            record.seconds = time.monotonic() - started
+            self.done.append(record)
+
+
 def main() -> int:
     """Run the demo; return the process exit code."""
     checkout = Path.cwd()
     root = checkout / ".cicd" / "demo"
-    steps: list[Step] = []
-
-    def timed(name: str, action, outcome) -> object:  # type: ignore[no-untyped-def]
-        say(name)
-        started = time.monotonic()
-        value = action()
-        steps.append(Step(name, time.monotonic() - started, outcome(value)))
-        return value
-
+    steps = Steps()
     try:
-        source = timed(
-            "prepare a scratch clone under .cicd/demo",
-            lambda: prepare(checkout, root),
-            lambda _: "ok",
-        )
-        assert isinstance(source, Path)
+        with steps.step("prepare a scratch clone under .cicd/demo") as step:
+            source = prepare(checkout, root)
+            step.outcome = "ok"
         settings = config.load(root / "cicd.toml")
         preprod = Target(Runner(Context()), settings, "preprod")
         prod = Target(Runner(Context()), settings, "prod")
         good = git(source, "rev-parse", "HEAD")
 
-        timed(
-            f"deploy HEAD {short(good)} to preprod (127.0.0.1:8500)",
-            lambda: deploy_preprod(preprod, good, Notifier(preprod)),
-            lambda r: f"{r.outcome} in {r.seconds:.1f}s",
-        )
+        with steps.step(
+            f"deploy HEAD {short(good)} to preprod (127.0.0.1:8500)"
+        ) as step:
+            result = deploy_preprod(preprod, good, Notifier(preprod))
+            step.outcome = f"{result.outcome} in {result.seconds:.1f}s"
         start_detached(preprod, good)
-        verdict = timed(
-            f"local CI watcher: nox -s app on {short(good)}",
-            lambda: wait_for_verdict(preprod, good),
-            lambda j: f"CI {j['verdict']} → {'validated' if j['verdict'] == 'success' else 'not validated'}",
-        )
-        assert isinstance(verdict, dict)
-        if verdict["verdict"] != "success":
-            raise CicdError(
-                f"CI did not pass on HEAD ({verdict.get('detail')}); see "
-                f"{root}/preprod/logs/ci-{good}.log"
-            )
+        with steps.step(f"local CI watcher: nox -s app on {short(good)}") as step:
+            journal = wait_for_verdict(preprod, good)
+            step.outcome = f"CI {journal['verdict']}"
+            if journal["verdict"] != "success":
+                raise CicdError(
+                    f"CI did not pass on HEAD ({journal.get('detail')}); see "
+                    f"{root}/preprod/logs/ci-{good}.log"
+                )
+            step.outcome += " → validated"
 
         path = source / BREAK_FILE
         path.write_text(path.read_text().replace(BREAK_FROM, BREAK_TO, 1))
@@ -189,53 +198,48 @@ def main() -> int:
             source, "commit", "-qam", "demo: count reviews without stars in the average"
         )
         bad = git(source, "rev-parse", "HEAD")
-        timed(
-            f"deploy {short(bad)}, a commit that breaks a test (deploy first)",
-            lambda: deploy_preprod(preprod, bad, Notifier(preprod)),
-            lambda r: f"{r.outcome}: live at once, CI pending",
-        )
+        with steps.step(f"deploy {short(bad)}, a commit that breaks a test") as step:
+            result = deploy_preprod(preprod, bad, Notifier(preprod))
+            step.outcome = f"{result.outcome}: live at once, CI pending"
         start_detached(preprod, bad)
-        timed(
-            f"local CI watcher on {short(bad)}: expect failure and rollback",
-            lambda: wait_for_verdict(preprod, bad),
-            lambda j: f"CI {j['verdict']} → running {short(preprod.current())}",
-        )
-        if preprod.current() != good:
-            raise CicdError(f"preprod was not rolled back to {short(good)}")
+        with steps.step(f"local CI watcher on {short(bad)}: failure, rollback") as step:
+            journal = wait_for_verdict(preprod, bad)
+            running = preprod.current()
+            step.outcome = f"CI {journal['verdict']} → running {short(running)}"
+            if running != good:
+                raise CicdError(f"preprod was not rolled back to {short(good)}")
 
-        timed(
-            "deploy the validated sha to prod with --confirm DEPLOY (127.0.0.1:8501)",
-            lambda: deploy_prod(
+        with steps.step("deploy the validated sha to prod, --confirm DEPLOY") as step:
+            result = deploy_prod(
                 prod,
                 preprod,
                 None,
                 confirm="DEPLOY",
                 force=False,
                 notifier=Notifier(prod),
-            ),
-            lambda r: f"{r.outcome} {short(r.sha)} in {r.seconds:.1f}s",
-        )
+            )
+            step.outcome = f"{result.outcome} {short(result.sha)} on 127.0.0.1:8501"
     except CicdError as error:
         print(f"\ndemo failed: {error}", file=sys.stderr)
-        report(steps, None)
+        report(steps.done, None)
         return 1
-    report(steps, [env_status(preprod), env_status(prod)])
+    report(steps.done, [env_status(preprod), env_status(prod)])
     return 0
 
 
-def report(steps: list[Step], rows: list[dict[str, object]] | None) -> None:
+def report(steps: list[Step], rows: list[dict[str, Any]] | None) -> None:
     """Print the timeline, the status table and what to do next."""
     out = sys.stdout
     print("\nTimeline", file=out)
-    print(f"  {'step':<74} {'time':>7}  outcome", file=out)
+    print(f"  {'step':<58} {'time':>7}  outcome", file=out)
     for step in steps:
-        print(f"  {step.name:<74} {step.seconds:>6.1f}s  {step.outcome}", file=out)
+        print(f"  {step.name:<58} {step.seconds:>6.1f}s  {step.outcome}", file=out)
     total = sum(step.seconds for step in steps)
-    print(f"  {'total':<74} {total:>6.1f}s", file=out)
+    print(f"  {'total':<58} {total:>6.1f}s", file=out)
     if rows is None:
         return
     print("\nStatus", file=out)
-    print(format_status(rows), file=out)  # type: ignore[arg-type]
+    print(format_status(rows), file=out)
     print(
         "\nOpen the apps:  preprod http://127.0.0.1:8500   prod http://127.0.0.1:8501\n"
         "Look around:    CICD_CONFIG=.cicd/demo/cicd.toml invoke status | releases\n"

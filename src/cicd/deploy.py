@@ -209,12 +209,13 @@ def deploy_prod(
             "marked bad); pass --force to deploy it anyway. Nothing was changed"
         )
     target.runtime.preflight()
-    return _deploy(
+    result = _deploy(
         target,
         sha,
         notifier,
         backup=True,
         forced=forced,
+        validated_by=None if forced else preprod.env,
         started=(
             f"🎯 {target.env.upper()} - Deployment started\nSHA: {short(sha)}"
             + (" (FORCED: not validated by CI)" if forced else "")
@@ -224,6 +225,7 @@ def deploy_prod(
             f"PREPROD ✅ → PROD ✅\nURL: {target.settings.url}"
         ),
     )
+    return result
 
 
 def _deploy(
@@ -235,6 +237,7 @@ def _deploy(
     succeeded: str,
     backup: bool = False,
     forced: bool = False,
+    validated_by: str | None = None,
 ) -> DeployResult:
     timeline = Timeline(notifier.say)
     with lock.hold(target, "deploy", sha):

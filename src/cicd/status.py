@@ -73,7 +73,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
         if row["last_events"]:
             lines.append(f"  {row['env']} last events:")
             for e in row["last_events"]:
-                detail = f" — {e['detail']}" if e["detail"] else ""
+                text = " · ".join(str(e["detail"]).split("\n"))
+                detail = f" — {text}" if text else ""
                 lines.append(
                     f"    {e['time'][:19]} {e['event']:<10} {short(e['sha'])} "
                     f"{e['outcome']}{detail}"

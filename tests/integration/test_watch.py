@@ -279,9 +279,11 @@ def test_detached_watcher_killed_then_resumed_acts_once(
     assert result.returncode == 0, result.stderr
     assert "in the background" in result.stderr
     journal = project.root / "preprod" / "watch" / f"{v2}.json"
+    log = project.root / "preprod" / "logs" / f"watch-{v2}.log"
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not journal.exists():
+    while time.monotonic() < deadline and "in_progress" not in log.read_text():
         time.sleep(0.05)
+    assert "watching CI" in log.read_text()  # the detached watcher logs to its file
     pid = json.loads(journal.read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
@@ -294,8 +296,6 @@ def test_detached_watcher_killed_then_resumed_acts_once(
     assert "no interrupted watch" in again.stdout
     assert invoke("watch", "--sha", v2).returncode == 0  # already acted on: no-op
     assert len(events(project, "rollback")) == 1
-    log = project.root / "preprod" / "logs" / f"watch-{v2}.log"
-    assert "watching CI" in log.read_text()
 
 
 def test_two_watchers_racing_roll_back_once(
