@@ -8,7 +8,8 @@ production with the typed confirmation (backup, readiness on 127.0.0.1:8501). It
 with a timeline, the status table, and how to open and stop the two apps.
 
 Everything lives under ``.cicd/demo/`` (git-ignored); dependency environments are kept
-between runs, so a second run is much faster.
+between runs, so a second run is much faster. The clone is of committed HEAD:
+uncommitted changes are not part of the demo.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,30 +37,59 @@ from cicd.status import env_status, format_status
 from cicd.target import Target
 from cicd.watch import load_journal, start_detached
 
-#: The change that breaks a test: averages start counting reviews without stars.
-BREAK_FILE = "10_preprod/src/mangetamain/queries.py"
-BREAK_FROM = "(SELECT avg(rating) FILTER (WHERE rating > 0) FROM interactions)"
-BREAK_TO = "(SELECT avg(rating) FROM interactions)"
 KEPT_BETWEEN_RUNS = ("venvs", "ci-envs")
-WATCH_TIMEOUT = 900.0
 
-CONFIG = """\
-# Written by `nox -s demo`: the embedded default, with a faster local CI.
-[tool.cicd]
-root = "."
-source = "source"
 
-[tool.cicd.health]
-deadline = 120
+@dataclass(frozen=True)
+class Breakage:
+    """The commit that breaks a test: replace ``old`` by ``new`` in ``path``."""
 
-[tool.cicd.ci]
-provider = "local"
-# The app's own gate (lint and tests of what is deployed). The project's full gate,
-# `nox -s lint tests`, is the default for real use; it takes a few minutes here.
-command = "nox --envdir {envdir} -s app"
-poll_interval = 1
-deadline = 900
-"""
+    path: str = "10_preprod/src/mangetamain/queries.py"
+    old: str = "(SELECT avg(rating) FILTER (WHERE rating > 0) FROM interactions)"
+    new: str = "(SELECT avg(rating) FROM interactions)"
+    message: str = "demo: count reviews without stars in the average"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the demo runs on: by default this checkout, the app and ports 8500/8501.
+
+    Attributes:
+        checkout: The git repository cloned into the scratch source.
+        root: The demo's target root.
+        ports: Preprod and prod ports on 127.0.0.1.
+        ci_command: The local CI command run on each release.
+        breakage: The change that makes CI fail.
+        top_config: TOML key lines added to the ``[tool.cicd]`` table.
+        health_config: TOML key lines added to ``[tool.cicd.health]``.
+        extra_config: TOML tables appended to the configuration.
+        verdict_timeout: Longest wait for a CI verdict, in seconds.
+    """
+
+    checkout: Path
+    root: Path
+    ports: tuple[int, int] = (8500, 8501)
+    # The app's own gate; the project's full gate (`nox -s lint tests`, the
+    # default for real use) takes a few minutes on a small machine.
+    ci_command: str = "nox --envdir {envdir} -s app"
+    breakage: Breakage = field(default_factory=Breakage)
+    top_config: str = ""
+    health_config: str = ""
+    extra_config: str = ""
+    verdict_timeout: float = 900.0
+
+    def config_text(self) -> str:
+        """The demo's configuration: the embedded default with a faster CI."""
+        preprod, prod = self.ports
+        return (
+            "# Written by `nox -s demo`: the embedded default, faster local CI.\n"
+            f'[tool.cicd]\nroot = "."\nsource = "source"\n{self.top_config}\n\n'
+            f"[tool.cicd.health]\ndeadline = 120\n{self.health_config}\n\n"
+            f'[tool.cicd.ci]\nprovider = "local"\ncommand = "{self.ci_command}"\n'
+            "poll_interval = 1\ndeadline = 900\n\n"
+            f"[tool.cicd.env.preprod]\nport = {preprod}\n\n"
+            f"[tool.cicd.env.prod]\nport = {prod}\n" + self.extra_config
+        )
 
 
 @dataclass
@@ -67,13 +97,27 @@ class Step:
     """One line of the demo's timeline."""
 
     name: str
-    seconds: float
-    outcome: str
+    seconds: float = 0.0
+    outcome: str = "failed"
 
 
-def say(text: str) -> None:
-    """Print a demo headline."""
-    print(f"\n==> {text}", file=sys.stderr, flush=True)
+class Steps:
+    """The demo's timeline: each step's name, duration and outcome."""
+
+    def __init__(self) -> None:
+        self.done: list[Step] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time a step; the block sets ``outcome`` on the yielded record."""
+        print(f"\n==> {name}", file=sys.stderr, flush=True)
+        record = Step(name)
+        started = time.monotonic()
+        try:
+            yield record
+        finally:
+            record.seconds = time.monotonic() - started
+            self.done.append(record)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -91,119 +135,93 @@ def port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def prepare(checkout: Path, root: Path) -> Path:
+def prepare(plan: Plan) -> Path:
     """Stop a previous demo, reset its state (keeping caches), clone the checkout."""
+    root = plan.root
     conf = root / "supervisor" / "supervisord.conf"
     if conf.exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "supervisor.supervisorctl",
-                "-c",
-                str(conf),
-                "shutdown",
-            ],
-            capture_output=True,
-        )
+        ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(conf)]
+        subprocess.run([*ctl, "shutdown"], capture_output=True)
         deadline = time.monotonic() + 20
-        while (port_taken(8500) or port_taken(8501)) and time.monotonic() < deadline:
+        while any(map(port_taken, plan.ports)) and time.monotonic() < deadline:
             time.sleep(0.2)
     if root.exists():
         for child in root.iterdir():
-            if child.name not in KEPT_BETWEEN_RUNS:
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
+            if child.name in KEPT_BETWEEN_RUNS:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     root.mkdir(parents=True, exist_ok=True)
-    for port in (8500, 8501):
+    for port in plan.ports:
         if port_taken(port):
             raise CicdError(
                 f"port {port} on 127.0.0.1 is in use by another program; stop it "
                 "(nox -s down stops the apps this project started)"
             )
     source = root / "source"
-    subprocess.run(
-        ["git", "clone", "--quiet", "--no-hardlinks", str(checkout), str(source)],
-        check=True,
-    )
-    (root / "cicd.toml").write_text(CONFIG)
+    try:
+        git(root, "clone", "--quiet", "--no-hardlinks", str(plan.checkout), str(source))
+    except subprocess.CalledProcessError as error:
+        raise CicdError(
+            f"cannot clone {plan.checkout}: {error.stderr.strip() or 'git failed'} "
+            "(run the demo from the project's git checkout)"
+        ) from None
+    (root / "cicd.toml").write_text(plan.config_text())
     return source
 
 
-def wait_for_verdict(target: Target, sha: str) -> dict[str, object]:
+def wait_for_verdict(target: Target, sha: str, timeout: float) -> dict[str, Any]:
     """Wait until the detached watcher of ``sha`` has acted on its verdict."""
-    deadline = time.monotonic() + WATCH_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         journal = load_journal(target, sha)
         if journal and journal.get("state") == "done":
             return journal
-        time.sleep(0.5)
-    raise CicdError(f"no CI verdict for {short(sha)} after {WATCH_TIMEOUT:g}s")
+        time.sleep(0.25)
+    raise CicdError(f"no CI verdict for {short(sha)} after {timeout:g}s")
 
 
-class Steps:
-    """The demo's timeline: each step's name, duration and outcome."""
-
-    def __init__(self) -> None:
-        self.done: list[Step] = []
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[Step]:
-        """Time a step; the block sets ``outcome`` on the yielded record."""
-        say(name)
-        record = Step(name, 0.0, "failed")
-        started = time.monotonic()
-        try:
-            yield record
-        finally:
-            record.seconds = time.monotonic() - started
-            self.done.append(record)
-
-
-def main() -> int:
-    """Run the demo; return the process exit code."""
-    checkout = Path.cwd()
-    root = checkout / ".cicd" / "demo"
+def run(plan: Plan) -> tuple[list[Step], list[dict[str, Any]] | None]:
+    """Run the demo's steps; return the timeline and, on success, the status rows."""
     steps = Steps()
     try:
-        with steps.step("prepare a scratch clone under .cicd/demo") as step:
-            source = prepare(checkout, root)
+        with steps.step(f"prepare a scratch clone under {plan.root.name}/") as step:
+            source = prepare(plan)
             step.outcome = "ok"
-        settings = config.load(root / "cicd.toml")
+        settings = config.load(plan.root / "cicd.toml")
         preprod = Target(Runner(Context()), settings, "preprod")
         prod = Target(Runner(Context()), settings, "prod")
         good = git(source, "rev-parse", "HEAD")
+        where = f"127.0.0.1:{plan.ports[0]}"
 
-        with steps.step(
-            f"deploy HEAD {short(good)} to preprod (127.0.0.1:8500)"
-        ) as step:
+        with steps.step(f"deploy HEAD {short(good)} to preprod ({where})") as step:
             result = deploy_preprod(preprod, good, Notifier(preprod))
             step.outcome = f"{result.outcome} in {result.seconds:.1f}s"
         start_detached(preprod, good)
-        with steps.step(f"local CI watcher: nox -s app on {short(good)}") as step:
-            journal = wait_for_verdict(preprod, good)
+        with steps.step(f"CI watcher (local CI) on {short(good)}") as step:
+            journal = wait_for_verdict(preprod, good, plan.verdict_timeout)
             step.outcome = f"CI {journal['verdict']}"
             if journal["verdict"] != "success":
                 raise CicdError(
                     f"CI did not pass on HEAD ({journal.get('detail')}); see "
-                    f"{root}/preprod/logs/ci-{good}.log"
+                    f"{preprod.paths.logs}/ci-{good}.log"
                 )
             step.outcome += " → validated"
 
-        path = source / BREAK_FILE
-        path.write_text(path.read_text().replace(BREAK_FROM, BREAK_TO, 1))
-        git(
-            source, "commit", "-qam", "demo: count reviews without stars in the average"
+        broken = source / plan.breakage.path
+        broken.write_text(
+            broken.read_text().replace(plan.breakage.old, plan.breakage.new, 1)
         )
+        git(source, "commit", "-qam", plan.breakage.message)
         bad = git(source, "rev-parse", "HEAD")
         with steps.step(f"deploy {short(bad)}, a commit that breaks a test") as step:
             result = deploy_preprod(preprod, bad, Notifier(preprod))
             step.outcome = f"{result.outcome}: live at once, CI pending"
         start_detached(preprod, bad)
-        with steps.step(f"local CI watcher on {short(bad)}: failure, rollback") as step:
-            journal = wait_for_verdict(preprod, bad)
+        with steps.step(f"CI watcher on {short(bad)}: failure, rollback") as step:
+            journal = wait_for_verdict(preprod, bad, plan.verdict_timeout)
             running = preprod.current()
             step.outcome = f"CI {journal['verdict']} → running {short(running)}"
             if running != good:
@@ -218,37 +236,47 @@ def main() -> int:
                 force=False,
                 notifier=Notifier(prod),
             )
-            step.outcome = f"{result.outcome} {short(result.sha)} on 127.0.0.1:8501"
+            step.outcome = (
+                f"{result.outcome} {short(result.sha)} on 127.0.0.1:{plan.ports[1]}"
+            )
     except CicdError as error:
         print(f"\ndemo failed: {error}", file=sys.stderr)
-        report(steps.done, None)
-        return 1
-    report(steps.done, [env_status(preprod), env_status(prod)])
-    return 0
+        return steps.done, None
+    return steps.done, [env_status(preprod), env_status(prod)]
 
 
-def report(steps: list[Step], rows: list[dict[str, Any]] | None) -> None:
+def report(plan: Plan, steps: list[Step], rows: list[dict[str, Any]] | None) -> None:
     """Print the timeline, the status table and what to do next."""
-    out = sys.stdout
-    print("\nTimeline", file=out)
-    print(f"  {'step':<58} {'time':>7}  outcome", file=out)
+    print("\nTimeline")
+    print(f"  {'step':<58} {'time':>7}  outcome")
     for step in steps:
-        print(f"  {step.name:<58} {step.seconds:>6.1f}s  {step.outcome}", file=out)
+        print(f"  {step.name:<58} {step.seconds:>6.1f}s  {step.outcome}")
     total = sum(step.seconds for step in steps)
-    print(f"  {'total':<58} {total:>6.1f}s", file=out)
+    print(f"  {'total':<58} {total:>6.1f}s")
+    plan.root.mkdir(parents=True, exist_ok=True)
+    (plan.root / "timeline.json").write_text(
+        json.dumps([asdict(step) for step in steps], indent=2)
+    )
     if rows is None:
         return
-    print("\nStatus", file=out)
-    print(format_status(rows), file=out)
+    print("\nStatus")
+    print(format_status(rows))
+    preprod, prod = plan.ports
     print(
-        "\nOpen the apps:  preprod http://127.0.0.1:8500   prod http://127.0.0.1:8501\n"
-        "Look around:    CICD_CONFIG=.cicd/demo/cicd.toml invoke status | releases\n"
-        "Stop them:      nox -s down   (stops supervisord and every app it started)",
-        file=out,
+        f"\nOpen the apps:  preprod http://127.0.0.1:{preprod}   "
+        f"prod http://127.0.0.1:{prod}\n"
+        f"Look around:    CICD_CONFIG={plan.root}/cicd.toml invoke status\n"
+        "Stop them:      nox -s down   (stops supervisord and every app it started)"
     )
-    (Path.cwd() / ".cicd" / "demo" / "timeline.json").write_text(
-        json.dumps([step.__dict__ for step in steps], indent=2)
-    )
+
+
+def main() -> int:
+    """Run the demo on this checkout; return the process exit code."""
+    checkout = Path.cwd()
+    plan = Plan(checkout=checkout, root=checkout / ".cicd" / "demo")
+    steps, rows = run(plan)
+    report(plan, steps, rows)
+    return 0 if rows is not None else 1
 
 
 if __name__ == "__main__":
