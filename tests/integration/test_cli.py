@@ -92,6 +92,24 @@ def test_deploy_status_and_json_output(project: Project) -> None:
     assert "preprod" in table and sha[:7] in table
 
 
+def test_releases_and_down(project: Project) -> None:
+    v1 = project.repo.commit("v1")
+    v2 = project.repo.commit("v2")
+    for sha in (v1, v2):
+        assert invoke("deploy.preprod", "--sha", sha).returncode == 0
+    listing = invoke("releases")
+    assert listing.returncode == 0
+    lines = listing.stdout.splitlines()
+    assert lines[0].startswith(v2[:12]) and "current" in lines[0]
+    assert lines[1].startswith(v1[:12]) and "previous" in lines[1]
+    rows = json.loads(invoke("releases", "--json").stdout)
+    assert [r["sha"] for r in rows] == [v2, v1]
+    assert "no releases" in invoke("releases", "--env", "prod").stdout
+    assert invoke("down").stdout.strip() == "supervisord stopped"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(project.url(), timeout=2)
+
+
 def test_lock_held_by_a_live_run_names_the_holder(project: Project) -> None:
     sha = project.repo.commit("v1")
     lock = project.root / "preprod" / "lock"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def test_hooks_install_writes_a_pre_push_hook(tmp_path: Path) -> None:
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT / "src")},
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")},
         )
 
     assert run().returncode == 0

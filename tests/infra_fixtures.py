@@ -1,0 +1,104 @@
+"""Fixtures of real components: a Docker engine, the busybox image, sshd hosts.
+
+Register them for every test with ``pytest_plugins = ("tests.infra_fixtures",)`` in
+``tests/conftest.py``, or bind them in one module (``ssh_hosts =
+infra_fixtures.ssh_hosts``). Each skips with the way to get the component when it
+is absent; ``invoke infra.up`` (or CI's ``.ci/run``) provides all of them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from cicd import testinfra
+from cicd.testinfra import SshFleet
+
+#: Serialises engine start and image import across pytest-xdist workers.
+LOCK = Path(tempfile.gettempdir()) / "cicd-testinfra.lock"
+
+
+@contextmanager
+def _locked(path: Path = LOCK) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[str]:
+    """The socket of a Docker engine that answers ``docker info``.
+
+    Skips when none answers. With ``CICD_TEST_START_DOCKERD=1`` it starts one
+    instead (as ``invoke infra.up`` would) and stops it at the end of the session,
+    except under pytest-xdist, where other workers may still use it: ``invoke
+    infra.down`` stops it then.
+    """
+    started = False
+    if not testinfra.docker_ok():
+        if os.environ.get("CICD_TEST_START_DOCKERD") != "1":
+            pytest.skip(testinfra.NEEDS_DOCKER)
+        with _locked():
+            started = testinfra.start_dockerd()
+    yield testinfra.DOCKER_SOCKET
+    if started and "PYTEST_XDIST_WORKER" not in os.environ:
+        testinfra.stop_dockerd()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_engine: str) -> str:
+    """The tag of the local busybox image, imported once if missing."""
+    with _locked():
+        testinfra.build_busybox_image(testinfra.BUSYBOX_TAG)
+    return testinfra.BUSYBOX_TAG
+
+
+def _fleets(
+    factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[int], SshFleet]]:
+    if not testinfra.SSHD.exists():
+        pytest.skip(testinfra.NEEDS_SSHD)
+    fleets: list[SshFleet] = []
+
+    def start(count: int = 1) -> SshFleet:
+        fleet = testinfra.start_fleet(count, factory.mktemp("ssh"))
+        fleets.append(fleet)
+        return fleet
+
+    try:
+        yield start
+    finally:
+        for fleet in fleets:
+            fleet.stop()
+
+
+@pytest.fixture
+def ssh_hosts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[int], SshFleet]]:
+    """Start N simulated hosts: ``fleet = ssh_hosts(3)``; all stopped after the test.
+
+    Host ``h1`` is an sshd on 127.0.0.2, ``h2`` on 127.0.0.3..., each on a free high
+    port with its own host key; one user key logs in everywhere. The fleet gives
+    ``hosts`` (:class:`cicd.testinfra.SshHost`), ``ssh_config`` (for ``fab -S FILE
+    -H h1`` or ``ssh -F FILE h1``), ``known_hosts`` (every host key), and
+    ``connection(name)``: a Fabric Connection that refuses unknown host keys.
+    """
+    yield from _fleets(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_ssh_hosts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[int], SshFleet]]:
+    """Like :func:`ssh_hosts`, for a whole module (stopped after its last test)."""
+    yield from _fleets(tmp_path_factory)
