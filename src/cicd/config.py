@@ -56,7 +56,11 @@ DEFAULTS: dict[str, Any] = {
         "deadline": 60.0,
         "interval": 0.5,
         "successes": 1,
-        "checks": [{"path": "/_stcore/health", "body_contains": "ok"}],
+        "checks": [
+            {"path": "/_stcore/health", "body_contains": "ok"},
+            # What a user sees; skipped with a note where Chromium is absent.
+            {"path": "/", "rendered_contains": "Mangetamain", "timeout": 30},
+        ],
     },
     "notify": {"discord": True, "username": "Mangetamain CI/CD"},
     "ci": {
@@ -86,6 +90,7 @@ CHECK_KEYS: dict[str, type | tuple[type, ...]] = {
     "json_field": str,
     "max_response_time": (int, float),
     "timeout": (int, float),
+    "rendered_contains": str,
 }
 
 RUNTIME_KINDS = ("supervisor", "compose")

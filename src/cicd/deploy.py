@@ -76,8 +76,12 @@ def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readines
     """Poll the environment's health checks, printing each change of state."""
     health = target.settings.health
     last_reason = [""]
+    notes: set[str] = set()
 
     def report(attempt: int, results: tuple[CheckResult, ...]) -> None:
+        for note in {r.note for r in results if r.note} - notes:
+            timeline.say(f"  note: {note}")
+            notes.add(note)
         failed = [r for r in results if not r.ok]
         reason = "; ".join(r.reason for r in failed) if failed else "passing"
         if reason != last_reason[0]:

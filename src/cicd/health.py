@@ -32,6 +32,10 @@ class HealthCheck:
             (dots reach into objects: ``checks.db=ok``).
         max_response_time: Slowest acceptable answer, in seconds.
         timeout: Per-request timeout, in seconds.
+        rendered_contains: Text the page must show once rendered by a browser
+            (headless Chromium runs the app's JavaScript). Streamlit serves the same
+            static shell for every app and its ``/_stcore/health`` says ok even when
+            the app's script raises, so only a rendered page shows a broken app.
     """
 
     url: str
@@ -40,6 +44,7 @@ class HealthCheck:
     json_field: str | None = None
     max_response_time: float | None = None
     timeout: float = 10.0
+    rendered_contains: str | None = None
 
     def describe(self) -> str:
         """Return a short human description, e.g. ``GET url → 200, body ∋ 'ok'``."""
@@ -50,6 +55,8 @@ class HealthCheck:
             parts.append(f"json {self.json_field}")
         if self.max_response_time:
             parts.append(f"under {self.max_response_time:g}s")
+        if self.rendered_contains:
+            parts = [f"rendered page shows {self.rendered_contains!r}"]
         return f"GET {self.url} ({', '.join(parts)})"
 
 
@@ -62,6 +69,9 @@ class CheckResult:
     reason: str
     seconds: float
     status: int | None = None
+    note: str = ""
+    #: The failure will not go away by waiting (the app shows an exception).
+    fatal: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,10 @@ def run_check(
     """
     import requests
 
+    if check.rendered_contains:
+        from cicd.render import run_rendered_check
+
+        return run_rendered_check(check)
     session = session or _session()
     started = time.monotonic()
     try:
@@ -165,6 +179,26 @@ def _evaluate(check: HealthCheck, response: Any, seconds: float) -> str | None:
     return None
 
 
+def run_round(
+    checks: Sequence[HealthCheck], session: requests.Session | None, left: float
+) -> tuple[CheckResult, ...]:
+    """Run checks in order, stopping at the first failure (a browser is costly).
+
+    Args:
+        checks: The conditions, cheapest first.
+        session: A requests session to reuse, or None for a new one.
+        left: Seconds left: caps each HTTP request's timeout.
+    """
+    session = session or _session()
+    results: list[CheckResult] = []
+    for check in checks:
+        timeout = check.timeout if check.rendered_contains else min(check.timeout, left)
+        results.append(run_check(check, session=session, timeout=timeout))
+        if not results[-1].ok:
+            break
+    return tuple(results)
+
+
 def wait_ready(
     checks: Sequence[HealthCheck],
     *,
@@ -199,14 +233,14 @@ def wait_ready(
         attempt += 1
         round_start = clock()
         left = max(end - round_start, 0.05)
-        results = tuple(
-            run_check(c, session=session, timeout=min(c.timeout, left)) for c in checks
-        )
+        results = run_round(checks, session, left)
         if on_attempt:
             on_attempt(attempt, results)
         streak = streak + 1 if all(r.ok for r in results) else 0
         if streak >= successes:
             return Readiness(True, attempt, clock() - start, results)
+        if any(r.fatal for r in results):
+            return Readiness(False, attempt, clock() - start, results)
         pause = interval - (clock() - round_start)
         if clock() + max(pause, 0) >= end:
             return Readiness(False, attempt, clock() - start, results)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cicd.deploy import short
-from cicd.health import run_check
+from cicd.health import run_round
 from cicd.lock import describe
 
 if TYPE_CHECKING:
@@ -14,12 +14,10 @@ if TYPE_CHECKING:
 
 def health_line(target: Target, *, timeout: float = 3.0) -> tuple[bool, str]:
     """Run each check once: whether all pass, and the reasons."""
-    results = [
-        run_check(c, timeout=min(c.timeout, timeout))
-        for c in target.settings.health.checks
-    ]
+    results = run_round(target.settings.health.checks, None, timeout)
     failed = [f"{r.check.url}: {r.reason}" for r in results if not r.ok]
-    return not failed, "; ".join(failed) if failed else "ok"
+    notes = sorted({r.note for r in results if r.note})
+    return not failed, "; ".join(failed or ["ok"] + notes)
 
 
 def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:

@@ -48,9 +48,11 @@ def test_default_ports_and_urls(tmp_path: Path) -> None:
     assert preprod.url == "http://127.0.0.1:8500"
     assert prod.url == "http://127.0.0.1:8501"
     assert [c.url for c in preprod.health.checks] == [
-        "http://127.0.0.1:8500/_stcore/health"
+        "http://127.0.0.1:8500/_stcore/health",
+        "http://127.0.0.1:8500/",
     ]
     assert preprod.health.checks[0].body_contains == "ok"
+    assert preprod.health.checks[1].rendered_contains == "Mangetamain"
     assert preprod.health.checks[0].status == 200
 
 
