@@ -9,6 +9,7 @@ real when the component is installed (sshd on 127.0.0.2, the Docker engine that
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -281,9 +282,9 @@ def test_fabric_runs_with_host_key_checking_and_refuses_unknown_keys(
         other = tmp_path / "other_known_hosts"
         other.touch()
         config.write_text(testinfra.ssh_config_snippet(host, other))
-        stranger = testinfra.fabric_connection(host.name, config)
-        with pytest.raises(paramiko.SSHException, match="not found in known_hosts"):
-            stranger.run("true", hide=True)
+        with testinfra.fabric_connection(host.name, config) as stranger:
+            with pytest.raises(paramiko.SSHException, match="not found in known_h"):
+                stranger.run("true", hide=True)
         assert other.read_text() == ""
         assert host.running()
     finally:
@@ -298,6 +299,31 @@ def test_sshd_missing_is_a_clear_error(
     monkeypatch.setattr(testinfra, "SSHD", tmp_path / "sshd")
     with pytest.raises(RuntimeError, match="apt-get install openssh-server"):
         testinfra.start_sshd("127.0.0.2", 2222, tmp_path)
+
+
+def test_waiting_for_ssh_needs_a_banner() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with pytest.raises(TimeoutError, match=f"no SSH server on 127.0.0.2:{port}"):
+            testinfra.wait_for_ssh("127.0.0.2", port, deadline=0.2)
+
+
+@needs_sshd
+@pytest.mark.sshd
+def test_sshd_that_cannot_bind_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.2", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match="(?s)did not start.*Cannot bind any"):
+            testinfra.start_sshd("127.0.0.2", port, tmp_path)
+
+
+def test_cli_reports_errors_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert testinfra.main(["up", "--state-dir", "/proc/cicd-no"]) == 1
+    assert capsys.readouterr().out.startswith("==> error: ")
 
 
 @pytest.mark.sshd
@@ -400,3 +426,16 @@ def test_a_second_engine_starts_and_stops_on_its_own_socket(docker_engine: str) 
         assert testinfra.stop_dockerd(state)
         shutil.rmtree(state, ignore_errors=True)
     assert not testinfra.docker_ok(socket_path)
+    assert not testinfra.mounts_under(state)
+
+
+@pytest.mark.docker
+def test_dockerd_that_exits_is_a_clear_error(docker_engine: str) -> None:
+    state = Path(tempfile.mkdtemp(prefix="cicd-d-"))
+    (state / "docker").write_text("not a directory")  # its data root
+    try:
+        with pytest.raises(RuntimeError, match="dockerd exited"):
+            testinfra.start_dockerd(state, str(state / "docker.sock"))
+    finally:
+        testinfra.stop_dockerd(state)
+        shutil.rmtree(state)

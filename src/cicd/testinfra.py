@@ -1,0 +1,1071 @@
+"""Real components for the tests: Debian packages, a Docker engine, a tiny image, sshd.
+
+Everything here provisions *this* machine and listens on 127.0.0.0/8 only (the
+network rule of DESIGN.md): dockerd runs without a bridge, iptables or masquerading;
+each simulated SSH host is an OpenSSH ``sshd`` on its own loopback address
+(127.0.0.2, 127.0.0.3, ...) with temporary host and user keys; the image is a
+``docker import`` of Debian's busybox-static, so no registry is needed.
+
+Commands are built as argv lists by small pure functions (tested without running
+anything) and run with :mod:`subprocess`. The module uses the standard library only
+(Fabric and paramiko are imported inside the functions that need them), so CI can
+run it before the project is installed::
+
+    PYTHONPATH=src python3 -m cicd.testinfra up --extra chromium
+    PYTHONPATH=src python3 -m cicd.testinfra down
+
+By hand, ``invoke infra.up`` and ``invoke infra.down`` do the same.
+
+dockerd listens on the default socket, ``/var/run/docker.sock``: ``docker``,
+``docker-compose`` and the compose runtime (locally or through the loopback sshd)
+then work with no ``DOCKER_HOST`` to pass around. Its data, exec root, pidfile and
+log live under the state directory (default ``/var/lib/cicd-testinfra``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Debian packages the real-component tests need.
+PACKAGES = (
+    "openssh-server",
+    "openssh-client",
+    "docker.io",
+    "docker-compose",
+    "busybox-static",
+)
+#: Where dockerd's data, logs and pidfile go unless told otherwise.
+DEFAULT_STATE_DIR = Path(os.environ.get("CICD_INFRA_DIR", "/var/lib/cicd-testinfra"))
+#: The engine's socket: the default one, so ``docker`` needs no ``-H``.
+DOCKER_SOCKET = "/var/run/docker.sock"
+#: dockerd flags that keep containers off every network but the host's loopback.
+DOCKERD_NETWORK_FLAGS = (
+    "--bridge=none",
+    "--iptables=false",
+    "--ip-masq=false",
+)
+BUSYBOX = Path("/bin/busybox")
+BUSYBOX_TAG = "cicd-busybox:latest"
+SSHD = Path("/usr/sbin/sshd")
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+#: Tests' skip reasons, shared by fixtures and CI messages.
+NEEDS_DOCKER = (
+    "needs a Docker engine: run `invoke infra.up` (Debian: docker.io) "
+    "— CI's .ci/run does"
+)
+NEEDS_SSHD = (
+    "needs OpenSSH sshd: apt-get install openssh-server (CI's .ci/run installs it)"
+)
+
+#: Daemons started by this process, kept so they are reaped, never garbage-collected.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+# -- running commands ---------------------------------------------------------
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float | None = 120,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing its output as text.
+
+    Args:
+        argv: The command and its arguments.
+        check: Raise when the command exits non-zero.
+        timeout: Seconds before the command is killed (None: no limit).
+        env: Extra environment variables.
+
+    Returns:
+        The finished process.
+
+    Raises:
+        RuntimeError: The command failed (with its stderr) and ``check`` is true.
+    """
+    result = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        output = (result.stderr or result.stdout).strip()[-2000:]
+        raise RuntimeError(
+            f"{shlex.join(argv)} exited {result.returncode}: {output}".strip()
+        )
+    return result
+
+
+def succeeds(argv: Sequence[str], timeout: float = 20) -> bool:
+    """Tell whether a command exits 0 (a missing program or a timeout is a no)."""
+    try:
+        return run(argv, check=False, timeout=timeout).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie counts as gone)."""
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def kill_pidfile(pidfile: Path, name: str, deadline: float = 30) -> bool:
+    """Stop the process a pidfile names, if it is still ``name``.
+
+    Sends SIGTERM, waits up to ``deadline`` seconds, then SIGKILL. A stale
+    pidfile, or one naming another program (a recycled pid), is only removed.
+
+    Args:
+        pidfile: The daemon's pidfile.
+        name: The program name expected in ``/proc/PID/comm``.
+        deadline: Seconds to wait for a clean exit.
+
+    Returns:
+        Whether a process was stopped.
+    """
+    pid = _read_pid(pidfile)
+    if pid is None or not _alive(pid) or _comm(pid) != name:
+        pidfile.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    limit = time.monotonic() + deadline
+    while _alive(pid) and time.monotonic() < limit:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+# -- Debian packages ------------------------------------------------------------
+
+
+def dpkg_query_argv(package: str) -> list[str]:
+    """Build the command printing a package's install status."""
+    return ["dpkg-query", "-W", "-f=${Status}", package]
+
+
+def apt_install_argv(packages: Sequence[str]) -> list[str]:
+    """Build the non-interactive install of ``packages`` (no recommends)."""
+    return ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+
+
+def missing_packages(packages: Sequence[str] = PACKAGES) -> list[str]:
+    """Return the packages of ``packages`` that dpkg does not list as installed."""
+    missing = []
+    for package in packages:
+        result = run(dpkg_query_argv(package), check=False)
+        if not result.stdout.endswith("ok installed"):
+            missing.append(package)
+    return missing
+
+
+@contextmanager
+def services_held_back(policy: Path = POLICY_RC_D) -> Iterator[None]:
+    """Keep apt's maintainer scripts from starting services while installing.
+
+    Without it, installing openssh-server starts sshd on 0.0.0.0:22 and docker.io
+    starts dockerd with a bridge and iptables rules: both break the network rule.
+    An existing ``policy-rc.d`` is left untouched.
+    """
+    if policy.exists():
+        yield
+        return
+    policy.write_text(
+        "#!/bin/sh\n# written by cicd.testinfra during apt-get\nexit 101\n"
+    )
+    policy.chmod(0o755)
+    try:
+        yield
+    finally:
+        policy.unlink(missing_ok=True)
+
+
+def install_packages(
+    packages: Sequence[str] = PACKAGES, log: Path | None = None
+) -> list[str]:
+    """Install the missing packages with apt-get; do nothing when all are there.
+
+    ``apt-get update`` runs only when something is missing. Services the packages
+    ship are not started (see :func:`services_held_back`).
+
+    Args:
+        packages: Debian package names.
+        log: File receiving apt-get's output (default: discarded unless it fails).
+
+    Returns:
+        The packages that were installed (empty when all were present).
+
+    Raises:
+        RuntimeError: apt-get failed, or something is missing and we are not root.
+    """
+    missing = missing_packages(packages)
+    if not missing:
+        return []
+    if os.geteuid() != 0:
+        raise RuntimeError(f"installing {' '.join(missing)} needs root (sudo)")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    with services_held_back():
+        for argv in (["apt-get", "update", "-q"], apt_install_argv(missing)):
+            result = run(argv, timeout=None, env=env)
+            if log is not None:
+                with log.open("a") as handle:
+                    handle.write(f"$ {shlex.join(argv)}\n{result.stdout}")
+    return missing
+
+
+# -- Docker engine ------------------------------------------------------------------
+
+
+def docker_argv(*args: str, socket_path: str | None = None) -> list[str]:
+    """Build a docker CLI command, on ``socket_path`` when given."""
+    host = ["-H", f"unix://{socket_path}"] if socket_path else []
+    return ["docker", *host, *args]
+
+
+def docker_ok(socket_path: str | None = None) -> bool:
+    """Tell whether a Docker engine answers ``docker info``."""
+    return succeeds(docker_argv("info", socket_path=socket_path), timeout=20)
+
+
+def dockerd_argv(state_dir: Path, socket_path: str = DOCKER_SOCKET) -> list[str]:
+    """Build the dockerd command line: vfs storage, no bridge, no iptables.
+
+    Args:
+        state_dir: Holds the data root, exec root and pidfile.
+        socket_path: The API socket.
+
+    Returns:
+        The argv of dockerd.
+    """
+    return [
+        "dockerd",
+        "--storage-driver=vfs",
+        *DOCKERD_NETWORK_FLAGS,
+        "--data-root",
+        str(state_dir / "docker"),
+        "--exec-root",
+        str(state_dir / "exec"),
+        "--pidfile",
+        str(state_dir / "dockerd.pid"),
+        "-H",
+        f"unix://{socket_path}",
+    ]
+
+
+def start_dockerd(
+    state_dir: Path = DEFAULT_STATE_DIR,
+    socket_path: str = DOCKER_SOCKET,
+    *,
+    deadline: float = 60,
+    poll: float = 0.5,
+) -> bool:
+    """Start dockerd unless an engine already answers on ``socket_path``.
+
+    The daemon is detached (its own session) and logs to ``state_dir/dockerd.log``;
+    it outlives this process until :func:`stop_dockerd`.
+
+    Args:
+        state_dir: Data root, exec root, pidfile and log of the daemon.
+        socket_path: The API socket (default: Docker's usual one).
+        deadline: Seconds to wait for ``docker info`` to answer.
+        poll: Seconds between two tries.
+
+    Returns:
+        True if dockerd was started, False if an engine was already answering.
+
+    Raises:
+        RuntimeError: dockerd exited or did not answer in time (log tail included).
+    """
+    if docker_ok(socket_path):
+        return False
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / "dockerd.log"
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            dockerd_argv(state_dir, socket_path),
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _CHILDREN[process.pid] = process
+    limit = time.monotonic() + deadline
+    while time.monotonic() < limit:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"dockerd exited {process.returncode}; {log}:\n{_tail(log)}"
+            )
+        if docker_ok(socket_path):
+            return True
+        time.sleep(poll)
+    kill_pidfile(state_dir / "dockerd.pid", "dockerd")
+    raise RuntimeError(
+        f"dockerd did not answer within {deadline:g} s; {log}:\n{_tail(log)}"
+    )
+
+
+def mounts_under(path: Path, table: str = "/proc/self/mounts") -> list[str]:
+    """Return the mount points at or below ``path``, deepest first."""
+    prefix = str(path.resolve())
+    points = []
+    for line in Path(table).read_text().splitlines():
+        # The table escapes spaces and backslashes as octal: \040, \134.
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[1])
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def stop_dockerd(state_dir: Path = DEFAULT_STATE_DIR, deadline: float = 30) -> bool:
+    """Stop the dockerd that :func:`start_dockerd` started with this state dir.
+
+    An engine started any other way (no pidfile here) is left alone. What dockerd
+    leaves mounted under its exec root once stopped (``netns/default``) is
+    unmounted, so the state directory can be deleted.
+
+    Returns:
+        Whether a dockerd was stopped.
+    """
+    stopped = kill_pidfile(state_dir / "dockerd.pid", "dockerd", deadline)
+    for point in mounts_under(state_dir / "exec"):
+        run(["umount", point], check=False)
+    return stopped
+
+
+# -- busybox image --------------------------------------------------------------------
+
+PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+)
+GROUP = "root:x:0:\nnogroup:x:65534:\n"
+
+
+def busybox_rootfs(dest: Path, busybox: Path = BUSYBOX) -> Path:
+    """Lay out a root filesystem around a static busybox.
+
+    ``/bin/busybox`` plus one symlink per applet at its usual place (``bin/sh``,
+    ``usr/sbin/httpd``, ``usr/bin/wget``...), ``/tmp``, and an ``/etc/passwd`` with
+    root and nobody.
+
+    Args:
+        dest: An empty directory that becomes the image's ``/``.
+        busybox: A statically linked busybox (Debian's busybox-static).
+
+    Returns:
+        ``dest``.
+    """
+    (dest / "bin").mkdir(parents=True, exist_ok=True)
+    target = dest / "bin" / "busybox"
+    target.write_bytes(busybox.read_bytes())
+    target.chmod(0o755)
+    applets = run([str(busybox), "--list-full"]).stdout.split()
+    for applet in applets:
+        link = dest / applet
+        if link.name == "busybox" or link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/bin/busybox")
+    for directory in ("etc", "root", "proc", "sys", "dev", "var/www", "srv"):
+        (dest / directory).mkdir(parents=True, exist_ok=True)
+    (dest / "tmp").mkdir(exist_ok=True)
+    (dest / "tmp").chmod(0o1777)
+    (dest / "etc" / "passwd").write_text(PASSWD)
+    (dest / "etc" / "group").write_text(GROUP)
+    return dest
+
+
+def tar_argv(source: Path, tarball: Path) -> list[str]:
+    """Build the tar command archiving ``source`` as root-owned files."""
+    owner = ["--numeric-owner", "--owner=0", "--group=0"]
+    return ["tar", *owner, "-C", str(source), "-cf", str(tarball), "."]
+
+
+def docker_import_argv(
+    tarball: Path, tag: str, socket_path: str | None = None
+) -> list[str]:
+    """Build ``docker import`` of a root filesystem tarball, with PATH and CMD."""
+    changes = ["-c", "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin", "-c", 'CMD ["sh"]']
+    return docker_argv("import", *changes, str(tarball), tag, socket_path=socket_path)
+
+
+def image_present(tag: str = BUSYBOX_TAG, socket_path: str | None = None) -> bool:
+    """Tell whether the engine has an image called ``tag``."""
+    return succeeds(docker_argv("image", "inspect", tag, socket_path=socket_path))
+
+
+def build_busybox_image(
+    tag: str = BUSYBOX_TAG,
+    socket_path: str | None = None,
+    busybox: Path = BUSYBOX,
+) -> bool:
+    """Import a busybox image into the engine unless ``tag`` already exists.
+
+    Args:
+        tag: The image name.
+        socket_path: The engine's socket (default: docker's default).
+        busybox: The static busybox binary to put in it.
+
+    Returns:
+        True if the image was imported, False if it was already there.
+    """
+    if image_present(tag, socket_path):
+        return False
+    with tempfile.TemporaryDirectory(prefix="cicd-busybox-") as work:
+        root = busybox_rootfs(Path(work) / "rootfs", busybox)
+        tarball = Path(work) / "rootfs.tar"
+        run(tar_argv(root, tarball))
+        run(docker_import_argv(tarball, tag, socket_path))
+    return True
+
+
+def check_image_argv(
+    tag: str = BUSYBOX_TAG, socket_path: str | None = None
+) -> list[str]:
+    """Build the smoke test of the image: ``busybox echo ok`` in a container."""
+    command = ["run", "--rm", "--network", "host", tag, "busybox", "echo", "ok"]
+    return docker_argv(*command, socket_path=socket_path)
+
+
+# -- sshd on loopback addresses ---------------------------------------------------
+
+
+def loopback_address(index: int) -> str:
+    """The address of simulated host ``index`` (0 -> 127.0.0.2, 1 -> 127.0.0.3...)."""
+    if not 0 <= index < 250:
+        raise ValueError(f"host index out of range: {index}")
+    return f"127.0.0.{index + 2}"
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """Return a TCP port nothing listens on right now at ``address``."""
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
+def current_user() -> str:
+    """The login name of the user running this process."""
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def keygen_argv(path: Path, comment: str) -> list[str]:
+    """Build the creation of an ed25519 key pair without passphrase."""
+    return [
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        comment,
+        "-f",
+        str(path),
+    ]
+
+
+def ensure_key(path: Path, comment: str) -> Path:
+    """Create an ed25519 key pair at ``path`` unless it exists; return ``path``."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run(keygen_argv(path, comment))
+    return path
+
+
+def _quote(value: str | Path) -> str:
+    text = str(value)
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
+def sshd_config_text(address: str, port: int, state_dir: Path) -> str:
+    """Return an sshd_config listening only on ``address:port``, keys only.
+
+    Args:
+        address: A loopback address (127.x.y.z).
+        port: The TCP port.
+        state_dir: Holds the host key, authorized_keys and pidfile.
+
+    Returns:
+        The configuration text.
+    """
+    return "\n".join(
+        [
+            "# cicd.testinfra: one simulated host on a loopback address",
+            f"ListenAddress {address}:{port}",
+            "AddressFamily inet",
+            f"HostKey {_quote(state_dir / 'ssh_host_ed25519_key')}",
+            f"PidFile {_quote(state_dir / 'sshd.pid')}",
+            f"AuthorizedKeysFile {_quote(state_dir / 'authorized_keys')}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            "LoginGraceTime 20",
+            "StrictModes no",
+            "UsePAM no",
+            "UseDNS no",
+            "PrintMotd no",
+            "X11Forwarding no",
+            "LogLevel VERBOSE",
+            "Subsystem sftp internal-sftp",
+            "",
+        ]
+    )
+
+
+def sshd_argv(config: Path, log: Path) -> list[str]:
+    """Build the sshd command (it daemonizes; errors and logins go to ``log``)."""
+    return [str(SSHD), "-f", str(config), "-E", str(log)]
+
+
+def known_hosts_line(address: str, port: int, public_key: str) -> str:
+    """Return the known_hosts line of a host key served at ``address:port``.
+
+    Args:
+        address: The address clients connect to (ssh_config's HostName).
+        port: The port; 22 is written bare, others as ``[address]:port``.
+        public_key: A ``.pub`` line: ``type base64 [comment]``.
+
+    Returns:
+        ``[127.0.0.2]:2222 ssh-ed25519 AAAA...`` (without the comment).
+    """
+    kind, blob = public_key.split()[:2]
+    name = address if port == 22 else f"[{address}]:{port}"
+    return f"{name} {kind} {blob}"
+
+
+def add_known_host(known_hosts: Path, line: str) -> None:
+    """Write ``line`` into ``known_hosts``, replacing the same host's old entry."""
+    name = line.split()[0]
+    old = known_hosts.read_text().splitlines() if known_hosts.exists() else []
+    kept = [entry for entry in old if entry.split()[:1] != [name]]
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    known_hosts.write_text("\n".join([*kept, line]) + "\n")
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """One simulated host: an sshd on a loopback address, and how to reach it.
+
+    Attributes:
+        name: The ssh_config alias (``h1``), what ``fab -H`` is given.
+        address: The loopback address sshd listens on.
+        port: Its port.
+        user: The login user (the one running the tests).
+        identity: The private key that logs in.
+        state_dir: Host key, config, authorized_keys, pidfile and log.
+    """
+
+    name: str
+    address: str
+    port: int
+    user: str
+    identity: Path
+    state_dir: Path
+
+    @property
+    def pidfile(self) -> Path:
+        """The pidfile of sshd."""
+        return self.state_dir / "sshd.pid"
+
+    @property
+    def log(self) -> Path:
+        """The log of sshd: connections, key checks, errors."""
+        return self.state_dir / "sshd.log"
+
+    @property
+    def config(self) -> Path:
+        """The configuration file of sshd."""
+        return self.state_dir / "sshd_config"
+
+    @property
+    def host_key(self) -> Path:
+        """The private host key (its ``.pub`` is what clients must know)."""
+        return self.state_dir / "ssh_host_ed25519_key"
+
+    def known_hosts_line(self) -> str:
+        """The known_hosts line of this host's key."""
+        public = self.host_key.with_suffix(".pub").read_text()
+        return known_hosts_line(self.address, self.port, public)
+
+    def running(self) -> bool:
+        """Whether this host's sshd is running."""
+        pid = _read_pid(self.pidfile)
+        return pid is not None and _alive(pid)
+
+
+def ssh_config_snippet(host: SshHost, known_hosts: Path, timeout: int = 5) -> str:
+    """Return the ssh_config ``Host`` block through which ``host.name`` is reached.
+
+    Both OpenSSH (``ssh -F FILE h1``) and Fabric (``fab -S FILE -H h1``, or
+    ``fabric.Config(runtime_ssh_path=FILE)``) read it. Fabric does not apply
+    ``UserKnownHostsFile`` or ``StrictHostKeyChecking`` itself: see
+    :func:`enforce_known_hosts`.
+
+    Args:
+        host: The simulated host.
+        known_hosts: The known_hosts file holding its host key.
+        timeout: ConnectTimeout in seconds.
+
+    Returns:
+        The block, ending with a blank line.
+    """
+    return "\n".join(
+        [
+            f"Host {host.name}",
+            f"    HostName {host.address}",
+            f"    Port {host.port}",
+            f"    User {host.user}",
+            f"    IdentityFile {_quote(host.identity)}",
+            "    IdentitiesOnly yes",
+            f"    UserKnownHostsFile {_quote(known_hosts)}",
+            "    StrictHostKeyChecking yes",
+            "    BatchMode yes",
+            f"    ConnectTimeout {timeout}",
+            "",
+            "",
+        ]
+    )
+
+
+def wait_for_ssh(
+    address: str,
+    port: int,
+    deadline: float = 10,
+    failed: Callable[[], bool] | None = None,
+) -> None:
+    """Wait until ``address:port`` accepts a connection and sends an SSH banner.
+
+    Args:
+        address: The server's address.
+        port: Its port.
+        deadline: Seconds to wait.
+        failed: Tells early that the server will never answer (it died).
+
+    Raises:
+        TimeoutError: Nothing answered within ``deadline`` seconds.
+        ConnectionError: ``failed`` said so.
+    """
+    limit = time.monotonic() + deadline
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=1) as sock:
+                if sock.recv(8).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if failed is not None and failed():
+            raise ConnectionError(f"the SSH server on {address}:{port} did not start")
+        if time.monotonic() > limit:
+            raise TimeoutError(
+                f"no SSH server on {address}:{port} after {deadline:g} s"
+            )
+        time.sleep(0.05)
+
+
+def start_sshd(
+    address: str,
+    port: int,
+    state_dir: Path,
+    *,
+    name: str = "",
+    identity: Path | None = None,
+    known_hosts: Path | None = None,
+    user: str = "",
+    deadline: float = 10,
+) -> SshHost:
+    """Start an sshd listening only on ``address:port``, with fresh keys.
+
+    Creates (once) an ed25519 host key and a user key pair, authorizes the user
+    key, writes the config, starts ``sshd -f CONFIG -E LOG`` (it daemonizes), waits
+    for its banner, then records its host key in ``known_hosts``.
+
+    Args:
+        address: A loopback address, e.g. 127.0.0.2.
+        port: A free port on it.
+        state_dir: This host's directory (keys, config, pidfile, log).
+        name: The ssh_config alias (default: the address).
+        identity: The user's private key, shared by several hosts (created if
+            missing; default: ``state_dir/id_ed25519``).
+        known_hosts: A known_hosts file to add this host's key to.
+        user: The login user (default: the current user).
+        deadline: Seconds to wait for sshd to answer.
+
+    Returns:
+        The running host.
+
+    Raises:
+        RuntimeError: sshd is not installed or would not start (log tail included).
+    """
+    if not SSHD.exists():
+        raise RuntimeError(NEEDS_SSHD)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+    identity = identity or state_dir / "id_ed25519"
+    host = SshHost(
+        name or address, address, port, user or current_user(), identity, state_dir
+    )
+    ensure_key(host.host_key, f"cicd-testinfra host {address}:{port}")
+    ensure_key(identity, f"cicd-testinfra user {host.user}")
+    authorized = state_dir / "authorized_keys"
+    authorized.write_text(identity.with_suffix(".pub").read_text())
+    authorized.chmod(0o600)
+    host.config.write_text(sshd_config_text(address, port, state_dir))
+    host.log.write_text("")
+    result = run(sshd_argv(host.config, host.log), check=False, timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"sshd on {address}:{port} exited {result.returncode}: "
+            f"{_tail(host.log) or result.stderr.strip()}"
+        )
+
+    def failed() -> bool:
+        # sshd daemonizes before it binds: a taken port shows only in its log.
+        return "Cannot bind any address" in host.log.read_text(errors="replace")
+
+    try:
+        wait_for_ssh(address, port, deadline, failed)
+    except OSError as error:
+        stop_sshd(host)
+        raise RuntimeError(f"{error}; {host.log}:\n{_tail(host.log)}") from None
+    if known_hosts is not None:
+        add_known_host(known_hosts, host.known_hosts_line())
+    return host
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[1] == str(pid):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def stop_sshd(host: SshHost, *, sessions: bool = False) -> bool:
+    """Stop a host's sshd listener, and optionally drop its open sessions.
+
+    Args:
+        host: The simulated host.
+        sessions: Also kill the per-connection sshd processes, so clients see a
+            dropped connection (a host that dies mid-deploy).
+
+    Returns:
+        Whether an sshd was running and was stopped.
+    """
+    pid = _read_pid(host.pidfile)
+    if sessions and pid is not None and _comm(pid) == "sshd":
+        for child in _children(pid):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return kill_pidfile(host.pidfile, "sshd", deadline=10)
+
+
+@dataclass
+class SshFleet:
+    """Several simulated hosts and the client files that reach them.
+
+    Attributes:
+        hosts: The hosts, ``h1`` on 127.0.0.2, ``h2`` on 127.0.0.3...
+        ssh_config: An ssh_config file with one Host block per host.
+        known_hosts: The known_hosts file with every host key.
+        identity: The user key that logs in everywhere.
+    """
+
+    hosts: list[SshHost]
+    ssh_config: Path
+    known_hosts: Path
+    identity: Path
+    directory: Path = field(repr=False)
+
+    def host(self, name: str) -> SshHost:
+        """The host called ``name``."""
+        return next(h for h in self.hosts if h.name == name)
+
+    def connection(self, name: str, **kwargs: Any) -> Any:
+        """A Fabric Connection to ``name`` that refuses unknown host keys."""
+        return fabric_connection(name, self.ssh_config, **kwargs)
+
+    def add(self, count: int = 1) -> list[SshHost]:
+        """Start ``count`` more hosts and rewrite the client files."""
+        added = []
+        for _ in range(count):
+            index = len(self.hosts)
+            address = loopback_address(index)
+            name = f"h{index + 1}"
+            for attempt in range(3):
+                try:
+                    host = start_sshd(
+                        address,
+                        free_port(address),
+                        self.directory / name,
+                        name=name,
+                        identity=self.identity,
+                        known_hosts=self.known_hosts,
+                    )
+                    break
+                except RuntimeError:
+                    # Another test may have taken the port in between: try another.
+                    if attempt == 2:
+                        raise
+            self.hosts.append(host)
+            added.append(host)
+        self.ssh_config.write_text(
+            "".join(ssh_config_snippet(h, self.known_hosts) for h in self.hosts)
+        )
+        return added
+
+    def stop(self) -> None:
+        """Stop every host's sshd."""
+        for host in self.hosts:
+            stop_sshd(host)
+
+
+def start_fleet(count: int, directory: Path) -> SshFleet:
+    """Start ``count`` sshd hosts on 127.0.0.2, 127.0.0.3... on free high ports.
+
+    Args:
+        count: How many hosts.
+        directory: Holds every host's state and the client files.
+
+    Returns:
+        The fleet; call :meth:`SshFleet.stop` when done.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    identity = ensure_key(directory / "id_ed25519", f"cicd-testinfra {current_user()}")
+    fleet = SshFleet(
+        [], directory / "ssh_config", directory / "known_hosts", identity, directory
+    )
+    fleet.known_hosts.touch()
+    try:
+        fleet.add(count)
+    except BaseException:
+        fleet.stop()
+        raise
+    return fleet
+
+
+# -- Fabric with host key checking -------------------------------------------------
+
+
+def known_hosts_files(ssh_config: Mapping[str, Any]) -> list[Path]:
+    """The known_hosts files an ssh_config lookup names (UserKnownHostsFile).
+
+    Args:
+        ssh_config: A host's resolved options, e.g. ``Connection.ssh_config``.
+
+    Returns:
+        The files, ``~`` expanded; ``~/.ssh/known_hosts`` when none is set.
+    """
+    value = ssh_config.get("userknownhostsfile") or "~/.ssh/known_hosts"
+    if not isinstance(value, str):
+        return [Path(word).expanduser() for word in value]
+    # paramiko strips the quotes around a path with spaces: try it whole first.
+    if Path(value).expanduser().exists():
+        return [Path(value).expanduser()]
+    return [Path(word).expanduser() for word in shlex.split(value)]
+
+
+def enforce_known_hosts(connection: Any, known_hosts: Path | None = None) -> Any:
+    """Make a Fabric Connection check host keys like ``StrictHostKeyChecking yes``.
+
+    Fabric 3 ignores UserKnownHostsFile and StrictHostKeyChecking and gives its
+    paramiko client an ``AutoAddPolicy``: any host key is accepted. This loads the
+    known_hosts files (``known_hosts``, else the ones ssh_config names) read-only
+    into the client and rejects any key not found there. Call it before the first
+    ``run`` (the connection opens lazily), e.g. on a task's ``c``.
+
+    Args:
+        connection: A :class:`fabric.Connection`, not yet opened.
+        known_hosts: A known_hosts file overriding ssh_config's.
+
+    Returns:
+        The same connection.
+    """
+    from paramiko.client import RejectPolicy
+
+    files = [known_hosts] if known_hosts else known_hosts_files(connection.ssh_config)
+    for path in files:
+        if path.is_file():
+            connection.client.load_system_host_keys(str(path))
+    connection.client.set_missing_host_key_policy(RejectPolicy())
+    return connection
+
+
+def fabric_connection(name: str, ssh_config: Path, **kwargs: Any) -> Any:
+    """A Fabric Connection to ``name`` as ssh_config describes it, strictly checked.
+
+    Only ``ssh_config`` is read (not ~/.ssh/config), the agent and default keys are
+    not used (only IdentityFile), stdin is not forwarded, and unknown host keys are
+    refused.
+
+    Args:
+        name: The Host alias.
+        ssh_config: The ssh_config file.
+        **kwargs: More :class:`fabric.Connection` arguments.
+
+    Returns:
+        The connection, not yet opened.
+    """
+    from fabric import Config, Connection
+
+    # No stdin forwarding: commands never wait on the caller's (pytest's) input.
+    config = Config(
+        runtime_ssh_path=str(ssh_config), overrides={"run": {"in_stream": False}}
+    )
+    kwargs.setdefault("connect_kwargs", {"allow_agent": False, "look_for_keys": False})
+    return enforce_known_hosts(Connection(name, config=config, **kwargs))
+
+
+# -- up and down ------------------------------------------------------------------
+
+
+def up(
+    state_dir: Path = DEFAULT_STATE_DIR,
+    *,
+    extra_packages: Sequence[str] = (),
+    tag: str = BUSYBOX_TAG,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """Provision this machine: packages, a Docker engine, the busybox image.
+
+    Each step is idempotent and prints one line.
+
+    Args:
+        state_dir: dockerd's state, logs and pidfile.
+        extra_packages: More Debian packages (CI adds chromium).
+        tag: The busybox image's name.
+        say: Where the step lines go.
+
+    Returns:
+        Whether dockerd was started by this call.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    packages = [*PACKAGES, *extra_packages]
+    started = time.monotonic()
+    installed = install_packages(packages, log=state_dir / "apt.log")
+    took = f"{time.monotonic() - started:.1f} s"
+    if installed:
+        say(f"packages: installed {' '.join(installed)} ({took})")
+    else:
+        say(f"packages: all present: {' '.join(packages)} ({took})")
+    started = time.monotonic()
+    launched = start_dockerd(state_dir)
+    took = f"{time.monotonic() - started:.1f} s"
+    if launched:
+        flags = " ".join(DOCKERD_NETWORK_FLAGS)
+        log = state_dir / "dockerd.log"
+        say(f"dockerd: started on {DOCKER_SOCKET} (vfs, {flags}), log {log} ({took})")
+    else:
+        say(f"dockerd: an engine already answers `docker info`; left as is ({took})")
+    started = time.monotonic()
+    imported = build_busybox_image(tag)
+    answer = run(check_image_argv(tag)).stdout.strip()
+    took = f"{time.monotonic() - started:.1f} s"
+    verb = "imported from busybox-static" if imported else "present"
+    say(f"image {tag}: {verb}; `busybox echo ok` in it says {answer!r} ({took})")
+    return launched
+
+
+def down(
+    state_dir: Path = DEFAULT_STATE_DIR, say: Callable[[str], None] = print
+) -> bool:
+    """Stop the dockerd that :func:`up` started (packages and image stay).
+
+    Returns:
+        Whether a dockerd was stopped.
+    """
+    stopped = stop_dockerd(state_dir)
+    if stopped:
+        say(f"dockerd: stopped (state kept in {state_dir})")
+    else:
+        say("dockerd: none started by infra.up is running; nothing to stop")
+    return stopped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m cicd.testinfra up|down [--state-dir DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cicd.testinfra", description=__doc__
+    )
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument(
+        "--extra", action="append", default=[], help="another package to install"
+    )
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(f"==> {line}", flush=True)
+
+    try:
+        if args.action == "up":
+            up(args.state_dir, extra_packages=args.extra, say=say)
+        else:
+            down(args.state_dir, say=say)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        print(f"==> error: {error}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
