@@ -54,7 +54,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-ADDRESS = ("127.0.0.1", int(sys.argv[1]))
+ADDRESS = (sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1]))
 http.server.ThreadingHTTPServer(ADDRESS, Handler).serve_forever()
 '''
 
@@ -141,7 +141,7 @@ class Project:
                 keep = 3
 
                 [tool.cicd.runtime]
-                command = "{{python}} server.py {{port}}"
+                command = "{{python}} server.py {{port}} {{address}}"
 
                 [tool.cicd.health]
                 deadline = {deadline}

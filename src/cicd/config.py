@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ CONFIG_VARIABLE = "CICD_CONFIG"
 
 STREAMLIT_COMMAND = (
     "{venv}/bin/python -m streamlit run src/mangetamain/app.py"
-    " --server.port {port} --server.address 127.0.0.1 --server.headless true"
+    " --server.port {port} --server.address {address} --server.headless true"
     " --browser.gatherUsageStats false"
 )
 
@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "port": 8500,
     "url": "http://127.0.0.1:{port}",
     "persistent": [],
+    "hosts": [],
+    "batch": 0,
+    "ssh_config": "",
     "runtime": {
         "kind": "supervisor",
         "command": STREAMLIT_COMMAND,
@@ -160,6 +163,9 @@ class EnvSettings:
     port: int
     url: str
     persistent: tuple[str, ...]
+    hosts: tuple[str, ...]
+    batch: int
+    ssh_config: str
     runtime: RuntimeSettings
     health: HealthSettings
     notify: NotifySettings
@@ -173,20 +179,24 @@ class Settings:
     project_dir: Path
     path: Path | None
     envs: dict[str, EnvSettings]
+    #: Each environment's merged table, before per-host overrides.
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[tool.cicd.host.NAME]`` overrides, applied on top of any environment.
+    host_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def env(self, name: str) -> EnvSettings:
-        """Return one environment's settings.
+    def env(self, name: str, host: str | None = None) -> EnvSettings:
+        """Return one environment's settings, as seen on ``host`` if given.
 
         Raises:
             UsageError: The environment is not configured.
         """
-        try:
-            return self.envs[name]
-        except KeyError:
+        if name not in self.envs:
             known = ", ".join(sorted(self.envs))
-            raise ConfigError(
-                f"unknown environment {name!r} (known: {known})"
-            ) from None
+            raise ConfigError(f"unknown environment {name!r} (known: {known})")
+        if host is None or host not in self.host_overrides:
+            return self.envs[name]
+        data = _merge(self.raw[name], self.host_overrides[host])
+        return _build_env(name, data, f"tool.cicd.host.{host}")
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -256,8 +266,8 @@ def from_table(
     Raises:
         ConfigError: A key is unknown or has the wrong type or value.
     """
-    _check_shape(table, DEFAULTS, "tool.cicd")
-    top = {k: v for k, v in table.items() if k != "env"}
+    _check_shape(table, {**DEFAULTS, "host": {}}, "tool.cicd")
+    top = {k: v for k, v in table.items() if k not in ("env", "host")}
     user_envs: dict[str, Any] = table.get("env", {})
     for name, overrides in user_envs.items():
         if not isinstance(overrides, dict):
@@ -265,12 +275,23 @@ def from_table(
         _check_shape(overrides, _env_shape(), f"tool.cicd.env.{name}")
     # Precedence, lowest first: built-in defaults, built-in per-environment
     # defaults, the user's top-level keys, the user's per-environment keys.
+    hosts: dict[str, Any] = table.get("host", {})
+    for name, overrides in hosts.items():
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"tool.cicd.host.{name}: expected a table")
+        _check_shape(overrides, _env_shape(), f"tool.cicd.host.{name}")
     envs = {}
+    raw = {}
     for name in [*DEFAULTS["env"], *(n for n in user_envs if n not in DEFAULTS["env"])]:
         data = _merge(_env_shape(), DEFAULTS["env"].get(name, {}))
-        data = _merge(_merge(data, top), user_envs.get(name, {}))
-        envs[name] = _build_env(name, data, f"tool.cicd.env.{name}")
-    return Settings(project_dir=project_dir, path=path, envs=envs)
+        raw[name] = _merge(_merge(data, top), user_envs.get(name, {}))
+        envs[name] = _build_env(name, raw[name], f"tool.cicd.env.{name}")
+        for host in envs[name].hosts:
+            if host in hosts:
+                _build_env(
+                    name, _merge(raw[name], hosts[host]), f"tool.cicd.host.{host}"
+                )
+    return Settings(project_dir, path, envs, raw, hosts)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -282,7 +303,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _env_shape() -> dict[str, Any]:
-    return {k: v for k, v in DEFAULTS.items() if k != "env"}
+    return {k: v for k, v in DEFAULTS.items() if k not in ("env", "host")}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -305,9 +326,9 @@ def _check_shape(table: dict[str, Any], shape: dict[str, Any], where: str) -> No
             known = ", ".join(sorted(shape))
             raise ConfigError(f"{name}: unknown key (known keys: {known})")
         expected = shape[key]
-        if key == "env":
+        if key in ("env", "host"):
             if not isinstance(value, dict):
-                raise ConfigError(f"{name}: expected a table of environments")
+                raise ConfigError(f"{name}: expected a table of {key} names")
             continue
         if key == "environment":
             _check_string_table(value, name)
@@ -375,6 +396,8 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
             f"{where}.installer: expected one of {', '.join(INSTALLERS)}, "
             f"got {data['installer']!r}"
         )
+    if data["batch"] < 0:
+        raise ConfigError(f"{where}.batch: must be 0 (all at once) or more")
     for key in ("keep", "port"):
         if data[key] < 1:
             raise ConfigError(f"{where}.{key}: must be at least 1")
@@ -418,6 +441,9 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
         port=data["port"],
         url=url,
         persistent=tuple(data["persistent"]),
+        hosts=tuple(data["hosts"]),
+        batch=data["batch"],
+        ssh_config=data["ssh_config"],
         runtime=RuntimeSettings(
             kind=runtime["kind"],
             command=runtime["command"],

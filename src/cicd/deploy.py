@@ -12,6 +12,9 @@ Production adds a typed ``DEPLOY`` confirmation, refuses a sha CI has not valida
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from posixpath import join
@@ -22,10 +25,11 @@ from cicd.commands import files
 from cicd.errors import CicdError, UsageError
 from cicd.health import CheckResult, Readiness, wait_ready
 from cicd.progress import Timeline
+from cicd.tunnel import reachable
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
-    from cicd.target import Target
+    from cicd.target import EnvState, Target
 
 CONFIRMATION = "DEPLOY"
 
@@ -45,6 +49,7 @@ class DeployResult:
     seconds: float
     durations: dict[str, float] = field(default_factory=dict)
     detail: str = ""
+    hosts: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """Return a JSON-serialisable dict."""
@@ -56,6 +61,7 @@ class DeployResult:
             "seconds": round(self.seconds, 3),
             "durations": {k: round(v, 3) for k, v in self.durations.items()},
             "detail": self.detail,
+            "hosts": self.hosts,
         }
 
 
@@ -88,9 +94,12 @@ def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readines
             timeline.say(f"  readiness attempt {attempt}: {reason}")
             last_reason[0] = reason
 
-    with timeline.step("readiness", label):
+    with (
+        timeline.step("readiness", label),
+        reachable(target.runner, health.checks) as checks,
+    ):
         readiness = wait_ready(
-            health.checks,
+            checks,
             deadline=health.deadline,
             interval=health.interval,
             successes=health.successes,
@@ -125,223 +134,405 @@ def activate(target: Target, sha: str, timeline: Timeline, *, label: str) -> Non
     )
 
 
-def deploy_preprod(target: Target, revision: str, notifier: Notifier) -> DeployResult:
+Targets = Sequence["Target"]
+
+
+def _as_list(targets: Target | Targets) -> list[Target]:
+    return list(targets) if isinstance(targets, Sequence) else [targets]
+
+
+def deploy_preprod(
+    targets: Target | Targets, revision: str, notifier: Notifier, *, batch: int = 0
+) -> DeployResult:
     """Deploy ``revision`` to preprod at once; CI is watched afterwards.
+
+    Args:
+        targets: The environment on one host, or on every host of a fleet.
+        revision: The sha (7 to 40 hex digits).
+        notifier: Where messages go.
+        batch: Hosts activated at a time (0: all at once).
 
     Raises:
         UsageError: The sha is invalid; nothing changed.
         LockHeld: Another run holds the environment.
-        DeployFailed: Not ready; the previous release runs again.
+        DeployFailed: Not ready; the previous release runs again everywhere.
     """
-    target.runtime.preflight()
-    sha = target.resolve(revision)
-    author, subject = target.describe(sha)
+    hosts = _as_list(targets)
+    first = hosts[0]
+    for target in hosts:
+        target.runtime.preflight()
+    sha = first.resolve(revision)
+    author, subject = first.describe(sha)
     return _deploy(
-        target,
+        hosts,
         sha,
         notifier,
+        batch=batch,
         started=(
-            f"🚀 {target.env.upper()} - Deployment started\nSHA: {short(sha)}\n"
+            f"🚀 {first.env.upper()} - Deployment started\nSHA: {short(sha)}\n"
             f"Author: @{author or '?'}\nMessage: {subject or '?'}"
         ),
         succeeded=(
-            f"✅ {target.env.upper()} - Deployed {short(sha)}\n"
+            f"✅ {first.env.upper()} - Deployed {short(sha)}\n"
             "⏳ CI verification in progress..."
         ),
     )
 
 
 def deploy_prod(
-    target: Target,
+    targets: Target | Targets,
     preprod: Target,
     revision: str | None,
     *,
     confirm: str,
     force: bool,
     notifier: Notifier,
+    batch: int = 0,
 ) -> DeployResult:
     """Deploy a CI-validated sha to production after a typed confirmation.
 
     Args:
-        target: The production environment.
+        targets: Production on one host, or on every host of a fleet.
         preprod: The environment whose validated sha is the default.
         revision: The sha to deploy; defaults to preprod's last validated sha.
         confirm: Must be exactly ``DEPLOY``.
         force: Deploy a sha CI has not validated (recorded in the ledger).
         notifier: Where messages go.
+        batch: Hosts activated at a time (0: all at once).
 
     Raises:
         UsageError: Not confirmed, no sha, or not validated; nothing changed.
         DeployFailed: Not ready; the previous production release runs again.
     """
+    hosts = _as_list(targets)
+    first = hosts[0]
+
+    def refuse(detail: str, message: str, sha: str | None = None) -> UsageError:
+        for target in hosts:
+            target.ensure_dirs()
+            target.event("refused", sha=sha, outcome="refused", detail=detail)
+        return UsageError(message)
+
     if confirm != CONFIRMATION:
-        target.ensure_dirs()
-        target.event("refused", outcome="refused", detail=f"confirmation {confirm!r}")
         notifier.send(
-            f"🚫 {target.env.upper()} - Deployment cancelled: confirmation was "
+            f"🚫 {first.env.upper()} - Deployment cancelled: confirmation was "
             f"{confirm!r}, not {CONFIRMATION}"
         )
-        raise UsageError(
+        raise refuse(
+            f"confirmation {confirm!r}",
             f"confirmation must be exactly {CONFIRMATION} (got {confirm!r}); "
-            "nothing was changed"
+            "nothing was changed",
         )
     pre = preprod.state()
-    running = target.current()
     notifier.say(
         f"PREPROD {short(pre.current)} (validated {short(pre.validated)})  →  "
-        f"PROD {short(running)}"
+        f"PROD {short(first.current())}"
     )
     if revision:
-        sha = target.resolve(revision)
+        sha = first.resolve(revision)
     elif pre.validated:
         sha = pre.validated
     else:
-        target.ensure_dirs()
-        target.event("refused", outcome="refused", detail="no validated sha on preprod")
-        raise UsageError(
+        raise refuse(
+            "no validated sha on preprod",
             "preprod has no CI-validated sha yet; pass --sha (and --force if CI "
-            "has not validated it)"
+            "has not validated it)",
         )
     forced = not pre.is_good(sha)
     if forced and not force:
-        target.ensure_dirs()
-        target.event(
-            "refused", sha=sha, outcome="refused", detail="not validated by CI"
-        )
-        raise UsageError(
+        raise refuse(
+            "not validated by CI",
             f"sha {short(sha)} has not been validated by CI on preprod (or was "
-            "marked bad); pass --force to deploy it anyway. Nothing was changed"
+            "marked bad); pass --force to deploy it anyway. Nothing was changed",
+            sha,
         )
-    target.runtime.preflight()
-    result = _deploy(
-        target,
+    for target in hosts:
+        target.runtime.preflight()
+    return _deploy(
+        hosts,
         sha,
         notifier,
+        batch=batch,
         backup=True,
         forced=forced,
         validated_by=None if forced else preprod.env,
         started=(
-            f"🎯 {target.env.upper()} - Deployment started\nSHA: {short(sha)}"
+            f"🎯 {first.env.upper()} - Deployment started\nSHA: {short(sha)}"
             + (" (FORCED: not validated by CI)" if forced else "")
         ),
         succeeded=(
-            f"🎯 {target.env.upper()} - Deployment successful ✅\nSHA: {short(sha)}\n"
-            f"PREPROD ✅ → PROD ✅\nURL: {target.settings.url}"
+            f"🎯 {first.env.upper()} - Deployment successful ✅\nSHA: {short(sha)}\n"
+            f"PREPROD ✅ → PROD ✅\nURL: {first.settings.url}"
         ),
     )
-    return result
+
+
+def in_parallel(
+    action: Callable[[Target], object], hosts: list[Target]
+) -> dict[Target, BaseException | None]:
+    """Run ``action`` on every host at once; return each host's error (or None)."""
+    if len(hosts) == 1:
+        try:
+            action(hosts[0])
+            return {hosts[0]: None}
+        except CicdError as error:
+            return {hosts[0]: error}
+    outcome: dict[Target, BaseException | None] = {}
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        futures = {host: pool.submit(action, host) for host in hosts}
+        for host, future in futures.items():
+            failure = future.exception()
+            if failure is not None and not isinstance(failure, CicdError):
+                raise failure
+            outcome[host] = failure
+    return outcome
 
 
 def _deploy(
-    target: Target,
+    hosts: list[Target],
     sha: str,
     notifier: Notifier,
     *,
     started: str,
     succeeded: str,
+    batch: int = 0,
     backup: bool = False,
     forced: bool = False,
     validated_by: str | None = None,
 ) -> DeployResult:
-    timeline = Timeline(notifier.say)
-    with lock.hold(target, "deploy", sha):
-        target.ensure_dirs()
-        state = target.state()
-        for warning in state.warnings:
-            notifier.say(f"warning: {warning}")
-        # A run killed mid-deploy leaves ``current`` unsettled: its rollback point is
-        # then the release that ran before that run's switch.
-        previous = state.current if state.settled else state.previous
-        if state.current == sha and state.settled and _already_ready(target):
-            target.event("noop", sha=sha, detail="already running and healthy")
+    """Deploy ``sha`` on every host, all or nothing (see the module docstring)."""
+    first = hosts[0]
+    fleet = len(hosts) > 1
+
+    def prefixed(target: Target) -> Callable[[str], None]:
+        prefix = f"[{target.runner.host}] " if fleet else ""
+        return lambda line: notifier.say(prefix + line)
+
+    timelines = {t: Timeline(prefixed(t)) for t in hosts}
+    clock = Timeline(notifier.say)
+    with ExitStack() as locks:
+        for target in hosts:
+            locks.enter_context(lock.hold(target, "deploy", sha))
+        states = {t: _prepare_state(t, notifier) for t in hosts}
+        # A run killed mid-deploy leaves ``current`` unsettled: its rollback point
+        # is then the release that ran before that run's switch.
+        previous = {
+            t: (s.current if s.settled else s.previous) for t, s in states.items()
+        }
+        if all(s.current == sha and s.settled for s in states.values()) and all(
+            _already_ready(t) for t in hosts
+        ):
+            for target in hosts:
+                target.event("noop", sha=sha, detail="already running and healthy")
             notifier.say(
-                f"{target.env}: {short(sha)} is already running and healthy; "
+                f"{first.env}: {short(sha)} is already running and healthy; "
                 "nothing to do"
             )
-            return DeployResult(target.env, sha, previous, "noop", timeline.total)
-        target.event(
-            "deploy",
-            sha=sha,
-            previous=previous,
-            outcome="started",
-            detail="forced: not validated by CI" if forced else "",
-        )
+            return DeployResult(first.env, sha, previous[first], "noop", clock.total)
+        for target in hosts:
+            target.event(
+                "deploy",
+                sha=sha,
+                previous=previous[target],
+                outcome="started",
+                detail="forced: not validated by CI" if forced else "",
+            )
         notifier.send(started)
-        with timeline.step("export", f"export release {short(sha)}"):
-            exported = target.export(sha)
-        target.event("export", sha=sha, detail="exported" if exported else "reused")
-        if backup:
-            _backup(target, previous, timeline)
-        try:
-            activate(target, sha, timeline, label=f"wait until {short(sha)} is ready")
-        except CicdError as error:
-            _recover(target, sha, previous, error, timeline, notifier)
-            raise DeployFailed(
-                f"{target.env}: {short(sha)} failed ({error}); "
-                + (f"rolled back to {short(previous)}" if previous else "app stopped")
-            ) from None
-        target.event("deploy", sha=sha, previous=previous, durations=timeline.durations)
-        removed = target.prune(target.state())
-        if removed:
-            target.event("prune", detail=" ".join(short(s) for s in removed))
-        notifier.send(succeeded + f"\nIn {timeline.total:.1f}s")
+
+        def prepare(target: Target) -> None:
+            timeline = timelines[target]
+            with timeline.step("export", f"export release {short(sha)}"):
+                exported = target.export(sha)
+            target.event("export", sha=sha, detail="exported" if exported else "reused")
+            if backup:
+                _backup(target, previous[target], timeline)
+
+        errors = in_parallel(prepare, hosts)
+        if any(errors.values()):
+            reason = _first_error(errors)
+            for target in hosts:
+                target.event("deploy", sha=sha, outcome="failed", detail=reason)
+            notifier.send(
+                f"❌ {first.env.upper()} - Deployment of {short(sha)} failed before "
+                f"any switch: {reason}\nNothing changed: the running release stays."
+            )
+            raise DeployFailed(f"{first.env}: {short(sha)} not deployed: {reason}")
+
+        switched: list[Target] = []
+        size = batch or len(hosts)
+        for index in range(0, len(hosts), size):
+            group = hosts[index : index + size]
+            errors.update(
+                in_parallel(
+                    lambda t: activate(
+                        t, sha, timelines[t], label=f"wait until {short(sha)} is ready"
+                    ),
+                    group,
+                )
+            )
+            switched += group
+            if any(errors[t] for t in group):
+                _recover_all(switched, sha, previous, errors, timelines, notifier)
+                back = [t for t in switched if previous[t]]
+                raise DeployFailed(
+                    f"{first.env}: {short(sha)} failed ({_first_error(errors)}); "
+                    + (
+                        f"rolled back to {short(previous[back[0]])}"
+                        + (" on every host" if fleet else "")
+                        if back
+                        else "app stopped"
+                    )
+                )
+        for target in hosts:
+            target.event(
+                "deploy",
+                sha=sha,
+                previous=previous[target],
+                durations=timelines[target].durations,
+            )
+            if validated_by:
+                # This environment's own rollbacks pick CI-validated releases.
+                target.event(
+                    "validated", sha=sha, detail=f"validated by CI on {validated_by}"
+                )
+                target.set_validated(sha)
+            removed = target.prune(target.state())
+            if removed:
+                target.event("prune", detail=" ".join(short(s) for s in removed))
+        if fleet:
+            notifier.say(_table(hosts, timelines, errors))
+        notifier.send(succeeded + f"\nIn {clock.total:.1f}s")
         return DeployResult(
-            target.env, sha, previous, "deployed", timeline.total, timeline.durations
+            first.env,
+            sha,
+            previous[first],
+            "deployed",
+            clock.total,
+            timelines[first].durations,
+            hosts=[{"host": t.runner.host, "outcome": "deployed"} for t in hosts],
         )
+
+
+def _prepare_state(target: Target, notifier: Notifier) -> EnvState:
+    target.ensure_dirs()
+    state = target.state()
+    for warning in state.warnings:
+        notifier.say(f"warning: {target.runner.host}: {warning}")
+    return state
+
+
+def _first_error(errors: dict[Target, BaseException | None]) -> str:
+    for target, error in errors.items():
+        if error is not None:
+            return f"{target.runner.host}: {error}" if len(errors) > 1 else str(error)
+    return "unknown error"
+
+
+def _table(
+    hosts: list[Target],
+    timelines: dict[Target, Timeline],
+    errors: dict[Target, BaseException | None],
+    outcomes: dict[Target, str] | None = None,
+) -> str:
+    lines = [f"{'HOST':<16} {'OUTCOME':<22} {'SECONDS':>7}  DETAIL"]
+    for target in hosts:
+        error = errors.get(target)
+        outcome = (outcomes or {}).get(target) or ("failed" if error else "deployed")
+        seconds = sum(timelines[target].durations.values())
+        lines.append(
+            f"{target.runner.host:<16} {outcome:<22} {seconds:>7.2f}  {error or ''}"
+        )
+    return "\n".join(lines)
+
+
+def _recover_all(
+    switched: list[Target],
+    sha: str,
+    previous: dict[Target, str | None],
+    errors: dict[Target, BaseException | None],
+    timelines: dict[Target, Timeline],
+    notifier: Notifier,
+) -> None:
+    """Put every switched host back on its previous release (all or nothing)."""
+    reason = _first_error(errors)
+    outcomes: dict[Target, str] = {}
+
+    def recover(target: Target) -> None:
+        outcomes[target] = _recover(
+            target, sha, previous[target], reason, timelines[target]
+        )
+
+    in_parallel(recover, switched)
+    first = switched[0]
+    if len(switched) > 1:
+        notifier.say(_table(switched, timelines, errors, outcomes))
+    back = previous[first]
+    notifier.send(
+        f"❌ {first.env.upper()} - Deployment of {short(sha)} failed: {reason}\n"
+        f"🔄 {outcomes[first]}"
+        + (f" on {len(switched)} hosts" if len(switched) > 1 else "")
+        + f"\nBy hand: {rollback_command(first, back)}"
+    )
 
 
 def _already_ready(target: Target) -> bool:
     if target.runtime.status() != "RUNNING":
         return False
-    health = target.settings.health
-    return wait_ready(health.checks, deadline=2.0, interval=0.5).ok
+    with reachable(target.runner, target.settings.health.checks) as checks:
+        return wait_ready(checks, deadline=2.0, interval=0.5).ok
 
 
 def _recover(
     target: Target,
     sha: str,
     previous: str | None,
-    error: CicdError,
+    reason: str,
     timeline: Timeline,
-    notifier: Notifier,
-) -> None:
-    """Put the previous release back after a failed activation; never raises."""
-    target.event("marked_bad", sha=sha, outcome="bad", detail=str(error))
-    outcome = "app stopped: no previous release"
-    if previous:
-        try:
-            activate(
-                target,
-                previous,
-                timeline,
-                label=f"wait until {short(previous)} is ready again",
-            )
-            outcome = f"rolled back to {short(previous)}"
-            target.event("rollback", sha=previous, previous=sha, detail="deploy failed")
-        except CicdError as second:
-            outcome = f"rollback to {short(previous)} ALSO failed: {second}"
-            target.event(
-                "rollback",
-                sha=previous,
-                previous=sha,
-                outcome="failed",
-                detail=str(second),
-            )
-    else:
-        target.runtime.stop()
-        target.runner.run(files.remove(target.paths.current))
-    target.event(
-        "deploy",
-        sha=sha,
-        previous=previous,
-        outcome="failed",
-        detail=str(error),
-        durations=timeline.durations,
-    )
-    notifier.send(
-        f"❌ {target.env.upper()} - Deployment of {short(sha)} failed: {error}\n"
-        f"🔄 {outcome}\nBy hand: {rollback_command(target, previous)}"
-    )
+) -> str:
+    """Put the previous release back after a failed activation; never raises.
+
+    Returns:
+        What happened, in words.
+    """
+    try:
+        target.event("marked_bad", sha=sha, outcome="bad", detail=reason)
+        outcome = "app stopped: no previous release"
+        if previous:
+            try:
+                activate(
+                    target,
+                    previous,
+                    timeline,
+                    label=f"wait until {short(previous)} is ready again",
+                )
+                outcome = f"rolled back to {short(previous)}"
+                target.event(
+                    "rollback", sha=previous, previous=sha, detail="deploy failed"
+                )
+            except CicdError as second:
+                outcome = f"rollback to {short(previous)} ALSO failed: {second}"
+                target.event(
+                    "rollback",
+                    sha=previous,
+                    previous=sha,
+                    outcome="failed",
+                    detail=str(second),
+                )
+        else:
+            target.runtime.stop()
+            target.runner.run(files.remove(target.paths.current))
+        target.event(
+            "deploy",
+            sha=sha,
+            previous=previous,
+            outcome="failed",
+            detail=reason,
+            durations=timeline.durations,
+        )
+        return outcome
+    except CicdError as error:
+        # The host itself is unreachable: say so; a rerun completes the rollback.
+        return f"could not roll back: {error}"
 
 
 def _backup(target: Target, previous: str | None, timeline: Timeline) -> None:

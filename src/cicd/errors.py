@@ -38,3 +38,7 @@ class CommandFailed(CicdError):
         self.stderr = stderr.strip()
         detail = self.stderr.splitlines()[-1] if self.stderr else "no error output"
         super().__init__(f"command failed (exit {exited}): {command}: {detail}")
+
+
+class ConnectionLost(CicdError):
+    """The SSH connection to a host failed or dropped; the message says which."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cicd.commands import Command
-from cicd.errors import CommandFailed
+from cicd.errors import CommandFailed, ConnectionLost
 from cicd.redact import redact
 
 
@@ -59,7 +59,8 @@ class Runner:
     def host(self) -> str:
         """A short name of where commands run, for messages and the ledger."""
         if self.remote:
-            return str(getattr(self.context, "host"))
+            name = getattr(self.context, "original_host", None)
+            return str(name or getattr(self.context, "host"))
         import socket
 
         return socket.gethostname()
@@ -81,7 +82,18 @@ class Runner:
         if self.verbose:
             print(f"$ {redact(line)}", flush=True)
         started = time.monotonic()
-        raw = self.context.run(line, hide=True, warn=True, in_stream=False, pty=False)
+        try:
+            raw = self.context.run(
+                line, hide=True, warn=True, in_stream=False, pty=False
+            )
+        except Exception as error:
+            if not self.remote:
+                raise
+            # paramiko and socket errors: an unknown host key, a refused or dropped
+            # connection. One clear line instead of a traceback.
+            from cicd.ssh import describe_failure
+
+            raise ConnectionLost(describe_failure(self.host, error)) from None
         result = Result(
             stdout=raw.stdout,
             stderr=raw.stderr,

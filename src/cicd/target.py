@@ -63,7 +63,9 @@ class Target:
     def __init__(self, runner: Runner, settings: Settings, env: str) -> None:
         self.runner = runner
         self.all_settings = settings
-        self.settings: EnvSettings = settings.env(env)
+        self.settings: EnvSettings = settings.env(
+            env, runner.host if runner.remote else None
+        )
         self.env = env
         self.paths = EnvPaths(self._root(), env)
         self._runtime: Runtime | None = None

@@ -907,47 +907,17 @@ def start_fleet(count: int, directory: Path) -> SshFleet:
 
 
 def known_hosts_files(ssh_config: Mapping[str, Any]) -> list[Path]:
-    """The known_hosts files an ssh_config lookup names (UserKnownHostsFile).
+    """The known_hosts files an ssh_config lookup names (see :mod:`cicd.ssh`)."""
+    from cicd.ssh import known_hosts_files as files
 
-    Args:
-        ssh_config: A host's resolved options, e.g. ``Connection.ssh_config``.
-
-    Returns:
-        The files, ``~`` expanded; ``~/.ssh/known_hosts`` when none is set.
-    """
-    value = ssh_config.get("userknownhostsfile") or "~/.ssh/known_hosts"
-    if not isinstance(value, str):
-        return [Path(word).expanduser() for word in value]
-    # paramiko strips the quotes around a path with spaces: try it whole first.
-    if Path(value).expanduser().exists():
-        return [Path(value).expanduser()]
-    return [Path(word).expanduser() for word in shlex.split(value)]
+    return files(ssh_config)
 
 
 def enforce_known_hosts(connection: Any, known_hosts: Path | None = None) -> Any:
-    """Make a Fabric Connection check host keys like ``StrictHostKeyChecking yes``.
+    """Check host keys strictly on a Fabric Connection (see :func:`cicd.ssh.harden`)."""
+    from cicd.ssh import harden
 
-    Fabric 3 ignores UserKnownHostsFile and StrictHostKeyChecking and gives its
-    paramiko client an ``AutoAddPolicy``: any host key is accepted. This loads the
-    known_hosts files (``known_hosts``, else the ones ssh_config names) read-only
-    into the client and rejects any key not found there. Call it before the first
-    ``run`` (the connection opens lazily), e.g. on a task's ``c``.
-
-    Args:
-        connection: A :class:`fabric.Connection`, not yet opened.
-        known_hosts: A known_hosts file overriding ssh_config's.
-
-    Returns:
-        The same connection.
-    """
-    from paramiko.client import RejectPolicy
-
-    files = [known_hosts] if known_hosts else known_hosts_files(connection.ssh_config)
-    for path in files:
-        if path.is_file():
-            connection.client.load_system_host_keys(str(path))
-    connection.client.set_missing_host_key_policy(RejectPolicy())
-    return connection
+    return harden(connection, known_hosts)
 
 
 def fabric_connection(name: str, ssh_config: Path, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import time
 from posixpath import join
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
 
 from cicd.commands import files
@@ -101,6 +102,8 @@ class SupervisorRuntime:
     def _program_conf(self) -> str:
         values = {
             "port": str(self.settings.port),
+            # The app binds where its health URL points (127.0.0.1 by default).
+            "address": urlsplit(self.settings.url).hostname or "127.0.0.1",
             "env": self.settings.name,
             "release": self.paths.current,
             "venv": join(self.paths.current, ".venv"),

@@ -33,7 +33,12 @@ def target(c: Any, env: str) -> Target:
     from cicd.runner import Runner
     from cicd.target import Target
 
-    return Target(Runner(c), config.load(), env)
+    runner = Runner(c)
+    if runner.remote:
+        from cicd.ssh import harden
+
+        harden(c)
+    return Target(runner, config.load(), env)
 
 
 def env_names() -> list[str]:
