@@ -170,6 +170,18 @@ def down(session: nox.Session) -> None:
         session.run("python", "-m", "cicd", "down", env={"CICD_CONFIG": str(config)})
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmark the pipeline: medians and ratios against baselines of the same run.
+
+    Runs every benchmark of bench/run.py (deploy, rollback, list, watch, app), or
+    the ones named, e.g. ``nox -s bench -- deploy rollback``; ``demo`` is opt-in.
+    Prints a table and writes build/bench/results.json.
+    """
+    session.install("-e", ".", "pytest-httpserver>=1.1")
+    session.run("python", "bench/run.py", *session.posargs)
+
+
 @nox.session(python=False, default=False)
 def summary(session: nox.Session) -> None:
     """Summarise CI job results from ``$NEEDS`` (GitHub's ``toJSON(needs)``)."""

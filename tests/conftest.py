@@ -131,8 +131,14 @@ class Project:
         """The app's URL in ``env``."""
         return f"http://127.0.0.1:{self.ports[env]}/"
 
-    def write(self, extra: str = "", deadline: float = 8) -> None:
-        """(Re)write the configuration, with extra TOML appended."""
+    def write(self, extra: str = "", deadline: float = 8, preprod: str = "") -> None:
+        """(Re)write the configuration, with extra TOML appended.
+
+        Args:
+            extra: TOML tables appended.
+            deadline: Readiness deadline, in seconds.
+            preprod: TOML key lines added to ``[tool.cicd.env.preprod]``.
+        """
         self.config_path.write_text(textwrap.dedent(f"""\
                 [tool.cicd]
                 root = "{self.root}"
@@ -150,6 +156,7 @@ class Project:
 
                 [tool.cicd.env.preprod]
                 port = {self.ports["preprod"]}
+                {preprod}
 
                 [tool.cicd.env.prod]
                 port = {self.ports["prod"]}

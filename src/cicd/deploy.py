@@ -25,7 +25,6 @@ from cicd.commands import files
 from cicd.errors import CicdError, UsageError
 from cicd.health import CheckResult, Readiness, wait_ready
 from cicd.progress import Timeline
-from cicd.tunnel import reachable
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -94,16 +93,14 @@ def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readines
             timeline.say(f"  readiness attempt {attempt}: {reason}")
             last_reason[0] = reason
 
-    with (
-        timeline.step("readiness", label),
-        reachable(target.runner, health.checks) as checks,
-    ):
+    with timeline.step("readiness", label):
         readiness = wait_ready(
-            checks,
+            health.checks,
             deadline=health.deadline,
             interval=health.interval,
             successes=health.successes,
             on_attempt=report,
+            fetcher=target.fetcher(),
         )
         if not readiness.ok:
             raise DeployFailed(
@@ -478,8 +475,8 @@ def _recover_all(
 def _already_ready(target: Target) -> bool:
     if target.runtime.status() != "RUNNING":
         return False
-    with reachable(target.runner, target.settings.health.checks) as checks:
-        return wait_ready(checks, deadline=2.0, interval=0.5).ok
+    checks = target.settings.health.checks
+    return wait_ready(checks, deadline=2.0, interval=0.5, fetcher=target.fetcher()).ok
 
 
 def _recover(

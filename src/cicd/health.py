@@ -12,12 +12,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cicd.redact import redact
-
-if TYPE_CHECKING:
-    import requests
 
 
 @dataclass(frozen=True)
@@ -92,52 +89,96 @@ class Readiness:
         return "; ".join(f"{r.check.url}: {r.reason}" for r in failed)
 
 
-def _session() -> requests.Session:
-    import requests
+@dataclass(frozen=True)
+class Fetched:
+    """An HTTP answer: status, body text and how long it took."""
 
-    session = requests.Session()
-    session.headers["User-Agent"] = "cicd-health/1"
-    # Health checks target the app directly; a proxy from the environment would
-    # send loopback checks elsewhere.
-    session.trust_env = False
-    return session
+    status_code: int
+    text: str
+    seconds: float
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ValueError when it is not)."""
+        return json.loads(self.text)
+
+
+class FetchError(Exception):
+    """No HTTP answer at all; the message says why in a few words."""
+
+
+class Fetcher(Protocol):
+    """Gets a URL: from here with requests, or from the target host over SSH."""
+
+    remote: bool
+
+    def fetch(self, url: str, timeout: float) -> Fetched:
+        """GET ``url``; raise :class:`FetchError` when nothing answers."""
+
+
+class LocalFetcher:
+    """GET with requests, from this machine (connections reused)."""
+
+    remote = False
+
+    def __init__(self) -> None:
+        import requests
+
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "cicd-health/1"
+        # Health checks target the app directly; a proxy from the environment
+        # would send loopback checks elsewhere.
+        self.session.trust_env = False
+
+    def fetch(self, url: str, timeout: float) -> Fetched:
+        """GET ``url`` with requests."""
+        import requests
+
+        started = time.monotonic()
+        try:
+            response = self.session.get(url, timeout=timeout)
+        except requests.RequestException as error:
+            raise FetchError(_describe_error(error)) from None
+        return Fetched(response.status_code, response.text, time.monotonic() - started)
 
 
 def run_check(
     check: HealthCheck,
     *,
-    session: requests.Session | None = None,
+    fetcher: Fetcher | None = None,
     timeout: float | None = None,
 ) -> CheckResult:
     """Run one check once.
 
     Args:
         check: The condition.
-        session: A requests session to reuse connections.
+        fetcher: Who makes the request (default: this machine, with requests).
         timeout: Override of the per-request timeout (e.g. the time left).
 
     Returns:
         The result; never raises for network errors, which are failures.
     """
-    import requests
-
+    fetcher = fetcher or LocalFetcher()
     if check.rendered_contains:
+        if fetcher.remote:
+            return CheckResult(check, True, "skipped", 0.0, note=REMOTE_RENDER_NOTE)
         from cicd.render import run_rendered_check
 
         return run_rendered_check(check)
-    session = session or _session()
     started = time.monotonic()
     try:
-        response = session.get(check.url, timeout=timeout or check.timeout)
-    except requests.RequestException as error:
-        return CheckResult(
-            check, False, _describe_error(error), time.monotonic() - started
-        )
-    seconds = time.monotonic() - started
-    problem = _evaluate(check, response, seconds)
+        response = fetcher.fetch(check.url, timeout or check.timeout)
+    except FetchError as error:
+        return CheckResult(check, False, str(error), time.monotonic() - started)
+    problem = _evaluate(check, response, response.seconds)
     return CheckResult(
-        check, problem is None, problem or "ok", seconds, response.status_code
+        check, problem is None, problem or "ok", response.seconds, response.status_code
     )
+
+
+REMOTE_RENDER_NOTE = (
+    "rendered-page check skipped over SSH: Chromium runs here, the app listens on "
+    "the host (the hourly monitor can check a public URL)"
+)
 
 
 def _describe_error(error: Exception) -> str:
@@ -180,20 +221,20 @@ def _evaluate(check: HealthCheck, response: Any, seconds: float) -> str | None:
 
 
 def run_round(
-    checks: Sequence[HealthCheck], session: requests.Session | None, left: float
+    checks: Sequence[HealthCheck], fetcher: Fetcher | None, left: float
 ) -> tuple[CheckResult, ...]:
     """Run checks in order, stopping at the first failure (a browser is costly).
 
     Args:
         checks: The conditions, cheapest first.
-        session: A requests session to reuse, or None for a new one.
+        fetcher: Who makes the requests (default: this machine).
         left: Seconds left: caps each HTTP request's timeout.
     """
-    session = session or _session()
+    fetcher = fetcher or LocalFetcher()
     results: list[CheckResult] = []
     for check in checks:
         timeout = check.timeout if check.rendered_contains else min(check.timeout, left)
-        results.append(run_check(check, session=session, timeout=timeout))
+        results.append(run_check(check, fetcher=fetcher, timeout=timeout))
         if not results[-1].ok:
             break
     return tuple(results)
@@ -208,6 +249,7 @@ def wait_ready(
     on_attempt: Callable[[int, tuple[CheckResult, ...]], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    fetcher: Fetcher | None = None,
 ) -> Readiness:
     """Poll the checks until ``successes`` consecutive rounds pass, or time runs out.
 
@@ -219,11 +261,12 @@ def wait_ready(
         on_attempt: Called after each round with its number and results.
         clock: Monotonic clock (tests may inject one).
         sleep: Sleep function (tests may inject one).
+        fetcher: Who makes the requests (default: this machine).
 
     Returns:
         Whether the app became ready, after how many rounds and seconds.
     """
-    session = _session()
+    fetcher = fetcher or LocalFetcher()
     start = clock()
     end = start + deadline
     streak = 0
@@ -233,7 +276,7 @@ def wait_ready(
         attempt += 1
         round_start = clock()
         left = max(end - round_start, 0.05)
-        results = run_round(checks, session, left)
+        results = run_round(checks, fetcher, left)
         if on_attempt:
             on_attempt(attempt, results)
         streak = streak + 1 if all(r.ok for r in results) else 0

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files
-from cicd.errors import LockHeld
+from cicd.errors import ConnectionLost, LockHeld
 from cicd.ledger import actor, now
 
 if TYPE_CHECKING:
@@ -102,7 +102,12 @@ def hold(
     try:
         yield details
     finally:
-        target.runner.run(files.remove(target.paths.lock), check=False)
+        try:
+            target.runner.run(files.remove(target.paths.lock), check=False)
+        except ConnectionLost:
+            # The host is unreachable: the lock stays, and is stale for the next
+            # run from here (our process will be gone), which breaks it.
+            pass
 
 
 def acquire(target: Target, details: dict[str, Any]) -> None:

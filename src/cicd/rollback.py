@@ -133,8 +133,9 @@ def rollback_locked(
         detail=reason,
         durations=timeline.durations,
     )
+    where = f" on {target.runner.host}" if target.runner.remote else ""
     notifier.send(
-        f"🔄 {target.env.upper()} - Rolled back to {short(sha)}"
+        f"🔄 {target.env.upper()} - Rolled back to {short(sha)}{where}"
         + (f" (from {short(abandoned)})" if abandoned else "")
         + f": {reason}"
     )

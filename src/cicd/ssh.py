@@ -81,3 +81,20 @@ def describe_failure(host: str, error: BaseException) -> str:
         f"{host}: connection lost ({name}{': ' + text if text else ''}); "
         "rerun the task: every step is idempotent"
     )
+
+
+def connect(host: str, ssh_config: str = "") -> Any:
+    """A hardened Fabric Connection to ``host`` (an ssh_config alias or address).
+
+    Args:
+        host: What ``ssh HOST`` would be given.
+        ssh_config: An ssh_config file; empty for the user's (~/.ssh/config).
+
+    Returns:
+        The connection, not yet opened.
+    """
+    from fabric import Config, Connection
+
+    config = Config(runtime_ssh_path=ssh_config or None)
+    config.load_ssh_config()
+    return harden(Connection(host, config=config))

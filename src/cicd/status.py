@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from cicd.deploy import short
 from cicd.health import run_round
 from cicd.lock import describe
-from cicd.tunnel import reachable
 
 if TYPE_CHECKING:
     from cicd.target import Target
@@ -15,8 +14,7 @@ if TYPE_CHECKING:
 
 def health_line(target: Target, *, timeout: float = 3.0) -> tuple[bool, str]:
     """Run each check once: whether all pass, and the reasons."""
-    with reachable(target.runner, target.settings.health.checks) as checks:
-        results = run_round(checks, None, timeout)
+    results = run_round(target.settings.health.checks, target.fetcher(), timeout)
     failed = [f"{r.check.url}: {r.reason}" for r in results if not r.ok]
     notes = sorted({r.note for r in results if r.note})
     return not failed, "; ".join(failed or ["ok"] + notes)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cicd.commands import files, git
 from cicd.commands import venv as venv_commands
 from cicd.errors import UsageError
+from cicd.health import Fetcher, LocalFetcher
 from cicd.layout import EnvPaths
 from cicd.ledger import Event, parse
 
@@ -84,6 +85,14 @@ class Target:
         if self.settings.python:
             return self.settings.python
         return "python3" if self.runner.remote else sys.executable
+
+    def fetcher(self) -> Fetcher:
+        """Who makes this environment's health requests: here, or on its host."""
+        if not self.runner.remote:
+            return LocalFetcher()
+        from cicd.probe import RemoteFetcher
+
+        return RemoteFetcher(self.runner, self.python)
 
     @property
     def runtime(self) -> Runtime:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from posixpath import join
 from typing import TYPE_CHECKING, Any
 
@@ -103,8 +104,18 @@ def watch(
     provider: Provider | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    fleet: list[Target] | None = None,
 ) -> str:
     """Watch CI for a deployed sha until a verdict, then act on it.
+
+    Args:
+        target: Where the journal lives (the environment's first host).
+        sha: The deployed sha.
+        notifier: Where messages go.
+        provider: The CI provider (default: the configured one).
+        sleep: Sleep function (tests may inject one).
+        clock: Wall clock (tests may inject one).
+        fleet: Every host of the environment, when it has several.
 
     Returns:
         The verdict: ``success``, ``failure`` or ``inconclusive``.
@@ -165,7 +176,7 @@ def watch(
             failed=list(poll.failed),
         )
         save_journal(target, journal)
-    _act(target, journal, notifier)
+    _act(fleet or [target], journal, notifier)
     journal["state"] = "done"
     save_journal(target, journal)
     return str(journal["verdict"])
@@ -199,46 +210,57 @@ def _poll_until_verdict(
         sleep(min(max(provider.wait_hint(), interval), left))
 
 
-def _act(target: Target, journal: dict[str, Any], notifier: Notifier) -> None:
+def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> None:
+    """Act on a verdict on every host of the environment, each under its lock."""
     sha, verdict = str(journal["sha"]), str(journal["verdict"])
     detail = str(journal.get("detail", ""))
     link = f"\n{journal['url']}" if journal.get("url") else ""
     failed = journal.get("failed") or []
-    env = target.env.upper()
-    with lock.hold(target, f"watch {verdict}", sha, wait=LOCK_WAIT):
-        state = target.state()
-        target.event("ci", sha=sha, outcome=verdict, detail=(detail + link).strip())
+    env = hosts[0].env.upper()
+    with ExitStack() as locks:
+        for target in hosts:
+            locks.enter_context(
+                lock.hold(target, f"watch {verdict}", sha, wait=LOCK_WAIT)
+            )
+        states = {target: target.state() for target in hosts}
+        for target in hosts:
+            target.event("ci", sha=sha, outcome=verdict, detail=(detail + link).strip())
         if verdict == SUCCESS:
-            _validate(target, sha, state.events)
+            for target in hosts:
+                _validate(target, sha, states[target].events)
             notifier.send(f"✅ {env} - CI passed for {short(sha)}: validated{link}")
             return
-        superseded = state.current != sha
+        running = [t for t in hosts if states[t].current == sha]
         if verdict == FAILURE:
-            if sha not in state.bad:
-                target.event(
-                    "marked_bad", sha=sha, outcome="bad", detail=f"CI failed: {detail}"
-                )
+            for target in hosts:
+                if sha not in states[target].bad:
+                    target.event(
+                        "marked_bad",
+                        sha=sha,
+                        outcome="bad",
+                        detail=f"CI failed: {detail}",
+                    )
             jobs = "\nFailed: " + ", ".join(failed) if failed else ""
-            if superseded:
+            if not running:
+                now = short(states[hosts[0]].current)
                 notifier.send(
                     f"❌ {env} - CI failed for {short(sha)}{jobs}{link}\n"
-                    f"{short(state.current)} runs now: nothing rolled back; "
-                    f"{short(sha)} is marked bad"
+                    f"{now} runs now: nothing rolled back; {short(sha)} is marked bad"
                 )
                 return
-            _rollback(target, notifier, f"CI failed for {short(sha)}{jobs}{link}")
+            _rollback(running, notifier, f"CI failed for {short(sha)}{jobs}{link}")
             return
-        on = target.settings.ci.on_inconclusive
+        on = hosts[0].settings.ci.on_inconclusive
         notifier.send(
             f"⚠️ {env} - CI verdict inconclusive for {short(sha)}: {detail}{link}\n"
             + (
                 "rolling back (ci.on_inconclusive = rollback)"
-                if on == "rollback" and not superseded
+                if on == "rollback" and running
                 else "the deploy is kept; a person should check"
             )
         )
-        if on == "rollback" and not superseded:
-            _rollback(target, notifier, f"CI inconclusive for {short(sha)}")
+        if on == "rollback" and running:
+            _rollback(running, notifier, f"CI inconclusive for {short(sha)}")
 
 
 def _validate(target: Target, sha: str, events: Any) -> None:
@@ -250,35 +272,53 @@ def _validate(target: Target, sha: str, events: Any) -> None:
         target.set_validated(sha)
 
 
-def _rollback(target: Target, notifier: Notifier, reason: str) -> None:
+def _rollback(hosts: list[Target], notifier: Notifier, reason: str) -> None:
+    from cicd.deploy import in_parallel
     from cicd.rollback import rollback_locked
 
-    try:
-        rollback_locked(target, notifier, reason=reason)
-    except CicdError as error:
-        notifier.send(
-            f"❌ {target.env.upper()} - {reason}\nAutomatic rollback impossible: {error}"
-        )
+    def one(target: Target) -> None:
+        try:
+            rollback_locked(target, notifier, reason=reason)
+        except CicdError as error:
+            where = f" on {target.runner.host}" if target.runner.remote else ""
+            notifier.send(
+                f"❌ {target.env.upper()} - {reason}\n"
+                f"Automatic rollback{where} impossible: {error}"
+            )
+
+    in_parallel(one, hosts)
 
 
-def start_detached(target: Target, sha: str) -> str:
-    """Start ``invoke watch`` for ``sha`` as a detached process and return its log.
+def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:
+    """Start ``python -m cicd watch`` for ``sha`` detached and return its log.
 
     The child runs in a new session with no stdin and its output in
-    ``<root>/<env>/logs/watch-<sha>.log``, so the CI runner's job can end at once;
+    ``<root>/<env>/logs/watch-<sha>.log`` (for a fleet of configured hosts, in
+    ``.cicd/logs`` of this checkout), so the CI runner's job can end at once;
     ``RUNNER_TRACKING_ID`` is emptied so GitHub's runner does not reap it.
 
+    Args:
+        target: The environment (its first host for a fleet).
+        sha: The deployed sha.
+        fleet: The hosts come from the configuration: the watcher runs here and
+            reaches them over SSH.
+
     Raises:
-        UsageError: Asked over SSH (run the watcher on the host instead).
+        UsageError: Asked under ``fab -H`` (run the watcher on the host instead).
     """
-    if target.runner.remote:
+    settings = target.all_settings
+    if fleet:
+        logs = str(settings.project_dir / ".cicd" / "logs")
+        os.makedirs(logs, exist_ok=True)
+        log = join(logs, f"watch-{target.env}-{sha}.log")
+    elif target.runner.remote:
         raise UsageError(
             "--detach runs the watcher on this machine; over SSH, run "
             "`invoke watch --detach` on the host (for example from its CI runner)"
         )
-    target.runner.run(files.mkdirs(target.paths.logs))
-    log = join(target.paths.logs, f"watch-{sha}.log")
-    settings = target.all_settings
+    else:
+        target.runner.run(files.mkdirs(target.paths.logs))
+        log = join(target.paths.logs, f"watch-{sha}.log")
     env = {**os.environ, "RUNNER_TRACKING_ID": ""}
     if settings.path:
         env["CICD_CONFIG"] = str(settings.path)
@@ -305,8 +345,20 @@ def start_detached(target: Target, sha: str) -> str:
     return log
 
 
-def resume(target: Target, notifier: Notifier, *, detach: bool) -> list[str]:
+def resume(
+    target: Target,
+    notifier: Notifier,
+    *,
+    detach: bool,
+    fleet: list[Target] | None = None,
+) -> list[str]:
     """Resume every interrupted watch of an environment.
+
+    Args:
+        target: Where the journals live (the environment's first host).
+        notifier: Where messages go.
+        detach: Resume each in the background instead of here.
+        fleet: Every host of the environment, when hosts are configured.
 
     Returns:
         The shas resumed.
@@ -314,11 +366,11 @@ def resume(target: Target, notifier: Notifier, *, detach: bool) -> list[str]:
     shas = [str(j["sha"]) for j in interrupted(target)]
     for sha in shas:
         if detach:
-            log = start_detached(target, sha)
+            log = start_detached(target, sha, fleet=fleet is not None)
             notifier.say(
                 f"{target.env}: resumed the watch of {short(sha)} in the background "
                 f"({log})"
             )
         else:
-            watch(target, sha, notifier)
+            watch(target, sha, notifier, fleet=fleet)
     return shas

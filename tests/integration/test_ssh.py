@@ -11,12 +11,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
 
 from cicd.testinfra import SshFleet
-from tests.conftest import REPO_ROOT, Project, free_port
+from tests.conftest import REPO_ROOT, Project, free_port, invoke
 
 BIN = Path(sys.executable).parent
 
@@ -97,3 +98,99 @@ def test_unknown_host_key_is_refused(project: Project, ssh_hosts) -> None:  # ty
     assert result.returncode == 1
     assert "host key unknown" in result.stderr and "Traceback" not in result.stderr
     assert not (project.root / "h1").exists()
+
+
+def fleet_config(project: Project, fleet: SshFleet, batch: int = 0) -> None:
+    """Configure preprod on every host of ``fleet``, each app on its own address."""
+    names = [host.name for host in fleet.hosts]
+    tables = ""
+    for host in fleet.hosts:
+        tables += f"""
+        [tool.cicd.host.{host.name}]
+        root = "{project.root / host.name}"
+        python = "{sys.executable}"
+        url = "http://{host.address}:{{port}}"
+        [tool.cicd.host.{host.name}.runtime]
+        supervisord = "{BIN / 'supervisord'}"
+        supervisorctl = "{BIN / 'supervisorctl'}"
+        """
+    project.write(
+        tables,
+        preprod=f'hosts = {names!r}\nssh_config = "{fleet.ssh_config}"\nbatch = {batch}',
+    )
+
+
+def served(fleet: SshFleet, project: Project) -> dict[str, str]:
+    """What each host's preprod app answers."""
+    port = project.ports["preprod"]
+    bodies = {}
+    for host in fleet.hosts:
+        try:
+            bodies[host.name] = requests.get(
+                f"http://{host.address}:{port}/", timeout=3
+            ).text.strip()
+        except requests.ConnectionError:
+            bodies[host.name] = "down"
+    return bodies
+
+
+def test_fleet_deploys_to_three_hosts_all_or_nothing(
+    project: Project, ssh_hosts
+) -> None:  # type: ignore[no-untyped-def]
+    from cicd.testinfra import start_sshd, stop_sshd
+
+    fleet = ssh_hosts(3)
+    fleet_config(project, fleet)
+    v1 = project.repo.commit("v1")
+    first = invoke("deploy.preprod", "--sha", v1)
+    assert first.returncode == 0, first.stderr
+    assert served(fleet, project) == {"h1": "v1 ok", "h2": "v1 ok", "h3": "v1 ok"}
+    assert "h3" in first.stderr and "deployed" in first.stderr  # the result table
+
+    v2 = project.repo.commit("v2", mode="slow 2")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "--search-root",
+            str(REPO_ROOT),
+            "deploy.preprod",
+            "--sha",
+            v2,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    current = project.root / "h2" / "preprod" / "current"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if current.is_symlink() and os.readlink(current).endswith(v2):
+            break
+        time.sleep(0.02)
+    h2 = fleet.hosts[1]
+    stop_sshd(h2, sessions=True)  # h2 dies mid-deploy
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    assert "h2" in err and "connection" in err
+    bodies = served(fleet, project)
+    assert bodies["h1"] == "v1 ok" and bodies["h3"] == "v1 ok", err  # all or nothing
+    for name in ("h1", "h3"):
+        ledger = (project.root / name / "preprod" / "ledger.jsonl").read_text()
+        assert '"event":"rollback"' in ledger and "deploy failed" in ledger
+
+    start_sshd(
+        h2.address,
+        h2.port,
+        h2.state_dir,
+        name=h2.name,
+        identity=h2.identity,
+        known_hosts=fleet.known_hosts,
+    )
+    rerun = invoke("deploy.preprod", "--sha", v2)
+    assert rerun.returncode == 0, rerun.stderr
+    assert served(fleet, project) == {"h1": "v2 ok", "h2": "v2 ok", "h3": "v2 ok"}
+    status = json.loads(invoke("status", "--json", "--env", "preprod").stdout)
+    assert sorted(row["host"] for row in status) == ["h1", "h2", "h3"]
+    assert {row["current"] for row in status} == {v2}

@@ -41,6 +41,36 @@ def target(c: Any, env: str) -> Target:
     return Target(runner, config.load(), env)
 
 
+def targets(c: Any, env: str) -> list[Target]:
+    """The Targets of ``env``: one per configured host, or this context's only.
+
+    Under ``fab -H HOST`` (or with no ``hosts`` configured) it is the context's own
+    host; under ``invoke`` with ``hosts = [...]`` it is every host, over SSH.
+    """
+    from cicd import config
+    from cicd.runner import Runner
+    from cicd.target import Target
+
+    settings = config.load()
+    names = settings.env(env).hosts
+    if Runner(c).remote or not names:
+        return [target(c, env)]
+    from cicd.ssh import connect
+
+    ssh_config = settings.env(env).ssh_config
+    if ssh_config and not ssh_config.startswith(("/", "~")):
+        ssh_config = str(settings.project_dir / ssh_config)
+    return [Target(Runner(connect(name, ssh_config)), settings, env) for name in names]
+
+
+def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:
+    """``hosts`` when they come from the configuration (not ``fab -H``), else None."""
+    from cicd.runner import Runner
+
+    remote_context = Runner(c).remote
+    return hosts if hosts[0].runner.remote and not remote_context else None
+
+
 def env_names() -> list[str]:
     """Names of the configured environments."""
     from cicd import config

@@ -7,7 +7,13 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import emit_json, notifier, reported, target
+from cicd.tasks._common import (
+    configured_fleet,
+    emit_json,
+    notifier,
+    reported,
+    targets,
+)
 
 
 @task(
@@ -35,14 +41,15 @@ def preprod(
         revision = sha or os.environ.get("GITHUB_SHA", "")
         if not revision:
             raise UsageError("--sha is required (or set GITHUB_SHA)")
-        t = target(c, env)
-        n = notifier(t)
-        result = deploy_preprod(t, revision, n)
+        hosts = targets(c, env)
+        fleet = configured_fleet(c, hosts)
+        n = notifier(hosts[0])
+        result = deploy_preprod(hosts, revision, n, batch=hosts[0].settings.batch)
         if watch:
             from cicd import watch as watcher
 
-            watcher.resume(t, n, detach=True)
-            log = watcher.start_detached(t, result.sha)
+            watcher.resume(hosts[0], n, detach=True, fleet=fleet)
+            log = watcher.start_detached(hosts[0], result.sha, fleet=fleet is not None)
             n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")
         if json:
             emit_json(result.as_dict())
@@ -68,14 +75,15 @@ def prod(
     with reported():
         from cicd.deploy import deploy_prod
 
-        t = target(c, "prod")
+        hosts = targets(c, "prod")
         result = deploy_prod(
-            t,
-            target(c, "preprod"),
+            hosts,
+            targets(c, "preprod")[0],
             sha or None,
             confirm=confirm,
             force=force,
-            notifier=notifier(t),
+            notifier=notifier(hosts[0]),
+            batch=hosts[0].settings.batch,
         )
         if json:
             emit_json(result.as_dict())

@@ -6,7 +6,7 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import emit_json, env_names, reported, target
+from cicd.tasks._common import emit_json, env_names, reported, targets
 
 
 @task(help={"env": "One environment (default: all).", "json": "Print JSON."})
@@ -17,10 +17,12 @@ def status(c: Any, env: str = "", json: bool = False) -> None:
 
         rows = {}
         for name in [env] if env else env_names():
-            details = target(c, name).read_lock()
-            rows[name] = details
-            if not json:
-                print(f"{name}: {describe(details) if details else 'free'}")
+            for t in targets(c, name):
+                label = name if not t.runner.remote else f"{name}@{t.runner.host}"
+                details = t.read_lock()
+                rows[label] = details
+                if not json:
+                    print(f"{label}: {describe(details) if details else 'free'}")
         if json:
             emit_json(rows)
 
@@ -36,4 +38,5 @@ def release(c: Any, env: str = "preprod", force: bool = False) -> None:
     with reported():
         from cicd import lock
 
-        print(lock.release(target(c, env), force=force))
+        for t in targets(c, env):
+            print(lock.release(t, force=force))

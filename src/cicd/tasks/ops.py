@@ -7,7 +7,14 @@ from typing import Any
 from invoke.tasks import task
 from invoke.exceptions import Exit
 
-from cicd.tasks._common import emit_json, env_names, notifier, reported, target
+from cicd.tasks._common import (
+    emit_json,
+    env_names,
+    notifier,
+    reported,
+    target,
+    targets,
+)
 
 
 @task(
@@ -26,10 +33,24 @@ def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> 
     with reported():
         from cicd.rollback import rollback as do_rollback
 
-        t = target(c, env)
-        result = do_rollback(t, notifier(t), to=to or None)
+        from cicd.deploy import in_parallel
+
+        hosts = targets(c, env)
+        n = notifier(hosts[0])
+        results = {}
+
+        def one(t: Any) -> None:
+            results[t.runner.host] = do_rollback(t, n, to=to or None).as_dict()
+
+        errors = in_parallel(one, hosts)
         if json:
-            emit_json(result.as_dict())
+            emit_json(results[hosts[0].runner.host] if len(hosts) == 1 else results)
+        failed = {t.runner.host: e for t, e in errors.items() if e is not None}
+        if failed:
+            if len(hosts) == 1:
+                raise next(iter(failed.values()))
+            lines = "; ".join(f"{host}: {error}" for host, error in failed.items())
+            raise Exit(f"error: rollback failed on {lines}", code=1)
 
 
 @task(
@@ -59,16 +80,17 @@ def health(
             raise UsageError("give --env NAME or --all, not both")
         results = {}
         for name in [env] if env else env_names():
-            t = target(c, name)
-            if monitor:
-                from cicd.monitor import run_monitor
+            for t in targets(c, name):
+                if monitor:
+                    from cicd.monitor import run_monitor
 
-                ok, reason = run_monitor(t, notifier(t))
-            else:
-                ok, reason = health_line(t)
-            results[name] = {"ok": ok, "detail": reason}
-            if not json:
-                print(f"{name}: {'ok' if ok else 'FAIL'} — {reason}")
+                    ok, reason = run_monitor(t, notifier(t))
+                else:
+                    ok, reason = health_line(t)
+                label = name if not t.runner.remote else f"{name}@{t.runner.host}"
+                results[label] = {"ok": ok, "detail": reason}
+                if not json:
+                    print(f"{label}: {'ok' if ok else 'FAIL'} — {reason}")
         if json:
             emit_json(results)
         failed = [name for name, r in results.items() if not r["ok"]]
@@ -82,7 +104,8 @@ def status(c: Any, env: str = "", json: bool = False) -> None:
     with reported():
         from cicd.status import env_status, format_status
 
-        rows = [env_status(target(c, name)) for name in ([env] if env else env_names())]
+        names = [env] if env else env_names()
+        rows = [env_status(t) for name in names for t in targets(c, name)]
         if json:
             emit_json(rows)
         else:
@@ -95,15 +118,21 @@ def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
     with reported():
         from cicd.status import releases_rows
 
-        rows = releases_rows(target(c, env))
+        hosts = targets(c, env)
+        by_host = {t.runner.host: releases_rows(t) for t in hosts}
         if json:
-            emit_json(rows)
+            emit_json(by_host if len(hosts) > 1 else by_host[hosts[0].runner.host])
             return
-        for row in rows:
-            flags = [k for k in ("current", "previous", "validated", "bad") if row[k]]
-            print(f"{row['sha'][:12]}  {' '.join(flags)}")
-        if not rows:
-            print(f"{env}: no releases")
+        for host, rows in by_host.items():
+            if len(hosts) > 1:
+                print(f"{host}:")
+            for row in rows:
+                flags = [
+                    k for k in ("current", "previous", "validated", "bad") if row[k]
+                ]
+                print(f"{row['sha'][:12]}  {' '.join(flags)}")
+            if not rows:
+                print(f"{env}: no releases")
 
 
 @task

@@ -7,7 +7,7 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import notifier, reported, target
+from cicd.tasks._common import configured_fleet, notifier, reported, targets
 
 
 @task(
@@ -37,10 +37,12 @@ def watch(
         from cicd import watch as watcher
         from cicd.errors import UsageError
 
-        t = target(c, env)
+        hosts = targets(c, env)
+        fleet = configured_fleet(c, hosts)
+        t = hosts[0]
         n = notifier(t)
         if resume:
-            shas = watcher.resume(t, n, detach=detach)
+            shas = watcher.resume(t, n, detach=detach, fleet=fleet)
             if not shas:
                 print(f"{env}: no interrupted watch to resume")
             return
@@ -49,8 +51,8 @@ def watch(
             raise UsageError("--sha is required (or set GITHUB_SHA, or use --resume)")
         full = t.resolve(revision)
         if detach:
-            log = watcher.start_detached(t, full)
+            log = watcher.start_detached(t, full, fleet=fleet is not None)
             print(f"{env}: watching CI for {full[:7]} in the background; log: {log}")
             return
-        verdict = watcher.watch(t, full, n)
+        verdict = watcher.watch(t, full, n, fleet=fleet)
         print(f"{env}: CI {verdict} for {full[:7]}")
