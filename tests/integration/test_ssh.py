@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -20,6 +21,7 @@ from cicd.testinfra import SshFleet
 from tests.conftest import REPO_ROOT, Project, free_port, invoke
 
 BIN = Path(sys.executable).parent
+Hosts = Callable[[int], SshFleet]
 
 
 def fab(
@@ -63,8 +65,8 @@ def host_tables(project: Project, fleet: SshFleet) -> dict[str, dict[str, int]]:
 
 
 def test_fab_deploys_rolls_back_and_reports_over_ssh(
-    project: Project, ssh_hosts
-) -> None:  # type: ignore[no-untyped-def]
+    project: Project, ssh_hosts: Hosts
+) -> None:
     fleet = ssh_hosts(1)
     host_tables(project, fleet)
     v1 = project.repo.commit("v1")
@@ -90,7 +92,7 @@ def test_fab_deploys_rolls_back_and_reports_over_ssh(
     assert fab(fleet, "-H", "h1", "health", "--env", "preprod").returncode == 0
 
 
-def test_unknown_host_key_is_refused(project: Project, ssh_hosts) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_host_key_is_refused(project: Project, ssh_hosts: Hosts) -> None:
     fleet = ssh_hosts(1)
     host_tables(project, fleet)
     fleet.known_hosts.write_text("")
@@ -116,7 +118,9 @@ def fleet_config(project: Project, fleet: SshFleet, batch: int = 0) -> None:
         """
     project.write(
         tables,
-        preprod=f'hosts = {names!r}\nssh_config = "{fleet.ssh_config}"\nbatch = {batch}',
+        preprod=(
+            f'hosts = {names!r}\nssh_config = "{fleet.ssh_config}"\nbatch = {batch}'
+        ),
     )
 
 
@@ -135,8 +139,8 @@ def served(fleet: SshFleet, project: Project) -> dict[str, str]:
 
 
 def test_fleet_deploys_to_three_hosts_all_or_nothing(
-    project: Project, ssh_hosts
-) -> None:  # type: ignore[no-untyped-def]
+    project: Project, ssh_hosts: Hosts
+) -> None:
     from cicd.testinfra import start_sshd, stop_sshd
 
     fleet = ssh_hosts(3)
