@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from posixpath import join
 from typing import TYPE_CHECKING
@@ -109,15 +109,23 @@ def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readines
     return readiness
 
 
-def activate(target: Target, sha: str, timeline: Timeline, *, label: str) -> None:
-    """Switch ``current`` to a kept release, restart the app and wait until ready."""
-    state_before = target.current()
+def activate(
+    target: Target, sha: str, timeline: Timeline, *, label: str, running: str | None
+) -> None:
+    """Switch ``current`` to a kept release, restart the app and wait until ready.
+
+    Args:
+        target: The environment on one host.
+        sha: The kept release to run.
+        timeline: Where step timings go.
+        label: What the readiness step is called.
+        running: What ``current`` points to now (recorded as the switch's previous).
+    """
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
-        target.switch(sha)
-    target.event("switch", sha=sha, previous=state_before)
+        target.switch(sha, running)
     with timeline.step("restart", f"restart the {target.env} app"):
         target.runtime.restart()
-    target.event("restart", sha=sha)
+    target.event("restart", sha=sha, defer=True)
     try:
         readiness = wait_until_ready(target, timeline, label)
     except DeployFailed as error:
@@ -340,7 +348,12 @@ def _deploy(
             timeline = timelines[target]
             with timeline.step("export", f"export release {short(sha)}"):
                 exported = target.export(sha)
-            target.event("export", sha=sha, detail="exported" if exported else "reused")
+            target.event(
+                "export",
+                sha=sha,
+                detail="exported" if exported else "reused",
+                defer=True,
+            )
             if backup:
                 _backup(target, previous[target], timeline)
 
@@ -362,7 +375,11 @@ def _deploy(
             errors.update(
                 in_parallel(
                     lambda t: activate(
-                        t, sha, timelines[t], label=f"wait until {short(sha)} is ready"
+                        t,
+                        sha,
+                        timelines[t],
+                        label=f"wait until {short(sha)} is ready",
+                        running=states[t].current,
                     ),
                     group,
                 )
@@ -386,16 +403,31 @@ def _deploy(
                 sha=sha,
                 previous=previous[target],
                 durations=timelines[target].durations,
+                defer=True,
             )
+            state = states[target]
             if validated_by:
                 # This environment's own rollbacks pick CI-validated releases.
                 target.event(
-                    "validated", sha=sha, detail=f"validated by CI on {validated_by}"
+                    "validated",
+                    sha=sha,
+                    detail=f"validated by CI on {validated_by}",
+                    defer=True,
                 )
                 target.set_validated(sha)
-            removed = target.prune(target.state())
+            after = replace(
+                state,
+                current=sha,
+                previous=previous[target],
+                validated=sha if validated_by else state.validated,
+                releases=(sha, *(r for r in state.releases if r != sha)),
+            )
+            removed = target.prune(after)
             if removed:
-                target.event("prune", detail=" ".join(short(s) for s in removed))
+                target.event(
+                    "prune", detail=" ".join(short(s) for s in removed), defer=True
+                )
+            target.flush_events()
         if fleet:
             notifier.say(_table(hosts, timelines, errors))
         notifier.send(succeeded + f"\nIn {clock.total:.1f}s")
@@ -501,6 +533,7 @@ def _recover(
                     previous,
                     timeline,
                     label=f"wait until {short(previous)} is ready again",
+                    running=sha,
                 )
                 outcome = f"rolled back to {short(previous)}"
                 target.event(

@@ -16,6 +16,9 @@ from typing import Any, Protocol
 
 from cicd.redact import redact
 
+#: The first pause between readiness rounds; it doubles up to the interval.
+FIRST_INTERVAL = 0.05
+
 
 @dataclass(frozen=True)
 class HealthCheck:
@@ -256,7 +259,8 @@ def wait_ready(
     Args:
         checks: Conditions that must all pass in a round.
         deadline: Seconds from now after which readiness has failed.
-        interval: Seconds between the starts of two rounds.
+        interval: Longest pause between the starts of two rounds (the first
+            pauses are shorter: 0.05 s, doubling up to it).
         successes: Consecutive passing rounds required.
         on_attempt: Called after each round with its number and results.
         clock: Monotonic clock (tests may inject one).
@@ -284,7 +288,10 @@ def wait_ready(
             return Readiness(True, attempt, clock() - start, results)
         if any(r.fatal for r in results):
             return Readiness(False, attempt, clock() - start, results)
-        pause = interval - (clock() - round_start)
+        # Start fast (an app that boots in 150 ms is seen then), back off to
+        # ``interval`` so a slow boot is not hammered.
+        step = min(interval, FIRST_INTERVAL * 2 ** (attempt - 1))
+        pause = step - (clock() - round_start)
         if clock() + max(pause, 0) >= end:
             return Readiness(False, attempt, clock() - start, results)
         if pause > 0:

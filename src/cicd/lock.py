@@ -113,9 +113,11 @@ def hold(
 def acquire(target: Target, details: dict[str, Any]) -> None:
     """Take the lock or raise :class:`LockHeld` naming the holder."""
     runner = target.runner
-    runner.run(files.mkdirs(target.paths.dir))
     text = json.dumps(details, sort_keys=True)
-    if runner.ok(files.make_lock(target.paths.lock, text)):
+    paths = target.paths
+    # The environment's directories are made in the same round trip.
+    dirs = (paths.dir, paths.releases, paths.logs, paths.backups, paths.shared)
+    if runner.ok(files.make_lock(paths.lock, text, *dirs)):
         return
     holder = target.read_lock() or {}
     if holder and is_stale(holder):
@@ -125,7 +127,7 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
             detail=f"stale lock of {describe(holder)} (process gone)",
         )
         runner.run(files.remove(target.paths.lock))
-        if runner.ok(files.make_lock(target.paths.lock, text)):
+        if runner.ok(files.make_lock(paths.lock, text, *dirs)):
             return
         holder = target.read_lock() or {}
     raise LockHeld(

@@ -113,7 +113,13 @@ def rollback_locked(
     abandoned = state.current if state.current != sha else None
     target.runtime.preflight()
     try:
-        activate(target, sha, timeline, label=f"wait until {short(sha)} is ready")
+        activate(
+            target,
+            sha,
+            timeline,
+            label=f"wait until {short(sha)} is ready",
+            running=state.current,
+        )
     except CicdError as error:
         target.event(
             "rollback", sha=sha, previous=abandoned, outcome="failed", detail=str(error)

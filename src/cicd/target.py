@@ -70,6 +70,8 @@ class Target:
         self.env = env
         self.paths = EnvPaths(self._root(), env)
         self._runtime: Runtime | None = None
+        self._pending: list[Event] = []
+        self._described: dict[str, tuple[str, str]] = {}
 
     def _root(self) -> str:
         root = self.settings.root
@@ -130,14 +132,30 @@ class Target:
         p = self.paths
         self.runner.run(files.mkdirs(p.releases, p.logs, p.backups, p.shared))
 
-    def record(self, event: Event) -> Event:
-        """Append an event to the ledger."""
-        self.runner.run(files.append_line(self.paths.ledger, event.to_json()))
+    def record(self, event: Event, *, defer: bool = False) -> Event:
+        """Append an event to the ledger (with any deferred ones, in order).
+
+        Args:
+            event: The event.
+            defer: Keep it for the next write instead (saves a round trip for
+                events whose loss in a crash would not mislead: the ledger's
+                switch and health events are never deferred).
+        """
+        self._pending.append(event)
+        if not defer:
+            self.flush_events()
         return event
 
-    def event(self, name: str, **fields: Any) -> Event:
+    def flush_events(self) -> None:
+        """Write deferred events now."""
+        if self._pending:
+            lines = [e.to_json() for e in self._pending]
+            self.runner.run(files.append_lines(self.paths.ledger, *lines))
+            self._pending.clear()
+
+    def event(self, name: str, *, defer: bool = False, **fields: Any) -> Event:
         """Build and append an event of this environment."""
-        return self.record(Event(event=name, env=self.env, **fields))
+        return self.record(Event(event=name, env=self.env, **fields), defer=defer)
 
     def events(self) -> tuple[list[Event], list[str]]:
         """Read the ledger: events in order, and warnings for corrupt lines."""
@@ -161,9 +179,22 @@ class Target:
         names = self.runner.output(files.list_dirs(self.paths.releases)).splitlines()
         return sorted(n for n in names if SHA_PATTERN.match(n))
 
-    def switch(self, sha: str) -> None:
-        """Point ``current`` at ``releases/<sha>`` atomically (relative link)."""
-        self.runner.run(files.switch_symlink(self.paths.current, join("releases", sha)))
+    def switch(self, sha: str, previous: str | None) -> None:
+        """Point ``current`` at ``releases/<sha>`` atomically (relative link).
+
+        The ledger's ``switch`` event (and any deferred ones) is appended in the same
+        command, right after the link changes.
+        """
+        self._pending.append(
+            Event(event="switch", env=self.env, sha=sha, previous=previous)
+        )
+        lines = [e.to_json() for e in self._pending]
+        self.runner.run(
+            files.switch_symlink(
+                self.paths.current, join("releases", sha), self.paths.ledger, *lines
+            )
+        )
+        self._pending.clear()
 
     def read_lock(self) -> dict[str, Any] | None:
         """The lock's details when it is held, else None."""
@@ -218,9 +249,15 @@ class Target:
     def _rev_parse(self, revision: str) -> str | None:
         if self.source_is_url and not self.runner.ok(files.exists(self.repo)):
             return None
-        result = self.runner.run(git.resolve(self.repo, revision), check=False)
-        sha = result.stdout.strip()
-        return sha if result.ok and re.fullmatch(r"[0-9a-f]{40}", sha) else None
+        result = self.runner.run(
+            git.resolve_described(self.repo, revision), check=False
+        )
+        sha, _, rest = result.stdout.strip().partition("\x00")
+        if not (result.ok and re.fullmatch(r"[0-9a-f]{40}", sha)):
+            return None
+        author, _, subject = rest.partition("\x00")
+        self._described[sha] = (author, subject)
+        return sha
 
     def _update_mirror(self) -> None:
         if self.runner.ok(files.exists(self.repo)):
@@ -231,6 +268,8 @@ class Target:
 
     def describe(self, sha: str) -> tuple[str, str]:
         """Author and subject of a commit (empty strings when unknown)."""
+        if sha in self._described:
+            return self._described[sha]
         result = self.runner.run(git.describe(self.repo, sha), check=False)
         author, _, subject = result.stdout.strip().partition("\x00")
         return author, subject
@@ -354,6 +393,8 @@ class Target:
         Returns:
             The removed shas.
         """
+        if len(state.releases) <= self.settings.keep:
+            return []
         keep = set(state.releases[: self.settings.keep])
         keep |= {s for s in (state.current, state.previous, state.validated) if s}
         doomed = [sha for sha in state.releases if sha not in keep]

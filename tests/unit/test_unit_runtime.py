@@ -293,7 +293,14 @@ class SupervisorHost:
     def __call__(self, argv: list[str]) -> Raw | None:
         """Answer one command line like the real host would."""
         if (which := script_call(argv, "command -v")) is not None:
-            return Raw(exited=0 if which[0] in self.programs else 1)
+            missing = [program for program in which if program not in self.programs]
+            return Raw(missing[0] + "\n" if missing else "", exited=int(bool(missing)))
+        if (many := script_call(argv, 'echo "$m $i"')) is not None:
+            marker, *names = many
+            sections = (
+                f"{marker} {i}\n{self.files.get(n, '')}\n" for i, n in enumerate(names)
+            )
+            return Raw("".join(sections))
         if (read := script_call(argv, "cat --")) is not None:
             return Raw(stdout=self.files.get(read[0], ""))
         if (write := script_call(argv, 'mv -f "$tmp"')) is not None:

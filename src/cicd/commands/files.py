@@ -24,6 +24,11 @@ def append_line(path: str, line: str) -> Command:
     return sh('printf "%s\\n" "$2" >> "$1"', path, line)
 
 
+def append_lines(path: str, *lines: str) -> Command:
+    """Append lines to a file in one write each, in order."""
+    return sh('f="$1"; shift; printf "%s\\n" "$@" >> "$f"', path, *lines)
+
+
 def write_atomic(path: str, content: str) -> Command:
     """Replace a file's content atomically: temp file, fsync, rename over."""
     return sh(
@@ -39,12 +44,23 @@ def readlink(path: str) -> Command:
     return sh('[ ! -L "$1" ] || readlink -- "$1"', path)
 
 
-def switch_symlink(link: str, target: str) -> Command:
+def switch_symlink(link: str, target: str, ledger: str = "", *lines: str) -> Command:
     """Point ``link`` at ``target`` atomically: a new link renamed over the old one.
 
-    Readers see either the old or the new target, never a missing link.
+    Readers see either the old or the new target, never a missing link. Ledger
+    lines given are appended once the switch is done, in the same round trip.
     """
-    return sh('ln -sfn -- "$2" "$1.new" && mv -Tf -- "$1.new" "$1"', link, target)
+    if not ledger:
+        return sh('ln -sfn -- "$2" "$1.new" && mv -Tf -- "$1.new" "$1"', link, target)
+    return sh(
+        'link="$1"; to="$2"; f="$3"; shift 3; '
+        'ln -sfn -- "$to" "$link.new" && mv -Tf -- "$link.new" "$link" '
+        '&& printf "%s\\n" "$@" >> "$f"',
+        link,
+        target,
+        ledger,
+        *lines,
+    )
 
 
 def remove(*paths: str) -> Command:
@@ -66,15 +82,18 @@ def exists(path: str) -> Command:
     return cmd("test", "-e", path)
 
 
-def make_lock(lock_dir: str, details: str) -> Command:
+def make_lock(lock_dir: str, details: str, *dirs: str) -> Command:
     """Take a lock: ``mkdir`` is atomic, so exactly one caller succeeds.
 
-    Exits 0 when taken (and ``details`` written into it), non-zero when held.
+    ``dirs`` are created first (``mkdir -p``). Exits 0 when taken (and ``details``
+    written into it), non-zero when held.
     """
     return sh(
-        'mkdir -- "$1" 2>/dev/null && printf "%s" "$2" > "$1/details"',
+        'lock="$1"; details="$2"; shift 2; { [ $# -eq 0 ] || mkdir -p -- "$@"; } && '
+        'mkdir -- "$lock" 2>/dev/null && printf "%s" "$details" > "$lock/details"',
         lock_dir,
         details,
+        *dirs,
     )
 
 
@@ -95,9 +114,16 @@ def sha256(path: str) -> Command:
     return sh('[ ! -f "$1" ] || sha256sum < "$1" | cut -d" " -f1', path)
 
 
-def which(program: str) -> Command:
-    """Exit 0 when ``program`` is an executable path or on ``PATH``."""
-    return sh('command -v -- "$1" >/dev/null 2>&1', program)
+def which(*programs: str) -> Command:
+    """Exit 0 when every program is an executable path or on ``PATH``.
+
+    Otherwise exit 1 and print the first one missing.
+    """
+    return sh(
+        'for p; do command -v -- "$p" >/dev/null 2>&1 || { echo "$p"; exit 1; }; '
+        "done",
+        *programs,
+    )
 
 
 def sh_tail(path: str, lines: int) -> Command:
@@ -144,6 +170,16 @@ def snapshot(env_dir: str) -> Command:
         'echo "$m ledger"; [ ! -f "$d/ledger.jsonl" ] || cat -- "$d/ledger.jsonl"',
         env_dir,
         SECTION,
+    )
+
+
+def read_all(*paths: str) -> Command:
+    """Print several files (missing ones as empty), each after a ``SECTION i`` line."""
+    return sh(
+        'm="$1"; shift; i=0; for f; do echo "$m $i"; [ ! -f "$f" ] || cat -- "$f"; '
+        "i=$((i+1)); done",
+        SECTION,
+        *paths,
     )
 
 

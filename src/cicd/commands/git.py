@@ -22,6 +22,19 @@ def resolve(repo: str, revision: str) -> Command:
     )
 
 
+def resolve_described(repo: str, revision: str) -> Command:
+    """Print ``sha NUL author NUL subject`` if ``revision`` names a commit of ``repo``.
+
+    One round trip for what :func:`resolve` and :func:`describe` give separately.
+    """
+    return sh(
+        'c=$(git -C "$1" rev-parse --verify --quiet --end-of-options "$2^{commit}") '
+        '&& git -C "$1" log -1 --format=%H%x00%an%x00%s "$c" --',
+        repo,
+        revision,
+    )
+
+
 def describe(repo: str, sha: str) -> Command:
     """Print author and subject of a commit, separated by a NUL byte."""
     return cmd("git", "-C", repo, "log", "-1", "--format=%an%x00%s", sha, "--")

@@ -50,17 +50,19 @@ class SupervisorRuntime:
 
     def preflight(self) -> None:
         """Fail with a clear message when supervisord or supervisorctl is missing."""
-        for tool, key in (
-            (self.supervisord, "supervisord"),
-            (self.supervisorctl, "supervisorctl"),
-        ):
-            program = shlex.split(tool)[0]
-            if not self.runner.ok(files.which(program)):
-                raise CicdError(
-                    f"{key} not found on {self.runner.host}: {program} "
-                    "(install the 'supervisor' package, or set "
-                    f"tool.cicd.runtime.{key})"
-                )
+        tools = {
+            shlex.split(self.supervisord)[0]: "supervisord",
+            shlex.split(self.supervisorctl)[0]: "supervisorctl",
+        }
+        result = self.runner.run(files.which(*tools), check=False)
+        if not result.ok:
+            program = result.stdout.strip() or next(iter(tools))
+            key = tools.get(program, "supervisord")
+            raise CicdError(
+                f"{key} not found on {self.runner.host}: {program} "
+                "(install the 'supervisor' package, or set "
+                f"tool.cicd.runtime.{key})"
+            )
 
     def _ctl(self, *args: str) -> tuple[int, str]:
         result = self.runner.run(
@@ -75,14 +77,25 @@ class SupervisorRuntime:
             True when the program was (re)started as a side effect: supervisord
             autostarts it, and ``update`` restarts a program whose config changed.
         """
-        self.runner.run(
-            files.mkdirs(join(self.paths.supervisor, "conf.d"), self.paths.logs)
-        )
-        self._write_if_changed(self.conf, sv.daemon_conf(self.paths.supervisor))
-        changed = self._write_if_changed(
-            sv.program_path(self.paths.supervisor, self.program), self._program_conf()
-        )
-        if not changed:
+        program_path = sv.program_path(self.paths.supervisor, self.program)
+        wanted = {
+            self.conf: sv.daemon_conf(self.paths.supervisor),
+            program_path: self._program_conf(),
+        }
+        # One round trip to compare; writes only when something changed.
+        sections = files.parse_snapshot(self.runner.run(files.read_all(*wanted)).stdout)
+        stale = {
+            path: content
+            for index, (path, content) in enumerate(wanted.items())
+            if sections.get(str(index), "") != content.strip("\n")
+        }
+        if stale:
+            self.runner.run(
+                files.mkdirs(join(self.paths.supervisor, "conf.d"), self.paths.logs)
+            )
+            for path, content in stale.items():
+                self.runner.run(files.write_atomic(path, content))
+        if program_path not in stale:
             return False
         if self._ctl("pid")[0] in UNREACHABLE:
             self._start_daemon(timeout)
@@ -126,12 +139,6 @@ class SupervisorRuntime:
             environment=environment,
             logfile=join(self.paths.logs, "app.log"),
         )
-
-    def _write_if_changed(self, path: str, content: str) -> bool:
-        if self.runner.run(files.read(path)).stdout == content:
-            return False
-        self.runner.run(files.write_atomic(path, content))
-        return True
 
     def start(self) -> None:
         """Start the program if it is not running."""
