@@ -211,6 +211,8 @@ def test_compose_restart_recreates_the_current_release(tmp_path: Path) -> None:
         "CICD_ENV": "preprod",
         "CICD_PORT": "8500",
         "CICD_SHARED": target.paths.shared,
+        # No requirements file on this fake host: the image keeps its default tag.
+        "CICD_IMAGE_TAG": "latest",
     }
 
 

@@ -85,8 +85,19 @@ class ComposeRuntime:
         self.restart()
 
     def restart(self) -> None:
-        """Recreate the container so it mounts the release ``current`` points to."""
-        self.runner.run(compose.up(*self._args(self._release())))
+        """Recreate the container so it mounts the release ``current`` points to.
+
+        ``CICD_IMAGE_TAG`` names the image after the app's requirements, so compose
+        builds a new image (dependencies installed at build time) only when they
+        change, and a rollback reuses the image it ran with.
+        """
+        program, file, project, service, env = self._args(self._release())
+        requirements = join(
+            env["CICD_RELEASE"], self.settings.app_dir, self.settings.requirements
+        )
+        digest = self.runner.output(files.sha256(requirements))
+        env["CICD_IMAGE_TAG"] = digest[:16] if digest else "latest"
+        self.runner.run(compose.up(program, file, project, service, env))
 
     def stop(self) -> None:
         """Stop the container."""
