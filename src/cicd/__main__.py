@@ -10,5 +10,5 @@ from cicd.tasks import ns
 
 program = Program(namespace=ns, version=__version__, name="cicd", binary="cicd")
 
-if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses
+if __name__ == "__main__":
     program.run()

@@ -12,6 +12,7 @@ Production adds a typed ``DEPLOY`` confirmation, refuses a sha CI has not valida
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -67,6 +68,13 @@ class DeployResult:
 def short(sha: str | None) -> str:
     """Seven characters of a sha, or ``none``."""
     return sha[:7] if sha else "none"
+
+
+def commit_link(sha: str) -> str:
+    """A link to the commit on GitHub, from the runner's variables, or nothing."""
+    server = os.environ.get("GITHUB_SERVER_URL", "").rstrip("/")
+    repository = os.environ.get("GITHUB_REPOSITORY", "")
+    return f"\n{server}/{repository}/commit/{sha}" if server and repository else ""
 
 
 def rollback_command(target: Target, sha: str | None) -> str:
@@ -175,7 +183,7 @@ def deploy_preprod(
         batch=batch,
         started=(
             f"🚀 {first.env.upper()} - Deployment started\nSHA: {short(sha)}\n"
-            f"Author: @{author or '?'}\nMessage: {subject or '?'}"
+            f"Author: @{author or '?'}\nMessage: {subject or '?'}" + commit_link(sha)
         ),
         succeeded=(
             f"✅ {first.env.upper()} - Deployed {short(sha)}\n"

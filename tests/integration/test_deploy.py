@@ -190,3 +190,18 @@ def test_app_dependencies_are_installed_once_per_requirements(project: Project) 
     assert venv1 == os.readlink(releases / v2 / ".venv")
     assert (Path(venv1) / ".complete").exists()
     assert (Path(venv1) / "pyvenv.cfg").exists()
+
+
+def test_started_message_links_the_commit_in_a_workflow(
+    project: Project,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/mangetamain")
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    assert (
+        f"https://github.example/acme/mangetamain/commit/{sha}"
+        in capfd.readouterr().err
+    )

@@ -45,10 +45,11 @@ def preprod(
         fleet = configured_fleet(c, hosts)
         n = notifier(hosts[0])
         result = deploy_preprod(hosts, revision, n, batch=hosts[0].settings.batch)
-        if watch:
-            from cicd import watch as watcher
+        from cicd import watch as watcher
 
-            watcher.resume(hosts[0], n, detach=True, fleet=fleet)
+        # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy.
+        watcher.resume(hosts[0], n, detach=True, fleet=fleet)
+        if watch:
             log = watcher.start_detached(hosts[0], result.sha, fleet=fleet is not None)
             n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")
         if json:
