@@ -47,8 +47,10 @@ def preprod(
         result = deploy_preprod(hosts, revision, n, batch=hosts[0].settings.batch)
         from cicd import watch as watcher
 
-        # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy.
-        watcher.resume(hosts[0], n, detach=True, fleet=fleet)
+        # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy
+        # (under fab -H, run `invoke watch --resume` on the host instead).
+        if fleet is not None or not hosts[0].runner.remote:
+            watcher.resume(hosts[0], n, detach=True, fleet=fleet)
         if watch:
             log = watcher.start_detached(hosts[0], result.sha, fleet=fleet is not None)
             n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")
