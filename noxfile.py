@@ -93,10 +93,23 @@ def infra(session: nox.Session) -> None:
     """Check a configured real environment (50_test); absent targets skip with a reason.
 
     Set the variables named in each skip reason to check a real VM, e.g.
-    ``CICD_SSH_HOST``, ``GITHUB_TOKEN``, ``DISCORD_WEBHOOK_URL``.
+    ``CICD_SSH_HOST``, ``GITHUB_TOKEN``, ``DISCORD_WEBHOOK_URL``. ``INFRA_CHECK_NAME``
+    stands for ``NAME`` in this session only: CI's local stand-ins (``python3 -m
+    cicd.testinfra local-env``) are exported that way, so they never reach ``tests``.
     """
     session.install("-e", ".", *_group("test"))
-    session.run("pytest", "50_test", "-ra", "-p", "no:cacheprovider", *session.posargs)
+    # The data checks read the bucket with the app's own code and pinned libraries.
+    session.install("-r", str(APP / "requirements.txt"))
+    prefix = "INFRA_CHECK_"
+    env = {
+        name.removeprefix(prefix): value
+        for name, value in os.environ.items()
+        if name.startswith(prefix) and name != prefix
+    }
+    if env:
+        session.log(f"from {prefix}*: {', '.join(sorted(env))}")
+    args = ["50_test", "-v", "-ra", "-p", "no:cacheprovider", *session.posargs]
+    session.run("pytest", *args, env=env)
 
 
 @nox.session
