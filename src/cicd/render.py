@@ -107,10 +107,9 @@ def run_rendered_check(check: HealthCheck) -> CheckResult:
                 check, False, "browser timed out", time.monotonic() - started
             )
     seconds = time.monotonic() - started
-    if done.returncode != 0 or not done.stdout.strip():
-        return CheckResult(
-            check, False, f"browser failed (exit {done.returncode})", seconds
-        )
+    if done.returncode != 0 or "<body" not in done.stdout:
+        reason = f"page did not load in the browser (exit {done.returncode})"
+        return CheckResult(check, False, reason, seconds)
     problem = judge(done.stdout, check.rendered_contains)
     fatal = bool(problem and problem.startswith("the app shows an exception"))
     return CheckResult(check, problem is None, problem or "ok", seconds, fatal=fatal)
