@@ -95,7 +95,7 @@ def infra(session: nox.Session) -> None:
     Set the variables named in each skip reason to check a real VM, e.g.
     ``CICD_SSH_HOST``, ``GITHUB_TOKEN``, ``DISCORD_WEBHOOK_URL``. ``INFRA_CHECK_NAME``
     stands for ``NAME`` in this session only: CI's local stand-ins (``python3 -m
-    cicd.testinfra local-env``) are exported that way, so they never reach ``tests``.
+    tests.testinfra local-env``) are exported that way, so they never reach ``tests``.
     """
     session.install("-e", ".", *_group("test"))
     # The data checks read the bucket with the app's own code and pinned libraries.

@@ -76,7 +76,7 @@ services:
 
 
 def require_docker() -> Any:
-    """cicd.testinfra with a working engine and sshd, or BenchSkipped."""
+    """tests.testinfra with a working engine and sshd, or BenchSkipped."""
     testinfra = require_sshd()
     if not testinfra.docker_ok():
         raise BenchSkipped(testinfra.NEEDS_DOCKER)

@@ -102,8 +102,8 @@ def commit(project: Project, version: str) -> str:
 
 
 def require_sshd() -> Any:
-    """cicd.testinfra, or BenchSkipped when sshd is not installed."""
-    from cicd import testinfra
+    """tests.testinfra, or BenchSkipped when sshd is not installed."""
+    from tests import testinfra
 
     if not testinfra.SSHD.exists():
         raise BenchSkipped(testinfra.NEEDS_SSHD)

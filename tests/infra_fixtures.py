@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cicd import testinfra
-from cicd.testinfra import SshFleet
+from tests import testinfra
+from tests.testinfra import SshFleet
 
 #: Serialises engine start and image import across pytest-xdist workers.
 LOCK = Path(tempfile.gettempdir()) / "cicd-testinfra.lock"
@@ -89,7 +89,7 @@ def ssh_hosts(
 
     Host ``h1`` is an sshd on 127.0.0.2, ``h2`` on 127.0.0.3..., each on a free high
     port with its own host key; one user key logs in everywhere. The fleet gives
-    ``hosts`` (:class:`cicd.testinfra.SshHost`), ``ssh_config`` (for ``fab -S FILE
+    ``hosts`` (:class:`tests.testinfra.SshHost`), ``ssh_config`` (for ``fab -S FILE
     -H h1`` or ``ssh -F FILE h1``), ``known_hosts`` (every host key), and
     ``connection(name)``: a Fabric Connection that refuses unknown host keys.
     """

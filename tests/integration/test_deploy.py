@@ -205,3 +205,37 @@ def test_started_message_links_the_commit_in_a_workflow(
         f"https://github.example/acme/mangetamain/commit/{sha}"
         in capfd.readouterr().err
     )
+
+
+def test_a_release_that_cannot_be_prepared_changes_nothing(project: Project) -> None:
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    app = project.repo.path / "app"
+    # A dependency that cannot be installed (a local path: no network involved).
+    (app / "requirements.txt").write_text("/nonexistent/missing-1.0-py3-none-any.whl\n")
+    v2 = project.repo.commit("v2")
+    with pytest.raises(DeployFailed, match="not deployed"):
+        deploy(project, v2)
+    assert get(project.url()) == "v1 ok"
+    assert project.target().state().current == v1
+    assert not (project.root / "preprod" / "releases" / v2).exists()
+    assert ledger(project)[-1]["outcome"] == "failed"
+
+
+def test_in_parallel_reports_each_hosts_error(project: Project) -> None:
+    from cicd.deploy import in_parallel
+
+    hosts = [project.target("preprod"), project.target("prod")]
+
+    def action(target: object) -> None:
+        if target is hosts[1]:
+            raise CicdError("prod is down")
+
+    errors = in_parallel(action, hosts)
+    assert errors[hosts[0]] is None and str(errors[hosts[1]]) == "prod is down"
+
+    def bug(target: object) -> None:
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        in_parallel(bug, hosts)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from cicd.testinfra import SshFleet
+from tests.testinfra import SshFleet
 from tests.conftest import REPO_ROOT, Project, free_port, invoke
 
 BIN = Path(sys.executable).parent
@@ -141,7 +141,7 @@ def served(fleet: SshFleet, project: Project) -> dict[str, str]:
 def test_fleet_deploys_to_three_hosts_all_or_nothing(
     project: Project, ssh_hosts: Hosts
 ) -> None:
-    from cicd.testinfra import start_sshd, stop_sshd
+    from tests.testinfra import start_sshd, stop_sshd
 
     fleet = ssh_hosts(3)
     fleet_config(project, fleet)

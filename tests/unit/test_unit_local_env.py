@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cicd import testinfra
+from tests import testinfra
 
 SETTINGS = {"token": "t0ken", "repository": "o/r", "webhook_path": "/api/webhooks/1/x"}
 
@@ -28,6 +28,7 @@ def test_standin_answer(path: str, auth: str, status: int) -> None:
 
 
 @pytest.mark.sshd
+@pytest.mark.skipif(not testinfra.SSHD.exists(), reason=testinfra.NEEDS_SSHD)
 def test_local_env_starts_and_stops(tmp_path: Path) -> None:
     pytest.importorskip("moto.server")
     env = testinfra.local_env(tmp_path, say=lambda line: None)

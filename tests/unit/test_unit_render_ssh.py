@@ -141,3 +141,38 @@ def test_connect_builds_a_hardened_connection_without_opening_it(
     connection = ssh.connect("h1", str(config))
     assert (connection.host, connection.port) == ("127.0.0.2", port)
     assert connection.is_connected is False
+
+
+def test_a_dropped_ssh_connection_is_one_clear_error() -> None:
+    from cicd.commands import cmd
+    from cicd.errors import ConnectionLost
+    from cicd.runner import Runner
+
+    class DroppedConnection:
+        """Looks like a fabric Connection whose transport just died."""
+
+        host = "127.0.0.2"
+        original_host = "h1"
+
+        def open(self) -> None:
+            """Never called: the runner opens nothing itself."""
+
+        def run(self, command: str, **kwargs: object) -> None:
+            raise EOFError
+
+    runner = Runner(DroppedConnection())
+    with pytest.raises(ConnectionLost, match="h1: connection lost .*rerun"):
+        runner.run(cmd("true"))
+
+
+def test_the_compose_runtime_is_chosen_by_kind(tmp_path: Path) -> None:
+    from invoke import Context
+
+    from cicd.config import from_table
+    from cicd.runner import Runner
+    from cicd.runtime.compose import ComposeRuntime
+    from cicd.target import Target
+
+    settings = from_table({"runtime": {"kind": "compose"}}, project_dir=tmp_path)
+    target = Target(Runner(Context()), settings, "preprod")
+    assert isinstance(target.runtime, ComposeRuntime)

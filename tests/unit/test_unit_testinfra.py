@@ -1,4 +1,4 @@
-"""Unit tests of the test infrastructure (:mod:`cicd.testinfra`, ``infra.*`` tasks).
+"""Unit tests of the test infrastructure (:mod:`tests.testinfra`, ``infra.*`` tasks).
 
 The builders are checked as data: the sshd and ssh_config texts are parsed back
 (by paramiko for the client side), argv lists are inspected. The real parts run for
@@ -26,9 +26,9 @@ from fabric import Connection
 from invoke import Context
 from invoke.exceptions import Exit
 
-from cicd import testinfra
-from cicd.tasks import infra
-from cicd.testinfra import SshFleet, SshHost
+from tests import testinfra
+from tests import infra_tasks as infra
+from tests.testinfra import SshFleet, SshHost
 from tests import infra_fixtures
 
 #: fab cannot run a task with this pair (fabric 3.2.3 requires invoke<3).
@@ -360,7 +360,7 @@ def test_fab_cli_reaches_hosts_through_ssh_config(
     # `fab -S FILE -H h1 TASK`: the task gives its Connection our host key check.
     (tmp_path / "fabfile.py").write_text(textwrap.dedent("""\
         from fabric import task
-        from cicd.testinfra import enforce_known_hosts
+        from tests.testinfra import enforce_known_hosts
 
         @task
         def where(c):

@@ -6,14 +6,13 @@ so ``invoke --list`` stays fast.
 
 from invoke.collection import Collection
 
-from cicd.tasks import deploy, hooks, infra, lock, notify, ops, watch
+from cicd.tasks import deploy, hooks, lock, notify, ops, watch
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
 ns.add_collection(Collection.from_module(lock, name="lock"))
 ns.add_collection(Collection.from_module(notify, name="notify"))
 ns.add_collection(Collection.from_module(hooks, name="hooks"))
-ns.add_collection(Collection.from_module(infra, name="infra"))
 for _task in (
     ops.rollback,
     ops.health,

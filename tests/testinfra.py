@@ -11,8 +11,8 @@ anything) and run with :mod:`subprocess`. The module uses the standard library o
 (Fabric and paramiko are imported inside the functions that need them), so CI can
 run it before the project is installed::
 
-    PYTHONPATH=src python3 -m cicd.testinfra up --extra chromium
-    PYTHONPATH=src python3 -m cicd.testinfra down
+    PYTHONPATH=src python3 -m tests.testinfra up --extra chromium
+    PYTHONPATH=src python3 -m tests.testinfra down
 
 By hand, ``invoke infra.up`` and ``invoke infra.down`` do the same.
 
@@ -1236,11 +1236,13 @@ def local_env(
                 }
             )
         )
-        package_root = str(Path(__file__).resolve().parents[1])
+        # The repository root (for ``tests``) and src/ (for ``cicd``).
+        repo = Path(__file__).resolve().parents[1]
+        package_root = os.pathsep.join([str(repo), str(repo / "src")])
         argv = [
             sys.executable,
             "-m",
-            "cicd.testinfra",
+            "tests.testinfra",
             "http-standin",
             "--dir",
             str(web),
@@ -1356,7 +1358,7 @@ def down(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m cicd.testinfra ACTION``.
+    """Command line: ``python -m tests.testinfra ACTION``.
 
     ``up``/``down [--state-dir DIR]`` provision this machine. ``local-env --dir
     DIR`` starts the infra checks' stand-ins and prints ``export`` lines for
@@ -1364,7 +1366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``http-standin --dir DIR`` is the HTTP stand-in's own process.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m cicd.testinfra", description=__doc__
+        prog="python -m tests.testinfra", description=__doc__
     )
     actions = ["up", "down", "local-env", "local-env-stop", "http-standin"]
     parser.add_argument("action", choices=actions)

@@ -1,6 +1,6 @@
 """Tasks that provision this machine for the real-component tests: infra.up, infra.down.
 
-They wrap :mod:`cicd.testinfra`, which ``.ci/run`` calls too. They act on the machine
+They wrap :mod:`tests.testinfra`, which ``.ci/run`` calls too. They act on the machine
 where ``invoke`` runs, never on a ``fab -H`` host.
 """
 
@@ -39,7 +39,7 @@ def up(c: Any, state_dir: str = "", extra: list[str] | None = None) -> None:
     root for whatever is missing.
     """
     _local_only(c, "up")
-    from cicd import testinfra
+    from tests import testinfra
 
     try:
         testinfra.up(
@@ -57,6 +57,6 @@ def down(c: Any, state_dir: str = "") -> None:
     An engine that infra.up did not start (a system service) is left running.
     """
     _local_only(c, "down")
-    from cicd import testinfra
+    from tests import testinfra
 
     testinfra.down(Path(state_dir) if state_dir else testinfra.DEFAULT_STATE_DIR)
