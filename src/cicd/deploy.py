@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from posixpath import join
@@ -25,6 +23,7 @@ from cicd import lock
 from cicd.commands import files
 from cicd.errors import CicdError, UsageError
 from cicd.health import CheckResult, Readiness, wait_ready
+from cicd.parallel import collect, each
 from cicd.progress import Timeline
 
 if TYPE_CHECKING:
@@ -172,8 +171,7 @@ def deploy_preprod(
     """
     hosts = _as_list(targets)
     first = hosts[0]
-    for target in hosts:
-        target.runtime.preflight()
+    collect(lambda t: t.runtime.preflight(), hosts)
     sha = first.resolve(revision)
     author, subject = first.describe(sha)
     return _deploy(
@@ -259,8 +257,7 @@ def deploy_prod(
             "marked bad); pass --force to deploy it anyway. Nothing was changed",
             sha,
         )
-    for target in hosts:
-        target.runtime.preflight()
+    collect(lambda t: t.runtime.preflight(), hosts)
     return _deploy(
         hosts,
         sha,
@@ -283,22 +280,8 @@ def deploy_prod(
 def in_parallel(
     action: Callable[[Target], object], hosts: list[Target]
 ) -> dict[Target, BaseException | None]:
-    """Run ``action`` on every host at once; return each host's error (or None)."""
-    if len(hosts) == 1:
-        try:
-            action(hosts[0])
-            return {hosts[0]: None}
-        except CicdError as error:
-            return {hosts[0]: error}
-    outcome: dict[Target, BaseException | None] = {}
-    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        futures = {host: pool.submit(action, host) for host in hosts}
-        for host, future in futures.items():
-            failure = future.exception()
-            if failure is not None and not isinstance(failure, CicdError):
-                raise failure
-            outcome[host] = failure
-    return outcome
+    """Run ``action`` on every host at once (see :func:`cicd.parallel.each`)."""
+    return each(action, hosts)
 
 
 def _deploy(
@@ -323,10 +306,8 @@ def _deploy(
 
     timelines = {t: Timeline(prefixed(t)) for t in hosts}
     clock = Timeline(notifier.say)
-    with ExitStack() as locks:
-        for target in hosts:
-            locks.enter_context(lock.hold(target, "deploy", sha))
-        states = {t: _prepare_state(t, notifier) for t in hosts}
+    with lock.hold_all(hosts, "deploy", sha):
+        states = collect(lambda t: _prepare_state(t, notifier), hosts)
         # A run killed mid-deploy leaves ``current`` unsettled: its rollback point
         # is then the release that ran before that run's switch.
         previous = {
@@ -342,14 +323,16 @@ def _deploy(
                 "nothing to do"
             )
             return DeployResult(first.env, sha, previous[first], "noop", clock.total)
-        for target in hosts:
-            target.event(
+        collect(
+            lambda t: t.event(
                 "deploy",
                 sha=sha,
-                previous=previous[target],
+                previous=previous[t],
                 outcome="started",
                 detail="forced: not validated by CI" if forced else "",
-            )
+            ),
+            hosts,
+        )
         notifier.send(started)
 
         def prepare(target: Target) -> None:
@@ -405,7 +388,8 @@ def _deploy(
                         else "app stopped"
                     )
                 )
-        for target in hosts:
+
+        def finish(target: Target) -> None:
             target.event(
                 "deploy",
                 sha=sha,
@@ -436,6 +420,8 @@ def _deploy(
                     "prune", detail=" ".join(short(s) for s in removed), defer=True
                 )
             target.flush_events()
+
+        collect(finish, hosts)
         if fleet:
             notifier.say(_table(hosts, timelines, errors))
         notifier.send(succeeded + f"\nIn {clock.total:.1f}s")

@@ -102,12 +102,48 @@ def hold(
     try:
         yield details
     finally:
-        try:
-            target.runner.run(files.remove(target.paths.lock), check=False)
-        except ConnectionLost:
-            # The host is unreachable: the lock stays, and is stale for the next
-            # run from here (our process will be gone), which breaks it.
-            pass
+        _release(target)
+
+
+@contextmanager
+def hold_all(targets: list[Target], why: str, sha: str | None = None) -> Iterator[None]:
+    """Hold the lock of every host of an environment, taken and released in parallel.
+
+    All or nothing: if one host's lock is held, the ones taken are released and
+    :class:`LockHeld` names that holder.
+    """
+    if len(targets) == 1:
+        with hold(targets[0], why, sha):
+            yield
+        return
+    from cicd.parallel import each
+
+    details = {
+        "actor": actor(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "sha": sha,
+        "time": now(),
+        "why": why,
+    }
+    errors = each(lambda t: acquire(t, details), targets)
+    taken = [t for t in targets if errors[t] is None]
+    try:
+        failed = [error for error in errors.values() if error is not None]
+        if failed:
+            raise failed[0]
+        yield
+    finally:
+        each(_release, taken)
+
+
+def _release(target: Target) -> None:
+    try:
+        target.runner.run(files.remove(target.paths.lock), check=False)
+    except ConnectionLost:
+        # The host is unreachable: the lock stays, and is stale for the next run
+        # from here (our process will be gone), which breaks it.
+        pass
 
 
 def acquire(target: Target, details: dict[str, Any]) -> None:

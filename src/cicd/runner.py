@@ -83,6 +83,10 @@ class Runner:
             print(f"$ {redact(line)}", flush=True)
         started = time.monotonic()
         try:
+            if self.remote:
+                from cicd.ssh import tune
+
+                tune(self.context)
             raw = self.context.run(
                 line, hide=True, warn=True, in_stream=False, pty=False
             )
