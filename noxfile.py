@@ -192,7 +192,10 @@ def bench(session: nox.Session) -> None:
     Prints a table and writes build/bench/results.json.
     """
     session.install("-e", ".", "pytest-httpserver>=1.1")
-    session.run("python", "bench/run.py", *session.posargs)
+    # The repository root on the path: the benches use tests/testinfra.py.
+    session.run(
+        "python", "bench/run.py", *session.posargs, env={"PYTHONPATH": str(ROOT)}
+    )
 
 
 @nox.session(python=False, default=False)
