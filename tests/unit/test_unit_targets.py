@@ -1,0 +1,34 @@
+"""Which hosts a task acts on: this machine, ``fab -H``'s host, or configured hosts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from invoke import Context
+
+from cicd.tasks._common import configured_fleet, targets
+
+
+def test_configured_hosts_become_ssh_targets_without_connecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "cicd.toml"
+    ssh_config = tmp_path / "ssh_config"
+    ssh_config.write_text(
+        "Host h1\n  HostName 127.0.0.2\nHost h2\n  HostName 127.0.0.3\n"
+    )
+    config.write_text(
+        '[tool.cicd.env.prod]\nhosts = ["h1", "h2"]\nssh_config = "ssh_config"\n'
+        '[tool.cicd.host.h2]\nroot = "/srv/other"\n'
+    )
+    monkeypatch.setenv("CICD_CONFIG", str(config))
+    fleet = targets(Context(), "prod")
+    assert [t.runner.host for t in fleet] == ["h1", "h2"]
+    assert all(t.runner.remote for t in fleet)
+    assert fleet[1].paths.root == "/srv/other"  # per-host settings
+    assert fleet[0].paths.root == ".cicd"  # remote: relative to the login directory
+    assert configured_fleet(Context(), fleet) == fleet
+    local = targets(Context(), "preprod")
+    assert len(local) == 1 and not local[0].runner.remote
+    assert configured_fleet(Context(), local) is None
