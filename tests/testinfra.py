@@ -958,7 +958,7 @@ def fabric_connection(name: str, ssh_config: Path, **kwargs: Any) -> Any:
 #: ``GITHUB_TOKEN``, ``GITHUB_REPOSITORY``...). On a real VM, set the real names.
 LOCAL_ENV_PREFIX = "INFRA_CHECK_"
 #: The app's synthetic Parquet sample, uploaded to the S3 stand-in.
-APP_SAMPLE_DIR = Path(__file__).resolve().parents[2] / "10_preprod" / "data" / "sample"
+APP_SAMPLE_DIR = Path(__file__).resolve().parents[1] / "10_preprod" / "data" / "sample"
 LOCAL_BUCKET = "mangetamain"
 LOCAL_PREFIX = "sample"
 LOCAL_REPOSITORY = "mangetamain/cicd"
