@@ -164,10 +164,11 @@ class Project:
 
 
 def shutdown_supervisord(root: Path) -> None:
-    """Stop the supervisord a test started under ``root``, if any."""
-    conf = root / "supervisor" / "supervisord.conf"
-    if conf.exists():
-        ctl = Path(sys.executable).parent / "supervisorctl"
+    """Stop every supervisord a test started under ``root`` (one per simulated host)."""
+    ctl = Path(sys.executable).parent / "supervisorctl"
+    for conf in (
+        sorted(root.glob("**/supervisor/supervisord.conf")) if root.exists() else []
+    ):
         subprocess.run(
             [str(ctl), "-c", str(conf), "shutdown"], capture_output=True, timeout=30
         )
