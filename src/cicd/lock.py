@@ -64,6 +64,18 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def holder(why: str, sha: str | None) -> dict[str, Any]:
+    """The details a lock taken now, by this process, records about its holder."""
+    return {
+        "actor": actor(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "sha": sha,
+        "time": now(),
+        "why": why,
+    }
+
+
 @contextmanager
 def hold(
     target: Target, why: str, sha: str | None = None, *, wait: float = 0.0
@@ -82,14 +94,7 @@ def hold(
     Raises:
         LockHeld: Another live run holds it; nothing was changed.
     """
-    details = {
-        "actor": actor(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "sha": sha,
-        "time": now(),
-        "why": why,
-    }
+    details = holder(why, sha)
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -118,14 +123,7 @@ def hold_all(targets: list[Target], why: str, sha: str | None = None) -> Iterato
         return
     from cicd.parallel import each
 
-    details = {
-        "actor": actor(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "sha": sha,
-        "time": now(),
-        "why": why,
-    }
+    details = holder(why, sha)
     errors = each(lambda t: acquire(t, details), targets)
     taken = [t for t in targets if errors[t] is None]
     try:
