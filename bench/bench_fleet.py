@@ -40,6 +40,7 @@ from typing import Any
 
 from common import (
     REPO_ROOT,
+    SERVER,
     SUPERVISORCTL,
     SUPERVISORD,
     BenchError,
@@ -62,32 +63,6 @@ LIMIT = 1.5
 
 class BenchSkipped(Exception):
     """A benchmark cannot run here (a component is missing); the message says why."""
-
-
-#: The stand-in app of bench/common.py, bound on the address it is given (each
-#: simulated host serves on its own loopback address, on the same port).
-SERVER = '''\
-"""Stand-in app: answers every GET with the content of version.txt."""
-import http.server
-import sys
-
-BODY = open("version.txt", "rb").read()
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(BODY)))
-        self.end_headers()
-        self.wfile.write(BODY)
-
-    def log_message(self, *args):
-        pass
-
-
-ADDRESS = (sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1]))
-http.server.ThreadingHTTPServer(ADDRESS, Handler).serve_forever()
-'''
 
 
 def commit(project: Project, version: str) -> str:
@@ -499,7 +474,8 @@ def bench_fleet() -> list[Metric]:
                 meaning=f"fresh process; CPU busy {cpu[count][0]:.2f} s machine-wide "
                 f"({CPUS} CPUs: at least {cpu[count][0] / CPUS:.2f} s of "
                 f"wall), {cpu[count][1]:.2f} s of it in the controller; "
-                f"its first host's steps: {where}; after launch: " + _fmt(phases[count]),
+                f"its first host's steps: {where}; after launch: "
+                + _fmt(phases[count]),
             )
         )
     for count, (commands, summary) in traces.items():

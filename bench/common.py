@@ -64,7 +64,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-ADDRESS = ("127.0.0.1", int(sys.argv[1]))
+ADDRESS = (sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1]))
 http.server.ThreadingHTTPServer(ADDRESS, Handler).serve_forever()
 '''
 
