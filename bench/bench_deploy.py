@@ -26,7 +26,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from common import (
     shutdown_supervisord,
     timed,
     free_port,
+    ledger_offsets,
 )
 
 ROUNDS = 8
@@ -346,21 +346,7 @@ def _second(item: tuple[str, float]) -> float:
 
 def _ledger_offsets(project: Project, launched: float, wall: float) -> dict[str, float]:
     """Seconds from the process launch to each ledger event it wrote, and to exit."""
-    offsets: dict[str, float] = {}
-    ledger = project.root / "preprod" / "ledger.jsonl"
-    for line in ledger.read_text().splitlines():
-        try:
-            event = json.loads(line)
-            at = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
-        except (ValueError, KeyError, TypeError):
-            continue
-        offset = at.replace(tzinfo=UTC).timestamp() - launched
-        if offset < 0:
-            continue
-        name = event["event"]
-        if name == "deploy":
-            name = "deploy started" if event.get("outcome") == "started" else "deployed"
-        offsets.setdefault(name, offset)
+    offsets = ledger_offsets(project.root / "preprod" / "ledger.jsonl", launched)
     offsets["exit"] = wall
     return offsets
 

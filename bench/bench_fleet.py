@@ -34,12 +34,12 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from common import (
     REPO_ROOT,
+    ledger_offsets,
     SERVER,
     SUPERVISORCTL,
     SUPERVISORD,
@@ -310,29 +310,6 @@ class Traced:
             return dict(json.loads(self.stdout[start:]).get("durations", {}))
         except ValueError:
             return {}
-
-
-def ledger_offsets(ledger: Path, launched: float) -> dict[str, float]:
-    """Seconds from the launch to each ledger event written by that run."""
-    offsets: dict[str, float] = {}
-    try:
-        text = ledger.read_text()
-    except OSError:
-        return offsets
-    for line in text.splitlines():
-        try:
-            event = json.loads(line)
-            at = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
-        except (ValueError, KeyError, TypeError):
-            continue
-        offset = at.replace(tzinfo=UTC).timestamp() - launched
-        if offset < 0:
-            continue
-        name = event["event"]
-        if name == "deploy":
-            name = "started" if event.get("outcome") == "started" else "deployed"
-        offsets.setdefault(name, offset)
-    return offsets
 
 
 #: Ledger events of a deploy, in order.

@@ -8,6 +8,7 @@ down at the end). Only 127.0.0.1 is ever contacted.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -350,3 +352,26 @@ def shutdown_supervisord(conf: Path, timeout: float = 30.0) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.05)
+
+
+def ledger_offsets(ledger: Path, launched: float) -> dict[str, float]:
+    """Seconds from the launch to each ledger event written by that run."""
+    offsets: dict[str, float] = {}
+    try:
+        text = ledger.read_text()
+    except OSError:
+        return offsets
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+            at = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        except (ValueError, KeyError, TypeError):
+            continue
+        offset = at.replace(tzinfo=UTC).timestamp() - launched
+        if offset < 0:
+            continue
+        name = event["event"]
+        if name == "deploy":
+            name = "started" if event.get("outcome") == "started" else "deployed"
+        offsets.setdefault(name, offset)
+    return offsets

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,14 +195,43 @@ def project(
     shutdown_supervisord(root)
 
 
+def invoke_argv(*args: str) -> list[str]:
+    """The command line of ``invoke ARGS`` with this repository's tasks."""
+    return [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), *args]
+
+
 def invoke(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``invoke ARGS`` from the repository root, as a user would."""
+    """Run ``invoke ARGS`` with this repository's tasks, as a user would."""
     return subprocess.run(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), *args],
+        invoke_argv(*args),
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
         timeout=timeout,
+        cwd=cwd,
     )
+
+
+def invoke_in_background(*args: str) -> subprocess.Popen[str]:
+    """Start ``invoke ARGS`` and return at once (to interrupt it mid-way)."""
+    return subprocess.Popen(
+        invoke_argv(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_switch(current: Path, sha: str, timeout: float = 60) -> None:
+    """Wait until the ``current`` symlink points at ``sha``'s release."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if current.is_symlink() and os.readlink(current).endswith(sha):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{current} never switched to {sha[:7]}")

@@ -277,13 +277,6 @@ def deploy_prod(
     )
 
 
-def in_parallel(
-    action: Callable[[Target], object], hosts: list[Target]
-) -> dict[Target, BaseException | None]:
-    """Run ``action`` on every host at once (see :func:`cicd.parallel.each`)."""
-    return each(action, hosts)
-
-
 def _deploy(
     hosts: list[Target],
     sha: str,
@@ -348,7 +341,7 @@ def _deploy(
             if backup:
                 _backup(target, previous[target], timeline)
 
-        errors = in_parallel(prepare, hosts)
+        errors = each(prepare, hosts)
         if any(errors.values()):
             reason = _first_error(errors)
             for target in hosts:
@@ -364,7 +357,7 @@ def _deploy(
         for index in range(0, len(hosts), size):
             group = hosts[index : index + size]
             errors.update(
-                in_parallel(
+                each(
                     lambda t: activate(
                         t,
                         sha,
@@ -485,7 +478,7 @@ def _recover_all(
             target, sha, previous[target], reason, timelines[target]
         )
 
-    in_parallel(recover, switched)
+    each(recover, switched)
     first = switched[0]
     if len(switched) > 1:
         notifier.say(_table(switched, timelines, errors, outcomes))

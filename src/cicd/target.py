@@ -11,7 +11,6 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
@@ -100,30 +99,10 @@ class Target:
     def runtime(self) -> Runtime:
         """The runtime that runs this environment's app."""
         if self._runtime is None:
-            if self.settings.runtime.kind == "supervisor":
-                from cicd.runtime.supervisor import SupervisorRuntime
+            from cicd.runtime import runtime_for
 
-                self._runtime = SupervisorRuntime(
-                    self.runner,
-                    self.settings,
-                    self.paths,
-                    supervisord=self._local_tool("supervisord"),
-                    supervisorctl=self._local_tool("supervisorctl"),
-                )
-            else:
-                from cicd.runtime import runtime_for
-
-                self._runtime = runtime_for(self.runner, self.settings, self.paths)
+            self._runtime = runtime_for(self.runner, self.settings, self.paths)
         return self._runtime
-
-    def _local_tool(self, name: str) -> str:
-        # Locally, prefer the copy installed beside this interpreter (a dependency
-        # of cicd), so the embedded default needs nothing on PATH.
-        if not self.runner.remote:
-            candidate = Path(sys.executable).parent / name
-            if candidate.exists():
-                return str(candidate)
-        return name
 
     # -- files --------------------------------------------------------------
 
@@ -157,10 +136,6 @@ class Target:
         """Build and append an event of this environment."""
         return self.record(Event(event=name, env=self.env, **fields), defer=defer)
 
-    def events(self) -> tuple[list[Event], list[str]]:
-        """Read the ledger: events in order, and warnings for corrupt lines."""
-        return parse(self.runner.run(files.read(self.paths.ledger)).stdout)
-
     def current(self) -> str | None:
         """The sha ``current`` points to, or None."""
         target = self.runner.output(files.readlink(self.paths.current))
@@ -173,11 +148,6 @@ class Target:
     def set_validated(self, sha: str) -> None:
         """Write ``validated`` atomically."""
         self.runner.run(files.write_atomic(self.paths.validated, sha + "\n"))
-
-    def releases(self) -> list[str]:
-        """Names of the exported releases present on the host."""
-        names = self.runner.output(files.list_dirs(self.paths.releases)).splitlines()
-        return sorted(n for n in names if SHA_PATTERN.match(n))
 
     def switch(self, sha: str, previous: str | None) -> None:
         """Point ``current`` at ``releases/<sha>`` atomically (relative link).

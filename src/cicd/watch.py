@@ -36,7 +36,7 @@ from cicd.errors import CicdError, LockHeld, UsageError
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
-    from cicd.target import Target
+    from cicd.target import EnvState, Target
 
 #: Longest time a verdict waits for a deploy or rollback to release the lock.
 LOCK_WAIT = 300.0
@@ -227,7 +227,7 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
             target.event("ci", sha=sha, outcome=verdict, detail=(detail + link).strip())
         if verdict == SUCCESS:
             for target in hosts:
-                _validate(target, sha, states[target].events)
+                _validate(target, sha, states[target])
             notifier.send(f"✅ {env} - CI passed for {short(sha)}: validated{link}")
             return
         running = [t for t in hosts if states[t].current == sha]
@@ -263,17 +263,19 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
             _rollback(running, notifier, f"CI inconclusive for {short(sha)}")
 
 
-def _validate(target: Target, sha: str, events: Any) -> None:
+def _validate(target: Target, sha: str, state: EnvState) -> None:
     """Record the verdict; move ``validated`` forward only, never back."""
     target.event("validated", sha=sha)
-    order = {e.sha: i for i, e in enumerate(events) if e.event == "deploy" and e.sha}
-    current = target.validated()
+    order = {
+        e.sha: i for i, e in enumerate(state.events) if e.event == "deploy" and e.sha
+    }
+    current = state.validated
     if current is None or order.get(sha, -1) >= order.get(current, -1):
         target.set_validated(sha)
 
 
 def _rollback(hosts: list[Target], notifier: Notifier, reason: str) -> None:
-    from cicd.deploy import in_parallel
+    from cicd.parallel import each
     from cicd.rollback import rollback_locked
 
     def one(target: Target) -> None:
@@ -286,7 +288,7 @@ def _rollback(hosts: list[Target], notifier: Notifier, reason: str) -> None:
                 f"Automatic rollback{where} impossible: {error}"
             )
 
-    in_parallel(one, hosts)
+    each(one, hosts)
 
 
 def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import REPO_ROOT, Project, invoke
+from tests.conftest import Project, invoke, invoke_in_background, wait_for_switch
 
 
 def test_list_and_help_explain_every_task() -> None:
@@ -52,7 +51,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     before = (
         sorted(p.name for p in project.root.rglob("*")) if project.root.exists() else []
     )
-    result = invoke(*args, env={"PWD": str(tmp_path)})
+    result = invoke(*args, cwd=tmp_path)  # where an injected `touch` would write
     assert result.returncode == 2, result.stderr
     error_lines = [
         line for line in result.stderr.splitlines() if line.startswith("error:")
@@ -222,27 +221,9 @@ def test_kill_9_during_a_deploy_then_rerun_completes(project: Project) -> None:
     v1 = project.repo.commit("v1")
     assert invoke("deploy.preprod", "--sha", v1).returncode == 0
     v2 = project.repo.commit("v2", mode="slow 3")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "--search-root",
-            str(REPO_ROOT),
-            "deploy.preprod",
-            "--sha",
-            v2,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = invoke_in_background("deploy.preprod", "--sha", v2)
     current = project.root / "preprod" / "current"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if current.is_symlink() and os.readlink(current) == f"releases/{v2}":
-            break
-        time.sleep(0.02)
+    wait_for_switch(current, v2)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert (project.root / "preprod" / "lock").exists()  # left behind by the kill

@@ -223,7 +223,7 @@ def test_a_release_that_cannot_be_prepared_changes_nothing(project: Project) -> 
 
 
 def test_in_parallel_reports_each_hosts_error(project: Project) -> None:
-    from cicd.deploy import in_parallel
+    from cicd.parallel import each as in_parallel
 
     hosts = [project.target("preprod"), project.target("prod")]
 

@@ -11,14 +11,20 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
 from tests.testinfra import SshFleet
-from tests.conftest import REPO_ROOT, Project, free_port, invoke
+from tests.conftest import (
+    REPO_ROOT,
+    Project,
+    free_port,
+    invoke,
+    invoke_in_background,
+    wait_for_switch,
+)
 
 BIN = Path(sys.executable).parent
 Hosts = Callable[[int], SshFleet]
@@ -152,27 +158,8 @@ def test_fleet_deploys_to_three_hosts_all_or_nothing(
     assert "h3" in first.stderr and "deployed" in first.stderr  # the result table
 
     v2 = project.repo.commit("v2", mode="slow 2")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "--search-root",
-            str(REPO_ROOT),
-            "deploy.preprod",
-            "--sha",
-            v2,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    current = project.root / "h2" / "preprod" / "current"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if current.is_symlink() and os.readlink(current).endswith(v2):
-            break
-        time.sleep(0.02)
+    process = invoke_in_background("deploy.preprod", "--sha", v2)
+    wait_for_switch(project.root / "h2" / "preprod" / "current", v2)
     h2 = fleet.hosts[1]
     stop_sshd(h2, sessions=True)  # h2 dies mid-deploy
     out, err = process.communicate(timeout=120)

@@ -7,6 +7,7 @@ stays immutable; exit 0 is success, anything else failure.
 
 from __future__ import annotations
 
+import shlex
 from posixpath import join
 from typing import TYPE_CHECKING
 
@@ -75,8 +76,6 @@ def copy_tree(source: str, destination: str) -> Command:
 
 def run_logged(workdir: str, command: str, log: str, timeout: float) -> Command:
     """Run ``command`` (split like a shell, never evaluated) in ``workdir``."""
-    import shlex
-
     return sh(
         'cd "$1" && log="$2" && secs="$3" && shift 3 && '
         'timeout "$secs" "$@" > "$log" 2>&1',

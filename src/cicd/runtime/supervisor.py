@@ -8,7 +8,9 @@ runs the new release; supervisord restarts the app if it crashes.
 from __future__ import annotations
 
 import shlex
+import sys
 import time
+from pathlib import Path
 from posixpath import join
 from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
@@ -34,19 +36,25 @@ class SupervisorRuntime:
         runner: Runner,
         settings: EnvSettings,
         paths: EnvPaths,
-        *,
-        supervisord: str = "supervisord",
-        supervisorctl: str = "supervisorctl",
-        program_command: str = "",
     ) -> None:
         self.runner = runner
         self.settings = settings
         self.paths = paths
-        self.supervisord = settings.runtime.supervisord or supervisord
-        self.supervisorctl = settings.runtime.supervisorctl or supervisorctl
-        self.program_command = program_command or settings.runtime.command
+        self.supervisord = settings.runtime.supervisord or self._default("supervisord")
+        self.supervisorctl = settings.runtime.supervisorctl or self._default(
+            "supervisorctl"
+        )
         self.program = f"app-{settings.name}"
         self.conf = sv.conf_path(paths.supervisor)
+
+    def _default(self, name: str) -> str:
+        # Locally, prefer the copy installed beside this interpreter (a dependency
+        # of cicd), so the embedded default needs nothing on PATH.
+        if not self.runner.remote:
+            candidate = Path(sys.executable).parent / name
+            if candidate.exists():
+                return str(candidate)
+        return name
 
     def preflight(self) -> None:
         """Fail with a clear message when supervisord or supervisorctl is missing."""
@@ -124,7 +132,7 @@ class SupervisorRuntime:
             "python": join(self.paths.current, ".venv", "bin", "python"),
         }
         # supervisord splits the command line like a shell: quote each value.
-        command = self.program_command.format(
+        command = self.settings.runtime.command.format(
             **{k: shlex.quote(v) for k, v in values.items()}
         )
         environment = {

@@ -33,7 +33,7 @@ def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> 
     with reported():
         from cicd.rollback import rollback as do_rollback
 
-        from cicd.deploy import in_parallel
+        from cicd.parallel import each
 
         hosts = targets(c, env)
         n = notifier(hosts[0])
@@ -42,7 +42,7 @@ def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> 
         def one(t: Any) -> None:
             results[t.runner.host] = do_rollback(t, n, to=to or None).as_dict()
 
-        errors = in_parallel(one, hosts)
+        errors = each(one, hosts)
         if json:
             emit_json(results[hosts[0].runner.host] if len(hosts) == 1 else results)
         failed = {t.runner.host: e for t, e in errors.items() if e is not None}
