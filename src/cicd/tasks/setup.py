@@ -1,0 +1,145 @@
+"""``setup``: first-time preparation of a VM; ``start``: the recovery after a reboot."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from cicd.tasks._common import env_names, reported, target, targets
+
+
+@task(
+    help={
+        "env": "One environment (default: every configured one).",
+        "check": "Change nothing at all; exit 1 when something is missing.",
+        "unit-dir": "Where the systemd unit goes (default: /etc/systemd/system). "
+        "Not writable here: the unit is written under <root>/supervisor and the "
+        "command that installs it is printed.",
+        "user": "The account the systemd unit runs supervisord and the apps as "
+        "(User=); give the service user.",
+    }
+)
+def setup(
+    c: Any,
+    env: str = "",
+    check: bool = False,
+    unit_dir: str = "/etc/systemd/system",
+    user: str = "",
+) -> None:
+    """Prepare this machine for deploys, once; idempotent, like kamal setup.
+
+    Prints one line per check (``ok``, ``fixed``, ``missing`` or ``skipped``), then the
+    commands left to run by hand:
+
+    - the root is absolute and outside any git checkout or runner workspace (the
+      embedded ``.cicd`` is not: set ``root = "/srv/mangetamain"`` in the file
+      ``CICD_CONFIG`` names); each environment's ``releases``, ``logs``,
+      ``backups`` and ``shared`` (mode 0700) directories; ``shared/app.env``, the
+      app's own secrets, created empty with mode 0600 and never overwritten nor
+      printed;
+    - supervisor runtime: supervisord is found, its config is written, and the
+      systemd unit ``cicd-supervisord.service`` (supervisord in the foreground,
+      ``Restart=always``, no job environment) goes to ``--unit-dir`` and is checked
+      with ``systemd-analyze verify``; systemctl is never run: the next command,
+      ``systemctl daemon-reload && systemctl enable --now cicd-supervisord``, is
+      printed for a root. Compose runtime: ``docker info`` answers and a compose
+      (v2 or v1) exists;
+    - each fleet host (``hosts = [...]``) has a key in known_hosts (never added
+      automatically: the ``ssh-keyscan`` line is printed);
+    - with the GitHub provider, whether ``CICD_GITHUB_TOKEN`` is set (its value is
+      never shown). This one is advice: it never changes the exit code.
+
+    With ``--check`` nothing is created or written, and the exit code is 1 when
+    anything is missing. Without it, what can be fixed is fixed and the exit code is
+    1 only when something that deploys need is still missing (a root that cannot be
+    created, supervisord or docker absent, an unknown host key). A unit that cannot
+    be installed from this account is not a failure: the detached supervisord that
+    deploys start is the fallback, and the install command is printed. Bad input
+    (an unknown environment, a bad --user) exits 2 with nothing changed.
+    """
+    with reported():
+        from cicd import config
+        from cicd.commands import systemd
+        from cicd.errors import UsageError
+        from cicd.redact import redact
+        from cicd.runner import Runner
+        from cicd.setup import Fleet, Options, failures, fixes, run_setup
+
+        settings = config.load()
+        names = [env] if env else sorted(settings.envs)
+        envs = {name: settings.env(name) for name in names}
+        if user:
+            systemd.check_user(user)
+        if not unit_dir.startswith("/"):
+            raise UsageError(f"--unit-dir {unit_dir!r} must be an absolute path")
+        remote = Runner(c).remote
+        again = (
+            ["fab", "-H", Runner(c).host, "setup"] if remote else ["invoke", "setup"]
+        )
+        for flag, value in (("--env", env), ("--unit-dir", unit_dir), ("--user", user)):
+            if value and not (flag == "--unit-dir" and value == systemd.UNIT_DIR):
+                again += [flag, value]
+        options = Options(check, unit_dir, user, shlex.join(again))
+        local, fleets = [], []
+        for name, settings_of in envs.items():
+            if settings_of.hosts and not remote:
+                ssh_config = settings_of.ssh_config
+                if ssh_config and not ssh_config.startswith(("/", "~")):
+                    ssh_config = str(settings.project_dir / ssh_config)
+                fleets.append(Fleet(name, settings_of, ssh_config))
+            else:
+                local.append(target(c, name))
+        checks = run_setup(
+            local, fleets, options, say=lambda line: print(redact(line), flush=True)
+        )
+        todo = fixes(checks)
+        if todo:
+            print("\nto do by hand:")
+            for line in todo:
+                print(f"  {redact(line)}")
+        failed = failures(checks, check_only=check)
+        if failed:
+            raise Exit(f"setup: missing: {', '.join(c.name for c in failed)}", code=1)
+        print("\nsetup: " + ("everything is in place" if check else "done"))
+
+
+@task(
+    help={
+        "env": "One environment (default: every configured one; those never "
+        "deployed are skipped)."
+    }
+)
+def start(c: Any, env: str = "") -> None:
+    """Start the apps again after a reboot or a killed supervisord; wait until ready.
+
+    For each environment that has a ``current`` release (or the one given), the
+    runtime is started if it is down (supervisord, or ``docker compose up``) on that
+    release, and the environment's readiness checks are polled as a deploy does. One
+    line per environment; a never-deployed one is skipped with a line saying so.
+    Nothing is switched and no lock is taken. Exits 1 if an environment does not get
+    ready. With the systemd unit of ``invoke setup`` this happens by itself at boot.
+    """
+    with reported():
+        from cicd.errors import CicdError
+        from cicd.redact import redact
+        from cicd.setup import start_env
+
+        names = [env] if env else env_names()
+        hosts = [(name, t) for name in names for t in targets(c, name)]
+        failed = []
+        for name, t in hosts:
+            label = f"{name}@{t.runner.host}" if t.runner.remote else name
+            try:
+                line = start_env(t)
+            except CicdError as error:
+                print(f"{label}: error: {redact(str(error))}", flush=True)
+                failed.append(label)
+                continue
+            print(f"{label}: {redact(line.line)}", flush=True)
+            if line.ok is False:
+                failed.append(label)
+        if failed:
+            raise Exit(f"not ready: {', '.join(failed)}", code=1)
