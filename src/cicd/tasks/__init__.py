@@ -7,6 +7,7 @@ so ``invoke --list`` stays fast.
 from invoke.collection import Collection
 
 from cicd.tasks import deploy, hooks, lock, notify, ops, watch
+from cicd.tasks import setup
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
@@ -19,6 +20,8 @@ for _task in (
     ops.status,
     ops.releases,
     ops.down,
+    setup.setup,
+    setup.start,
     watch.watch,
 ):
     ns.add_task(_task)  # type: ignore[arg-type]
