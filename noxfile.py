@@ -51,6 +51,9 @@ def lint(session: nox.Session) -> None:
     session.run(
         "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
     )
+    # Workflow security (template injection, permissions, pinning); offline, and
+    # only high-severity findings fail.
+    session.run("zizmor", "--offline", "--min-severity", "high", ".github")
     compose_files = sorted(glob.glob("30_docker/docker-compose*.yml"))
     session.run(
         "check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files

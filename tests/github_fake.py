@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ class FakeGitHub:
     authorizations: set[str] = field(default_factory=set)
     #: Called before answering; may return a Response to send instead.
     interceptor: Callable[[Request], Response | None] | None = None
+    #: When set, only ``Bearer TOKEN`` for a token in it is accepted (else 401), as
+    #: GitHub does with a job's token once its job has ended.
+    tokens: set[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self) -> None:
@@ -40,9 +44,12 @@ class FakeGitHub:
         self.server.expect_request(
             f"{base}/workflows/ci.yml/runs"
         ).respond_with_handler(self._runs)
-        self.server.expect_request(f"{base}/runs/1/jobs").respond_with_handler(
-            self._jobs
-        )
+        self.server.expect_request(
+            re.compile(rf"{re.escape(base)}/runs/\d+/jobs")
+        ).respond_with_handler(self._jobs)
+        self.server.expect_request(
+            re.compile(rf"{re.escape(base)}/runs/\d+")
+        ).respond_with_handler(self._run)
 
     @property
     def api_url(self) -> str:
@@ -50,23 +57,35 @@ class FakeGitHub:
         return self.server.url_for("").rstrip("/")
 
     def set_run(
-        self, sha: str, status: str, conclusion: str | None = None, attempt: int = 1
-    ) -> None:
+        self,
+        sha: str,
+        status: str,
+        conclusion: str | None = None,
+        attempt: int = 1,
+        *,
+        run_id: int = 1,
+        number: int | None = 7,
+    ) -> dict[str, Any]:
         """Set the run of ``sha`` (queued, in_progress, completed + conclusion)."""
+        run: dict[str, Any] = {
+            "id": run_id,
+            "name": "CI",
+            "head_sha": sha,
+            "head_branch": "main",
+            "event": "push",
+            "status": status,
+            "conclusion": conclusion,
+            "run_attempt": attempt,
+            "html_url": f"https://github.test/{REPOSITORY}/actions/runs/{run_id}",
+            "jobs_url": self.server.url_for(
+                f"/repos/{REPOSITORY}/actions/runs/{run_id}/jobs"
+            ),
+        }
+        if number is not None:
+            run["run_number"] = number
         with self.lock:
-            self.runs[sha] = {
-                "id": 1,
-                "name": "CI",
-                "head_sha": sha,
-                "status": status,
-                "conclusion": conclusion,
-                "run_number": 7,
-                "run_attempt": attempt,
-                "html_url": f"https://github.test/{REPOSITORY}/actions/runs/1",
-                "jobs_url": self.server.url_for(
-                    f"/repos/{REPOSITORY}/actions/runs/1/jobs"
-                ),
-            }
+            self.runs[sha] = run
+        return run
 
     def _answer(
         self, request: Request, make_body: Callable[[], dict[str, Any]]
@@ -74,6 +93,13 @@ class FakeGitHub:
         with self.lock:
             self.requests += 1
             self.authorizations.add(request.headers.get("Authorization", ""))
+        if self.tokens is not None:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if given not in self.tokens:
+                message = {"message": "Bad credentials", "status": "401"}
+                return Response(
+                    json.dumps(message), 401, content_type="application/json"
+                )
         if self.interceptor:
             special = self.interceptor(request)
             if special is not None:
@@ -90,12 +116,38 @@ class FakeGitHub:
 
     def _runs(self, request: Request) -> Response:
         sha = request.args.get("head_sha", "")
+        branch = request.args.get("branch", "")
 
         def body() -> dict[str, Any]:
             with self.lock:
-                runs = [self.runs[sha]] if sha in self.runs else []
+                if sha:
+                    runs = [self.runs[sha]] if sha in self.runs else []
+                else:
+                    runs = sorted(
+                        (
+                            r
+                            for r in self.runs.values()
+                            if not branch or r["head_branch"] == branch
+                        ),
+                        key=lambda r: int(r["id"]),
+                        reverse=True,
+                    )
             return {"total_count": len(runs), "workflow_runs": runs}
 
+        return self._answer(request, body)
+
+    def _run(self, request: Request) -> Response:
+        run_id = int(request.path.rstrip("/").rsplit("/", 1)[1])
+
+        def body() -> dict[str, Any]:
+            with self.lock:
+                found = [r for r in self.runs.values() if r["id"] == run_id]
+            return found[0] if found else {}
+
+        with self.lock:
+            known = any(r["id"] == run_id for r in self.runs.values())
+        if not known:
+            return Response('{"message": "Not Found"}', 404)
         return self._answer(request, body)
 
     def _jobs(self, request: Request) -> Response:

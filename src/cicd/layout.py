@@ -10,6 +10,7 @@
       lock/             held by deploy and rollback; lock/details names the holder
       backups/          archives of persistent data taken before production deploys
       shared/           persistent data of the app, kept across releases
+      shared/app.env    the app's own secrets (KEY=VALUE, mode 0600), loaded at start
       outbox.jsonl      notifications not delivered yet
       logs/             app, CI and watcher logs
       watch/<sha>.json  the journal of the CI watcher of that sha
@@ -69,6 +70,11 @@ class EnvPaths:
     def shared(self) -> str:
         """Persistent data kept across releases."""
         return join(self.dir, "shared")
+
+    @property
+    def app_env(self) -> str:
+        """The app's own secrets, loaded into its environment at every start."""
+        return join(self.shared, "app.env")
 
     @property
     def outbox(self) -> str:

@@ -9,10 +9,16 @@ by the next deploy, without a lost verdict and without a second rollback:
 - failure: under the lock, the sha is marked bad and, if it still runs, the
   environment rolls back to the newest validated release;
 - inconclusive: a person is notified; the deploy is kept unless
-  ``ci.on_inconclusive = "rollback"``.
+  ``ci.on_inconclusive = "rollback"``;
+- superseded (its CI run was cancelled by a newer push): recorded, nothing changes.
 
 A superseded sha (another was deployed after it) gets its verdict recorded, but the
 watcher never touches what runs now.
+
+On GitHub the verdict also arrives through the ``workflow_run`` job
+(:func:`verdict`, ``invoke watch.verdict``), with that job's own fresh token. Both
+go through :func:`decide`, which re-reads the journal under the lock: whichever comes
+first acts, the other records "already decided".
 """
 
 from __future__ import annotations
@@ -29,12 +35,21 @@ from posixpath import join
 from typing import TYPE_CHECKING, Any
 
 from cicd import lock
-from cicd.ci import FAILURE, INCONCLUSIVE, PENDING, SUCCESS, Poll, Provider
+from cicd.ci import (
+    FAILURE,
+    INCONCLUSIVE,
+    PENDING,
+    SUCCESS,
+    SUPERSEDED,
+    Poll,
+    Provider,
+)
 from cicd.commands import files
 from cicd.deploy import short
 from cicd.errors import CicdError, LockHeld, UsageError
 
 if TYPE_CHECKING:
+    from cicd.ci.github import GitHubProvider
     from cicd.notify import Notifier
     from cicd.target import EnvState, Target
 
@@ -118,7 +133,7 @@ def watch(
         fleet: Every host of the environment, when it has several.
 
     Returns:
-        The verdict: ``success``, ``failure`` or ``inconclusive``.
+        The verdict: ``success``, ``failure``, ``superseded`` or ``inconclusive``.
 
     Raises:
         LockHeld: Another live watcher is watching this sha.
@@ -126,10 +141,7 @@ def watch(
     ci = target.settings.ci
     journal = load_journal(target, sha)
     if journal and journal.get("state") == "done":
-        notifier.say(
-            f"{target.env}: CI verdict for {short(sha)} already acted on: "
-            f"{journal['verdict']}"
-        )
+        notifier.say(_already(target, journal))
         return str(journal["verdict"])
     if (
         journal
@@ -142,13 +154,7 @@ def watch(
             f"on {journal.get('host')}"
         )
     if journal is None:
-        journal = {
-            "sha": sha,
-            "env": target.env,
-            "state": "watching",
-            "started": clock(),
-            "deadline_at": clock() + ci.deadline,
-        }
+        journal = new_journal(target, sha, clock(), ci.deadline)
         target.event(
             "ci", sha=sha, outcome="watching", detail=f"provider {ci.provider}"
         )
@@ -158,6 +164,7 @@ def watch(
         )
     journal.update(pid=os.getpid(), host=socket.gethostname())
     save_journal(target, journal)
+    poll = None
     if journal["state"] == "watching":
         poll = _poll_until_verdict(
             target,
@@ -168,18 +175,33 @@ def watch(
             sleep,
             clock,
         )
-        journal.update(
-            state="verdict",
-            verdict=poll.state,
-            detail=poll.detail,
-            url=poll.url,
-            failed=list(poll.failed),
-        )
-        save_journal(target, journal)
-    _act(fleet or [target], journal, notifier)
-    journal["state"] = "done"
-    save_journal(target, journal)
-    return str(journal["verdict"])
+        if poll is None:
+            # The verdict job decided while we polled: nothing left to do.
+            decided = load_journal(target, sha) or journal
+            notifier.say(_already(target, decided))
+            return str(decided["verdict"])
+    return decide(fleet or [target], sha, poll, notifier, by="watcher")
+
+
+def new_journal(
+    target: Target, sha: str, started: float, deadline: float
+) -> dict[str, Any]:
+    """The journal of a watch that starts now."""
+    return {
+        "sha": sha,
+        "env": target.env,
+        "state": "watching",
+        "started": started,
+        "deadline_at": started + deadline,
+    }
+
+
+def _already(target: Target, journal: dict[str, Any]) -> str:
+    by = f" by the {journal['by']}" if journal.get("by") else ""
+    return (
+        f"{target.env}: CI verdict for {short(str(journal['sha']))} already "
+        f"decided{by}: {journal.get('verdict')}"
+    )
 
 
 def _poll_until_verdict(
@@ -190,7 +212,8 @@ def _poll_until_verdict(
     notifier: Notifier,
     sleep: Callable[[float], None],
     clock: Callable[[], float],
-) -> Poll:
+) -> Poll | None:
+    """Poll until a final answer or the deadline; None if another run decided."""
     interval = target.settings.ci.poll_interval
     last = ""
     notifier.say(f"{target.env}: watching CI ({provider.name}) for {short(sha)}")
@@ -199,7 +222,7 @@ def _poll_until_verdict(
         if poll.detail != last:
             notifier.say(f"  CI {short(sha)}: {poll.detail}")
             last = poll.detail
-        if poll.state in (SUCCESS, FAILURE):
+        if poll.final:
             return poll
         left = float(journal["deadline_at"]) - clock()
         if left <= 0:
@@ -208,59 +231,209 @@ def _poll_until_verdict(
                 INCONCLUSIVE, f"no verdict by the deadline ({reason})", poll.url
             )
         sleep(min(max(provider.wait_hint(), interval), left))
+        decided = load_journal(target, sha)
+        if decided and decided.get("state") == "done":
+            return None
+
+
+def verdict(
+    target: Target,
+    sha: str,
+    run_id: str,
+    notifier: Notifier,
+    *,
+    provider: GitHubProvider | None = None,
+    fleet: list[Target] | None = None,
+) -> str:
+    """Act on a finished CI run of ``sha`` (the ``workflow_run`` job's task).
+
+    Reads the run once with this job's own token, then decides exactly as the
+    watcher does: same journal, same lock, same messages. Whichever of the two
+    comes first acts; the other says "already decided" and changes nothing.
+
+    Returns:
+        The verdict acted on, or ``not-deployed`` when ``sha`` never ran here.
+
+    Raises:
+        UsageError: The CI provider is not GitHub.
+        CicdError: GitHub could not be read (the watcher keeps its chance).
+    """
+    if provider is None:
+        if target.settings.ci.provider != "github":
+            raise UsageError(
+                "watch.verdict reads a GitHub Actions run: set "
+                'tool.cicd.ci.provider = "github"'
+            )
+        from cicd.ci.github import GitHubProvider
+
+        ci = target.settings.ci
+        provider = GitHubProvider.from_environment(
+            ci.workflow, ci.repository, ci.api_url
+        )
+    state = target.state()
+    if not any(e.sha == sha and e.event == "deploy" for e in state.events):
+        notifier.say(
+            f"{target.env}: {short(sha)} was never deployed here: nothing to decide"
+        )
+        return "not-deployed"
+    poll = provider.run(sha, run_id)
+    notifier.say(f"  CI {short(sha)}: {poll.detail}")
+    if not poll.final:
+        raise CicdError(f"no verdict for {short(sha)} from run {run_id}: {poll.detail}")
+    return decide(fleet or [target], sha, poll, notifier, by="verdict job")
+
+
+def decide(
+    hosts: list[Target],
+    sha: str,
+    poll: Poll | None,
+    notifier: Notifier,
+    *,
+    by: str,
+) -> str:
+    """Record and act on a verdict once, under the environment's locks.
+
+    The journal is read again under the lock, so of two deciders (the watcher and
+    the verdict job) only the first acts. A passing re-run of a sha that an earlier
+    run failed validates it, recorded in the ledger.
+
+    Args:
+        hosts: Every host of the environment; the journal lives on the first.
+        sha: The watched sha.
+        poll: The verdict; None to finish acting on the one already journaled.
+        notifier: Where messages go.
+        by: Who decides, for the journal and messages (watcher, verdict job).
+
+    Returns:
+        The verdict acted on.
+    """
+    home = hosts[0]
+    with ExitStack() as locks:
+        for target in hosts:
+            locks.enter_context(
+                lock.hold(
+                    target,
+                    f"watch {poll.state if poll else 'verdict'}",
+                    sha,
+                    wait=LOCK_WAIT,
+                )
+            )
+        journal = load_journal(home, sha) or new_journal(home, sha, time.time(), 0)
+        if journal.get("state") == "done":
+            if poll and _rerun_passed(journal, poll):
+                _revalidate(hosts, journal, poll, notifier)
+                journal.update(verdict=SUCCESS, run=poll.run, detail=poll.detail)
+                save_journal(home, journal)
+                return SUCCESS
+            for target in hosts:
+                target.event(
+                    "ci",
+                    sha=sha,
+                    outcome="already decided",
+                    detail=f"{by}: {journal.get('verdict')} by the "
+                    f"{journal.get('by', 'watcher')}",
+                )
+            notifier.say(_already(home, journal))
+            return str(journal["verdict"])
+        if poll is not None:
+            journal.update(
+                state="verdict",
+                verdict=poll.state,
+                detail=poll.detail,
+                url=poll.url,
+                failed=list(poll.failed),
+                run=poll.run,
+                by=by,
+            )
+            save_journal(home, journal)
+        _act(hosts, journal, notifier)
+        journal["state"] = "done"
+        save_journal(home, journal)
+    return str(journal["verdict"])
+
+
+def _rerun_passed(journal: dict[str, Any], poll: Poll) -> bool:
+    """A later run (or attempt) passed where the decided one did not."""
+    return (
+        poll.state == SUCCESS
+        and journal.get("verdict") in (FAILURE, INCONCLUSIVE)
+        and bool(poll.run)
+        and poll.run != journal.get("run")
+    )
+
+
+def _revalidate(
+    hosts: list[Target], journal: dict[str, Any], poll: Poll, notifier: Notifier
+) -> None:
+    sha = str(journal["sha"])
+    link = f"\n{poll.url}" if poll.url else ""
+    for target in hosts:
+        target.event(
+            "ci",
+            sha=sha,
+            outcome=SUCCESS,
+            detail=f"re-run passed ({poll.detail}) after {journal.get('verdict')}",
+        )
+        _validate(target, sha, target.state())
+    notifier.send(
+        f"✅ {hosts[0].env.upper()} - CI re-run passed for {short(sha)}: validated "
+        f"(it was {journal.get('verdict')}: {journal.get('detail', '')}); "
+        f"it is not redeployed{link}"
+    )
 
 
 def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> None:
-    """Act on a verdict on every host of the environment, each under its lock."""
+    """Act on a verdict on every host of the environment (their locks are held)."""
     sha, verdict = str(journal["sha"]), str(journal["verdict"])
     detail = str(journal.get("detail", ""))
     link = f"\n{journal['url']}" if journal.get("url") else ""
     failed = journal.get("failed") or []
     env = hosts[0].env.upper()
-    with ExitStack() as locks:
+    states = {target: target.state() for target in hosts}
+    for target in hosts:
+        target.event("ci", sha=sha, outcome=verdict, detail=(detail + link).strip())
+    if verdict == SUCCESS:
         for target in hosts:
-            locks.enter_context(
-                lock.hold(target, f"watch {verdict}", sha, wait=LOCK_WAIT)
-            )
-        states = {target: target.state() for target in hosts}
-        for target in hosts:
-            target.event("ci", sha=sha, outcome=verdict, detail=(detail + link).strip())
-        if verdict == SUCCESS:
-            for target in hosts:
-                _validate(target, sha, states[target])
-            notifier.send(f"✅ {env} - CI passed for {short(sha)}: validated{link}")
-            return
-        running = [t for t in hosts if states[t].current == sha]
-        if verdict == FAILURE:
-            for target in hosts:
-                if sha not in states[target].bad:
-                    target.event(
-                        "marked_bad",
-                        sha=sha,
-                        outcome="bad",
-                        detail=f"CI failed: {detail}",
-                    )
-            jobs = "\nFailed: " + ", ".join(failed) if failed else ""
-            if not running:
-                now = short(states[hosts[0]].current)
-                notifier.send(
-                    f"❌ {env} - CI failed for {short(sha)}{jobs}{link}\n"
-                    f"{now} runs now: nothing rolled back; {short(sha)} is marked bad"
-                )
-                return
-            _rollback(running, notifier, f"CI failed for {short(sha)}{jobs}{link}")
-            return
-        on = hosts[0].settings.ci.on_inconclusive
+            _validate(target, sha, states[target])
+        notifier.send(f"✅ {env} - CI passed for {short(sha)}: validated{link}")
+        return
+    if verdict == SUPERSEDED:
         notifier.send(
-            f"⚠️ {env} - CI verdict inconclusive for {short(sha)}: {detail}{link}\n"
-            + (
-                "rolling back (ci.on_inconclusive = rollback)"
-                if on == "rollback" and running
-                else "the deploy is kept; a person should check"
-            )
+            f"⏭️ {env} - CI for {short(sha)}: {detail}; not a failure, "
+            f"nothing changed{link}"
         )
-        if on == "rollback" and running:
-            _rollback(running, notifier, f"CI inconclusive for {short(sha)}")
+        return
+    running = [t for t in hosts if states[t].current == sha]
+    if verdict == FAILURE:
+        for target in hosts:
+            if sha not in states[target].bad:
+                target.event(
+                    "marked_bad",
+                    sha=sha,
+                    outcome="bad",
+                    detail=f"CI failed: {detail}",
+                )
+        jobs = "\nFailed: " + ", ".join(failed) if failed else ""
+        if not running:
+            now = short(states[hosts[0]].current)
+            notifier.send(
+                f"❌ {env} - CI failed for {short(sha)}{jobs}{link}\n"
+                f"{now} runs now: nothing rolled back; {short(sha)} is marked bad"
+            )
+            return
+        _rollback(running, notifier, f"CI failed for {short(sha)}{jobs}{link}")
+        return
+    on = hosts[0].settings.ci.on_inconclusive
+    notifier.send(
+        f"⚠️ {env} - CI verdict inconclusive for {short(sha)}: {detail}{link}\n"
+        + (
+            "rolling back (ci.on_inconclusive = rollback)"
+            if on == "rollback" and running
+            else "the deploy is kept; a person should check"
+        )
+    )
+    if on == "rollback" and running:
+        _rollback(running, notifier, f"CI inconclusive for {short(sha)}")
 
 
 def _validate(target: Target, sha: str, state: EnvState) -> None:

@@ -105,9 +105,7 @@ def test_success_marks_validated_with_few_counted_requests(
     assert load_journal(target, sha)["state"] == "done"  # type: ignore[index]
 
 
-@pytest.mark.parametrize(
-    "conclusion", ["failure", "cancelled", "timed_out", "startup_failure"]
-)
+@pytest.mark.parametrize("conclusion", ["failure", "timed_out", "startup_failure"])
 def test_failure_rolls_back_to_the_last_validated_release(
     project: Project,
     github: FakeGitHub,
@@ -353,3 +351,116 @@ def test_foreground_watch_prints_one_line_per_state_change(
     ]
     assert "CI success" in result.stdout
     assert Path(project.root / "preprod" / "validated").read_text().strip() == sha
+
+
+# -- the verdict job (workflow_run) ------------------------------------------
+
+
+def verdict(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+    """``invoke watch.verdict`` as the ci-verdict workflow runs it."""
+    return invoke("watch.verdict", *args, env={"GITHUB_TOKEN": token})
+
+
+def test_cancelled_run_is_inconclusive_and_marks_nothing_bad(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    github.set_run(v1, "completed", "cancelled")
+    target = project.target()
+    assert watch(target, v1, Notifier(target)) == "inconclusive"
+    assert body(project) == "v1 ok"
+    assert not events(project, "marked_bad")
+
+
+def test_verdict_job_validates_then_the_watcher_finds_it_decided(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    github.set_run(sha, "completed", "success", run_id=41)
+    github.tokens = {"fresh-job-token"}  # the deploy job's token has expired
+    done = verdict("--sha", sha, "--run-id", "41", token="fresh-job-token")
+    assert done.returncode == 0, done.stderr
+    assert f"preprod: CI success for {sha[:7]}" in done.stdout
+    assert (project.root / "preprod" / "validated").read_text().strip() == sha
+    assert github.requests == 1  # the run, read once by id
+    # The watcher (its token long dead) comes second: it changes nothing.
+    target = project.target()
+    assert watch(target, sha, Notifier(target)) == "success"
+    again = verdict("--sha", sha, "--run-id", "41", token="fresh-job-token")
+    assert "already decided by the verdict job: success" in again.stderr
+    assert [e["outcome"] for e in events(project, "validated")] == ["ok"]
+
+
+def test_verdict_job_rolls_back_a_failed_sha_and_names_the_failed_job(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    github.set_run(v1, "completed", "success", run_id=1)
+    assert verdict("--sha", v1, "--run-id", "1").returncode == 0
+    v2 = project.repo.commit("v2")
+    deploy(project, v2)
+    github.set_run(v2, "completed", "failure", run_id=2)
+    github.jobs = [{"name": "tests", "conclusion": "failure", "steps": []}]
+    done = verdict("--sha", v2, "--run-id", "2")
+    assert done.returncode == 0, done.stderr
+    assert "Failed: tests" in done.stderr + done.stdout
+    assert body(project) == "v1 ok"
+    state = project.target().state()
+    assert state.current == v1 and v2 in state.bad
+    # A re-run that passes validates the sha (recorded), without redeploying it.
+    github.set_run(v2, "completed", "success", attempt=2, run_id=2)
+    rerun = verdict("--sha", v2, "--run-id", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "re-run passed" in rerun.stderr + rerun.stdout
+    state = project.target().state()
+    assert v2 not in state.bad and state.current == v1
+    assert any("re-run passed" in str(e["detail"]) for e in events(project, "ci"))
+
+
+def test_verdict_job_refuses_bad_input_and_ignores_undeployed_shas(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    sha = project.repo.commit("v1")
+    bad = verdict("--sha", sha, "--run-id", "12; rm -rf /")
+    assert bad.returncode == 2 and "--run-id must be a number" in bad.stderr
+    missing = verdict("--sha", sha)
+    assert missing.returncode == 2
+    never = verdict("--sha", sha, "--run-id", "5")
+    assert never.returncode == 0
+    assert "was never deployed here: nothing to decide" in never.stderr
+    assert github.requests == 0
+
+
+def test_verdict_job_with_an_expired_token_fails_in_one_line(
+    project: Project, github: FakeGitHub
+) -> None:
+    use_github(project, github)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    github.set_run(sha, "completed", "success", run_id=3)
+    github.tokens = set()
+    done = verdict("--sha", sha, "--run-id", "3", token="expired-token")
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert "401" in line and "CICD_GITHUB_TOKEN" in line
+    assert not (project.root / "preprod" / "validated").exists()
+
+
+def test_a_missing_local_ci_tool_is_inconclusive_not_a_failure(
+    project: Project,
+) -> None:
+    use_local_ci(project, "no-such-ci-tool --envdir {envdir}")
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    target = project.target()
+    assert watch(target, sha, Notifier(target)) == "inconclusive"
+    assert not events(project, "marked_bad")
+    detail = [e["detail"] for e in events(project, "ci")][-1]
+    assert "could not start (not found)" in str(detail)

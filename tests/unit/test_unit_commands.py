@@ -492,13 +492,53 @@ def test_supervisor_ctl_and_daemon_split_multi_word_programs() -> None:
         "status",
         "app",
     )
-    assert supervisor.daemon("supervisord", "/s.conf").argv == (
+    assert supervisor.daemon("supervisord", "/s.conf").argv[-3:] == (
         "supervisord",
         "-c",
         "/s.conf",
     )
     assert supervisor.conf_path("/r/supervisor") == "/r/supervisor/supervisord.conf"
     assert supervisor.program_path("/r/sv", "app-prod") == "/r/sv/conf.d/app-prod.conf"
+
+
+def test_supervisord_starts_with_a_clean_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a CI job's environment holds: the runner reaps RUNNER_TRACKING_ID holders.
+    monkeypatch.setenv("RUNNER_TRACKING_ID", "github_1234")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_job_token_value")
+    monkeypatch.setenv("DISCORD_WEBHOOK_URL", "http://127.0.0.1:1/api/webhooks/1/x")
+    # A "supervisord" that prints the environment it was given.
+    started = supervisor.daemon("sh -c env printenv", "/s.conf")
+    seen = dict(
+        line.split("=", 1) for line in output(started).splitlines() if "=" in line
+    )
+    assert "RUNNER_TRACKING_ID" not in seen
+    assert "GITHUB_TOKEN" not in seen and "DISCORD_WEBHOOK_URL" not in seen
+    assert seen["PATH"] == supervisor.CLEAN_PATH
+    assert {"HOME", "USER", "LANG"} <= set(seen)
+
+
+def test_app_env_file_is_loaded_literally_before_the_app(tmp_path: Path) -> None:
+    env_file = tmp_path / "app.env"
+    env_file.write_text(
+        "# the app's own secrets\n\nAPI_KEY=s3cret value $(touch pwned)\nMODE=prod"
+    )
+    show = "sh -c 'printf \"%s|%s\" \"$API_KEY\" \"$MODE\"'"
+    loader = tmp_path / "app-env.sh"
+    loader.write_text(supervisor.APP_ENV_LOADER)
+    line = supervisor.with_app_env(str(loader), str(env_file), show)
+    done = subprocess.run(
+        shlex.split(line), capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert done.stdout == "s3cret value $(touch pwned)|prod"
+    assert not (tmp_path / "pwned").exists()
+    # No file: the app starts all the same; a bad line stops it with a message.
+    missing = supervisor.with_app_env(str(loader), str(tmp_path / "no.env"), "true")
+    assert subprocess.run(shlex.split(missing)).returncode == 0
+    env_file.write_text("not a variable line\n")
+    bad = subprocess.run(shlex.split(line), capture_output=True, text=True)
+    assert bad.returncode == 78 and "not a KEY=VALUE line" in bad.stderr
 
 
 def conf_values(text: str) -> dict[str, str]:

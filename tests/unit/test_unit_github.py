@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from cicd.ci import FAILURE, INCONCLUSIVE, PENDING, SUCCESS
+from cicd.ci import FAILURE, INCONCLUSIVE, PENDING, SUCCESS, SUPERSEDED
 from cicd.ci.github import GitHubProvider
 from cicd.errors import ConfigError
 
@@ -69,7 +69,7 @@ def test_each_state_and_conclusion(httpserver: HTTPServer) -> None:
     expected = [
         (PENDING, "no CI run yet"),
         (PENDING, "run 3 queued"),
-        (PENDING, "run 3 completed: neutral"),
+        (INCONCLUSIVE, "run 3 completed: neutral (neither a pass nor a failure)"),
         (SUCCESS, "run 3 attempt 2 succeeded"),
     ]
     github = provider(httpserver)
@@ -128,3 +128,82 @@ def test_unreachable_api_is_inconclusive_and_hides_the_token(tmp_path: Path) -> 
     poll = github.poll(SHA)
     assert poll.state == INCONCLUSIVE and "unreachable" in poll.detail
     assert "t0k3n-value" not in json.dumps(poll.__dict__)
+
+
+@pytest.mark.parametrize(
+    "conclusion, state",
+    [
+        ("failure", FAILURE),
+        ("timed_out", FAILURE),
+        ("startup_failure", FAILURE),
+        ("cancelled", INCONCLUSIVE),
+        ("skipped", INCONCLUSIVE),
+        ("stale", INCONCLUSIVE),
+        ("neutral", INCONCLUSIVE),
+        ("action_required", INCONCLUSIVE),
+    ],
+)
+def test_only_real_failures_fail_a_sha(
+    httpserver: HTTPServer, conclusion: str, state: str
+) -> None:
+    httpserver.expect_request(RUNS).respond_with_json(
+        {"workflow_runs": [run(conclusion, head_branch="main", jobs_url="")]}
+    )
+    poll = provider(httpserver).poll(SHA)
+    assert poll.state == state
+    # A completed run will not change by polling again: the watch ends now.
+    assert poll.final
+
+
+def test_a_run_cancelled_by_a_newer_push_is_superseded(httpserver: HTTPServer) -> None:
+    newer = {**run("cancelled"), "id": 10, "run_number": 4, "head_sha": "b" * 40}
+    httpserver.expect_request(
+        RUNS, query_string={"branch": "main", "event": "push", "per_page": "10"}
+    ).respond_with_json({"workflow_runs": [newer, run("cancelled")]})
+    httpserver.expect_request(RUNS).respond_with_json(
+        {"workflow_runs": [run("cancelled", head_branch="main")]}
+    )
+    github = provider(httpserver)
+    poll = github.poll(SHA)
+    assert poll.state == SUPERSEDED
+    assert poll.detail == "run 3 cancelled: superseded by bbbbbbb"
+    assert github.counters.requests == 2  # the branch listing only when cancelled
+
+
+def test_an_expired_job_token_says_what_to_set(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(RUNS).respond_with_json(
+        {"message": "Bad credentials"}, status=401
+    )
+    poll = provider(httpserver).poll(SHA)
+    assert poll.state == INCONCLUSIVE and not poll.final
+    assert "401" in poll.detail and "CICD_GITHUB_TOKEN" in poll.detail
+    assert "\n" not in poll.detail
+
+
+def test_the_long_lived_token_wins_over_the_job_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/app")
+    monkeypatch.setenv("GITHUB_TOKEN", "job-token-1")
+    monkeypatch.setenv("CICD_GITHUB_TOKEN", "long-lived-2")
+    assert GitHubProvider.from_environment("ci.yml").token == "long-lived-2"
+    monkeypatch.setenv("CICD_GITHUB_TOKEN", "")
+    assert GitHubProvider.from_environment("ci.yml").token == "job-token-1"
+
+
+def test_reading_one_run_by_id_costs_one_request(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/repos/acme/app/actions/runs/9").respond_with_json(
+        run("success", run_attempt=2)
+    )
+    github = provider(httpserver)
+    poll = github.run(SHA, "9")
+    assert (poll.state, poll.run, github.counters.requests) == (SUCCESS, "9/2", 1)
+    other = github.run("c" * 40, "9")
+    assert other.state == INCONCLUSIVE and "not ccccccc" in other.detail
+
+
+def test_a_run_without_a_number_is_named_by_its_id(httpserver: HTTPServer) -> None:
+    httpserver.expect_request(RUNS).respond_with_json(
+        {"workflow_runs": [run(None, "in_progress", run_number=None)]}
+    )
+    assert provider(httpserver).poll(SHA).detail == "run id 9 in_progress"

@@ -308,8 +308,9 @@ class SupervisorHost:
         if (write := script_call(argv, 'mv -f "$tmp"')) is not None:
             self.files[write[0]] = write[1]
             return None
-        if argv[0] == "sv-d":
-            self.daemon_starts.append(argv)
+        if (clean := script_call(argv, "env -i")) is not None and clean[1] == "sv-d":
+            # Started through the clean-environment wrapper: PATH, then the argv.
+            self.daemon_starts.append(clean[1:])
             self.daemon = True
             self.spawn()
             return None
@@ -461,8 +462,13 @@ def test_supervisor_program_conf(tmp_path: Path) -> None:
 
     assert lines[0] == "[program:app-preprod]"
     assert f"directory={current}/10_preprod" in lines
-    assert f"command={shlex.quote(current + '/.venv/bin/python')}" in text
-    assert "-m app --fill 100%% --port 8500" in text
+    (command,) = [line for line in lines if line.startswith("command=")]
+    # The app's own env file is loaded first, then the configured command runs.
+    argv = shlex.split(command.removeprefix("command=").replace("%%", "%"))
+    assert argv[:2] == ["/bin/sh", f"{target.paths.supervisor}/app-env.sh"]
+    assert argv[2] == f"{target.paths.shared}/app.env"
+    python = current + "/.venv/bin/python"
+    assert argv[3:] == [python, "-m", "app", "--fill", "100%", "--port", "8500"]
     assert "startsecs=0" in lines
     assert "stopasgroup=true" in lines
     assert "autorestart=true" in lines

@@ -20,7 +20,16 @@ import pytest
 import yaml
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
-EXPECTED = {"ci", "cd-preprod", "cd-prod", "health-check", "documentation"}
+EXPECTED = {
+    "ci",
+    "ci-verdict",
+    "cd-preprod",
+    "cd-prod",
+    "health-check",
+    "documentation",
+}
+SELF_HOSTED = ["self-hosted", "Linux", "X64"]
+SETUP = "./.github/actions/setup-cicd"
 TASK_RUNNERS = {"nox", "invoke", "fab"}
 INSTALL = re.compile(r"""^(python3? -m )?pip install (-e \.|(["']?)nox(\[uv\])?\3)$""")
 #: Shell syntax that would chain, pipe, background or substitute a second command.
@@ -157,8 +166,76 @@ def test_preprod_deploys_every_push_to_main_on_the_self_hosted_runner() -> None:
     assert job["runs-on"] == ["self-hosted", "Linux", "X64"]
     (deploy,) = [s for s in steps(workflow) if "deploy.preprod" in s.get("run", "")]
     assert "--watch" in deploy["run"]
-    assert set(deploy["env"]) == {"DISCORD_WEBHOOK_URL", "GITHUB_TOKEN"}
+    # The job's own token dies with the job: the watcher gets the long-lived one.
+    assert set(deploy["env"]) == {"SHA", "DISCORD_WEBHOOK_URL", "CICD_GITHUB_TOKEN"}
+    assert workflow["permissions"] == {"contents": "read"}
+
+
+def self_hosted_jobs() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(workflow name, workflow, job) of every job on the self-hosted runner."""
+    found = []
+    for path in workflow_files():
+        workflow = load(path)
+        for job in (workflow.get("jobs") or {}).values():
+            if "self-hosted" in (job.get("runs-on") or []):
+                found.append((path.stem, workflow, job))
+    return found
+
+
+def test_self_hosted_jobs_keep_state_and_the_tool_outside_the_workspace() -> None:
+    names = set()
+    for name, workflow, job in self_hosted_jobs():
+        names.add(name)
+        assert job["runs-on"] == SELF_HOSTED, name
+        env = {**(workflow.get("env") or {}), **(job.get("env") or {})}
+        # An absolute config (and root) and a venv at a stable path, from vars.
+        assert env["CICD_CONFIG"].startswith("${{ vars.CICD_CONFIG || '/"), name
+        assert env["CICD_VENV"].startswith("${{ vars.CICD_VENV || '/"), name
+        uses = [step.get("uses", "") for step in job["steps"]]
+        assert uses[0].startswith("actions/checkout@") and uses[1] == SETUP, name
+        # Never `pip install` into the runner's system Python (PEP 668).
+        assert not [s for s in job["steps"] if "pip install" in s.get("run", "")]
+    assert names == {"cd-preprod", "cd-prod", "ci-verdict", "health-check"}
+
+
+def test_the_setup_action_installs_into_a_venv_never_the_system_python() -> None:
+    action = load(WORKFLOWS.parent / "actions" / "setup-cicd" / "action.yml")
+    (step,) = action["runs"]["steps"]
+    script = step["run"]
+    assert 'python3 -m venv "$CICD_VENV"' in script
+    assert '"$CICD_VENV/bin/python" -m pip install' in script
+    assert '>> "$GITHUB_PATH"' in script
+
+
+def test_ci_verdict_acts_on_completed_ci_runs_of_pushes_with_its_own_token() -> None:
+    workflow = load(WORKFLOWS / "ci-verdict.yml")
+    on = triggers(workflow)["workflow_run"]
+    assert on == {"workflows": ["CI"], "types": ["completed"], "branches": ["main"]}
+    (job,) = workflow["jobs"].values()
+    assert job["if"] == "github.event.workflow_run.event == 'push'"
+    (verdict,) = [s for s in steps(workflow) if "watch.verdict" in s.get("run", "")]
+    assert verdict["run"] == (
+        'invoke watch.verdict --sha "$HEAD_SHA" --run-id "$RUN_ID"'
+    )
+    assert verdict["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    assert verdict["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
     assert workflow["permissions"] == {"actions": "read", "contents": "read"}
+    assert load(WORKFLOWS / "ci.yml")["name"] == "CI"  # what workflow_run names
+
+
+def test_ci_cancels_superseded_runs_only_on_pull_requests() -> None:
+    concurrency = load(WORKFLOWS / "ci.yml")["concurrency"]
+    assert concurrency["cancel-in-progress"] == (
+        "${{ github.event_name == 'pull_request' }}"
+    )
+
+
+def test_every_action_is_pinned_to_a_commit() -> None:
+    for path in workflow_files():
+        for step in steps(load(path)):
+            uses = step.get("uses", "")
+            if uses and not uses.startswith("./"):
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), uses
 
 
 def test_prod_passes_its_inputs_through_env() -> None:
@@ -170,6 +247,8 @@ def test_prod_passes_its_inputs_through_env() -> None:
     assert '--confirm "$CONFIRM"' in deploy["run"]
     assert deploy["env"]["CONFIRM"] == "${{ inputs.confirm }}"
     assert workflow["concurrency"]["group"] == "deploy-prod"
+    # Required reviewers and GitHub's deployment history.
+    assert workflow["jobs"]["deploy"]["environment"] == "production"
 
 
 def test_health_check_monitors_every_environment() -> None:

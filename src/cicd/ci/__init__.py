@@ -3,6 +3,11 @@
 As Argo Rollouts does for analysis runs: ``success`` (mark validated), ``failure``
 (roll back) and ``inconclusive`` (the API was unreachable or CI was still pending at
 the deadline: alert a person, and roll back only if configured to).
+
+Conclusions mean what they say: only a failed, timed-out or never-started run fails
+a sha. A run cancelled because a newer push superseded it is ``superseded`` (recorded,
+never a failure); any other cancelled, skipped, stale, neutral or action_required run
+is inconclusive: nothing says the commit is bad.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ from typing import Protocol
 SUCCESS = "success"
 FAILURE = "failure"
 INCONCLUSIVE = "inconclusive"
+SUPERSEDED = "superseded"
 PENDING = "pending"
 
-#: GitHub conclusions that mean CI failed.
-FAILED_CONCLUSIONS = frozenset({"failure", "cancelled", "timed_out", "startup_failure"})
+#: The states a watch ends with (everything but pending).
+VERDICTS = (SUCCESS, FAILURE, INCONCLUSIVE, SUPERSEDED)
+
+#: GitHub conclusions that mean the commit failed CI.
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
 
 
 @dataclass(frozen=True)
@@ -28,17 +37,22 @@ class Poll:
         detail: A short human description of what CI is doing.
         url: Link to the CI run, when there is one.
         failed: Names of failed jobs and steps (``job › step``).
+        run: The CI run's id and attempt (``"123/2"``), when the provider has runs.
+        settled: Polling again would not change the answer (a completed run, a local
+            command that ran); False for trouble that may pass (network, 401, 5xx).
     """
 
     state: str
     detail: str = ""
     url: str = ""
     failed: tuple[str, ...] = field(default=())
+    run: str = ""
+    settled: bool = False
 
     @property
     def final(self) -> bool:
-        """Whether this is a verdict (not pending)."""
-        return self.state != PENDING
+        """Whether this ends a watch: a pass, a failure, superseded, or settled."""
+        return self.state in (SUCCESS, FAILURE, SUPERSEDED) or self.settled
 
 
 class Provider(Protocol):

@@ -5,6 +5,11 @@ carries ``If-None-Match`` with the last ETag, so an unchanged answer is a 304 th
 costs nothing against the rate limit. Rate limits (``x-ratelimit-remaining: 0`` with
 ``x-ratelimit-reset``, or ``retry-after``) are honoured; 5xx answers back off. The
 token is sent only in the ``Authorization`` header and never printed.
+
+The token is ``CICD_GITHUB_TOKEN`` when set (long-lived, for the detached watcher),
+else ``GITHUB_TOKEN``. A job's ``GITHUB_TOKEN`` expires when its job ends, so a
+watcher that outlives the job gets 401s: it says so in one line, and the verdict
+arrives through the ``workflow_run`` job (:meth:`GitHubProvider.run`) instead.
 """
 
 from __future__ import annotations
@@ -15,13 +20,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cicd.ci import FAILED_CONCLUSIONS, FAILURE, INCONCLUSIVE, PENDING, SUCCESS, Poll
+from cicd.ci import (
+    FAILED_CONCLUSIONS,
+    FAILURE,
+    INCONCLUSIVE,
+    PENDING,
+    SUCCESS,
+    SUPERSEDED,
+    Poll,
+)
 from cicd.redact import redact
 
 if TYPE_CHECKING:
     import requests
 
 DEFAULT_API = "https://api.github.com"
+#: The long-lived token, preferred over the job's own ``GITHUB_TOKEN``.
+TOKEN_VARIABLES = ("CICD_GITHUB_TOKEN", "GITHUB_TOKEN")
+EXPIRED = (
+    "GitHub refused the token (401): a job's GITHUB_TOKEN expires when its job ends; "
+    "set CICD_GITHUB_TOKEN (a fine-grained token with actions:read) for the watcher, "
+    "or let the ci-verdict workflow decide"
+)
 
 
 @dataclass
@@ -43,7 +63,7 @@ class GitHubProvider:
 
     Args:
         repository: ``owner/name``.
-        token: API token (``GITHUB_TOKEN``); optional for public repositories.
+        token: API token; optional for public repositories.
         api_url: API base, e.g. ``$GITHUB_API_URL``.
         workflow: Workflow file name (``ci.yml``) to scope runs to; empty for all.
         clock: Wall clock in seconds (tests may inject one).
@@ -84,9 +104,13 @@ class GitHubProvider:
                 "tool.cicd.ci.repository: not set and GITHUB_REPOSITORY is empty "
                 "(expected owner/name)"
             )
+        token = next(
+            (os.environ[n] for n in TOKEN_VARIABLES if os.environ.get(n, "").strip()),
+            "",
+        )
         return cls(
             repository,
-            token=os.environ.get("GITHUB_TOKEN", ""),
+            token=token.strip(),
             api_url=api_url or os.environ.get("GITHUB_API_URL", DEFAULT_API),
             workflow=workflow,
         )
@@ -122,42 +146,75 @@ class GitHubProvider:
 
     def poll(self, sha: str) -> Poll:
         """Look at the newest run of ``sha`` once."""
+        headers = {"If-None-Match": self.etag} if self.etag else {}
+        response = self._get(
+            self.runs_url(), params={"head_sha": sha, "per_page": "20"}, headers=headers
+        )
+        if isinstance(response, Poll):
+            return response
+        if response.status_code == 304 and self._last is not None:
+            self.counters.not_modified += 1
+            return self._interpret(self._last, sha)
+        problem = self._problem(response)
+        if problem:
+            return problem
+        self.etag = response.headers.get("ETag", "")
+        self._last = response.json()
+        return self._interpret(self._last, sha)
+
+    def run(self, sha: str, run_id: str) -> Poll:
+        """Read one run by id (the ``workflow_run`` event's), for ``sha``.
+
+        One request, plus one for the failed jobs when it failed: the verdict job's
+        whole cost.
+        """
+        url = f"{self.api_url}/repos/{self.repository}/actions/runs/{run_id}"
+        response = self._get(url)
+        if isinstance(response, Poll):
+            return response
+        problem = self._problem(response)
+        if problem:
+            return problem
+        run = response.json()
+        if run.get("head_sha") != sha:
+            return Poll(
+                INCONCLUSIVE,
+                f"run {run_id} is for {str(run.get('head_sha'))[:7]}, not {sha[:7]}",
+            )
+        return self._interpret({"workflow_runs": [run]}, sha)
+
+    def _get(self, url: str, **kwargs: Any) -> requests.Response | Poll:
+        """One GET, counted; a network failure is an inconclusive Poll."""
         import requests
 
-        headers = {"If-None-Match": self.etag} if self.etag else {}
         self.counters.requests += 1
         try:
-            response = self._http().get(
-                self.runs_url(),
-                params={"head_sha": sha, "per_page": "20"},
-                headers=headers,
-                timeout=10,
-            )
+            return self._http().get(url, timeout=10, **kwargs)
         except requests.RequestException as error:
             self.counters.errors += 1
             return Poll(
                 INCONCLUSIVE, redact(f"GitHub unreachable ({type(error).__name__})")
             )
-        if response.status_code == 304 and self._last is not None:
-            self.counters.not_modified += 1
-            return self._interpret(self._last, sha)
-        if response.status_code in (403, 429):
+
+    def _problem(self, response: requests.Response) -> Poll | None:
+        """The inconclusive Poll for a non-200 answer, or None when it is 200."""
+        status = response.status_code
+        if status == 200:
+            self.counters.errors = 0
+            return None
+        if status == 401:
+            return Poll(INCONCLUSIVE, EXPIRED)
+        if status in (403, 429):
             return self._rate_limited(response)
-        if response.status_code >= 500:
+        if status >= 500:
             self.counters.errors += 1
             self._wait = min(0.5 * 2.0 ** min(self.counters.errors, 6), 30.0)
-            return Poll(INCONCLUSIVE, f"GitHub answered {response.status_code}")
-        if response.status_code != 200:
-            return Poll(
-                INCONCLUSIVE,
-                redact(
-                    f"GitHub answered {response.status_code}: {response.text[:120]}"
-                ),
-            )
-        self.counters.errors = 0
-        self.etag = response.headers.get("ETag", "")
-        self._last = response.json()
-        return self._interpret(self._last, sha)
+            return Poll(INCONCLUSIVE, f"GitHub answered {status}")
+        hint = "" if self.token else " (no token: set CICD_GITHUB_TOKEN)"
+        return Poll(
+            INCONCLUSIVE,
+            redact(f"GitHub answered {status}{hint}: {response.text[:120]}"),
+        )
 
     def _rate_limited(self, response: Any) -> Poll:
         retry_after = response.headers.get("retry-after")
@@ -179,35 +236,72 @@ class GitHubProvider:
         runs = [r for r in body.get("workflow_runs", []) if r.get("head_sha") == sha]
         if not runs:
             return Poll(PENDING, "no CI run yet")
-        run = max(runs, key=lambda r: (r.get("run_number", 0), r.get("run_attempt", 1)))
-        url = str(run.get("html_url", ""))
-        attempt = run.get("run_attempt", 1)
-        label = f"run {run.get('run_number', '?')}" + (
-            f" attempt {attempt}" if attempt and attempt > 1 else ""
+        run = max(
+            runs,
+            key=lambda r: (
+                r.get("run_number") or 0,
+                r.get("id") or 0,
+                r.get("run_attempt") or 1,
+            ),
         )
+        url = str(run.get("html_url", ""))
+        attempt = run.get("run_attempt") or 1
+        # The run number when GitHub gives one, else its id: never "run ?".
+        number = run.get("run_number") or f"id {run.get('id', '?')}"
+        label = f"run {number}" + (f" attempt {attempt}" if attempt > 1 else "")
+        ident = f"{run.get('id', '')}/{attempt}"
         if run.get("status") != "completed":
-            return Poll(PENDING, f"{label} {run.get('status', 'pending')}", url)
+            status = run.get("status", "pending")
+            return Poll(PENDING, f"{label} {status}", url, run=ident)
         conclusion = run.get("conclusion")
         if conclusion == SUCCESS:
-            return Poll(SUCCESS, f"{label} succeeded", url)
+            return Poll(SUCCESS, f"{label} succeeded", url, run=ident)
         if conclusion in FAILED_CONCLUSIONS:
-            return Poll(FAILURE, f"{label} {conclusion}", url, self._failed_jobs(run))
-        return Poll(PENDING, f"{label} completed: {conclusion}", url)
+            failed = self._failed_jobs(run)
+            return Poll(FAILURE, f"{label} {conclusion}", url, failed, run=ident)
+        if conclusion == "cancelled":
+            newer = self._superseded_by(run)
+            if newer:
+                detail = f"{label} cancelled: superseded by {newer[:7]}"
+                return Poll(SUPERSEDED, detail, url, run=ident)
+        return Poll(
+            INCONCLUSIVE,
+            f"{label} completed: {conclusion} (neither a pass nor a failure)",
+            url,
+            run=ident,
+            settled=True,
+        )
+
+    def _superseded_by(self, run: dict[str, Any]) -> str:
+        """The sha of a newer run on the same branch, when one exists (1 request)."""
+        branch = run.get("head_branch")
+        if not branch:
+            return ""
+        response = self._get(
+            self.runs_url(), params={"branch": branch, "event": "push", "per_page": "10"}
+        )
+        if isinstance(response, Poll) or response.status_code != 200:
+            return ""
+        key = (run.get("run_number") or 0, run.get("id") or 0)
+        for other in response.json().get("workflow_runs", []):
+            newer = (other.get("run_number") or 0, other.get("id") or 0) > key
+            if newer and other.get("head_sha") != run.get("head_sha"):
+                return str(other.get("head_sha", ""))
+        return ""
 
     def _failed_jobs(self, run: dict[str, Any]) -> tuple[str, ...]:
         """Names of the failed jobs and steps (one more request, on failure only)."""
-        import requests
-
         jobs_url = run.get("jobs_url") or (
             f"{self.api_url}/repos/{self.repository}/actions/runs/{run.get('id')}/jobs"
         )
-        self.counters.requests += 1
+        response = self._get(jobs_url)
+        if isinstance(response, Poll):
+            return ()
         try:
-            response = self._http().get(jobs_url, timeout=10)
             jobs = (
                 response.json().get("jobs", []) if response.status_code == 200 else []
             )
-        except (requests.RequestException, ValueError):
+        except ValueError:
             return ()
         failed: list[str] = []
         for job in jobs:

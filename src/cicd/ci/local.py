@@ -2,7 +2,9 @@
 
 The embedded default, so the whole pipeline runs on one machine with no GitHub. The
 command runs in a scratch copy of the release, never in the release itself, which
-stays immutable; exit 0 is success, anything else failure.
+stays immutable; exit 0 is success, anything else failure — except a command that
+cannot start (not found, not executable: exit 127 or 126), which says nothing about
+the commit and is inconclusive, with the reason.
 """
 
 from __future__ import annotations
@@ -52,21 +54,44 @@ class LocalProvider:
         runner.run(files.mkdirs(paths.logs, join(paths.dir, "ci"), envdir))
         runner.run(files.remove(workdir))
         runner.run(copy_tree(release, workdir))
-        command = self.command.format(envdir=envdir)
-        result = runner.run(
-            run_logged(workdir, command, log, self.timeout), check=False
-        )
+        argv = command_argv(self.command, envdir=envdir)
+        result = runner.run(run_logged(workdir, argv, log, self.timeout), check=False)
         runner.run(files.remove(workdir))
         if result.exited == 124:
             return Poll(
-                INCONCLUSIVE, f"CI command timed out after {self.timeout:g}s", log
+                INCONCLUSIVE,
+                f"CI command timed out after {self.timeout:g}s",
+                log,
+                settled=True,
             )
         if result.ok:
             return Poll(SUCCESS, "local CI passed", log)
         tail = runner.run(files.sh_tail(log, 5)).stdout.strip().splitlines()
+        if result.exited in CANNOT_START:
+            reason = tail[-1] if tail else f"exit {result.exited}"
+            return Poll(
+                INCONCLUSIVE,
+                f"the CI command could not start ({CANNOT_START[result.exited]}): "
+                f"{reason}",
+                log,
+                settled=True,
+            )
         return Poll(
             FAILURE, f"local CI failed (exit {result.exited})", log, tuple(tail[-3:])
         )
+
+
+#: Exit statuses of ``timeout``/the shell when the command itself could not start.
+CANNOT_START = {126: "not executable", 127: "not found"}
+
+
+def command_argv(template: str, **values: str) -> list[str]:
+    """Split the command template like a shell, then fill each word's placeholders.
+
+    Splitting first keeps a value with spaces (a root such as ``/srv/my app``) one
+    argument.
+    """
+    return [word.format(**values) for word in shlex.split(template)]
 
 
 def copy_tree(source: str, destination: str) -> Command:
@@ -74,13 +99,15 @@ def copy_tree(source: str, destination: str) -> Command:
     return sh('mkdir -p -- "$2" && cp -a -- "$1/." "$2/"', source, destination)
 
 
-def run_logged(workdir: str, command: str, log: str, timeout: float) -> Command:
-    """Run ``command`` (split like a shell, never evaluated) in ``workdir``."""
+def run_logged(
+    workdir: str, argv: list[str], log: str, timeout: float
+) -> Command:
+    """Run ``argv`` (never evaluated by a shell) in ``workdir``, output in ``log``."""
     return sh(
         'cd "$1" && log="$2" && secs="$3" && shift 3 && '
         'timeout "$secs" "$@" > "$log" 2>&1',
         workdir,
         log,
         str(int(timeout)),
-        *shlex.split(command),
+        *argv,
     )

@@ -7,7 +7,38 @@ import shlex
 from collections.abc import Mapping
 from posixpath import join
 
-from cicd.commands import Command, cmd
+from cicd.commands import Command, cmd, sh
+
+#: The only variables supervisord (and so every app) inherits: a job's environment —
+#: ``RUNNER_TRACKING_ID``, ``GITHUB_TOKEN``, ``DISCORD_WEBHOOK_URL`` — never reaches
+#: them. HOME and the user come from the account that runs it.
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: Loads the app's own secrets from an env file (``KEY=VALUE`` lines, ``#``
+#: comments), each value taken literally — never evaluated — then runs the app. A
+#: file of its own: supervisord cuts a command line at " ;" (an inline comment).
+APP_ENV_LOADER = """\
+# Written by cicd. Usage: sh app-env.sh ENV_FILE COMMAND...
+f="$1"
+shift
+if [ -f "$f" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*) continue ;; esac
+    name="${line%%=*}"
+    case "$name" in
+      ''|[0-9]*|*[!A-Za-z0-9_]*)
+        echo "app env file $f: not a KEY=VALUE line" >&2
+        exit 78 ;;
+    esac
+    if [ "$name" = "$line" ]; then
+      echo "app env file $f: not a KEY=VALUE line" >&2
+      exit 78
+    fi
+    export "$line"
+  done < "$f"
+fi
+exec "$@"
+"""
 
 
 def _escape(value: str) -> str:
@@ -108,8 +139,35 @@ def ctl(supervisorctl: str, conf: str, *args: str) -> Command:
 
 
 def daemon(supervisord: str, conf: str) -> Command:
-    """Start supervisord (it daemonizes and returns at once)."""
-    return cmd(*shlex.split(supervisord), "-c", conf)
+    """Start supervisord with a clean environment; it daemonizes and returns at once.
+
+    ``env -i`` drops everything the caller had (on a CI runner: the job's
+    ``RUNNER_TRACKING_ID``, whose holders the runner kills when the job ends, and
+    the job's secrets); supervisord's own daemonizing ``setsid()`` leaves the job's
+    session. Only PATH, HOME, USER and a UTF-8 locale are passed on.
+    """
+    return sh(
+        'path="$1"; shift; exec env -i PATH="$path" HOME="${HOME:-/}" '
+        'USER="${USER:-$(id -un)}" LANG=C.UTF-8 "$@"',
+        CLEAN_PATH,
+        *shlex.split(supervisord),
+        "-c",
+        conf,
+    )
+
+
+def loader_path(directory: str) -> str:
+    """Path of the env-file loader (:data:`APP_ENV_LOADER`) in ``directory``."""
+    return join(directory, "app-env.sh")
+
+
+def with_app_env(loader: str, env_file: str, command: str) -> str:
+    """Prefix a program's command line so it loads ``env_file`` first, if present.
+
+    The file holds the app's own secrets (mode 0600, never printed); a missing file
+    is no error.
+    """
+    return shlex.join(["/bin/sh", loader, env_file]) + " " + command
 
 
 def conf_path(directory: str) -> str:

@@ -3,6 +3,12 @@
 Its socket, config and logs live under ``<root>/supervisor``. The program runs in the
 environment's ``current`` symlink, so switching a release and restarting the program
 runs the new release; supervisord restarts the app if it crashes.
+
+supervisord must outlive the command that starts it — on a CI runner, the job, whose
+orphan cleanup kills every process carrying the job's ``RUNNER_TRACKING_ID``. So it
+starts with a clean environment in a session of its own, and an app sees only
+``runtime.environment`` plus its own secrets from ``<root>/<env>/shared/app.env``.
+``invoke setup`` writes a systemd unit that runs the same supervisord across reboots.
 """
 
 from __future__ import annotations
@@ -78,19 +84,20 @@ class SupervisorRuntime:
         )
         return result.exited, (result.stdout + result.stderr).strip()
 
-    def ensure_daemon(self, *, timeout: float = 10.0) -> bool:
-        """Write the config files; start supervisord or reload a changed program.
+    def write_config(self) -> list[str]:
+        """Write supervisord.conf, the env-file loader and this environment's program
+        file, each only if it differs.
+
+        One round trip to compare; nothing is written when both are up to date.
 
         Returns:
-            True when the program was (re)started as a side effect: supervisord
-            autostarts it, and ``update`` restarts a program whose config changed.
+            The paths written.
         """
-        program_path = sv.program_path(self.paths.supervisor, self.program)
         wanted = {
             self.conf: sv.daemon_conf(self.paths.supervisor),
-            program_path: self._program_conf(),
+            sv.loader_path(self.paths.supervisor): sv.APP_ENV_LOADER,
+            self.program_path: self._program_conf(),
         }
-        # One round trip to compare; writes only when something changed.
         sections = files.parse_snapshot(self.runner.run(files.read_all(*wanted)).stdout)
         stale = {
             path: content
@@ -103,7 +110,21 @@ class SupervisorRuntime:
             )
             for path, content in stale.items():
                 self.runner.run(files.write_atomic(path, content))
-        if program_path not in stale:
+        return list(stale)
+
+    @property
+    def program_path(self) -> str:
+        """This environment's program file under supervisord's conf.d."""
+        return sv.program_path(self.paths.supervisor, self.program)
+
+    def ensure_daemon(self, *, timeout: float = 10.0) -> bool:
+        """Write the config files; start supervisord or reload a changed program.
+
+        Returns:
+            True when the program was (re)started as a side effect: supervisord
+            autostarts it, and ``update`` restarts a program whose config changed.
+        """
+        if self.program_path not in self.write_config():
             return False
         if self._ctl("pid")[0] in UNREACHABLE:
             self._start_daemon(timeout)
@@ -142,7 +163,9 @@ class SupervisorRuntime:
         environment.setdefault("CICD_SHARED", self.paths.shared)
         return sv.program_conf(
             self.program,
-            command,
+            sv.with_app_env(
+                sv.loader_path(self.paths.supervisor), self.paths.app_env, command
+            ),
             directory=join(self.paths.current, self.settings.app_dir),
             environment=environment,
             logfile=join(self.paths.logs, "app.log"),

@@ -14,6 +14,7 @@ ns.add_collection(Collection.from_module(deploy, name="deploy"))
 ns.add_collection(Collection.from_module(lock, name="lock"))
 ns.add_collection(Collection.from_module(notify, name="notify"))
 ns.add_collection(Collection.from_module(hooks, name="hooks"))
+ns.add_collection(Collection.from_module(watch, name="watch"))
 for _task in (
     ops.rollback,
     ops.health,

@@ -1,4 +1,8 @@
-"""``watch``: follow CI for a deployed sha and act on its verdict."""
+"""``watch``: follow CI for a deployed sha and act on its verdict.
+
+``invoke watch`` is the watcher (polling, detached or not); ``invoke watch.verdict``
+is the ``workflow_run`` job's way in, with its own fresh token.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from cicd.tasks._common import configured_fleet, notifier, reported, targets
 
 
 @task(
+    default=True,
     help={
         "sha": "The deployed sha to watch. Default: $GITHUB_SHA in a workflow.",
         "env": "Environment the sha was deployed to (default: preprod).",
@@ -56,3 +61,36 @@ def watch(
             return
         verdict = watcher.watch(t, full, n, fleet=fleet)
         print(f"{env}: CI {verdict} for {full[:7]}")
+
+
+@task(
+    help={
+        "sha": "The sha CI ran for (the workflow_run event's head_sha).",
+        "run_id": "The CI run's id (the workflow_run event's id).",
+        "env": "Environment the sha was deployed to (default: preprod).",
+    }
+)
+def verdict(c: Any, sha: str = "", run_id: str = "", env: str = "preprod") -> None:
+    """Act on a finished GitHub Actions CI run: validate the sha, or roll back.
+
+    For the ci-verdict workflow (on workflow_run of CI, completed): reads the run
+    once with $GITHUB_TOKEN (this job's own token; $CICD_GITHUB_TOKEN wins when set)
+    and acts exactly as the watcher: same journal, lock and messages. If the watcher
+    already decided, it says so and changes nothing; a passing re-run of a sha an
+    earlier run failed validates it. A sha never deployed here is left alone.
+    """
+    with reported():
+        from cicd import watch as watcher
+        from cicd.errors import UsageError
+
+        if not sha or not run_id:
+            raise UsageError("--sha and --run-id are required (from the workflow_run)")
+        if not run_id.isdigit():
+            raise UsageError(f"--run-id must be a number, got {run_id[:40]!r}")
+        hosts = targets(c, env)
+        fleet = configured_fleet(c, hosts)
+        t = hosts[0]
+        full = t.resolve(sha)
+        outcome = watcher.verdict(t, full, run_id, notifier(t), fleet=fleet)
+        if outcome != "not-deployed":
+            print(f"{env}: CI {outcome} for {full[:7]}")
