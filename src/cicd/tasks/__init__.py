@@ -6,8 +6,7 @@ so ``invoke --list`` stays fast.
 
 from invoke.collection import Collection
 
-from cicd.tasks import deploy, hooks, lock, notify, ops, watch
-from cicd.tasks import setup
+from cicd.tasks import deploy, hooks, lock, notify, ops, setup, watch
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
@@ -23,7 +22,6 @@ for _task in (
     ops.down,
     setup.setup,
     setup.start,
-    watch.watch,
 ):
     ns.add_task(_task)  # type: ignore[arg-type]
 
