@@ -6,7 +6,7 @@ checkout, the source is this repository, and supervisord runs the app of
 
 Every key can be set at the top of ``[tool.cicd]`` and overridden per environment in
 ``[tool.cicd.env.NAME]``. Secrets never live here: ``DISCORD_WEBHOOK_URL`` and
-``GITHUB_TOKEN`` come from the environment only. An unknown key or a value of the
+``GITHUB_TOKEN`` / ``CICD_GITHUB_TOKEN`` come from the environment only. An unknown key or a value of the
 wrong type is a :class:`~cicd.errors.ConfigError` naming the key.
 """
 
