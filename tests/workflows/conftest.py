@@ -10,16 +10,20 @@ VM where the venv outlives the jobs.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from pytest_httpserver import HTTPServer
 
 from tests import act_harness
-from tests.act_harness import DiscordSink, Runner
+from tests.act_harness import DiscordSink, JobResult, Runner, workflow_run_event
 from tests.conftest import AppRepo, Project, shutdown_supervisord
 from tests.github_fake import FakeGitHub
 
@@ -125,3 +129,73 @@ def runner(
     # The detached watchers of this configuration, then its supervisord(s).
     act_harness.stop_processes_with("CICD_CONFIG", str(project.config_path))
     shutdown_supervisord(project.root)
+
+
+# -- what the scenarios do and look at -----------------------------------------
+
+
+def serves(project: Project, env: str = "preprod") -> str:
+    """What the app of ``env`` answers ('' when it does not answer)."""
+    try:
+        return requests.get(project.url(env), timeout=5).text.strip()
+    except requests.RequestException:
+        return ""
+
+
+def ledger(project: Project, env: str = "preprod") -> list[dict[str, Any]]:
+    """Every ledger event of ``env`` (none when there is no ledger yet)."""
+    path = project.root / env / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def validated(project: Project, env: str = "preprod") -> str:
+    """The sha in ``env``'s validated file ('' when none)."""
+    path = project.root / env / "validated"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def current(project: Project, env: str = "preprod") -> str:
+    """The sha ``env``'s current symlink names ('' when none)."""
+    link = project.root / env / "current"
+    return Path(os.readlink(link)).name if link.is_symlink() else ""
+
+
+def ok(result: JobResult) -> JobResult:
+    """The result, asserted successful (act's whole output shown otherwise)."""
+    assert result.ok, str(result)
+    return result
+
+
+def push(runner: Runner, sha: str) -> JobResult:
+    """A push of ``sha`` to main: cd-preprod.yml runs."""
+    return runner.run("cd-preprod.yml", "push", sha=sha)
+
+
+def ci_completed(
+    runner: Runner, github: FakeGitHub, sha: str, conclusion: str, run_id: int
+) -> JobResult:
+    """CI of ``sha`` completes with ``conclusion``: ci-verdict.yml runs."""
+    github.set_run(sha, "completed", conclusion, run_id=run_id, number=run_id)
+    return runner.run(
+        "ci-verdict.yml", "workflow_run", workflow_run_event(sha, run_id, conclusion)
+    )
+
+
+def dispatch_prod(runner: Runner, confirm: str, sha: str = "") -> JobResult:
+    """Someone runs cd-prod.yml by hand with these inputs."""
+    return runner.run(
+        "cd-prod.yml", "workflow_dispatch", inputs={"confirm": confirm, "sha": sha}
+    )
+
+
+def deployed_and_validated(
+    runner: Runner, project: Project, github: FakeGitHub, version: str, run_id: int
+) -> str:
+    """Commit ``version``, push it (deployed), CI passes (validated); its sha."""
+    sha = project.repo.commit(version)
+    ok(push(runner, sha))
+    ok(ci_completed(runner, github, sha, "success", run_id))
+    assert validated(project) == sha
+    return sha
