@@ -53,7 +53,7 @@ def lint(session: nox.Session) -> None:
     )
     # Workflow security (template injection, permissions, pinning); offline, and
     # only high-severity findings fail.
-    session.run("zizmor", "--offline", "--min-severity", "high", ".github")
+    session.run("zizmor", "--offline", "--quiet", "--min-severity", "high", ".github")
     compose_files = sorted(glob.glob("30_docker/docker-compose*.yml"))
     session.run(
         "check-jsonschema", "--builtin-schema", "vendor.compose-spec", *compose_files

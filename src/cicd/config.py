@@ -5,9 +5,10 @@ checkout, the source is this repository, and supervisord runs the app of
 ``10_preprod`` on 127.0.0.1:8500 (preprod) and 127.0.0.1:8501 (prod).
 
 Every key can be set at the top of ``[tool.cicd]`` and overridden per environment in
-``[tool.cicd.env.NAME]``. Secrets never live here: ``DISCORD_WEBHOOK_URL`` and
-``GITHUB_TOKEN`` / ``CICD_GITHUB_TOKEN`` come from the environment only. An unknown key or a value of the
-wrong type is a :class:`~cicd.errors.ConfigError` naming the key.
+``[tool.cicd.env.NAME]``. Secrets never live here: ``DISCORD_WEBHOOK_URL``,
+``GITHUB_TOKEN`` and ``CICD_GITHUB_TOKEN`` come from the environment only. An unknown
+key or a value of the wrong type is a :class:`~cicd.errors.ConfigError` naming the
+key.
 """
 
 from __future__ import annotations

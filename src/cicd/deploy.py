@@ -28,7 +28,8 @@ from cicd.progress import Timeline
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
-    from cicd.target import EnvState, Target
+    from cicd.state import EnvState
+    from cicd.target import Target
 
 CONFIRMATION = "DEPLOY"
 

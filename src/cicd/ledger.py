@@ -13,10 +13,10 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
-#: Event names written to the ledger.
-EVENTS = (
+#: Event names written to the ledger; mypy refuses any other name in the code.
+EventName = Literal[
     "deploy",
     "export",
     "switch",
@@ -31,7 +31,8 @@ EVENTS = (
     "noop",
     "lock_broken",
     "prune",
-)
+]
+EVENTS: tuple[str, ...] = get_args(EventName)
 
 
 def actor() -> str:
@@ -53,7 +54,7 @@ def now() -> str:
 class Event:
     """One ledger line."""
 
-    event: str
+    event: EventName
     env: str
     sha: str | None = None
     previous: str | None = None
@@ -85,8 +86,11 @@ class Event:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
         """Build an event from a parsed line, ignoring unknown fields."""
+        name = data["event"]
+        if name not in EVENTS:
+            raise ValueError(f"unknown event {str(name)[:40]!r}")
         return cls(
-            event=str(data["event"]),
+            event=cast(EventName, name),
             env=str(data.get("env", "")),
             sha=data.get("sha"),
             previous=data.get("previous"),

@@ -18,7 +18,8 @@ from cicd.progress import Timeline
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
-    from cicd.target import EnvState, Target
+    from cicd.state import EnvState
+    from cicd.target import Target
 
 SHA_PREFIX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import dataclass
 from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,8 @@ from cicd.commands import venv as venv_commands
 from cicd.errors import UsageError
 from cicd.health import Fetcher, LocalFetcher
 from cicd.layout import EnvPaths
-from cicd.ledger import Event, parse
+from cicd.ledger import Event, EventName, parse
+from cicd.state import EnvState, replay
 
 if TYPE_CHECKING:
     from cicd.config import EnvSettings, Settings
@@ -28,27 +28,6 @@ if TYPE_CHECKING:
 
 SHA_PATTERN = re.compile(r"^[0-9a-fA-F]{7,40}$")
 URL_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)")
-
-
-@dataclass(frozen=True)
-class EnvState:
-    """What an environment looks like now, computed from the ledger and files."""
-
-    env: str
-    current: str | None
-    previous: str | None
-    validated: str | None
-    validated_all: frozenset[str]
-    bad: frozenset[str]
-    releases: tuple[str, ...]
-    lock: dict[str, Any] | None
-    events: tuple[Event, ...]
-    warnings: tuple[str, ...]
-    settled: bool = False
-
-    def is_good(self, sha: str) -> bool:
-        """Whether ``sha`` was validated by CI and not marked bad since."""
-        return sha in self.validated_all and sha not in self.bad
 
 
 class Target:
@@ -132,7 +111,7 @@ class Target:
             self.runner.run(files.append_lines(self.paths.ledger, *lines))
             self._pending.clear()
 
-    def event(self, name: str, *, defer: bool = False, **fields: Any) -> Event:
+    def event(self, name: EventName, *, defer: bool = False, **fields: Any) -> Event:
         """Build and append an event of this environment."""
         return self.record(Event(event=name, env=self.env, **fields), defer=defer)
 
@@ -306,52 +285,21 @@ class Target:
             self.runner.run(files.snapshot(self.paths.dir)).stdout
         )
         events, warnings = parse(sections.get("ledger", ""))
-        current = basename(sections.get("current", "").strip().rstrip("/")) or None
-        validated = sections.get("validated", "").strip() or None
-        kept = sorted(
-            n for n in sections.get("releases", "").split() if SHA_PATTERN.match(n)
-        )
         lock_lines = sections.get("lock", "").split("\n", 1)
-        lock_details = (
-            _lock_details(lock_lines[1] if len(lock_lines) > 1 else "")
-            if lock_lines[0] == "held"
-            else None
-        )
-        validated_all: set[str] = {validated} if validated else set()
-        verdicts: dict[str, str] = {}
-        previous = None
-        # Settled: the last switch was followed by a passing readiness check, so what
-        # runs is what ``current`` names (a run killed mid-deploy leaves it false).
-        settled = False
-        order: dict[str, int] = {}
-        for index, event in enumerate(events):
-            if event.sha and event.event in ("switch", "export", "deploy"):
-                order[event.sha] = index
-            if event.event == "validated" and event.sha:
-                validated_all.add(event.sha)
-                verdicts[event.sha] = "validated"
-            elif event.event == "marked_bad" and event.sha:
-                verdicts[event.sha] = "bad"
-            if event.event == "switch":
-                settled = False
-                if event.sha == current:
-                    previous = event.previous
-            elif event.event == "health" and event.outcome == "ok":
-                settled = event.sha == current
-        bad = frozenset(sha for sha, verdict in verdicts.items() if verdict == "bad")
-        kept.sort(key=lambda sha: order.get(sha, -1), reverse=True)
-        return EnvState(
-            env=self.env,
-            current=current,
-            previous=previous if previous != current else None,
-            validated=validated,
-            validated_all=frozenset(validated_all),
-            bad=bad,
-            releases=tuple(kept),
-            lock=lock_details,
-            events=tuple(events),
-            warnings=tuple(warnings),
-            settled=settled,
+        return replay(
+            self.env,
+            events,
+            current=basename(sections.get("current", "").strip().rstrip("/")) or None,
+            validated=sections.get("validated", "").strip() or None,
+            releases=(
+                n for n in sections.get("releases", "").split() if SHA_PATTERN.match(n)
+            ),
+            lock=(
+                _lock_details(lock_lines[1] if len(lock_lines) > 1 else "")
+                if lock_lines[0] == "held"
+                else None
+            ),
+            warnings=warnings,
         )
 
     def prune(self, state: EnvState) -> list[str]:

@@ -47,11 +47,13 @@ from cicd.ci import (
 from cicd.commands import files
 from cicd.deploy import short
 from cicd.errors import CicdError, LockHeld, UsageError
+from cicd.state import release_order
 
 if TYPE_CHECKING:
     from cicd.ci.github import GitHubProvider
     from cicd.notify import Notifier
-    from cicd.target import EnvState, Target
+    from cicd.state import EnvState
+    from cicd.target import Target
 
 #: Longest time a verdict waits for a deploy or rollback to release the lock.
 LOCK_WAIT = 300.0
@@ -271,7 +273,7 @@ def verdict(
             ci.workflow, ci.repository, ci.api_url
         )
     state = target.state()
-    if not any(e.sha == sha and e.event == "deploy" for e in state.events):
+    if not state.deployed(sha):
         notifier.say(
             f"{target.env}: {short(sha)} was never deployed here: nothing to decide"
         )
@@ -439,9 +441,7 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
 def _validate(target: Target, sha: str, state: EnvState) -> None:
     """Record the verdict; move ``validated`` forward only, never back."""
     target.event("validated", sha=sha)
-    order = {
-        e.sha: i for i, e in enumerate(state.events) if e.event == "deploy" and e.sha
-    }
+    order = release_order(state.events)
     current = state.validated
     if current is None or order.get(sha, -1) >= order.get(current, -1):
         target.set_validated(sha)

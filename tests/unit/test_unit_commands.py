@@ -524,7 +524,7 @@ def test_app_env_file_is_loaded_literally_before_the_app(tmp_path: Path) -> None
     env_file.write_text(
         "# the app's own secrets\n\nAPI_KEY=s3cret value $(touch pwned)\nMODE=prod"
     )
-    show = "sh -c 'printf \"%s|%s\" \"$API_KEY\" \"$MODE\"'"
+    show = 'sh -c \'printf "%s|%s" "$API_KEY" "$MODE"\''
     loader = tmp_path / "app-env.sh"
     loader.write_text(supervisor.APP_ENV_LOADER)
     line = supervisor.with_app_env(str(loader), str(env_file), show)

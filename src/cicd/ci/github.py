@@ -277,9 +277,8 @@ class GitHubProvider:
         branch = run.get("head_branch")
         if not branch:
             return ""
-        response = self._get(
-            self.runs_url(), params={"branch": branch, "event": "push", "per_page": "10"}
-        )
+        query = {"branch": branch, "event": "push", "per_page": "10"}
+        response = self._get(self.runs_url(), params=query)
         if isinstance(response, Poll) or response.status_code != 200:
             return ""
         key = (run.get("run_number") or 0, run.get("id") or 0)

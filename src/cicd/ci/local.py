@@ -99,9 +99,7 @@ def copy_tree(source: str, destination: str) -> Command:
     return sh('mkdir -p -- "$2" && cp -a -- "$1/." "$2/"', source, destination)
 
 
-def run_logged(
-    workdir: str, argv: list[str], log: str, timeout: float
-) -> Command:
+def run_logged(workdir: str, argv: list[str], log: str, timeout: float) -> Command:
     """Run ``argv`` (never evaluated by a shell) in ``workdir``, output in ``log``."""
     return sh(
         'cd "$1" && log="$2" && secs="$3" && shift 3 && '

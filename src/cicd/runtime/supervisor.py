@@ -85,8 +85,7 @@ class SupervisorRuntime:
         return result.exited, (result.stdout + result.stderr).strip()
 
     def write_config(self) -> list[str]:
-        """Write supervisord.conf, the env-file loader and this environment's program
-        file, each only if it differs.
+        """Write supervisord's files (conf, env-file loader, program) that differ.
 
         One round trip to compare; nothing is written when both are up to date.
 

@@ -21,7 +21,7 @@ from cicd.tasks._common import configured_fleet, notifier, reported, targets
         "env": "Environment the sha was deployed to (default: preprod).",
         "detach": "Run in the background (log in <env>/logs) and return.",
         "resume": "Resume every interrupted watch of the environment instead.",
-    }
+    },
 )
 def watch(
     c: Any,
