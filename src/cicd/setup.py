@@ -716,8 +716,7 @@ def start_env(t: Target) -> Started:
     taken; the ledger records the restart and the readiness outcome.
 
     Returns:
-        What happened; ``ok`` is False when the app did not get ready, or when it
-        answers but its runtime does not run it (another process holds the port).
+        What happened; ``ok`` is False when the app did not get ready.
     """
     from cicd.deploy import DeployFailed, short, wait_until_ready
     from cicd.progress import Timeline
@@ -738,14 +737,6 @@ def start_env(t: Target) -> Started:
     except DeployFailed as error:
         t.event("health", sha=sha, outcome="failed", detail=f"start: {error}")
         return Started(t.env, sha, False, f"{short(sha)} NOT READY: {error}")
-    after = t.runtime.status()
-    if after != "RUNNING":
-        detail = (
-            f"answers, but its runtime says {after}: another process holds port "
-            f"{t.settings.port} (an app left over from a killed supervisord?)"
-        )
-        t.event("health", sha=sha, outcome="failed", detail=f"start: {detail}")
-        return Started(t.env, sha, False, f"{short(sha)} {detail}")
     t.event(
         "health",
         sha=sha,

@@ -217,3 +217,34 @@ def test_start_exits_1_when_an_app_does_not_get_ready(project: Project) -> None:
     assert result.stdout.startswith(f"preprod: {sha[:7]} NOT READY: not ready after")
     assert result.stderr.strip() == "not ready: preprod"
     assert invoke("start", "--env", "nope").returncode == 2
+    project.write(preprod='runtime = { supervisord = "/nowhere/supervisord" }')
+    result = invoke("start")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "preprod: error: supervisord not found on "
+        f"{os.uname().nodename}: /nowhere/supervisord (install the 'supervisor' "
+        "package, or set tool.cicd.runtime.supervisord)",
+        "prod: never deployed: skipped",
+    ]
+
+
+def test_fleet_hosts_are_checked_in_known_hosts(
+    project: Project, tmp_path: Path
+) -> None:
+    (tmp_path / "ssh_config").write_text(
+        f"Host *\n  UserKnownHostsFile {tmp_path / 'known_hosts'}\n"
+    )
+    project.write(extra='hosts = ["127.0.0.9:2222"]\nssh_config = "ssh_config"\n')
+    result = invoke("setup", "--check", "--env", "prod")
+    assert result.returncode == 1
+    assert status_lines(result.stdout) == [
+        f"missing  prod@127.0.0.9:2222: no key for 127.0.0.9 port 2222 in "
+        f"{tmp_path / 'known_hosts'}: SSH to it is refused (a key is never accepted "
+        "blindly)"
+    ]
+    assert (
+        f"  ssh-keyscan -H -p 2222 127.0.0.9 >> {tmp_path / 'known_hosts'}   # after "
+        in result.stdout
+    )
+    assert result.stderr.strip() == "setup: missing: prod@127.0.0.9:2222"
+    assert not project.root.exists()

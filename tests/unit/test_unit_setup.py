@@ -285,6 +285,31 @@ def test_missing_supervisord_blocks(project: Project, tmp_path: Path) -> None:
     assert "systemd unit" not in by_name(checks)
 
 
+def test_a_unit_systemd_rejects_is_reported(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    write_fake(bin_dir, "systemd-analyze", 'echo "$2: Unknown key" >&2; exit 1\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    checks = setup(project, tmp_path)
+    verify = by_name(checks)["systemd unit verify"]
+    unit = tmp_path / "units" / systemd.UNIT_NAME
+    assert verify.status == MISSING and not verify.blocking
+    assert verify.detail == f"systemd-analyze verify {unit}: {unit}: Unknown key"
+    assert not failures(checks, check_only=False)
+
+
+def test_one_unit_for_one_root(project: Project, tmp_path: Path) -> None:
+    project.write(preprod=f'root = "{tmp_path / "other root"}"')
+    checks = setup(project, tmp_path)
+    units = [c for c in checks if c.name == "systemd unit"]
+    assert [c.status for c in units] == [FIXED, MISSING]
+    assert "2 roots use supervisor" in units[1].detail
+    assert f"{tmp_path / 'other root'}/supervisor" in (
+        (tmp_path / "units" / systemd.UNIT_NAME).read_text()
+    )
+
+
 def write_fake(bin_dir: Path, name: str, script: str) -> None:
     """A stand-in program on PATH (here: a Docker engine that is not there)."""
     bin_dir.mkdir(exist_ok=True)
