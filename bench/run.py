@@ -33,6 +33,7 @@ from bench_compose import bench_compose_rollback
 from bench_deploy import bench_deploy, bench_rollback
 from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
+from bench_runner import bench_runner
 from bench_watch import bench_watch
 
 BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "rollback": bench_rollback,
     "list": bench_list,
     "watch": bench_watch,
+    "runner": bench_runner,
     "app": bench_app,
     "fleet": bench_fleet,
     "compose-rollback": bench_compose_rollback,
