@@ -29,7 +29,8 @@ from typing import Any
 from invoke.context import Context
 
 from cicd import config
-from cicd.deploy import deploy_preprod, deploy_prod, short
+from cicd.deploy import deploy_preprod, deploy_prod
+from cicd.messages import short
 from cicd.errors import CicdError
 from cicd.notify import Notifier
 from cicd.runner import Runner
@@ -197,7 +198,7 @@ def run(plan: Plan) -> tuple[list[Step], list[dict[str, Any]] | None]:
         where = f"127.0.0.1:{plan.ports[0]}"
 
         with steps.step(f"deploy HEAD {short(good)} to preprod ({where})") as step:
-            result = deploy_preprod(preprod, good, Notifier(preprod))
+            result = deploy_preprod([preprod], good, Notifier(preprod))
             step.outcome = f"{result.outcome} in {result.seconds:.1f}s"
         start_detached(preprod, good)
         with steps.step(f"CI watcher (local CI) on {short(good)}") as step:
@@ -217,7 +218,7 @@ def run(plan: Plan) -> tuple[list[Step], list[dict[str, Any]] | None]:
         git(source, "commit", "-qam", plan.breakage.message)
         bad = git(source, "rev-parse", "HEAD")
         with steps.step(f"deploy {short(bad)}, a commit that breaks a test") as step:
-            result = deploy_preprod(preprod, bad, Notifier(preprod))
+            result = deploy_preprod([preprod], bad, Notifier(preprod))
             step.outcome = f"{result.outcome}: live at once, CI pending"
         start_detached(preprod, bad)
         with steps.step(f"CI watcher on {short(bad)}: failure, rollback") as step:
@@ -229,7 +230,7 @@ def run(plan: Plan) -> tuple[list[Step], list[dict[str, Any]] | None]:
 
         with steps.step("deploy the validated sha to prod, --confirm DEPLOY") as step:
             result = deploy_prod(
-                prod,
+                [prod],
                 preprod,
                 None,
                 confirm="DEPLOY",

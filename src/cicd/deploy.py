@@ -1,28 +1,32 @@
-"""Deploy a commit to an environment: the heart of the pipeline.
+"""Deploy a commit to an environment: the heart of the pipeline, as named phases.
 
-Preprod (deploy first, CI watched afterwards):
-validate → lock → note the rollback point → export the release (or reuse it) →
-switch ``current`` → restart → readiness → notify "deployed, CI pending".
-Any failure after the switch switches back, restarts the previous release, marks the
-new one bad and exits non-zero.
+Preprod (deploy first, CI watched afterwards)::
 
+    lock → read state → (already serving? done) → announce → prepare (export, backup)
+    → activate (switch, restart, readiness; batch by batch) → finish (ledger, prune)
+
+Any failure after a switch puts every switched host back on its previous release,
+marks the new one bad and exits non-zero; a failure before any switch changes nothing.
 Production adds a typed ``DEPLOY`` confirmation, refuses a sha CI has not validated
 (unless forced, which the ledger records) and backs up persistent data first.
+
+The phases are the methods of :class:`DeployRun`, read top to bottom in
+:func:`run_deploy` — in the manner of Kamal's ``deploy`` command. Switching a release
+into service is :mod:`cicd.activation`; backups are :mod:`cicd.backup`; the words of
+every message are :mod:`cicd.messages`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from posixpath import join
 from typing import TYPE_CHECKING
 
-from cicd import lock
-from cicd.commands import files
-from cicd.errors import CicdError, UsageError
-from cicd.health import CheckResult, Readiness, wait_ready
+from cicd import lock, messages
+from cicd.activation import DeployFailed, activate, already_ready, recover
+from cicd.backup import back_up
+from cicd.errors import UsageError
+from cicd.messages import short
 from cicd.parallel import collect, each
 from cicd.progress import Timeline
 
@@ -31,11 +35,16 @@ if TYPE_CHECKING:
     from cicd.state import EnvState
     from cicd.target import Target
 
+__all__ = [
+    "CONFIRMATION",
+    "DeployFailed",
+    "DeployResult",
+    "deploy_preprod",
+    "deploy_prod",
+    "run_deploy",
+]
+
 CONFIRMATION = "DEPLOY"
-
-
-class DeployFailed(CicdError):
-    """The new release did not become ready; the previous one runs again."""
 
 
 @dataclass
@@ -65,102 +74,34 @@ class DeployResult:
         }
 
 
-def short(sha: str | None) -> str:
-    """Seven characters of a sha, or ``none``."""
-    return sha[:7] if sha else "none"
+@dataclass(frozen=True)
+class DeployPlan:
+    """How a deploy differs between environments: its messages and extra steps.
 
-
-def commit_link(sha: str) -> str:
-    """A link to the commit on GitHub, from the runner's variables, or nothing."""
-    server = os.environ.get("GITHUB_SERVER_URL", "").rstrip("/")
-    repository = os.environ.get("GITHUB_REPOSITORY", "")
-    return f"\n{server}/{repository}/commit/{sha}" if server and repository else ""
-
-
-def rollback_command(target: Target, sha: str | None) -> str:
-    """The exact command a person runs to roll back by hand."""
-    to = f" --to {short(sha)}" if sha else ""
-    if target.runner.remote:
-        return f"fab -H {target.runner.host} rollback --env {target.env}{to}"
-    return f"invoke rollback --env {target.env}{to}"
-
-
-def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readiness:
-    """Poll the environment's health checks, printing each change of state."""
-    health = target.settings.health
-    last_reason = [""]
-    notes: set[str] = set()
-
-    def report(attempt: int, results: tuple[CheckResult, ...]) -> None:
-        for note in {r.note for r in results if r.note} - notes:
-            timeline.say(f"  note: {note}")
-            notes.add(note)
-        failed = [r for r in results if not r.ok]
-        reason = "; ".join(r.reason for r in failed) if failed else "passing"
-        if reason != last_reason[0]:
-            timeline.say(f"  readiness attempt {attempt}: {reason}")
-            last_reason[0] = reason
-
-    with timeline.step("readiness", label):
-        readiness = wait_ready(
-            health.checks,
-            deadline=health.deadline,
-            interval=health.interval,
-            successes=health.successes,
-            on_attempt=report,
-            fetcher=target.fetcher(),
-        )
-        if not readiness.ok:
-            raise DeployFailed(
-                f"not ready after {readiness.seconds:.1f}s: {readiness.reason}"
-            )
-    return readiness
-
-
-def activate(
-    target: Target, sha: str, timeline: Timeline, *, label: str, running: str | None
-) -> None:
-    """Switch ``current`` to a kept release, restart the app and wait until ready.
-
-    Args:
-        target: The environment on one host.
-        sha: The kept release to run.
-        timeline: Where step timings go.
-        label: What the readiness step is called.
-        running: What ``current`` points to now (recorded as the switch's previous).
+    Attributes:
+        started: The notification sent once the deploy begins.
+        succeeded: The notification sent once every host is ready.
+        batch: Hosts activated at a time (0: all at once).
+        backup: Archive persistent data before the switch (production).
+        forced: The sha was not validated by CI (recorded in the ledger).
+        validated_by: The environment whose CI validation this sha carries over.
     """
-    with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
-        target.switch(sha, running)
-    with timeline.step("restart", f"restart the {target.env} app"):
-        target.runtime.restart()
-    target.event("restart", sha=sha, defer=True)
-    try:
-        readiness = wait_until_ready(target, timeline, label)
-    except DeployFailed as error:
-        target.event("health", sha=sha, outcome="failed", detail=str(error))
-        raise
-    target.event(
-        "health",
-        sha=sha,
-        detail=f"ready after {readiness.attempts} attempt(s)",
-        durations={"readiness": readiness.seconds},
-    )
 
-
-Targets = Sequence["Target"]
-
-
-def _as_list(targets: Target | Targets) -> list[Target]:
-    return list(targets) if isinstance(targets, Sequence) else [targets]
+    started: str
+    succeeded: str
+    batch: int = 0
+    backup: bool = False
+    forced: bool = False
+    validated_by: str | None = None
 
 
 def deploy_preprod(
-    targets: Target | Targets, revision: str, notifier: Notifier, *, batch: int = 0
+    hosts: list[Target], revision: str, notifier: Notifier, *, batch: int = 0
 ) -> DeployResult:
     """Deploy ``revision`` to preprod at once; CI is watched afterwards.
 
     Args:
-        targets: The environment on one host, or on every host of a fleet.
+        hosts: The environment on every host (one for a single VM).
         revision: The sha (7 to 40 hex digits).
         notifier: Where messages go.
         batch: Hosts activated at a time (0: all at once).
@@ -170,29 +111,20 @@ def deploy_preprod(
         LockHeld: Another run holds the environment.
         DeployFailed: Not ready; the previous release runs again everywhere.
     """
-    hosts = _as_list(targets)
     first = hosts[0]
     collect(lambda t: t.runtime.preflight(), hosts)
     sha = first.resolve(revision)
     author, subject = first.describe(sha)
-    return _deploy(
-        hosts,
-        sha,
-        notifier,
+    plan = DeployPlan(
+        started=messages.preprod_started(first.env, sha, author, subject),
+        succeeded=messages.preprod_succeeded(first.env, sha),
         batch=batch,
-        started=(
-            f"🚀 {first.env.upper()} - Deployment started\nSHA: {short(sha)}\n"
-            f"Author: @{author or '?'}\nMessage: {subject or '?'}" + commit_link(sha)
-        ),
-        succeeded=(
-            f"✅ {first.env.upper()} - Deployed {short(sha)}\n"
-            "⏳ CI verification in progress..."
-        ),
     )
+    return run_deploy(hosts, sha, notifier, plan)
 
 
 def deploy_prod(
-    targets: Target | Targets,
+    hosts: list[Target],
     preprod: Target,
     revision: str | None,
     *,
@@ -204,7 +136,7 @@ def deploy_prod(
     """Deploy a CI-validated sha to production after a typed confirmation.
 
     Args:
-        targets: Production on one host, or on every host of a fleet.
+        hosts: Production on every host (one for a single VM).
         preprod: The environment whose validated sha is the default.
         revision: The sha to deploy; defaults to preprod's last validated sha.
         confirm: Must be exactly ``DEPLOY``.
@@ -216,7 +148,6 @@ def deploy_prod(
         UsageError: Not confirmed, no sha, or not validated; nothing changed.
         DeployFailed: Not ready; the previous production release runs again.
     """
-    hosts = _as_list(targets)
     first = hosts[0]
 
     def refuse(detail: str, message: str, sha: str | None = None) -> UsageError:
@@ -226,10 +157,7 @@ def deploy_prod(
         return UsageError(message)
 
     if confirm != CONFIRMATION:
-        notifier.send(
-            f"🚫 {first.env.upper()} - Deployment cancelled: confirmation was "
-            f"{confirm!r}, not {CONFIRMATION}"
-        )
+        notifier.send(messages.prod_cancelled(first.env, confirm, CONFIRMATION))
         raise refuse(
             f"confirmation {confirm!r}",
             f"confirmation must be exactly {CONFIRMATION} (got {confirm!r}); "
@@ -259,331 +187,286 @@ def deploy_prod(
             sha,
         )
     collect(lambda t: t.runtime.preflight(), hosts)
-    return _deploy(
-        hosts,
-        sha,
-        notifier,
+    plan = DeployPlan(
+        started=messages.prod_started(first.env, sha, forced=forced),
+        succeeded=messages.prod_succeeded(first.env, sha, first.settings.url),
         batch=batch,
         backup=True,
         forced=forced,
         validated_by=None if forced else preprod.env,
-        started=(
-            f"🎯 {first.env.upper()} - Deployment started\nSHA: {short(sha)}"
-            + (" (FORCED: not validated by CI)" if forced else "")
-        ),
-        succeeded=(
-            f"🎯 {first.env.upper()} - Deployment successful ✅\nSHA: {short(sha)}\n"
-            f"PREPROD ✅ → PROD ✅\nURL: {first.settings.url}"
-        ),
     )
+    return run_deploy(hosts, sha, notifier, plan)
 
 
-def _deploy(
-    hosts: list[Target],
-    sha: str,
-    notifier: Notifier,
-    *,
-    started: str,
-    succeeded: str,
-    batch: int = 0,
-    backup: bool = False,
-    forced: bool = False,
-    validated_by: str | None = None,
+def run_deploy(
+    hosts: list[Target], sha: str, notifier: Notifier, plan: DeployPlan
 ) -> DeployResult:
     """Deploy ``sha`` on every host, all or nothing (see the module docstring)."""
-    first = hosts[0]
-    fleet = len(hosts) > 1
-
-    def prefixed(target: Target) -> Callable[[str], None]:
-        prefix = f"[{target.runner.host}] " if fleet else ""
-        return lambda line: notifier.say(prefix + line)
-
-    timelines = {t: Timeline(prefixed(t)) for t in hosts}
-    clock = Timeline(notifier.say)
+    run = DeployRun(hosts, sha, notifier, plan)
     with lock.hold_all(hosts, "deploy", sha):
-        states = collect(lambda t: _prepare_state(t, notifier), hosts)
+        run.read_state()
+        if run.already_serving():
+            return run.noop()
+        run.announce()
+        run.prepare()
+        run.activate()
+        run.finish()
+    return run.result()
+
+
+class DeployRun:
+    """One deploy of one sha to one environment's hosts, phase by phase.
+
+    Args:
+        hosts: The environment on every host.
+        sha: The full sha.
+        notifier: Where messages go.
+        plan: What this environment's deploy adds or says.
+    """
+
+    def __init__(
+        self, hosts: list[Target], sha: str, notifier: Notifier, plan: DeployPlan
+    ) -> None:
+        self.hosts = hosts
+        self.first = hosts[0]
+        self.sha = sha
+        self.notifier = notifier
+        self.plan = plan
+        self.fleet = len(hosts) > 1
+        self.clock = Timeline(notifier.say)
+        self.timelines = {t: Timeline(self._say_for(t)) for t in hosts}
+        self.states: dict[Target, EnvState] = {}
+        #: The rollback point of each host.
+        self.previous: dict[Target, str | None] = {}
+        self.errors: dict[Target, BaseException | None] = {}
+
+    def _say_for(self, target: Target) -> Callable[[str], None]:
+        prefix = f"[{target.runner.host}] " if self.fleet else ""
+        return lambda line: self.notifier.say(prefix + line)
+
+    # -- the phases, in order ---------------------------------------------------
+
+    def read_state(self) -> None:
+        """Read every host's state; note each one's rollback point."""
+
+        def read(target: Target) -> EnvState:
+            target.ensure_dirs()
+            state = target.state()
+            for warning in state.warnings:
+                self.notifier.say(f"warning: {target.runner.host}: {warning}")
+            return state
+
+        self.states = collect(read, self.hosts)
         # A run killed mid-deploy leaves ``current`` unsettled: its rollback point
         # is then the release that ran before that run's switch.
-        previous = {
-            t: (s.current if s.settled else s.previous) for t, s in states.items()
+        self.previous = {
+            t: (s.current if s.settled else s.previous) for t, s in self.states.items()
         }
-        if all(s.current == sha and s.settled for s in states.values()) and all(
-            _already_ready(t) for t in hosts
-        ):
-            for target in hosts:
-                target.event("noop", sha=sha, detail="already running and healthy")
-            notifier.say(
-                f"{first.env}: {short(sha)} is already running and healthy; "
-                "nothing to do"
-            )
-            return DeployResult(first.env, sha, previous[first], "noop", clock.total)
+
+    def already_serving(self) -> bool:
+        """Whether every host already runs this sha, settled and healthy."""
+        return all(
+            s.current == self.sha and s.settled for s in self.states.values()
+        ) and all(already_ready(t) for t in self.hosts)
+
+    def noop(self) -> DeployResult:
+        """Record that there was nothing to do."""
+        for target in self.hosts:
+            target.event("noop", sha=self.sha, detail="already running and healthy")
+        self.notifier.say(
+            f"{self.first.env}: {short(self.sha)} is already running and healthy; "
+            "nothing to do"
+        )
+        return DeployResult(
+            self.first.env,
+            self.sha,
+            self.previous[self.first],
+            "noop",
+            self.clock.total,
+        )
+
+    def announce(self) -> None:
+        """Record the start in every ledger, then notify."""
         collect(
             lambda t: t.event(
                 "deploy",
-                sha=sha,
-                previous=previous[t],
+                sha=self.sha,
+                previous=self.previous[t],
                 outcome="started",
-                detail="forced: not validated by CI" if forced else "",
+                detail="forced: not validated by CI" if self.plan.forced else "",
             ),
-            hosts,
+            self.hosts,
         )
-        notifier.send(started)
+        self.notifier.send(self.plan.started)
 
-        def prepare(target: Target) -> None:
-            timeline = timelines[target]
-            with timeline.step("export", f"export release {short(sha)}"):
-                exported = target.export(sha)
+    def prepare(self) -> None:
+        """Export the release (and back up, for production) on every host.
+
+        Raises:
+            DeployFailed: On any host; nothing was switched anywhere.
+        """
+
+        def prepare_one(target: Target) -> None:
+            timeline = self.timelines[target]
+            with timeline.step("export", f"export release {short(self.sha)}"):
+                exported = target.export(self.sha)
             target.event(
                 "export",
-                sha=sha,
+                sha=self.sha,
                 detail="exported" if exported else "reused",
                 defer=True,
             )
-            if backup:
-                _backup(target, previous[target], timeline)
+            if self.plan.backup:
+                back_up(target, self.previous[target], timeline)
 
-        errors = each(prepare, hosts)
-        if any(errors.values()):
-            reason = _first_error(errors)
-            for target in hosts:
-                target.event("deploy", sha=sha, outcome="failed", detail=reason)
-            notifier.send(
-                f"❌ {first.env.upper()} - Deployment of {short(sha)} failed before "
-                f"any switch: {reason}\nNothing changed: the running release stays."
+        self.errors = each(prepare_one, self.hosts)
+        if any(self.errors.values()):
+            reason = self._first_error()
+            for target in self.hosts:
+                target.event("deploy", sha=self.sha, outcome="failed", detail=reason)
+            self.notifier.send(
+                messages.failed_before_switch(self.first.env, self.sha, reason)
             )
-            raise DeployFailed(f"{first.env}: {short(sha)} not deployed: {reason}")
+            raise DeployFailed(
+                f"{self.first.env}: {short(self.sha)} not deployed: {reason}"
+            )
 
+    def activate(self) -> None:
+        """Switch, restart and wait until ready, ``batch`` hosts at a time.
+
+        Raises:
+            DeployFailed: A host did not get ready; every switched host was put
+                back on its previous release.
+        """
         switched: list[Target] = []
-        size = batch or len(hosts)
-        for index in range(0, len(hosts), size):
-            group = hosts[index : index + size]
-            errors.update(
+        size = self.plan.batch or len(self.hosts)
+        for index in range(0, len(self.hosts), size):
+            group = self.hosts[index : index + size]
+            self.errors.update(
                 each(
                     lambda t: activate(
                         t,
-                        sha,
-                        timelines[t],
-                        label=f"wait until {short(sha)} is ready",
-                        running=states[t].current,
+                        self.sha,
+                        self.timelines[t],
+                        label=f"wait until {short(self.sha)} is ready",
+                        running=self.states[t].current,
                     ),
                     group,
                 )
             )
             switched += group
-            if any(errors[t] for t in group):
-                _recover_all(switched, sha, previous, errors, timelines, notifier)
-                back = [t for t in switched if previous[t]]
+            if any(self.errors[t] for t in group):
+                self._recover(switched)
+                back = [t for t in switched if self.previous[t]]
                 raise DeployFailed(
-                    f"{first.env}: {short(sha)} failed ({_first_error(errors)}); "
+                    f"{self.first.env}: {short(self.sha)} failed "
+                    f"({self._first_error()}); "
                     + (
-                        f"rolled back to {short(previous[back[0]])}"
-                        + (" on every host" if fleet else "")
+                        f"rolled back to {short(self.previous[back[0]])}"
+                        + (" on every host" if self.fleet else "")
                         if back
                         else "app stopped"
                     )
                 )
 
-        def finish(target: Target) -> None:
-            target.event(
-                "deploy",
-                sha=sha,
-                previous=previous[target],
-                durations=timelines[target].durations,
-                defer=True,
-            )
-            state = states[target]
-            if validated_by:
-                # This environment's own rollbacks pick CI-validated releases.
-                target.event(
-                    "validated",
-                    sha=sha,
-                    detail=f"validated by CI on {validated_by}",
-                    defer=True,
-                )
-                target.set_validated(sha)
-            after = replace(
-                state,
-                current=sha,
-                previous=previous[target],
-                validated=sha if validated_by else state.validated,
-                releases=(sha, *(r for r in state.releases if r != sha)),
-            )
-            removed = target.prune(after)
-            if removed:
-                target.event(
-                    "prune", detail=" ".join(short(s) for s in removed), defer=True
-                )
-            target.flush_events()
+    def finish(self) -> None:
+        """Record success, carry over production's validation, prune old releases."""
+        collect(self._finish_one, self.hosts)
+        if self.fleet:
+            self.notifier.say(self._table(self.hosts))
+        self.notifier.send(self.plan.succeeded + messages.took(self.clock.total))
 
-        collect(finish, hosts)
-        if fleet:
-            notifier.say(_table(hosts, timelines, errors))
-        notifier.send(succeeded + f"\nIn {clock.total:.1f}s")
+    def result(self) -> DeployResult:
+        """What the deploy did."""
         return DeployResult(
-            first.env,
-            sha,
-            previous[first],
+            self.first.env,
+            self.sha,
+            self.previous[self.first],
             "deployed",
-            clock.total,
-            timelines[first].durations,
-            hosts=[{"host": t.runner.host, "outcome": "deployed"} for t in hosts],
+            self.clock.total,
+            self.timelines[self.first].durations,
+            hosts=[{"host": t.runner.host, "outcome": "deployed"} for t in self.hosts],
         )
 
+    # -- helpers ----------------------------------------------------------------
 
-def _prepare_state(target: Target, notifier: Notifier) -> EnvState:
-    target.ensure_dirs()
-    state = target.state()
-    for warning in state.warnings:
-        notifier.say(f"warning: {target.runner.host}: {warning}")
-    return state
-
-
-def _first_error(errors: dict[Target, BaseException | None]) -> str:
-    for target, error in errors.items():
-        if error is not None:
-            return f"{target.runner.host}: {error}" if len(errors) > 1 else str(error)
-    return "unknown error"
-
-
-def _table(
-    hosts: list[Target],
-    timelines: dict[Target, Timeline],
-    errors: dict[Target, BaseException | None],
-    outcomes: dict[Target, str] | None = None,
-) -> str:
-    lines = [f"{'HOST':<16} {'OUTCOME':<22} {'SECONDS':>7}  DETAIL"]
-    for target in hosts:
-        error = errors.get(target)
-        outcome = (outcomes or {}).get(target) or ("failed" if error else "deployed")
-        seconds = sum(timelines[target].durations.values())
-        lines.append(
-            f"{target.runner.host:<16} {outcome:<22} {seconds:>7.2f}  {error or ''}"
-        )
-    return "\n".join(lines)
-
-
-def _recover_all(
-    switched: list[Target],
-    sha: str,
-    previous: dict[Target, str | None],
-    errors: dict[Target, BaseException | None],
-    timelines: dict[Target, Timeline],
-    notifier: Notifier,
-) -> None:
-    """Put every switched host back on its previous release (all or nothing)."""
-    reason = _first_error(errors)
-    outcomes: dict[Target, str] = {}
-
-    def recover(target: Target) -> None:
-        outcomes[target] = _recover(
-            target, sha, previous[target], reason, timelines[target]
-        )
-
-    each(recover, switched)
-    first = switched[0]
-    if len(switched) > 1:
-        notifier.say(_table(switched, timelines, errors, outcomes))
-    back = previous[first]
-    notifier.send(
-        f"❌ {first.env.upper()} - Deployment of {short(sha)} failed: {reason}\n"
-        f"🔄 {outcomes[first]}"
-        + (f" on {len(switched)} hosts" if len(switched) > 1 else "")
-        + f"\nBy hand: {rollback_command(first, back)}"
-    )
-
-
-def _already_ready(target: Target) -> bool:
-    if target.runtime.status() != "RUNNING":
-        return False
-    checks = target.settings.health.checks
-    return wait_ready(checks, deadline=2.0, interval=0.5, fetcher=target.fetcher()).ok
-
-
-def _recover(
-    target: Target,
-    sha: str,
-    previous: str | None,
-    reason: str,
-    timeline: Timeline,
-) -> str:
-    """Put the previous release back after a failed activation; never raises.
-
-    Returns:
-        What happened, in words.
-    """
-    try:
-        target.event("marked_bad", sha=sha, outcome="bad", detail=reason)
-        outcome = "app stopped: no previous release"
-        if previous:
-            try:
-                activate(
-                    target,
-                    previous,
-                    timeline,
-                    label=f"wait until {short(previous)} is ready again",
-                    running=sha,
-                )
-                outcome = f"rolled back to {short(previous)}"
-                target.event(
-                    "rollback", sha=previous, previous=sha, detail="deploy failed"
-                )
-            except CicdError as second:
-                outcome = f"rollback to {short(previous)} ALSO failed: {second}"
-                target.event(
-                    "rollback",
-                    sha=previous,
-                    previous=sha,
-                    outcome="failed",
-                    detail=str(second),
-                )
-        else:
-            target.runtime.stop()
-            target.runner.run(files.remove(target.paths.current))
+    def _finish_one(self, target: Target) -> None:
+        sha = self.sha
         target.event(
             "deploy",
             sha=sha,
-            previous=previous,
-            outcome="failed",
-            detail=reason,
-            durations=timeline.durations,
+            previous=self.previous[target],
+            durations=self.timelines[target].durations,
+            defer=True,
         )
-        return outcome
-    except CicdError as error:
-        # The host itself is unreachable: say so; a rerun completes the rollback.
-        return f"could not roll back: {error}"
-
-
-def _backup(target: Target, previous: str | None, timeline: Timeline) -> None:
-    """Archive the persistent directories before switching production."""
-    present = [
-        p
-        for p in target.settings.persistent
-        if target.runner.ok(files.exists(join(target.paths.dir, p)))
-    ]
-    if not present:
-        target.event(
-            "backup", outcome="skipped", detail="no persistent directory exists yet"
+        state = self.states[target]
+        if self.plan.validated_by:
+            # This environment's own rollbacks pick CI-validated releases.
+            target.event(
+                "validated",
+                sha=sha,
+                detail=f"validated by CI on {self.plan.validated_by}",
+                defer=True,
+            )
+            target.set_validated(sha)
+        after = replace(
+            state,
+            current=sha,
+            previous=self.previous[target],
+            validated=sha if self.plan.validated_by else state.validated,
+            releases=(sha, *(r for r in state.releases if r != sha)),
         )
-        return
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    archive = join(target.paths.backups, f"{stamp}-{short(previous)}.tar.gz")
-    with timeline.step("backup", f"back up {', '.join(present)}"):
-        target.runner.run(files.archive(archive, target.paths.dir, *present))
-    target.event(
-        "backup",
-        sha=previous,
-        detail=archive,
-        durations={"backup": timeline.durations["backup"]},
-    )
-    _prune_backups(target)
+        removed = target.prune(after)
+        if removed:
+            target.event(
+                "prune", detail=" ".join(short(s) for s in removed), defer=True
+            )
+        target.flush_events()
 
+    def _recover(self, switched: list[Target]) -> None:
+        """Put every switched host back on its previous release (all or nothing)."""
+        reason = self._first_error()
+        outcomes: dict[Target, str] = {}
 
-def _prune_backups(target: Target) -> None:
-    names = sorted(
-        target.runner.output(files.list_files(target.paths.backups)).splitlines()
-    )
-    doomed = names[: max(len(names) - target.settings.keep, 0)]
-    if doomed:
-        target.runner.run(
-            files.remove(*(join(target.paths.backups, n) for n in doomed))
+        def recover_one(target: Target) -> None:
+            outcomes[target] = recover(
+                target, self.sha, self.previous[target], reason, self.timelines[target]
+            )
+
+        each(recover_one, switched)
+        first = switched[0]
+        if len(switched) > 1:
+            self.notifier.say(self._table(switched, outcomes))
+        host = first.runner.host if first.runner.remote else None
+        by_hand = messages.rollback_command(first.env, self.previous[first], host)
+        self.notifier.send(
+            messages.deploy_failed(
+                first.env, self.sha, reason, outcomes[first], len(switched), by_hand
+            )
         )
+
+    def _first_error(self) -> str:
+        for target, error in self.errors.items():
+            if error is not None:
+                return (
+                    f"{target.runner.host}: {error}"
+                    if len(self.errors) > 1
+                    else str(error)
+                )
+        return "unknown error"
+
+    def _table(
+        self, hosts: list[Target], outcomes: dict[Target, str] | None = None
+    ) -> str:
+        lines = [f"{'HOST':<16} {'OUTCOME':<22} {'SECONDS':>7}  DETAIL"]
+        for target in hosts:
+            error = self.errors.get(target)
+            outcome = (outcomes or {}).get(target) or (
+                "failed" if error else "deployed"
+            )
+            seconds = sum(self.timelines[target].durations.values())
+            lines.append(
+                f"{target.runner.host:<16} {outcome:<22} {seconds:>7.2f}  "
+                f"{error or ''}"
+            )
+        return "\n".join(lines)

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cicd import lock
-from cicd.deploy import activate, short
+from cicd import lock, messages
+from cicd.activation import activate
+from cicd.messages import short
 from cicd.errors import CicdError, UsageError
 from cicd.progress import Timeline
 
@@ -125,9 +126,7 @@ def rollback_locked(
         target.event(
             "rollback", sha=sha, previous=abandoned, outcome="failed", detail=str(error)
         )
-        notifier.send(
-            f"❌ {target.env.upper()} - Rollback to {short(sha)} failed: {error}"
-        )
+        notifier.send(messages.rollback_failed(target.env, sha, error))
         raise
     if abandoned:
         target.event(
@@ -140,10 +139,6 @@ def rollback_locked(
         detail=reason,
         durations=timeline.durations,
     )
-    where = f" on {target.runner.host}" if target.runner.remote else ""
-    notifier.send(
-        f"🔄 {target.env.upper()} - Rolled back to {short(sha)}{where}"
-        + (f" (from {short(abandoned)})" if abandoned else "")
-        + f": {reason}"
-    )
+    host = target.runner.host if target.runner.remote else None
+    notifier.send(messages.rolled_back(target.env, sha, abandoned, reason, host))
     return RollbackResult(target.env, sha, abandoned, timeline.total)

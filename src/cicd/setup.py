@@ -718,7 +718,8 @@ def start_env(t: Target) -> Started:
     Returns:
         What happened; ``ok`` is False when the app did not get ready.
     """
-    from cicd.deploy import DeployFailed, short, wait_until_ready
+    from cicd.activation import DeployFailed, wait_until_ready
+    from cicd.messages import short
     from cicd.progress import Timeline
 
     sha = t.current()

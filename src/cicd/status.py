@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cicd.deploy import short
+from cicd.messages import short
 from cicd.health import run_round
 from cicd.lock import describe
 

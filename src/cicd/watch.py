@@ -34,7 +34,7 @@ from contextlib import ExitStack
 from posixpath import join
 from typing import TYPE_CHECKING, Any
 
-from cicd import lock
+from cicd import lock, messages
 from cicd.ci import (
     FAILURE,
     INCONCLUSIVE,
@@ -45,7 +45,7 @@ from cicd.ci import (
     Provider,
 )
 from cicd.commands import files
-from cicd.deploy import short
+from cicd.messages import short
 from cicd.errors import CicdError, LockHeld, UsageError
 from cicd.state import release_order
 
@@ -368,7 +368,6 @@ def _revalidate(
     hosts: list[Target], journal: dict[str, Any], poll: Poll, notifier: Notifier
 ) -> None:
     sha = str(journal["sha"])
-    link = f"\n{poll.url}" if poll.url else ""
     for target in hosts:
         target.event(
             "ci",
@@ -378,9 +377,13 @@ def _revalidate(
         )
         _validate(target, sha, target.state())
     notifier.send(
-        f"✅ {hosts[0].env.upper()} - CI re-run passed for {short(sha)}: validated "
-        f"(it was {journal.get('verdict')}: {journal.get('detail', '')}); "
-        f"it is not redeployed{link}"
+        messages.ci_rerun_passed(
+            hosts[0].env,
+            sha,
+            str(journal.get("verdict")),
+            str(journal.get("detail", "")),
+            poll.url,
+        )
     )
 
 
@@ -388,22 +391,19 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
     """Act on a verdict on every host of the environment (their locks are held)."""
     sha, verdict = str(journal["sha"]), str(journal["verdict"])
     detail = str(journal.get("detail", ""))
-    link = f"\n{journal['url']}" if journal.get("url") else ""
-    failed = journal.get("failed") or []
-    env = hosts[0].env.upper()
+    url = str(journal.get("url") or "")
+    failed = list(journal.get("failed") or [])
+    env = hosts[0].env
     states = {target: target.state() for target in hosts}
     for target in hosts:
-        target.event("ci", sha=sha, outcome=verdict, detail=(detail + link).strip())
+        target.event("ci", sha=sha, outcome=verdict, detail=f"{detail}\n{url}".strip())
     if verdict == SUCCESS:
         for target in hosts:
             _validate(target, sha, states[target])
-        notifier.send(f"✅ {env} - CI passed for {short(sha)}: validated{link}")
+        notifier.send(messages.ci_passed(env, sha, url))
         return
     if verdict == SUPERSEDED:
-        notifier.send(
-            f"⏭️ {env} - CI for {short(sha)}: {detail}; not a failure, "
-            f"nothing changed{link}"
-        )
+        notifier.send(messages.ci_superseded(env, sha, detail, url))
         return
     running = [t for t in hosts if states[t].current == sha]
     if verdict == FAILURE:
@@ -415,26 +415,15 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
                     outcome="bad",
                     detail=f"CI failed: {detail}",
                 )
-        jobs = "\nFailed: " + ", ".join(failed) if failed else ""
         if not running:
-            now = short(states[hosts[0]].current)
-            notifier.send(
-                f"❌ {env} - CI failed for {short(sha)}{jobs}{link}\n"
-                f"{now} runs now: nothing rolled back; {short(sha)} is marked bad"
-            )
+            now = states[hosts[0]].current
+            notifier.send(messages.ci_failed_not_running(env, sha, failed, url, now))
             return
-        _rollback(running, notifier, f"CI failed for {short(sha)}{jobs}{link}")
+        _rollback(running, notifier, messages.ci_failed_reason(sha, failed, url))
         return
-    on = hosts[0].settings.ci.on_inconclusive
-    notifier.send(
-        f"⚠️ {env} - CI verdict inconclusive for {short(sha)}: {detail}{link}\n"
-        + (
-            "rolling back (ci.on_inconclusive = rollback)"
-            if on == "rollback" and running
-            else "the deploy is kept; a person should check"
-        )
-    )
-    if on == "rollback" and running:
+    rolling = hosts[0].settings.ci.on_inconclusive == "rollback" and bool(running)
+    notifier.send(messages.ci_inconclusive(env, sha, detail, url, rolling))
+    if rolling:
         _rollback(running, notifier, f"CI inconclusive for {short(sha)}")
 
 
@@ -455,11 +444,8 @@ def _rollback(hosts: list[Target], notifier: Notifier, reason: str) -> None:
         try:
             rollback_locked(target, notifier, reason=reason)
         except CicdError as error:
-            where = f" on {target.runner.host}" if target.runner.remote else ""
-            notifier.send(
-                f"❌ {target.env.upper()} - {reason}\n"
-                f"Automatic rollback{where} impossible: {error}"
-            )
+            host = target.runner.host if target.runner.remote else ""
+            notifier.send(messages.rollback_impossible(target.env, reason, error, host))
 
     each(one, hosts)
 

@@ -71,12 +71,12 @@ def test_compose_deploy_rollback_and_a_container_that_exits(
     project, image = compose_project
     v1 = commit_compose_app(project.repo, "v1", image, SERVE)
     target = project.target()
-    deploy_preprod(target, v1, Notifier(target))
+    deploy_preprod([target], v1, Notifier(target))
     assert requests.get(project.url(), timeout=5).text.strip() == "v1 ok"
     assert project.target().runtime.status() == "RUNNING"
 
     v2 = commit_compose_app(project.repo, "v2", image, SERVE)
-    deploy_preprod(project.target(), v2, Notifier(project.target()))
+    deploy_preprod([project.target()], v2, Notifier(project.target()))
     assert requests.get(project.url(), timeout=5).text.strip() == "v2 ok"
 
     project.target().event("validated", sha=v1)
@@ -86,7 +86,7 @@ def test_compose_deploy_rollback_and_a_container_that_exits(
 
     broken = commit_compose_app(project.repo, "v3", image, CRASH)
     with pytest.raises(DeployFailed, match="rolled back to"):
-        deploy_preprod(project.target(), broken, Notifier(project.target()))
+        deploy_preprod([project.target()], broken, Notifier(project.target()))
     assert requests.get(project.url(), timeout=5).text.strip() == "v1 ok"
     assert broken in project.target().state().bad
     logs = project.target().runtime.logs(20)

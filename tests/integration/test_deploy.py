@@ -33,7 +33,7 @@ def ledger(project: Project, env: str = "preprod") -> list[dict[str, object]]:
 def deploy(project: Project, sha: str, env: str = "preprod") -> DeployResult:
     """Deploy ``sha`` to ``env`` like the task does."""
     target = project.target(env)
-    return deploy_preprod(target, sha, Notifier(target))
+    return deploy_preprod([target], sha, Notifier(target))
 
 
 def validate(project: Project, sha: str, env: str = "preprod") -> None:
@@ -131,7 +131,7 @@ def test_prod_deploys_preprods_validated_sha_with_a_backup(project: Project) -> 
     (shared / "ratings.db").write_text("precious")
     prod, preprod = project.target("prod"), project.target("preprod")
     result = deploy_prod(
-        prod, preprod, None, confirm="DEPLOY", force=False, notifier=Notifier(prod)
+        [prod], preprod, None, confirm="DEPLOY", force=False, notifier=Notifier(prod)
     )
     assert result.sha == v1
     assert get(project.url("prod")) == "v1 ok"
@@ -146,22 +146,27 @@ def test_prod_refuses_wrong_confirmation_and_unvalidated_sha(project: Project) -
     prod, preprod = project.target("prod"), project.target("preprod")
     with pytest.raises(UsageError, match="exactly DEPLOY"):
         deploy_prod(
-            prod, preprod, v1, confirm="deploy", force=False, notifier=Notifier(prod)
+            [prod], preprod, v1, confirm="deploy", force=False, notifier=Notifier(prod)
         )
     with pytest.raises(UsageError, match="no CI-validated sha"):
         deploy_prod(
-            prod, preprod, None, confirm="DEPLOY", force=False, notifier=Notifier(prod)
+            [prod],
+            preprod,
+            None,
+            confirm="DEPLOY",
+            force=False,
+            notifier=Notifier(prod),
         )
     with pytest.raises(UsageError, match="not been validated"):
         deploy_prod(
-            prod, preprod, v1, confirm="DEPLOY", force=False, notifier=Notifier(prod)
+            [prod], preprod, v1, confirm="DEPLOY", force=False, notifier=Notifier(prod)
         )
     assert not (project.root / "prod" / "current").exists()
     assert not (project.root / "prod" / "releases" / v1).exists()
     refused = [e for e in ledger(project, "prod") if e["event"] == "refused"]
     assert len(refused) == 3
     forced = deploy_prod(
-        prod, preprod, v1, confirm="DEPLOY", force=True, notifier=Notifier(prod)
+        [prod], preprod, v1, confirm="DEPLOY", force=True, notifier=Notifier(prod)
     )
     assert forced.outcome == "deployed"
     started = [e for e in ledger(project, "prod") if e["outcome"] == "started"]

@@ -58,7 +58,7 @@ def test_monitor_run_alerts_on_a_real_outage_then_recovers(
     state = json.loads((project.root / "preprod" / "monitor.json").read_text())
     assert state["status"] == "down"
     sha = project.repo.commit("v1")
-    deploy_preprod(target, sha, notifier)
+    deploy_preprod([target], sha, notifier)
     run_monitor(target, notifier, sleep=waits.append)
     run_monitor(target, notifier, sleep=waits.append)
     assert any("PREPROD recovered" in m for m in sent)

@@ -54,7 +54,7 @@ def test_app_that_raises_is_rolled_back_though_its_health_endpoint_says_ok(
         deadline=45,
     )
     target = project.target()
-    deploy_preprod(target, good, Notifier(target))
+    deploy_preprod([target], good, Notifier(target))
 
     entry = app / "src" / "mangetamain" / "app.py"
     importing = "from mangetamain.views import run_app"
@@ -65,7 +65,7 @@ def test_app_that_raises_is_rolled_back_though_its_health_endpoint_says_ok(
     git(project.repo.path, "commit", "-qam", "a release whose script raises")
     bad = git(project.repo.path, "rev-parse", "HEAD")
     with pytest.raises(DeployFailed, match="rolled back"):
-        deploy_preprod(project.target(), bad, Notifier(project.target()))
+        deploy_preprod([project.target()], bad, Notifier(project.target()))
     output = capfd.readouterr().err
     assert "the app shows an exception" in output  # /_stcore/health passed first
     assert project.target().state().current == good

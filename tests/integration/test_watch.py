@@ -64,7 +64,7 @@ def use_local_ci(project: Project, command: str) -> None:
 def deploy(project: Project, sha: str) -> None:
     """Deploy ``sha`` to preprod."""
     target = project.target()
-    deploy_preprod(target, sha, Notifier(target))
+    deploy_preprod([target], sha, Notifier(target))
 
 
 def body(project: Project) -> str:
