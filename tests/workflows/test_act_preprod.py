@@ -86,7 +86,8 @@ def test_push_deploys_and_the_app_survives_the_orphan_cleanup(
     # No state in the workspace: act removed it, and nothing that outlived the
     # job (watcher, supervisord, the app) has its cwd or a file in it.
     assert not list(runner.cache.glob("*/hostexecutor"))
-    assert holders_of(runner.cache) == []
+    holders = holders_of(runner.cache)
+    assert not holders, "\n".join(holders)
     assert (
         str(runner.cache) not in (project.root / "preprod" / "ledger.jsonl").read_text()
     )
