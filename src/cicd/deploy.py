@@ -203,7 +203,7 @@ def run_deploy(
 ) -> DeployResult:
     """Deploy ``sha`` on every host, all or nothing (see the module docstring)."""
     run = DeployRun(hosts, sha, notifier, plan)
-    with lock.hold_all(hosts, "deploy", sha):
+    with lock.hold(hosts, "deploy", sha):
         run.read_state()
         if run.already_serving():
             return run.noop()

@@ -78,15 +78,19 @@ def holder(why: str, sha: str | None) -> dict[str, Any]:
 
 @contextmanager
 def hold(
-    target: Target, why: str, sha: str | None = None, *, wait: float = 0.0
+    targets: list[Target], why: str, sha: str | None = None, *, wait: float = 0.0
 ) -> Iterator[dict[str, Any]]:
-    """Hold the environment's lock for the duration of the block.
+    """Hold the lock of every host of an environment for the duration of the block.
+
+    Taken and released in parallel, all or nothing: if one host's lock is held, the
+    ones taken are released again, and after ``wait`` seconds of retrying
+    :class:`LockHeld` names that holder.
 
     Args:
-        target: The environment.
+        targets: The environment on each of its hosts (one for a single VM).
         why: What the holder is doing (deploy, rollback, watch...).
         sha: The sha concerned, for the details.
-        wait: Seconds to keep trying while another run holds the lock.
+        wait: Seconds to keep trying while another run holds a lock.
 
     Yields:
         The details written into the lock.
@@ -98,7 +102,7 @@ def hold(
     deadline = time.monotonic() + wait
     while True:
         try:
-            acquire(target, details)
+            _acquire_all(targets, details)
             break
         except LockHeld:
             if time.monotonic() >= deadline:
@@ -107,32 +111,51 @@ def hold(
     try:
         yield details
     finally:
-        _release(target)
+        _release_all(targets)
 
 
-@contextmanager
-def hold_all(targets: list[Target], why: str, sha: str | None = None) -> Iterator[None]:
-    """Hold the lock of every host of an environment, taken and released in parallel.
-
-    All or nothing: if one host's lock is held, the ones taken are released and
-    :class:`LockHeld` names that holder.
-    """
+def _acquire_all(targets: list[Target], details: dict[str, Any]) -> None:
     if len(targets) == 1:
-        with hold(targets[0], why, sha):
-            yield
+        acquire(targets[0], details)
         return
     from cicd.parallel import each
 
-    details = holder(why, sha)
     errors = each(lambda t: acquire(t, details), targets)
-    taken = [t for t in targets if errors[t] is None]
+    failed = [error for error in errors.values() if error is not None]
+    if failed:
+        _release_all([t for t in targets if errors[t] is None])
+        raise failed[0]
+
+
+def _release_all(targets: list[Target]) -> None:
+    if len(targets) == 1:
+        _release(targets[0])
+        return
+    from cicd.parallel import each
+
+    each(_release, targets)
+
+
+def read(target: Target) -> dict[str, Any] | None:
+    """The lock's details when it is held, else None (one round trip)."""
+    return parse_state(target.runner.run(files.lock_state(target.paths.lock)).stdout)
+
+
+def parse_state(text: str) -> dict[str, Any] | None:
+    """Parse :func:`~cicd.commands.files.lock_state` output (or the snapshot's).
+
+    Returns:
+        None when the lock is free, else its details; a lock taken a moment ago
+        may have none yet.
+    """
+    first, _, rest = text.strip("\n").partition("\n")
+    if first.strip() != "held":
+        return None
     try:
-        failed = [error for error in errors.values() if error is not None]
-        if failed:
-            raise failed[0]
-        yield
-    finally:
-        each(_release, taken)
+        details = json.loads(rest)
+        return details if isinstance(details, dict) else {"raw": rest.strip()}
+    except ValueError:
+        return {"raw": rest.strip() or "(no details: taken a moment ago)"}
 
 
 def _release(target: Target) -> None:
@@ -153,7 +176,7 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
     dirs = (paths.dir, paths.releases, paths.logs, paths.backups, paths.shared)
     if runner.ok(files.make_lock(paths.lock, text, *dirs)):
         return
-    holder = target.read_lock() or {}
+    holder = read(target) or {}
     if holder and is_stale(holder):
         target.event(
             "lock_broken",
@@ -163,7 +186,7 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
         runner.run(files.remove(target.paths.lock))
         if runner.ok(files.make_lock(paths.lock, text, *dirs)):
             return
-        holder = target.read_lock() or {}
+        holder = read(target) or {}
     raise LockHeld(
         f"{target.env} is locked by {describe(holder)}; nothing was changed "
         f"(if that run is gone: invoke lock.release --env {target.env} --force)"
@@ -179,7 +202,7 @@ def release(target: Target, *, force: bool) -> str:
     Raises:
         LockHeld: The holder is alive (or elsewhere) and ``force`` is false.
     """
-    holder = target.read_lock()
+    holder = read(target)
     if holder is None:
         return f"{target.env}: not locked"
     if not force and not is_stale(holder):

@@ -90,7 +90,7 @@ def rollback(
         raise UsageError(
             f"--to {to!r} is not a kept release: expected 4 to 40 hex digits"
         )
-    with lock.hold(target, "rollback", to):
+    with lock.hold([target], "rollback", to):
         return rollback_locked(target, notifier, to=to, reason=reason)
 
 

@@ -7,12 +7,12 @@ command, so a Target works the same on this machine and over SSH.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
+from cicd import lock
 from cicd.commands import files, git
 from cicd.commands import venv as venv_commands
 from cicd.errors import UsageError
@@ -144,14 +144,6 @@ class Target:
             )
         )
         self._pending.clear()
-
-    def read_lock(self) -> dict[str, Any] | None:
-        """The lock's details when it is held, else None."""
-        if not self.runner.ok(files.exists(self.paths.lock)):
-            return None
-        return _lock_details(
-            self.runner.run(files.read(join(self.paths.lock, "details"))).stdout
-        )
 
     # -- source -------------------------------------------------------------
 
@@ -285,7 +277,6 @@ class Target:
             self.runner.run(files.snapshot(self.paths.dir)).stdout
         )
         events, warnings = parse(sections.get("ledger", ""))
-        lock_lines = sections.get("lock", "").split("\n", 1)
         return replay(
             self.env,
             events,
@@ -294,11 +285,7 @@ class Target:
             releases=(
                 n for n in sections.get("releases", "").split() if SHA_PATTERN.match(n)
             ),
-            lock=(
-                _lock_details(lock_lines[1] if len(lock_lines) > 1 else "")
-                if lock_lines[0] == "held"
-                else None
-            ),
+            lock=lock.parse_state(sections.get("lock", "")),
             warnings=warnings,
         )
 
@@ -319,12 +306,3 @@ class Target:
         if doomed:
             self.runner.run(files.remove(*(self.paths.release(s) for s in doomed)))
         return doomed
-
-
-def _lock_details(text: str) -> dict[str, Any]:
-    """Parse lock/details; a lock taken a moment ago may have none yet."""
-    try:
-        details = json.loads(text)
-        return details if isinstance(details, dict) else {"raw": text.strip()}
-    except ValueError:
-        return {"raw": text.strip() or "(no details: taken a moment ago)"}

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from posixpath import join
 from typing import TYPE_CHECKING, Any
 
@@ -310,16 +309,8 @@ def decide(
         The verdict acted on.
     """
     home = hosts[0]
-    with ExitStack() as locks:
-        for target in hosts:
-            locks.enter_context(
-                lock.hold(
-                    target,
-                    f"watch {poll.state if poll else 'verdict'}",
-                    sha,
-                    wait=LOCK_WAIT,
-                )
-            )
+    why = f"watch {poll.state if poll else 'verdict'}"
+    with lock.hold(hosts, why, sha, wait=LOCK_WAIT):
         journal = load_journal(home, sha) or new_journal(home, sha, time.time(), 0)
         if journal.get("state") == "done":
             if poll and _rerun_passed(journal, poll):

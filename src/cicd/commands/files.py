@@ -173,6 +173,18 @@ def snapshot(env_dir: str) -> Command:
     )
 
 
+def lock_state(lock_dir: str) -> Command:
+    """Print ``held`` and the lock's details when ``lock_dir`` exists, else nothing.
+
+    The same text as :func:`snapshot`'s ``lock`` section.
+    """
+    return sh(
+        'if [ -d "$1" ]; then echo held; '
+        '[ ! -f "$1/details" ] || cat -- "$1/details"; echo; fi',
+        lock_dir,
+    )
+
+
 def read_all(*paths: str) -> Command:
     """Print several files (missing ones as empty), each after a ``SECTION i`` line."""
     return sh(

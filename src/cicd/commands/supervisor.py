@@ -81,7 +81,10 @@ def daemon_conf(directory: str) -> str:
         "logfile_maxbytes=5MB\n"
         "logfile_backups=2\n"
         f"pidfile={d}/supervisord.pid\n"
-        f"childlogdir={d}\n\n"
+        f"childlogdir={d}\n"
+        # Its own directory, never the caller's: a CI job's workspace is cleaned
+        # (and removed) between jobs.
+        f"directory={d}\n\n"
         "[rpcinterface:supervisor]\n"
         "supervisor.rpcinterface_factory = "
         "supervisor.rpcinterface:make_main_rpcinterface\n\n"

@@ -13,13 +13,13 @@ from cicd.tasks._common import emit_json, env_names, reported, targets
 def status(c: Any, env: str = "", json: bool = False) -> None:
     """Show who holds each environment's lock, if anyone."""
     with reported():
-        from cicd.lock import describe
+        from cicd.lock import describe, read
 
         rows = {}
         for name in [env] if env else env_names():
             for t in targets(c, name):
                 label = name if not t.runner.remote else f"{name}@{t.runner.host}"
-                details = t.read_lock()
+                details = read(t)
                 rows[label] = details
                 if not json:
                     print(f"{label}: {describe(details) if details else 'free'}")
