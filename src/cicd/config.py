@@ -9,11 +9,18 @@ Every key can be set at the top of ``[tool.cicd]`` and overridden per environmen
 ``GITHUB_TOKEN`` and ``CICD_GITHUB_TOKEN`` come from the environment only. An unknown
 key or a value of the wrong type is a :class:`~cicd.errors.ConfigError` naming the
 key.
+
+:data:`SCHEMA` is the one description of every key: its default, what it means (the
+configuration reference is generated from it) and its rule (choices, bounds, the
+placeholders a template may use). :data:`DEFAULTS` is derived from it, and the typed
+settings (:class:`EnvSettings` and its sections) are filled from it field by field;
+a test checks that the two never disagree.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -31,62 +38,259 @@ STREAMLIT_COMMAND = (
     " --browser.gatherUsageStats false"
 )
 
-#: The embedded default, and the shape every key is checked against.
-DEFAULTS: dict[str, Any] = {
-    "root": ".cicd",
-    "source": ".",
-    "app_dir": "10_preprod",
-    "requirements": "requirements.txt",
-    "python": "",
-    "installer": "auto",
-    "keep": 5,
-    "port": 8500,
-    "url": "http://127.0.0.1:{port}",
-    "persistent": [],
-    "hosts": [],
-    "batch": 0,
-    "ssh_config": "",
+RUNTIME_KINDS = ("supervisor", "compose")
+CI_PROVIDERS = ("local", "github")
+ON_INCONCLUSIVE = ("keep", "rollback")
+INSTALLERS = ("auto", "pip", "uv")
+
+#: What ``runtime.command`` and ``runtime.environment`` values may name.
+APP_PLACEHOLDERS = ("python", "venv", "port", "address", "release", "shared", "env")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its default, its meaning and its rule.
+
+    Attributes:
+        default: The built-in value; its type is the key's type.
+        doc: What the key means (reStructuredText, for the reference page).
+        choices: The only values allowed, when a string has a fixed set.
+        at_least: Smallest allowed number.
+        above: The number must be greater than this.
+        at_most: Largest allowed number.
+        placeholders: For a template: the ``{names}`` it may use.
+    """
+
+    default: Any
+    doc: str
+    choices: tuple[str, ...] = ()
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+    placeholders: tuple[str, ...] | None = None
+
+
+#: Every key of ``[tool.cicd]`` (and of ``[tool.cicd.env.NAME]``), by section.
+SCHEMA: dict[str, Any] = {
+    "root": Key(
+        ".cicd",
+        "Target root on the host: one directory per environment below it, plus the "
+        "shared ``venvs/`` and ``supervisor/``. Relative: to the configuration file.",
+    ),
+    "source": Key(
+        ".",
+        "Git repository releases are exported from: a local path, or a URL that is "
+        "mirrored under the root (fetched only when a sha is unknown).",
+    ),
+    "app_dir": Key(
+        "10_preprod",
+        "The app's directory inside a release; the runtime command runs there.",
+    ),
+    "requirements": Key(
+        "requirements.txt",
+        "Requirements file of the app, relative to ``app_dir``; one venv is built per "
+        "distinct content, at release time.",
+    ),
+    "python": Key(
+        "",
+        "Interpreter that builds the venvs. Empty: this interpreter locally, "
+        "``python3`` over SSH.",
+    ),
+    "installer": Key(
+        "auto",
+        "``auto`` (``uv`` when on the host's PATH, else pip), ``pip`` or ``uv``.",
+        choices=INSTALLERS,
+    ),
+    "keep": Key(
+        5,
+        "Releases kept per environment (older ones pruned; the running, previous and "
+        "validated ones never), and production backups kept.",
+        at_least=1,
+    ),
+    "port": Key(
+        8500,
+        "Port the app listens on (8500 preprod, 8501 prod by default).",
+        at_least=1,
+        at_most=65535,
+    ),
+    "url": Key(
+        "http://127.0.0.1:{port}",
+        "Base URL of the environment; health check paths are appended to it. "
+        "Placeholders: ``{port}``, ``{env}``.",
+        placeholders=("port", "env"),
+    ),
+    "persistent": Key(
+        [],
+        "Directories under ``<root>/<env>/`` that survive releases and are archived "
+        "into ``backups/`` before each production deploy.",
+    ),
+    "hosts": Key(
+        [],
+        "SSH hosts (ssh_config aliases or addresses) that run the environment. Empty: "
+        "the machine where the task runs (or ``fab -H HOST``'s host). With hosts, "
+        "``invoke deploy.*`` deploys to all of them in parallel, all or nothing.",
+    ),
+    "batch": Key(
+        0,
+        "Hosts switched at a time (a rolling deploy); 0 switches all at once.",
+        at_least=0,
+    ),
+    "ssh_config": Key(
+        "",
+        "The ssh_config file for ``hosts``. Empty: ``~/.ssh/config``. Host keys are "
+        "always checked against its ``UserKnownHostsFile`` (or "
+        "``~/.ssh/known_hosts``); an unknown key is refused.",
+    ),
     "runtime": {
-        "kind": "supervisor",
-        "command": STREAMLIT_COMMAND,
-        "environment": {"PYTHONPATH": "src"},
-        "supervisord": "",
-        "supervisorctl": "",
-        "compose_file": "30_docker/docker-compose-{env}.yml",
-        "service": "app",
-        "project": "mangetamain-{env}",
+        "kind": Key(
+            "supervisor",
+            "``supervisor`` (the embedded default) or ``compose``.",
+            choices=RUNTIME_KINDS,
+        ),
+        "command": Key(
+            STREAMLIT_COMMAND,
+            "The app's command line under supervisord. Placeholders: ``{python}``, "
+            "``{venv}``, ``{port}``, ``{address}`` (the host of ``url``), "
+            "``{release}``, ``{shared}``, ``{env}``.",
+            placeholders=APP_PLACEHOLDERS,
+        ),
+        "environment": Key(
+            {"PYTHONPATH": "src"},
+            "Extra environment variables for the app (merged per key); values take "
+            "the placeholders of ``runtime.command``. The app's secrets go in "
+            "``<root>/<env>/shared/app.env`` instead.",
+            placeholders=APP_PLACEHOLDERS,
+        ),
+        "supervisord": Key(
+            "",
+            "The ``supervisord`` program. Empty: the copy installed beside this "
+            "interpreter locally, ``supervisord`` on PATH remotely.",
+        ),
+        "supervisorctl": Key("", "The ``supervisorctl`` program, found the same way."),
+        "compose_file": Key(
+            "30_docker/docker-compose-{env}.yml",
+            'Compose file inside the release, for ``kind = "compose"``. '
+            "Placeholder: ``{env}``.",
+            placeholders=("env",),
+        ),
+        "service": Key("app", "Compose service that runs the app."),
+        "project": Key(
+            "mangetamain-{env}",
+            "Compose project name. Placeholder: ``{env}``.",
+            placeholders=("env",),
+        ),
     },
     "health": {
-        "deadline": 60.0,
-        "interval": 0.5,
-        "successes": 1,
-        "checks": [
-            {"path": "/_stcore/health", "body_contains": "ok"},
-            # What a user sees; skipped with a note where Chromium is absent.
-            {"path": "/", "rendered_contains": "Mangetamain", "timeout": 30},
-        ],
+        "deadline": Key(
+            60.0,
+            "Seconds to wait for readiness after a restart before the deploy fails "
+            "and is rolled back.",
+            above=0,
+        ),
+        "interval": Key(0.5, "Seconds between readiness rounds.", above=0),
+        "successes": Key(
+            1, "Consecutive passing rounds needed to be ready (2 in prod).", above=0
+        ),
+        "checks": Key(
+            [
+                {"path": "/_stcore/health", "body_contains": "ok"},
+                # What a user sees; skipped with a note where Chromium is absent.
+                {"path": "/", "rendered_contains": "Mangetamain", "timeout": 30},
+            ],
+            "The checks of a round, each a table (see below). All must pass.",
+        ),
     },
-    "notify": {"discord": True, "username": "Mangetamain CI/CD"},
+    "monitor": {
+        "failures": Key(
+            3,
+            "Consecutive failed checks of the hourly monitor before an alert.",
+            at_least=1,
+        ),
+        "successes": Key(
+            2,
+            "Consecutive passing checks before a down environment is recovered.",
+            at_least=1,
+        ),
+        "reminder": Key(
+            6 * 3600.0,
+            "Seconds between reminders while an environment stays down.",
+            above=0,
+        ),
+    },
+    "notify": {
+        "discord": Key(True, "Send to Discord when ``DISCORD_WEBHOOK_URL`` is set."),
+        "username": Key(
+            "Mangetamain CI/CD", "Name the Discord messages are posted under."
+        ),
+    },
     "ci": {
-        "provider": "local",
-        "command": "nox --envdir {envdir} -s lint tests",
-        "workflow": "ci.yml",
-        "repository": "",
-        "api_url": "",
-        "poll_interval": 5.0,
-        "deadline": 900.0,
-        "on_inconclusive": "keep",
-    },
-    "env": {
-        "preprod": {"port": 8500},
-        "prod": {
-            "port": 8501,
-            "persistent": ["shared"],
-            "health": {"successes": 2},
-        },
+        "provider": Key(
+            "local",
+            "``local`` (run ``ci.command`` for the release) or ``github`` (ask "
+            "GitHub Actions about the sha).",
+            choices=CI_PROVIDERS,
+        ),
+        "command": Key(
+            "nox --envdir {envdir} -s lint tests",
+            "The local CI command, run in a scratch copy of the release (never in the "
+            "release itself); exit 0 is success, not found (127) or not executable "
+            "(126) inconclusive. Placeholder: ``{envdir}``.",
+            placeholders=("envdir",),
+        ),
+        "workflow": Key(
+            "ci.yml", "The GitHub workflow file whose run for the sha is the verdict."
+        ),
+        "repository": Key(
+            "", "``OWNER/NAME`` on GitHub. Empty: ``$GITHUB_REPOSITORY``."
+        ),
+        "api_url": Key(
+            "", "GitHub API base. Empty: ``$GITHUB_API_URL``, else the public API."
+        ),
+        "poll_interval": Key(
+            5.0,
+            "Seconds between polls of GitHub (longer when GitHub asks).",
+            above=0,
+        ),
+        "deadline": Key(
+            900.0,
+            "Seconds after which a CI still pending (or a local command still "
+            "running) is inconclusive.",
+            above=0,
+        ),
+        "on_inconclusive": Key(
+            "keep",
+            "``keep`` the deploy and alert a person, or ``rollback``.",
+            choices=ON_INCONCLUSIVE,
+        ),
+        "lock_wait": Key(
+            300.0,
+            "Seconds a CI verdict waits for a deploy or rollback to release the "
+            "environment's lock.",
+            at_least=0,
+        ),
     },
 }
 
+#: Each health check's keys (a check is a table in ``health.checks``).
+CHECK_SCHEMA: dict[str, Key] = {
+    "path": Key("/", "Path appended to the environment's ``url``."),
+    "status": Key(200, "Expected HTTP status.", at_least=100, at_most=599),
+    "body_contains": Key(None, "Text the response body must contain."),
+    "json_field": Key(
+        None,
+        "``name=value``: the JSON body's field must equal the value; dots reach into "
+        "objects (``checks.db=ok``).",
+    ),
+    "max_response_time": Key(None, "Slowest acceptable answer, in seconds.", above=0),
+    "timeout": Key(10.0, "Per-request timeout, in seconds.", above=0),
+    "rendered_contains": Key(
+        None,
+        "Text the page must show once rendered by headless Chromium (Streamlit's raw "
+        "HTML and ``/_stcore/health`` look the same for a broken app). Skipped with "
+        "a note where Chromium is absent, or over SSH.",
+    ),
+}
+#: The type of each check key (None defaults are strings, or numbers for times).
 CHECK_KEYS: dict[str, type | tuple[type, ...]] = {
     "path": str,
     "status": int,
@@ -97,10 +301,22 @@ CHECK_KEYS: dict[str, type | tuple[type, ...]] = {
     "rendered_contains": str,
 }
 
-RUNTIME_KINDS = ("supervisor", "compose")
-CI_PROVIDERS = ("local", "github")
-ON_INCONCLUSIVE = ("keep", "rollback")
-INSTALLERS = ("auto", "pip", "uv")
+#: Built-in per-environment values, applied before the user's own keys.
+ENV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "preprod": {"port": 8500},
+    "prod": {"port": 8501, "persistent": ["shared"], "health": {"successes": 2}},
+}
+
+
+def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: _defaults(spec) if isinstance(spec, dict) else copy.deepcopy(spec.default)
+        for name, spec in schema.items()
+    }
+
+
+#: The embedded default, derived from :data:`SCHEMA`.
+DEFAULTS: dict[str, Any] = {**_defaults(SCHEMA), "env": ENV_DEFAULTS}
 
 
 @dataclass(frozen=True)
@@ -128,6 +344,15 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """The hourly monitor's thresholds, in the manner of Gatus."""
+
+    failures: int
+    successes: int
+    reminder: float
+
+
+@dataclass(frozen=True)
 class NotifySettings:
     """Where notifications go besides the console."""
 
@@ -147,6 +372,17 @@ class CiSettings:
     poll_interval: float
     deadline: float
     on_inconclusive: str
+    lock_wait: float
+
+
+#: The dataclass of each section of :data:`SCHEMA`.
+SECTIONS: dict[str, type] = {
+    "runtime": RuntimeSettings,
+    "health": HealthSettings,
+    "monitor": MonitorSettings,
+    "notify": NotifySettings,
+    "ci": CiSettings,
+}
 
 
 @dataclass(frozen=True)
@@ -169,6 +405,7 @@ class EnvSettings:
     ssh_config: str
     runtime: RuntimeSettings
     health: HealthSettings
+    monitor: MonitorSettings
     notify: NotifySettings
     ci: CiSettings
 
@@ -216,8 +453,12 @@ def find_pyproject(start: Path) -> Path | None:
     return None
 
 
+#: Loaded configurations by (file, modification time, size): read once per task.
+_LOADED: dict[tuple[Path, int, int], Settings] = {}
+
+
 def load(path: Path | str | None = None) -> Settings:
-    """Load and validate the configuration.
+    """Load and validate the configuration (once per file version per process).
 
     Args:
         path: A TOML file with a ``[tool.cicd]`` table. Defaults to ``$CICD_CONFIG``,
@@ -247,8 +488,12 @@ def load(path: Path | str | None = None) -> Settings:
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(f"{origin} does not exist: {path}")
-    table = _read_toml(path).get("tool", {}).get("cicd", {})
-    return from_table(table, project_dir=path.parent, path=path)
+    stat = path.stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _LOADED:
+        table = _read_toml(path).get("tool", {}).get("cicd", {})
+        _LOADED[key] = from_table(table, project_dir=path.parent, path=path)
+    return _LOADED[key]
 
 
 def from_table(
@@ -283,8 +528,8 @@ def from_table(
         _check_shape(overrides, _env_shape(), f"tool.cicd.host.{name}")
     envs = {}
     raw = {}
-    for name in [*DEFAULTS["env"], *(n for n in user_envs if n not in DEFAULTS["env"])]:
-        data = _merge(_env_shape(), DEFAULTS["env"].get(name, {}))
+    for name in [*ENV_DEFAULTS, *(n for n in user_envs if n not in ENV_DEFAULTS)]:
+        data = _merge(_env_shape(), ENV_DEFAULTS.get(name, {}))
         raw[name] = _merge(_merge(data, top), user_envs.get(name, {}))
         envs[name] = _build_env(name, raw[name], f"tool.cicd.env.{name}")
         for host in envs[name].hosts:
@@ -382,112 +627,92 @@ def _check_checks(value: Any, name: str) -> None:
             expected = CHECK_KEYS[key]
             if isinstance(item_value, bool) or not isinstance(item_value, expected):
                 raise ConfigError(f"{where}.{key}: wrong type: {item_value!r}")
+            _check_rule(CHECK_SCHEMA[key], item_value, f"{where}.{key}")
+
+
+def _check_rule(spec: Key, value: Any, name: str) -> None:
+    """Check one value against its key's rule (choices, bounds, placeholders)."""
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(
+            f"{name}: expected one of {', '.join(spec.choices)}, got {value!r}"
+        )
+    if spec.at_least is not None and value < spec.at_least:
+        raise ConfigError(f"{name}: must be at least {spec.at_least:g}, got {value!r}")
+    if spec.above is not None and value <= spec.above:
+        raise ConfigError(f"{name}: must be greater than {spec.above:g}")
+    if spec.at_most is not None and value > spec.at_most:
+        raise ConfigError(f"{name}: must be at most {spec.at_most:g}, got {value!r}")
+    if spec.placeholders is not None:
+        templates = value.values() if isinstance(value, dict) else [value]
+        for template in templates:
+            _check_template(template, name, spec.placeholders)
+
+
+def _check_template(template: str, where: str, names: tuple[str, ...]) -> None:
+    """A template may only name its placeholders: a typo fails at load, not later."""
+    try:
+        template.format(**{n: "" for n in names})
+    except (KeyError, IndexError, ValueError) as error:
+        known = ", ".join("{" + n + "}" for n in names)
+        raise ConfigError(
+            f"{where}: unknown placeholder {error} in {template!r} (known: {known})"
+        ) from None
+
+
+def _checked(schema: dict[str, Any], data: dict[str, Any], where: str) -> None:
+    """Apply every key's rule to a merged table (types were checked already)."""
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            _checked(spec, data[key], f"{where}.{key}")
+        else:
+            _check_rule(spec, data[key], f"{where}.{key}")
+
+
+def _section(cls: type, data: dict[str, Any], **derived: Any) -> Any:
+    """Fill a settings dataclass from its merged table, field by field."""
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        if item.name in derived:
+            values[item.name] = derived[item.name]
+            continue
+        value = data[item.name]
+        if isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        elif isinstance(value, int) and item.type in ("float", float):
+            value = float(value)
+        values[item.name] = value
+    return cls(**values)
 
 
 def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     if not name.isidentifier():
         raise ConfigError(f"{where}: environment names are letters, digits and _")
-    if data["runtime"]["kind"] not in RUNTIME_KINDS:
-        raise ConfigError(
-            f"{where}.runtime.kind: expected one of {', '.join(RUNTIME_KINDS)}, "
-            f"got {data['runtime']['kind']!r}"
+    _checked(SCHEMA, data, where)
+    url = data["url"].format(port=data["port"], env=name)
+    checks = tuple(_health_check(url, check) for check in data["health"]["checks"])
+    runtime = {
+        **data["runtime"],
+        "compose_file": data["runtime"]["compose_file"].format(env=name),
+        "project": data["runtime"]["project"].format(env=name),
+    }
+    sections = {
+        key: _section(
+            cls,
+            runtime if key == "runtime" else data[key],
+            **({"checks": checks} if key == "health" else {}),
         )
-    if data["installer"] not in INSTALLERS:
-        raise ConfigError(
-            f"{where}.installer: expected one of {', '.join(INSTALLERS)}, "
-            f"got {data['installer']!r}"
-        )
-    if data["batch"] < 0:
-        raise ConfigError(f"{where}.batch: must be 0 (all at once) or more")
-    for key in ("keep", "port"):
-        if data[key] < 1:
-            raise ConfigError(f"{where}.{key}: must be at least 1")
-    if not 1 <= data["port"] <= 65535:
-        raise ConfigError(f"{where}.port: not a TCP port: {data['port']}")
-    health = data["health"]
-    for key, minimum in (("deadline", 0.0), ("interval", 0.0), ("successes", 0)):
-        if health[key] <= minimum:
-            raise ConfigError(f"{where}.health.{key}: must be greater than {minimum:g}")
-    ci = data["ci"]
-    for key, choices in (
-        ("provider", CI_PROVIDERS),
-        ("on_inconclusive", ON_INCONCLUSIVE),
-    ):
-        if ci[key] not in choices:
-            raise ConfigError(
-                f"{where}.ci.{key}: expected one of {', '.join(choices)}, "
-                f"got {ci[key]!r}"
-            )
-    for key in ("poll_interval", "deadline"):
-        if ci[key] <= 0:
-            raise ConfigError(f"{where}.ci.{key}: must be greater than 0")
-    url = _expand(data["url"], f"{where}.url", port=data["port"], env=name)
-    checks = tuple(
-        HealthCheck(
-            url=url.rstrip("/") + "/" + check.get("path", "/").lstrip("/"),
-            **_check_args(check),
-        )
-        for check in health["checks"]
-    )
-    runtime = data["runtime"]
-    return EnvSettings(
-        name=name,
-        root=data["root"],
-        source=data["source"],
-        app_dir=data["app_dir"],
-        requirements=data["requirements"],
-        python=data["python"],
-        installer=data["installer"],
-        keep=data["keep"],
-        port=data["port"],
-        url=url,
-        persistent=tuple(data["persistent"]),
-        hosts=tuple(data["hosts"]),
-        batch=data["batch"],
-        ssh_config=data["ssh_config"],
-        runtime=RuntimeSettings(
-            kind=runtime["kind"],
-            command=runtime["command"],
-            environment=dict(runtime["environment"]),
-            supervisord=runtime["supervisord"],
-            supervisorctl=runtime["supervisorctl"],
-            compose_file=_expand(
-                runtime["compose_file"], f"{where}.runtime.compose_file", env=name
-            ),
-            service=runtime["service"],
-            project=_expand(runtime["project"], f"{where}.runtime.project", env=name),
-        ),
-        health=HealthSettings(
-            checks=checks,
-            deadline=float(health["deadline"]),
-            interval=float(health["interval"]),
-            successes=int(health["successes"]),
-        ),
-        notify=NotifySettings(**data["notify"]),
-        ci=CiSettings(
-            provider=ci["provider"],
-            command=ci["command"],
-            workflow=ci["workflow"],
-            repository=ci["repository"],
-            api_url=ci["api_url"],
-            poll_interval=float(ci["poll_interval"]),
-            deadline=float(ci["deadline"]),
-            on_inconclusive=ci["on_inconclusive"],
-        ),
-    )
+        for key, cls in SECTIONS.items()
+    }
+    result: EnvSettings = _section(EnvSettings, data, name=name, url=url, **sections)
+    return result
 
 
-def _check_args(check: dict[str, Any]) -> dict[str, Any]:
-    args = {k: v for k, v in check.items() if k != "path"}
-    if "max_response_time" in args:
-        args["max_response_time"] = float(args["max_response_time"])
-    if "timeout" in args:
-        args["timeout"] = float(args["timeout"])
-    return args
-
-
-def _expand(template: str, where: str, **values: Any) -> str:
-    try:
-        return template.format(**values)
-    except (KeyError, IndexError, ValueError) as error:
-        raise ConfigError(f"{where}: unknown placeholder {error} in {template!r}")
+def _health_check(url: str, check: dict[str, Any]) -> HealthCheck:
+    values = {key: check.get(key, spec.default) for key, spec in CHECK_SCHEMA.items()}
+    path = str(values.pop("path"))
+    for key in ("max_response_time", "timeout"):
+        if values[key] is not None:
+            values[key] = float(values[key])
+    return HealthCheck(url=url.rstrip("/") + "/" + path.lstrip("/"), **values)

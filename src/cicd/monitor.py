@@ -18,14 +18,14 @@ from posixpath import join
 from typing import TYPE_CHECKING
 
 from cicd.commands import files
+from cicd.config import DEFAULTS, MonitorSettings
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
     from cicd.target import Target
 
-FAILURES_TO_ALERT = 3
-SUCCESSES_TO_RESOLVE = 2
-REMINDER_SECONDS = 6 * 3600.0
+#: The built-in thresholds (``[tool.cicd.monitor]``): 3 failures, 2 passes, 6 h.
+DEFAULT_RULES = MonitorSettings(**DEFAULTS["monitor"])
 
 
 @dataclass
@@ -41,7 +41,12 @@ class MonitorState:
 
 
 def advance(
-    state: MonitorState, ok: bool, reason: str, now: float, env: str
+    state: MonitorState,
+    ok: bool,
+    reason: str,
+    now: float,
+    env: str,
+    rules: MonitorSettings = DEFAULT_RULES,
 ) -> str | None:
     """Feed one check result to the state machine.
 
@@ -51,6 +56,7 @@ def advance(
         reason: Why it failed (or ``ok``).
         now: Wall-clock seconds.
         env: Environment name, for messages.
+        rules: The thresholds (``monitor.failures``, ``successes``, ``reminder``).
 
     Returns:
         The message to notify, or None when nothing is worth a notification.
@@ -59,7 +65,7 @@ def advance(
     if ok:
         state.failures = 0
         state.successes += 1
-        if state.status == "down" and state.successes >= SUCCESSES_TO_RESOLVE:
+        if state.status == "down" and state.successes >= rules.successes:
             down_for = _duration(now - state.down_since)
             state.status, state.down_since, state.alerted_at = "up", 0.0, 0.0
             return f"🟢 {name} recovered after {down_for} down"
@@ -68,13 +74,13 @@ def advance(
     state.failures += 1
     state.last_reason = reason
     if state.status == "up":
-        if state.failures >= FAILURES_TO_ALERT:
+        if state.failures >= rules.failures:
             state.status, state.down_since, state.alerted_at = "down", now, now
             return (
                 f"🔴 {name} is DOWN ({state.failures} failed checks in a row): {reason}"
             )
         return None
-    if now - state.alerted_at >= REMINDER_SECONDS:
+    if now - state.alerted_at >= rules.reminder:
         state.alerted_at = now
         since = datetime.fromtimestamp(state.down_since, UTC).strftime(
             "%Y-%m-%d %H:%M UTC"
@@ -135,7 +141,9 @@ def run_monitor(
     state = load(target)
     while True:
         ok, reason = health_line(target)
-        message = advance(state, ok, reason, clock(), target.env)
+        message = advance(
+            state, ok, reason, clock(), target.env, target.settings.monitor
+        )
         if message:
             notifier.send(message)
         if ok or state.status == "down":

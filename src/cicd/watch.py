@@ -54,9 +54,6 @@ if TYPE_CHECKING:
     from cicd.state import EnvState
     from cicd.target import Target
 
-#: Longest time a verdict waits for a deploy or rollback to release the lock.
-LOCK_WAIT = 300.0
-
 
 def provider_for(target: Target) -> Provider:
     """The CI provider configured for an environment."""
@@ -310,7 +307,7 @@ def decide(
     """
     home = hosts[0]
     why = f"watch {poll.state if poll else 'verdict'}"
-    with lock.hold(hosts, why, sha, wait=LOCK_WAIT):
+    with lock.hold(hosts, why, sha, wait=home.settings.ci.lock_wait):
         journal = load_journal(home, sha) or new_journal(home, sha, time.time(), 0)
         if journal.get("state") == "done":
             if poll and _rerun_passed(journal, poll):

@@ -11,9 +11,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from cicd.deploy import deploy_preprod
-from cicd.monitor import REMINDER_SECONDS, MonitorState, advance, run_monitor
+from cicd.monitor import DEFAULT_RULES, MonitorState, advance, run_monitor
 from cicd.notify import Notifier
 from tests.conftest import Project, invoke
+
+REMINDER_SECONDS = DEFAULT_RULES.reminder
 
 
 def test_state_machine_alerts_once_reminds_and_recovers() -> None:

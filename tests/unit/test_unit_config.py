@@ -201,6 +201,28 @@ ERRORS = [
     pytest.param({"health": {"deadline": 0}}, "health.deadline", id="deadline-0"),
     pytest.param({"health": {"interval": 0}}, "health.interval", id="interval-0"),
     pytest.param({"health": {"successes": 0}}, "health.successes", id="successes-0"),
+    pytest.param(
+        {"runtime": {"command": "{pyhton} app.py"}},
+        ".runtime.command",
+        id="command-placeholder",
+    ),
+    pytest.param(
+        {"runtime": {"environment": {"HOME": "{shard}"}}},
+        ".runtime.environment",
+        id="environment-placeholder",
+    ),
+    pytest.param(
+        {"ci": {"command": "nox --envdir {env_dir}"}},
+        ".ci.command",
+        id="ci-command-placeholder",
+    ),
+    pytest.param({"monitor": {"failures": 0}}, ".monitor.failures", id="monitor-0"),
+    pytest.param({"ci": {"lock_wait": -1.0}}, ".ci.lock_wait", id="lock-wait"),
+    pytest.param(
+        {"health": {"checks": [{"status": 42}]}},
+        ".health.checks[0].status",
+        id="check-status-range",
+    ),
 ]
 
 
@@ -350,3 +372,46 @@ def test_load_without_any_configuration(
 
     with pytest.raises(ConfigError, match="no configuration found.*CICD_CONFIG"):
         load()
+
+
+# -- one schema ----------------------------------------------------------------
+
+
+def test_the_schema_and_the_typed_settings_name_the_same_keys() -> None:
+    import dataclasses
+
+    from cicd import config
+
+    derived = {"name"} | set(config.SECTIONS)
+    top = {f.name for f in dataclasses.fields(config.EnvSettings)} - derived
+    assert top == {k for k, v in config.SCHEMA.items() if not isinstance(v, dict)}
+    for section, cls in config.SECTIONS.items():
+        assert {f.name for f in dataclasses.fields(cls)} == set(config.SCHEMA[section])
+    assert set(config.CHECK_SCHEMA) == set(config.CHECK_KEYS)
+    # Every key says what it means: the reference page is generated from it.
+    assert all(spec.doc for spec in config.CHECK_SCHEMA.values())
+
+
+def test_a_template_typo_fails_at_load_naming_the_known_placeholders(
+    tmp_path: Path,
+) -> None:
+    message = config_error(tmp_path, {"runtime": {"command": "{pyhton} app.py"}})
+    assert message.startswith("tool.cicd.env.preprod.runtime.command: unknown")
+    assert "'pyhton'" in message and "{python}" in message
+    assert "\n" not in message
+
+
+def test_the_configuration_is_read_once_per_file_version(tmp_path: Path) -> None:
+    path = tmp_path / "cicd.toml"
+    path.write_text(CICD_TABLE)
+    first = load(path)
+    assert load(path) is first
+    path.write_text(CICD_TABLE.replace("keep = 2", "keep = 4"))
+    assert load(path).env("preprod").keep == 4
+
+
+def test_the_ci_command_is_split_before_its_placeholders_are_filled() -> None:
+    from cicd.ci.local import command_argv
+
+    argv = command_argv("nox --envdir {envdir} -s lint", envdir="/srv/my app/ci-envs")
+    assert argv == ["nox", "--envdir", "/srv/my app/ci-envs", "-s", "lint"]

@@ -1,29 +1,22 @@
-"""Sphinx directive ``cicd-config``: configuration tables checked against the code.
+"""Sphinx directive ``cicd-config``: configuration tables generated from the code.
 
-The keys and their defaults come from :data:`cicd.config.DEFAULTS` (or
-:data:`cicd.config.CHECK_KEYS` for health checks); only the meanings are written in
-the page, as a field list. A key of the code with no meaning, or a meaning for a key
-the code does not have, is a build warning (an error under ``sphinx-build -W``), so
-the reference cannot fall behind ``config.py``.
+Keys, defaults and meanings all come from :data:`cicd.config.SCHEMA` (or
+:data:`cicd.config.CHECK_SCHEMA` for health checks, :data:`cicd.config.ENV_DEFAULTS`
+for the built-in per-environment values): the reference cannot fall behind
+``config.py``, and a key without a meaning is a build warning (an error under
+``sphinx-build -W``).
 
 Usage::
 
     .. cicd-config:: defaults
 
-       :root: Directory of the target root.
-       :runtime.kind: ``supervisor`` or ``compose``.
-
     .. cicd-config:: checks
-
-       :path: ...
 
     .. cicd-config:: environments
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from typing import Any
 
 from docutils import nodes
@@ -36,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 #: Tables whose content is one value, not more keys.
 LEAF_TABLES = {"environment"}
-FIELD = re.compile(r"^:([^:]+):\s*(.*)$")
 
 
 def toml_value(value: Any) -> str:
@@ -64,42 +56,35 @@ def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return leaves
 
 
-def parse_meanings(lines: list[str]) -> dict[str, str]:
-    """``:key: text`` fields, with indented continuation lines, as a dict."""
-    meanings: dict[str, str] = {}
-    key = None
-    for line in lines:
-        match = FIELD.match(line)
-        if match:
-            key = match.group(1).strip()
-            meanings[key] = match.group(2).strip()
-        elif key and line.strip():
-            meanings[key] += " " + line.strip()
-    return meanings
+def schema_rows(schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key → :class:`cicd.config.Key` of a nested schema, in order."""
+    rows: dict[str, Any] = {}
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            rows.update(schema_rows(spec, f"{prefix}{key}."))
+        else:
+            rows[f"{prefix}{key}"] = spec
+    return rows
 
 
-def rows_for(kind: str) -> dict[str, str]:
-    """Key → default (as TOML, or a dash) for one table kind."""
+def rows_for(kind: str) -> dict[str, tuple[str, str | None]]:
+    """Key → (default as TOML or a dash, meaning) for one table kind."""
     from cicd import config
-    from cicd.health import HealthCheck
 
     if kind == "defaults":
-        shape = {k: v for k, v in config.DEFAULTS.items() if k != "env"}
-        return {key: toml_value(value) for key, value in flatten(shape).items()}
-    if kind == "checks":
-        defaults = {
-            f.name: f.default
-            for f in dataclasses.fields(HealthCheck)
-            if f.default is not dataclasses.MISSING
-        }
         return {
-            key: toml_value(defaults[key]) if defaults.get(key) is not None else "—"
-            for key in config.CHECK_KEYS
+            key: (toml_value(spec.default), spec.doc)
+            for key, spec in schema_rows(config.SCHEMA).items()
+        }
+    if kind == "checks":
+        return {
+            key: ("—" if spec.default is None else toml_value(spec.default), spec.doc)
+            for key, spec in config.CHECK_SCHEMA.items()
         }
     if kind == "environments":
         return {
-            f"env.{env}.{key}": toml_value(value)
-            for env, table in config.DEFAULTS["env"].items()
+            f"env.{env}.{key}": (toml_value(value), None)
+            for env, table in config.ENV_DEFAULTS.items()
             for key, value in flatten(table).items()
         }
     raise ValueError(f"unknown table {kind!r} (defaults, checks, environments)")
@@ -112,7 +97,7 @@ class CicdConfig(SphinxDirective):
     has_content = True
 
     def run(self) -> list[nodes.Node]:
-        """Build the table and warn about undocumented or unknown keys."""
+        """Build the table; warn about keys without a meaning."""
         from cicd import config
 
         self.env.note_dependency(config.__file__)
@@ -122,29 +107,26 @@ class CicdConfig(SphinxDirective):
         except ValueError as error:
             logger.warning(f"cicd-config: {error}", location=self.get_location())
             return []
-        meanings = parse_meanings(list(self.content))
-        documented = kind == "environments" or bool(self.content)
-        for key in rows:
-            if documented and kind != "environments" and key not in meanings:
+        if self.content:
+            logger.warning(
+                "cicd-config: meanings live in cicd.config.SCHEMA, not in the page",
+                location=self.get_location(),
+            )
+        with_meaning = kind != "environments"
+        for key, (_, meaning) in rows.items():
+            if with_meaning and not meaning:
                 logger.warning(
                     f"cicd-config {kind}: key {key} is not documented",
                     location=self.get_location(),
                 )
-        for key in meanings:
-            if key not in rows:
-                logger.warning(
-                    f"cicd-config {kind}: {key} is documented but is not a key of "
-                    "cicd.config",
-                    location=self.get_location(),
-                )
-        columns = ["key", "default"] + ([] if kind == "environments" else ["meaning"])
+        columns = ["key", "default"] + (["meaning"] if with_meaning else [])
         widths = "40 60" if len(columns) == 2 else "22 28 50"
         lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
         lines += [f"   {'*' if i == 0 else ' '} - {c}" for i, c in enumerate(columns)]
-        for key, default in rows.items():
+        for key, (default, meaning) in rows.items():
             cells = [f"``{key}``", default if default == "—" else f"``{default}``"]
-            if len(columns) == 3:
-                cells.append(meanings.get(key) or "—")
+            if with_meaning:
+                cells.append(meaning or "—")
             lines += [f"   {'*' if i == 0 else ' '} - {c}" for i, c in enumerate(cells)]
         container = nodes.container()
         self.state.nested_parse(
