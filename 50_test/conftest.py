@@ -4,7 +4,7 @@ Each check needs a target or a credential named by an environment variable. When
 is absent the check is skipped and the reason says which variable to set; when it is
 present a real fault fails the session (there is no continue-on-error).
 
-In CI, ``.ci/run`` starts local stand-ins (``python3 -m tests.testinfra local-env``)
+In CI, ``.ci/run`` starts local stand-ins (``python3 -m tools.testinfra local-env``)
 and exports their variables as ``INFRA_CHECK_<NAME>``; the ``infra`` session hands
 them to these checks as ``<NAME>``. On a real VM, set the real names.
 """

@@ -76,11 +76,13 @@ services:
 
 
 def require_docker() -> Any:
-    """tests.testinfra with a working engine and sshd, or BenchSkipped."""
-    testinfra = require_sshd()
-    if not testinfra.docker_ok():
-        raise BenchSkipped(testinfra.NEEDS_DOCKER)
-    return testinfra
+    """tools.testinfra.docker with a working engine and sshd, or BenchSkipped."""
+    require_sshd()
+    from tools.testinfra import docker
+
+    if not docker.docker_ok():
+        raise BenchSkipped(docker.NEEDS_DOCKER)
+    return docker
 
 
 def commit_release(project: Project, version: str, image: str) -> str:
@@ -153,15 +155,16 @@ def fab_argv(
 
 def bench_compose_rollback() -> list[Metric]:
     """``fab -H h1 rollback --to`` with compose, against recreate-to-ready."""
-    testinfra = require_docker()
-    image = testinfra.BUSYBOX_TAG
-    testinfra.build_busybox_image(image)
+    docker = require_docker()
+    sshd = require_sshd()
+    image = docker.BUSYBOX_TAG
+    docker.build_busybox_image(image)
     name = f"cicdbench{uuid.uuid4().hex[:8]}"
     project = Project("compose")
     fleet = None
     try:
         shas = {v: commit_release(project, v, image) for v in ("A", "B")}
-        fleet = testinfra.start_fleet(1, project.dir / "ssh")
+        fleet = sshd.start_fleet(1, project.dir / "ssh")
         host = fleet.hosts[0]
         write_config(project, host, name)
         env = project.env()

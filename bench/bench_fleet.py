@@ -77,12 +77,12 @@ def commit(project: Project, version: str) -> str:
 
 
 def require_sshd() -> Any:
-    """tests.testinfra, or BenchSkipped when sshd is not installed."""
-    from tests import testinfra
+    """tools.testinfra.sshd, or BenchSkipped when sshd is not installed."""
+    from tools.testinfra import sshd
 
-    if not testinfra.SSHD.exists():
-        raise BenchSkipped(testinfra.NEEDS_SSHD)
-    return testinfra
+    if not sshd.SSHD.exists():
+        raise BenchSkipped(sshd.NEEDS_SSHD)
+    return sshd
 
 
 def host_root(project: Project, name: str) -> Path:
@@ -359,7 +359,7 @@ def shutdown_hosts(project: Project, hosts: list[Any]) -> None:
 
 def bench_fleet() -> list[Metric]:
     """T(N) for N = 1, 2, 4, 8 hosts deployed at once, and T(8)/T(1)."""
-    testinfra = require_sshd()
+    sshd = require_sshd()
     project = Project("fleet")
     fleet = None
     walls: dict[int, list[float]] = {n: [] for n in SIZES}
@@ -370,7 +370,7 @@ def bench_fleet() -> list[Metric]:
         shas = {"A": commit(project, "A"), "B": commit(project, "B")}
         total = sum(SIZES)
         log(f"fleet: starting {total} sshd hosts on 127.0.0.2-{1 + total}")
-        fleet = testinfra.start_fleet(total, project.dir / "ssh")
+        fleet = sshd.start_fleet(total, project.dir / "ssh")
         # Disjoint groups (h1 | h2-h3 | h4-h7 | h8-h15), so the sizes can take
         # turns within each round and a burst of load on this shared machine
         # falls on every N alike, not on one N's block of runs.

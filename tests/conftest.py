@@ -27,7 +27,7 @@ from cicd.target import Target
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # sshd hosts on 127.0.0.x and the Docker engine: skipped with a reason when absent.
-pytest_plugins = ("tests.infra_fixtures",)
+pytest_plugins = ("tools.testinfra.fixtures",)
 
 SERVER = '''\
 """Stand-in app: answers every GET with the content of version.txt."""

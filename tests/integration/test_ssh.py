@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from tests.testinfra import SshFleet
+from tools.testinfra.sshd import SshFleet
 from tests.conftest import (
     REPO_ROOT,
     Project,
@@ -147,7 +147,7 @@ def served(fleet: SshFleet, project: Project) -> dict[str, str]:
 def test_fleet_deploys_to_three_hosts_all_or_nothing(
     project: Project, ssh_hosts: Hosts
 ) -> None:
-    from tests.testinfra import start_sshd, stop_sshd
+    from tools.testinfra.sshd import start_sshd, stop_sshd
 
     fleet = ssh_hosts(3)
     fleet_config(project, fleet)

@@ -1,8 +1,7 @@
-"""Fixtures of real components: a Docker engine, the busybox image, sshd hosts.
+"""A pytest plugin of real components: a Docker engine, the busybox image, sshd hosts.
 
-Register them for every test with ``pytest_plugins = ("tests.infra_fixtures",)`` in
-``tests/conftest.py``, or bind them in one module (``ssh_hosts =
-infra_fixtures.ssh_hosts``). Each skips with the way to get the component when it
+Registered for every test by ``pytest_plugins = ("tools.testinfra.fixtures",)`` in
+``tests/conftest.py``. Each fixture skips with the way to get the component when it
 is absent; ``invoke infra.up`` (or CI's ``.ci/run``) provides all of them.
 """
 
@@ -17,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import testinfra
-from tests.testinfra import SshFleet
+from tools.testinfra import docker, sshd
+from tools.testinfra.sshd import SshFleet
 
 #: Serialises engine start and image import across pytest-xdist workers.
 LOCK = Path(tempfile.gettempdir()) / "cicd-testinfra.lock"
@@ -44,33 +43,33 @@ def docker_engine() -> Iterator[str]:
     infra.down`` stops it then.
     """
     started = False
-    if not testinfra.docker_ok():
+    if not docker.docker_ok():
         if os.environ.get("CICD_TEST_START_DOCKERD") != "1":
-            pytest.skip(testinfra.NEEDS_DOCKER)
+            pytest.skip(docker.NEEDS_DOCKER)
         with _locked():
-            started = testinfra.start_dockerd()
-    yield testinfra.DOCKER_SOCKET
+            started = docker.start_dockerd()
+    yield docker.DOCKER_SOCKET
     if started and "PYTEST_XDIST_WORKER" not in os.environ:
-        testinfra.stop_dockerd()
+        docker.stop_dockerd()
 
 
 @pytest.fixture(scope="session")
 def busybox_image(docker_engine: str) -> str:
     """The tag of the local busybox image, imported once if missing."""
     with _locked():
-        testinfra.build_busybox_image(testinfra.BUSYBOX_TAG)
-    return testinfra.BUSYBOX_TAG
+        docker.build_busybox_image(docker.BUSYBOX_TAG)
+    return docker.BUSYBOX_TAG
 
 
 def _fleets(
     factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[int], SshFleet]]:
-    if not testinfra.SSHD.exists():
-        pytest.skip(testinfra.NEEDS_SSHD)
+    if not sshd.SSHD.exists():
+        pytest.skip(sshd.NEEDS_SSHD)
     fleets: list[SshFleet] = []
 
     def start(count: int = 1) -> SshFleet:
-        fleet = testinfra.start_fleet(count, factory.mktemp("ssh"))
+        fleet = sshd.start_fleet(count, factory.mktemp("ssh"))
         fleets.append(fleet)
         return fleet
 
@@ -85,13 +84,14 @@ def _fleets(
 def ssh_hosts(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[int], SshFleet]]:
-    """Start N simulated hosts: ``fleet = ssh_hosts(3)``; all stopped after the test.
+    """Start N simulated hosts, all stopped after the test.
 
-    Host ``h1`` is an sshd on 127.0.0.2, ``h2`` on 127.0.0.3..., each on a free high
-    port with its own host key; one user key logs in everywhere. The fleet gives
-    ``hosts`` (:class:`tests.testinfra.SshHost`), ``ssh_config`` (for ``fab -S FILE
-    -H h1`` or ``ssh -F FILE h1``), ``known_hosts`` (every host key), and
-    ``connection(name)``: a Fabric Connection that refuses unknown host keys.
+    ``fleet = ssh_hosts(3)``: host ``h1`` is an sshd on 127.0.0.2, ``h2`` on
+    127.0.0.3..., each on a free high port with its own host key; one user key logs
+    in everywhere. The fleet gives ``hosts`` (:class:`tools.testinfra.sshd.SshHost`),
+    ``ssh_config`` (for ``fab -S FILE -H h1`` or ``ssh -F FILE h1``),
+    ``known_hosts`` (every host key), and ``connection(name)``: a Fabric Connection
+    that refuses unknown host keys.
     """
     yield from _fleets(tmp_path_factory)
 

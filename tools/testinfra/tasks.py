@@ -1,7 +1,8 @@
 """Tasks that provision this machine for the real-component tests: infra.up, infra.down.
 
-They wrap :mod:`tests.testinfra`, which ``.ci/run`` calls too. They act on the machine
-where ``invoke`` runs, never on a ``fab -H`` host.
+They wrap :mod:`tools.testinfra.provision`, which ``.ci/run`` calls too (through
+``python3 -m tools.testinfra``). They act on the machine where ``invoke`` runs, never
+on a ``fab -H`` host.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ def up(c: Any, state_dir: str = "", extra: list[str] | None = None) -> None:
     root for whatever is missing.
     """
     _local_only(c, "up")
-    from tests import testinfra
+    from tools.testinfra import docker, provision
 
     try:
-        testinfra.up(
-            Path(state_dir) if state_dir else testinfra.DEFAULT_STATE_DIR,
+        provision.up(
+            Path(state_dir) if state_dir else docker.DEFAULT_STATE_DIR,
             extra_packages=extra or [],
         )
     except RuntimeError as error:
@@ -57,6 +58,6 @@ def down(c: Any, state_dir: str = "") -> None:
     An engine that infra.up did not start (a system service) is left running.
     """
     _local_only(c, "down")
-    from tests import testinfra
+    from tools.testinfra import docker, provision
 
-    testinfra.down(Path(state_dir) if state_dir else testinfra.DEFAULT_STATE_DIR)
+    provision.down(Path(state_dir) if state_dir else docker.DEFAULT_STATE_DIR)
