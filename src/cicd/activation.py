@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cicd import failpoints, intent
 from cicd.commands import files
 from cicd.errors import CicdError
 from cicd.health import CheckResult, Readiness, wait_ready
@@ -74,11 +75,16 @@ def activate(
     Raises:
         DeployFailed: The release did not become ready (recorded in the ledger).
     """
+    # The intent first: a run killed from here to "ready" is completed or undone
+    # by the next command (cicd.repair).
+    intent.begin(target, running, sha, label)
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
         target.switch(sha, running)
+    failpoints.hit("switched")
     with timeline.step("restart", f"restart the {target.env} app"):
         target.runtime.restart()
     target.event("restart", sha=sha, defer=True)
+    failpoints.hit("restarted")
     try:
         readiness = wait_until_ready(target, timeline, label)
     except DeployFailed as error:
@@ -90,6 +96,8 @@ def activate(
         detail=f"ready after {readiness.attempts} attempt(s)",
         durations={"readiness": readiness.seconds},
     )
+    failpoints.hit("ready")
+    intent.clear(target)
 
 
 def already_ready(target: Target) -> bool:
@@ -140,6 +148,7 @@ def recover(
         else:
             target.runtime.stop()
             target.runner.run(files.remove(target.paths.current))
+            intent.clear(target)
         target.event(
             "deploy",
             sha=sha,

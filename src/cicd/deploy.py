@@ -22,13 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from cicd import lock, messages
+from cicd import failpoints, lock, messages
 from cicd.activation import DeployFailed, activate, already_ready, recover
 from cicd.backup import back_up
 from cicd.errors import UsageError
 from cicd.messages import short
 from cicd.parallel import collect, each
 from cicd.progress import Timeline
+from cicd.repair import repair
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -251,6 +252,7 @@ class DeployRun:
 
         def read(target: Target) -> EnvState:
             target.ensure_dirs()
+            repair(target, self.notifier)
             state = target.state()
             for warning in state.warnings:
                 self.notifier.say(f"warning: {target.runner.host}: {warning}")
@@ -316,6 +318,7 @@ class DeployRun:
                 detail="exported" if exported else "reused",
                 defer=True,
             )
+            failpoints.hit("exported")
             if self.plan.backup:
                 back_up(target, self.previous[target], timeline)
 

@@ -164,9 +164,12 @@ def run_check(
     if check.rendered_contains:
         if fetcher.remote:
             return CheckResult(check, True, "skipped", 0.0, note=REMOTE_RENDER_NOTE)
-        from cicd.render import run_rendered_check
+        from cicd.render import render
 
-        return run_rendered_check(check)
+        seen = render(check.url, check.rendered_contains, check.timeout)
+        return CheckResult(
+            check, seen.ok, seen.reason, seen.seconds, fatal=seen.fatal, note=seen.note
+        )
     started = time.monotonic()
     try:
         response = fetcher.fetch(check.url, timeout or check.timeout)

@@ -12,16 +12,30 @@
       shared/           persistent data of the app, kept across releases
       shared/app.env    the app's own secrets (KEY=VALUE, mode 0600), loaded at start
       outbox.jsonl      notifications not delivered yet
-      logs/             app, CI and watcher logs
+      intent            an unfinished switch ("X -> Y, restart pending"), until ready
+      monitor.json      the hourly monitor's state (failures, down since, alerted)
+      logs/             app (app.log), CI (ci-<sha>.log) and watcher logs
       watch/<sha>.json  the journal of the CI watcher of that sha
+      ci/<sha>/         the scratch copy a local CI run works in
     <root>/venvs/<hash>/  the app's dependencies, one per requirements file content
+    <root>/ci-envs/       the local CI's nox virtualenvs, shared by every run
+    <root>/source.git     the mirror of a source given as a URL
     <root>/supervisor/    the embedded supervisord's config, socket and logs
+
+Every path on a target host is a property or method here, so a newcomer finds the
+whole layout in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from posixpath import join
+
+
+def controller_logs(project_dir: Path) -> Path:
+    """Logs kept on this machine, beside its configuration, for a fleet it watches."""
+    return project_dir / ".cicd" / "logs"
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,57 @@ class EnvPaths:
         return join(self.dir, "watch")
 
     @property
+    def dirs(self) -> tuple[str, ...]:
+        """The directories a deploy needs, made together (with the lock, if taken)."""
+        return (self.dir, self.releases, self.logs, self.backups, self.shared)
+
+    @property
+    def intent(self) -> str:
+        """An unfinished switch ("X → Y, restart pending"), cleared once ready."""
+        return join(self.dir, "intent")
+
+    @property
+    def monitor(self) -> str:
+        """The hourly monitor's state."""
+        return join(self.dir, "monitor.json")
+
+    @property
+    def app_log(self) -> str:
+        """The app's output under the embedded runtime."""
+        return join(self.logs, "app.log")
+
+    def journal(self, sha: str) -> str:
+        """The CI watcher's journal for ``sha``."""
+        return join(self.watch, f"{sha}.json")
+
+    def watch_log(self, sha: str) -> str:
+        """The output of the detached watcher of ``sha``."""
+        return join(self.logs, f"watch-{sha}.log")
+
+    def ci_log(self, sha: str) -> str:
+        """The output of the local CI run for ``sha``."""
+        return join(self.logs, f"ci-{sha}.log")
+
+    @property
+    def ci_work(self) -> str:
+        """Where local CI runs make their scratch copies."""
+        return join(self.dir, "ci")
+
+    @property
+    def ci_envs(self) -> str:
+        """The local CI's virtualenvs, shared by every run and environment."""
+        return join(self.root, "ci-envs")
+
+    @property
+    def mirror(self) -> str:
+        """The bare mirror of a source given as a URL."""
+        return join(self.root, "source.git")
+
+    def release_tmp(self, sha: str) -> str:
+        """Where a release is exported before it is renamed into place."""
+        return join(self.releases, f".{sha}.tmp")
+
+    @property
     def venvs(self) -> str:
         """Dependency environments, shared by every environment of the root."""
         return join(self.root, "venvs")
@@ -104,3 +169,15 @@ class EnvPaths:
     def release(self, sha: str) -> str:
         """Directory of one release."""
         return join(self.releases, sha)
+
+    def release_of(self, path: str) -> str | None:
+        """The sha of this environment's release a path lies in, or None.
+
+        Matched on ``.../<env>/releases/<sha>``, so a root reached through a
+        symlink (the kernel reports resolved paths) still matches.
+        """
+        marker = f"/{self.env}/releases/"
+        if marker not in path:
+            return None
+        name = path.rsplit(marker, 1)[1].split("/", 1)[0]
+        return name if name and not name.startswith(".") else None

@@ -31,6 +31,8 @@ EventName = Literal[
     "noop",
     "lock_broken",
     "prune",
+    "repair",
+    "ledger_repaired",
 ]
 EVENTS: tuple[str, ...] = get_args(EventName)
 

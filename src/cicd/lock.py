@@ -173,7 +173,7 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
     text = json.dumps(details, sort_keys=True)
     paths = target.paths
     # The environment's directories are made in the same round trip.
-    dirs = (paths.dir, paths.releases, paths.logs, paths.backups, paths.shared)
+    dirs = paths.dirs
     if runner.ok(files.make_lock(paths.lock, text, *dirs)):
         return
     holder = read(target) or {}

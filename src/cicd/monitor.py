@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from posixpath import join
 from typing import TYPE_CHECKING
 
 from cicd.commands import files
@@ -98,7 +97,7 @@ def _duration(seconds: float) -> str:
 
 def state_path(target: Target) -> str:
     """Where an environment's monitor state lives on its host."""
-    return join(target.paths.dir, "monitor.json")
+    return target.paths.monitor
 
 
 def load(target: Target) -> MonitorState:

@@ -17,10 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from cicd.health import CheckResult, HealthCheck
+from typing import NamedTuple
 
 CHROMIUM_VARIABLE = "CICD_CHROMIUM"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
@@ -83,33 +80,38 @@ def judge(dom: str, expected: str) -> str | None:
     return None
 
 
-def run_rendered_check(check: HealthCheck) -> CheckResult:
-    """Render ``check.url`` in headless Chromium and look for the expected text."""
-    from cicd.health import CheckResult
+class Rendered(NamedTuple):
+    """What the browser saw: :mod:`cicd.health` turns it into a check result."""
 
-    assert check.rendered_contains
+    ok: bool
+    reason: str
+    seconds: float
+    fatal: bool = False
+    note: str = ""
+
+
+def render(url: str, expected: str, timeout: float) -> Rendered:
+    """Render ``url`` in headless Chromium and look for the ``expected`` text."""
     started = time.monotonic()
     binary = find_chromium()
     if binary is None:
-        return CheckResult(check, True, "skipped", 0.0, note=SKIPPED)
+        return Rendered(True, "skipped", 0.0, note=SKIPPED)
     with tempfile.TemporaryDirectory(prefix="cicd-chromium-") as profile:
-        argv = chromium_argv(binary, check.url, profile, BUDGET_MS)
+        argv = chromium_argv(binary, url, profile, BUDGET_MS)
         try:
             done = subprocess.run(
                 argv,
                 capture_output=True,
                 text=True,
-                timeout=max(check.timeout, BUDGET_MS / 1000 + 15),
+                timeout=max(timeout, BUDGET_MS / 1000 + 15),
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
-            return CheckResult(
-                check, False, "browser timed out", time.monotonic() - started
-            )
+            return Rendered(False, "browser timed out", time.monotonic() - started)
     seconds = time.monotonic() - started
     if done.returncode != 0 or "<body" not in done.stdout:
         reason = f"page did not load in the browser (exit {done.returncode})"
-        return CheckResult(check, False, reason, seconds)
-    problem = judge(done.stdout, check.rendered_contains)
+        return Rendered(False, reason, seconds)
+    problem = judge(done.stdout, expected)
     fatal = bool(problem and problem.startswith("the app shows an exception"))
-    return CheckResult(check, problem is None, problem or "ok", seconds, fatal=fatal)
+    return Rendered(problem is None, problem or "ok", seconds, fatal=fatal)

@@ -16,6 +16,7 @@ from cicd.activation import activate
 from cicd.messages import short
 from cicd.errors import CicdError, UsageError
 from cicd.progress import Timeline
+from cicd.repair import repair
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -110,6 +111,7 @@ def rollback_locked(
         CicdError: Nothing to roll back to, or the release did not become ready.
     """
     timeline = Timeline(notifier.say)
+    repair(target, notifier)
     state = target.state()
     sha = choose(state, to)
     abandoned = state.current if state.current != sha else None

@@ -4,31 +4,62 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cicd.messages import short
+from cicd import intent
 from cicd.health import run_round
 from cicd.lock import describe
+from cicd.messages import short
 
 if TYPE_CHECKING:
     from cicd.target import Target
 
 
 def health_line(target: Target, *, timeout: float = 3.0) -> tuple[bool, str]:
-    """Run each check once: whether all pass, and the reasons."""
+    """Run each check once: whether all pass, and the reasons.
+
+    A drift (the app runs another release than ``current`` names) or an unfinished
+    switch fails health too: what answers is not what status says runs.
+    """
     results = run_round(target.settings.health.checks, target.fetcher(), timeout)
     failed = [f"{r.check.url}: {r.reason}" for r in results if not r.ok]
+    truth = serving_problem(target)
+    if truth:
+        failed.insert(0, truth)
     notes = sorted({r.note for r in results if r.note})
     return not failed, "; ".join(failed or ["ok"] + notes)
+
+
+def serving_problem(target: Target) -> str | None:
+    """Why what serves is not what ``current`` says, or None when they agree."""
+    pending = intent.read(target)
+    if pending:
+        return (
+            f"unfinished switch {intent.describe(pending)} "
+            f"(invoke status --repair --env {target.env})"
+        )
+    current = target.current()
+    if current is None:
+        return None
+    serving = target.serving()
+    if serving != current:
+        return (
+            f"drift: current is {short(current)} but {short(serving)} serves "
+            f"(invoke status --repair --env {target.env})"
+        )
+    return None
 
 
 def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
     """Everything a person asks about one environment, as a dict."""
     state = target.state()
     healthy, health = health_line(target) if state.current else (False, "not deployed")
+    serving = target.serving() if state.current else None
     return {
         "env": target.env,
         "host": target.runner.host,
         "url": target.settings.url,
         "current": state.current,
+        "serving": serving,
+        "drift": bool(state.current) and serving != state.current,
         "previous": state.previous,
         "validated": state.validated,
         "runtime": target.runtime.status() if state.current else "NOT DEPLOYED",
@@ -53,13 +84,15 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
 def format_status(rows: list[dict[str, Any]]) -> str:
     """Render status dicts as a readable table plus recent events."""
     header = (
-        f"{'ENV':<8} {'CURRENT':<8} {'PREVIOUS':<8} {'VALIDATED':<9} "
+        f"{'ENV':<8} {'CURRENT':<8} {'SERVING':<8} {'PREVIOUS':<8} {'VALIDATED':<9} "
         f"{'RUNTIME':<12} {'HEALTH':<6} LOCK"
     )
     lines = [header]
     for row in rows:
         lines.append(
-            f"{row['env']:<8} {short(row['current']):<8} {short(row['previous']):<8} "
+            f"{row['env']:<8} {short(row['current']):<8} "
+            f"{short(row['serving']) + ('!' if row['drift'] else ''):<8} "
+            f"{short(row['previous']):<8} "
             f"{short(row['validated']):<9} {row['runtime']:<12} "
             f"{'ok' if row['healthy'] else 'FAIL':<6} {row['lock'] or '-'}"
         )

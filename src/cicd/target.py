@@ -87,8 +87,7 @@ class Target:
 
     def ensure_dirs(self) -> None:
         """Create the environment's directories (idempotent)."""
-        p = self.paths
-        self.runner.run(files.mkdirs(p.releases, p.logs, p.backups, p.shared))
+        self.runner.run(files.mkdirs(*self.paths.dirs))
 
     def record(self, event: Event, *, defer: bool = False) -> Event:
         """Append an event to the ledger (with any deferred ones, in order).
@@ -114,6 +113,14 @@ class Target:
     def event(self, name: EventName, *, defer: bool = False, **fields: Any) -> Event:
         """Build and append an event of this environment."""
         return self.record(Event(event=name, env=self.env, **fields), defer=defer)
+
+    def serving(self) -> str | None:
+        """The sha of the release the running app really runs, or None.
+
+        Asked of the runtime (the process's working directory, the container's
+        release), never of ``current``.
+        """
+        return self.paths.release_of(self.runtime.serving())
 
     def current(self) -> str | None:
         """The sha ``current`` points to, or None."""
@@ -156,7 +163,7 @@ class Target:
     def repo(self) -> str:
         """The git repository releases are exported from, as seen on the host."""
         if self.source_is_url:
-            return join(self.paths.root, "source.git")
+            return self.paths.mirror
         source = self.settings.source
         if not self.runner.remote and not source.startswith("/"):
             return str((self.all_settings.project_dir / source).resolve())
@@ -230,7 +237,7 @@ class Target:
         final = self.paths.release(sha)
         if self.runner.ok(files.exists(final)):
             return False
-        tmp = join(self.paths.releases, f".{sha}.tmp")
+        tmp = self.paths.release_tmp(sha)
         self.runner.run(git.export(self.repo, sha, tmp))
         venv = self.prepare_venv(tmp)
         self.runner.run(files.link(venv, join(tmp, ".venv")))

@@ -30,10 +30,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from posixpath import join
 from typing import TYPE_CHECKING, Any
 
-from cicd import lock, messages
+from cicd import failpoints, lock, messages
 from cicd.ci import (
     FAILURE,
     INCONCLUSIVE,
@@ -46,6 +45,8 @@ from cicd.ci import (
 from cicd.commands import files
 from cicd.messages import short
 from cicd.errors import CicdError, LockHeld, UsageError
+from cicd.layout import controller_logs
+from cicd.repair import repair
 from cicd.state import release_order
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def provider_for(target: Target) -> Provider:
 
 def journal_path(target: Target, sha: str) -> str:
     """Where the journal of ``sha``'s watcher lives on the host."""
-    return join(target.paths.watch, f"{sha}.json")
+    return target.paths.journal(sha)
 
 
 def load_journal(target: Target, sha: str) -> dict[str, Any] | None:
@@ -336,6 +337,9 @@ def decide(
                 by=by,
             )
             save_journal(home, journal)
+        failpoints.hit("verdict")
+        for target in hosts:
+            repair(target, notifier)
         _act(hosts, journal, notifier)
         journal["state"] = "done"
         save_journal(home, journal)
@@ -457,9 +461,9 @@ def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:
     """
     settings = target.all_settings
     if fleet:
-        logs = str(settings.project_dir / ".cicd" / "logs")
-        os.makedirs(logs, exist_ok=True)
-        log = join(logs, f"watch-{target.env}-{sha}.log")
+        logs = controller_logs(settings.project_dir)
+        logs.mkdir(parents=True, exist_ok=True)
+        log = str(logs / f"watch-{target.env}-{sha}.log")
     elif target.runner.remote:
         raise UsageError(
             "--detach runs the watcher on this machine; over SSH, run "
@@ -467,7 +471,7 @@ def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:
         )
     else:
         target.runner.run(files.mkdirs(target.paths.logs))
-        log = join(target.paths.logs, f"watch-{sha}.log")
+        log = target.paths.watch_log(sha)
     env = {**os.environ, "RUNNER_TRACKING_ID": ""}
     if settings.path:
         env["CICD_CONFIG"] = str(settings.path)

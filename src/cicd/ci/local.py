@@ -45,13 +45,13 @@ class LocalProvider:
         """Run the command once and turn its exit status into a verdict."""
         paths = self.target.paths
         release = paths.release(sha)
-        workdir = join(paths.dir, "ci", sha)
-        log = join(paths.logs, f"ci-{sha}.log")
-        envdir = join(paths.root, "ci-envs")
+        workdir = join(paths.ci_work, sha)
+        log = paths.ci_log(sha)
+        envdir = paths.ci_envs
         runner = self.target.runner
         if not runner.ok(files.exists(release)):
             return Poll(INCONCLUSIVE, f"release {sha[:7]} is not on the host")
-        runner.run(files.mkdirs(paths.logs, join(paths.dir, "ci"), envdir))
+        runner.run(files.mkdirs(paths.logs, paths.ci_work, envdir))
         runner.run(files.remove(workdir))
         runner.run(copy_tree(release, workdir))
         argv = command_argv(self.command, envdir=envdir)

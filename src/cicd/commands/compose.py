@@ -65,6 +65,17 @@ def logs(
     return cmd(*argv, service, env=env)
 
 
+def inspect_release(container: str) -> Command:
+    """Print the release a container was created for (its ``CICD_RELEASE``)."""
+    return cmd(
+        "docker",
+        "inspect",
+        "--format",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        container,
+    )
+
+
 def inspect_state(container: str) -> Command:
     """Print a container's state, e.g. ``running`` or ``exited``."""
     return cmd("docker", "inspect", "--format", "{{.State.Status}}", container)

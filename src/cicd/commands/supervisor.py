@@ -141,6 +141,24 @@ def ctl(supervisorctl: str, conf: str, *args: str) -> Command:
     return cmd(*shlex.split(supervisorctl), "-c", conf, *args)
 
 
+def serving_dir(supervisorctl: str, conf: str, program: str) -> Command:
+    """Print the working directory of the program's running process, if any.
+
+    The program runs in ``current/<app_dir>``; the kernel resolves the symlink when
+    the process starts, so its cwd names the release it really runs — whatever
+    ``current`` says now.
+    """
+    return sh(
+        'prog="$1"; shift; pid=$("$@" pid "$prog" 2>/dev/null) || true; '
+        'case "$pid" in ""|0|*[!0-9]*) exit 0 ;; esac; '
+        'readlink -- "/proc/$pid/cwd" || true',
+        program,
+        *shlex.split(supervisorctl),
+        "-c",
+        conf,
+    )
+
+
 def daemon(supervisord: str, conf: str) -> Command:
     """Start supervisord with a clean environment; it daemonizes and returns at once.
 

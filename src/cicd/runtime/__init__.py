@@ -35,6 +35,13 @@ class Runtime(Protocol):
     def logs(self, lines: int = 50) -> str:
         """The app's last output lines."""
 
+    def serving(self) -> str:
+        """The directory of the release the running app really runs, or ``""``.
+
+        Asked of the process (or container), not of ``current``: the two differ
+        when a switch was not followed by a restart.
+        """
+
 
 def runtime_for(runner: Runner, settings: EnvSettings, paths: EnvPaths) -> Runtime:
     """Return the runtime configured for an environment."""

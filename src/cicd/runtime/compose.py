@@ -112,6 +112,18 @@ class ComposeRuntime:
         state = self.runner.run(compose.inspect_state(container[0]), check=False)
         return state.stdout.strip().upper() or "UNKNOWN"
 
+    def serving(self) -> str:
+        """The release the service's container was created for, or ``""``."""
+        result = self.runner.run(compose.container_id(*self._args()), check=False)
+        container = result.stdout.strip().splitlines()
+        if not result.ok or not container:
+            return ""
+        env = self.runner.run(compose.inspect_release(container[0]), check=False)
+        for line in env.stdout.splitlines():
+            if line.startswith("CICD_RELEASE="):
+                return line.removeprefix("CICD_RELEASE=")
+        return ""
+
     def logs(self, lines: int = 50) -> str:
         """Return the container's last log lines."""
         return self.runner.run(compose.logs(*self._args(), lines), check=False).stdout

@@ -167,7 +167,7 @@ class SupervisorRuntime:
             ),
             directory=join(self.paths.current, self.settings.app_dir),
             environment=environment,
-            logfile=join(self.paths.logs, "app.log"),
+            logfile=self.paths.app_log,
         )
 
     def start(self) -> None:
@@ -209,10 +209,14 @@ class SupervisorRuntime:
             return words[1]
         return "UNKNOWN"
 
+    def serving(self) -> str:
+        """The release directory the program's process runs in, or ``""``."""
+        command = sv.serving_dir(self.supervisorctl, self.conf, self.program)
+        return self.runner.run(command, check=False).stdout.strip()
+
     def logs(self, lines: int = 50) -> str:
         """Return the last lines of the app's log."""
-        path = join(self.paths.logs, "app.log")
-        return self.runner.run(files.sh_tail(path, lines)).stdout
+        return self.runner.run(files.sh_tail(self.paths.app_log, lines)).stdout
 
     def shutdown(self) -> None:
         """Stop supervisord and every program it runs."""

@@ -98,13 +98,34 @@ def health(
             raise Exit(f"unhealthy: {', '.join(failed)}", code=1)
 
 
-@task(help={"env": "One environment (default: all).", "json": "Print JSON."})
-def status(c: Any, env: str = "", json: bool = False) -> None:
-    """Show each environment: running, previous and validated sha, lock, health."""
+@task(
+    help={
+        "env": "One environment (default: all).",
+        "json": "Print JSON.",
+        "repair": "Under the lock, complete or undo an unfinished switch and end a "
+        "drift (restart what current names) before showing the status.",
+    }
+)
+def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> None:
+    """Show each environment: current and serving sha, previous, validated, health.
+
+    SERVING is asked of the running process (or container), not of the current
+    symlink; a mark (!) and a failed health say they differ. --repair fixes that.
+    """
     with reported():
         from cicd.status import env_status, format_status
 
         names = [env] if env else env_names()
+        if repair:
+            from cicd import lock
+            from cicd.repair import repair as do_repair
+
+            for name in names:
+                hosts = targets(c, name)
+                with lock.hold(hosts, "repair"):
+                    for t in hosts:
+                        done = do_repair(t, notifier(t))
+                        print(f"{name}: {done or 'nothing to repair'}")
         rows = [env_status(t) for name in names for t in targets(c, name)]
         if json:
             emit_json(rows)

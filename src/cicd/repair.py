@@ -1,0 +1,105 @@
+"""Make what serves agree with ``current`` again, after a crash or a drift.
+
+Called under the environment's lock by every deploy, rollback and CI verdict before
+it acts, and by ``invoke status --repair``. Two cases:
+
+- an **intent** is left (a run died between "switch" and "ready"): the switch is
+  completed — the release ``current`` names is restarted and must get ready — or,
+  if it cannot get ready, undone: the intent's previous release is put back;
+- no intent, but **drift**: the app runs another release than ``current`` names
+  (or none): ``current`` is restarted and must get ready.
+
+The ledger says what was found and what was done (``repair`` events).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cicd import intent
+from cicd.activation import activate, already_ready, wait_until_ready
+from cicd.errors import CicdError
+from cicd.messages import short
+from cicd.progress import Timeline
+
+if TYPE_CHECKING:
+    from cicd.notify import Notifier
+    from cicd.target import Target
+
+
+def repair(target: Target, notifier: Notifier) -> str | None:
+    """Complete or undo an unfinished switch, or end a drift; the lock is held.
+
+    Returns:
+        What was done, in words, or None when nothing needed doing.
+
+    Raises:
+        CicdError: Neither the release ``current`` names nor the previous one got
+            ready (both recorded); a person must look.
+    """
+    pending = intent.read(target)
+    current = target.current()
+    if pending is None:
+        if current is None:
+            return None
+        serving = target.serving()
+        if serving == current:
+            return None
+        found = f"drift: current is {short(current)} but {short(serving)} serves"
+    else:
+        found = f"unfinished switch {intent.describe(pending)}"
+    notifier.say(f"{target.env}: {found}; repairing")
+    timeline = Timeline(notifier.say)
+    if current is not None and target.serving() == current and already_ready(target):
+        done = f"{short(current)} serves and is ready: nothing to redo"
+        target.event("repair", sha=current, detail=f"{found}; {done}")
+        intent.clear(target)
+        return done
+    try:
+        if current is None:
+            raise CicdError("no current release")
+        with timeline.step("restart", f"restart the {target.env} app"):
+            target.runtime.restart()
+        readiness = wait_until_ready(
+            target, timeline, f"wait until {short(current)} is ready"
+        )
+    except CicdError as error:
+        return _undo(target, pending, current, found, error, timeline)
+    target.event(
+        "health",
+        sha=current,
+        detail=f"ready after {readiness.attempts} attempt(s), on repair",
+        durations={"readiness": readiness.seconds},
+    )
+    done = f"restarted {short(current)}: it serves and is ready"
+    target.event("repair", sha=current, detail=f"{found}; {done}")
+    intent.clear(target)
+    notifier.say(f"{target.env}: repaired: {done}")
+    return done
+
+
+def _undo(
+    target: Target,
+    pending: dict[str, object] | None,
+    current: str | None,
+    found: str,
+    error: CicdError,
+    timeline: Timeline,
+) -> str:
+    back = str(pending.get("from") or "") if pending else ""
+    if not back or back == current:
+        target.event(
+            "repair", sha=current, outcome="failed", detail=f"{found}; {error}"
+        )
+        raise CicdError(f"{target.env}: repair failed: {found}: {error}")
+    target.event("marked_bad", sha=current, outcome="bad", detail=f"repair: {error}")
+    activate(
+        target,
+        back,
+        timeline,
+        label=f"wait until {short(back)} is ready again",
+        running=current,
+    )
+    done = f"{short(current)} did not get ready ({error}); back on {short(back)}"
+    target.event("repair", sha=back, previous=current, detail=f"{found}; {done}")
+    return done
