@@ -4,6 +4,10 @@ It is the very collection ``invoke`` uses (``tasks.py``); only the context diffe
 a Fabric Connection to HOST instead of a local invoke Context.
 """
 
+from cicd.cli import exit_2_on_parse_errors
 from cicd.tasks import ns
+
+# A mistyped task or flag is bad input: exit 2, as every other refusal.
+exit_2_on_parse_errors()
 
 __all__ = ["ns"]

@@ -8,9 +8,12 @@ test tooling, not part of the pipeline, so they live in ``tools/testinfra/``.
 
 from invoke.collection import Collection
 
+from cicd.cli import exit_2_on_parse_errors
 from cicd.tasks import ns
 from tools.testinfra import tasks as infra_tasks
 
 ns.add_collection(Collection.from_module(infra_tasks, name="infra"))
+# A mistyped task or flag is bad input: exit 2, as every other refusal.
+exit_2_on_parse_errors()
 
 __all__ = ["ns"]

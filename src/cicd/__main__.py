@@ -3,12 +3,11 @@
 The detached CI watcher starts itself this way, so it works from any directory.
 """
 
-from invoke.program import Program
-
 from cicd import __version__
+from cicd.cli import CicdProgram
 from cicd.tasks import ns
 
-program = Program(namespace=ns, version=__version__, name="cicd", binary="cicd")
+program = CicdProgram(namespace=ns, version=__version__, name="cicd", binary="cicd")
 
 if __name__ == "__main__":
     program.run()

@@ -29,7 +29,7 @@ from cicd.errors import UsageError
 from cicd.messages import short
 from cicd.parallel import collect, each
 from cicd.progress import Timeline
-from cicd.repair import repair
+from cicd.repair import repair, report_corrupt
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -254,8 +254,12 @@ class DeployRun:
             target.ensure_dirs()
             repair(target, self.notifier)
             state = target.state()
-            for warning in state.warnings:
-                self.notifier.say(f"warning: {target.runner.host}: {warning}")
+            report_corrupt(target, state, self.notifier)
+            if self.sha in state.bad:
+                self.notifier.say(
+                    f"warning: {target.env}: {short(self.sha)} was marked bad "
+                    "(CI failed or it was rolled back); deploying it again"
+                )
             return state
 
         self.states = collect(read, self.hosts)

@@ -6,6 +6,18 @@ nothing changed; 3 the environment is locked by another run.
 
 from __future__ import annotations
 
+import re
+
+#: Longest value shown in a message; longer ones are cut (a 10 kB --sha is bad input).
+CLIP = 200
+SHELL_PREFIX = re.compile(r"^(sh|bash|dash): (line )?\d+: ")
+
+
+def clip(text: str, limit: int = CLIP) -> str:
+    r"""One line, at most ``limit`` characters: newlines shown as ``\n``."""
+    one_line = text.replace("\r", "\\r").replace("\n", "\\n")
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
 
 class CicdError(Exception):
     """Base class: a failure a user can read and act on, with its exit code."""
@@ -36,8 +48,15 @@ class CommandFailed(CicdError):
         self.command = command
         self.exited = exited
         self.stderr = stderr.strip()
-        detail = self.stderr.splitlines()[-1] if self.stderr else "no error output"
-        super().__init__(f"command failed (exit {exited}): {command}: {detail}")
+        # The OS's own words (``cannot create /srv/x/ledger.jsonl: Read-only file
+        # system``), not our quoted script; the command stays in ``.command``.
+        if self.stderr:
+            detail = SHELL_PREFIX.sub("", self.stderr.splitlines()[-1])
+        else:
+            program = command.split()[0] if command.split() else "?"
+            shown = "a shell step" if program == "sh" else program
+            detail = f"{shown} gave no error output"
+        super().__init__(f"{clip(detail)} (exit {exited})")
 
 
 class ConnectionLost(CicdError):

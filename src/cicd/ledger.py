@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,16 @@ EventName = Literal[
     "ledger_repaired",
 ]
 EVENTS: tuple[str, ...] = get_args(EventName)
+#: Longest ``detail`` a ledger line keeps.
+DETAIL_LIMIT = 2000
+#: How a ``ledger_repaired`` event names the corrupt lines it acknowledges.
+ACKNOWLEDGED = re.compile(r"^corrupt lines? ([\d, ]+)")
+
+
+def acknowledgement(numbers: list[int], why: str) -> str:
+    """The detail of a ``ledger_repaired`` event for these line numbers."""
+    listed = ", ".join(str(n) for n in numbers)
+    return f"corrupt line{'s' if len(numbers) > 1 else ''} {listed}: {why}"
 
 
 def actor() -> str:
@@ -80,7 +91,8 @@ class Event:
             "host": self.host,
         }
         if self.detail:
-            data["detail"] = self.detail
+            # Bounded: a 10 kB value must not flood every later `status`.
+            data["detail"] = self.detail[:DETAIL_LIMIT]
         if self.durations:
             data["durations"] = {k: round(v, 3) for k, v in self.durations.items()}
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -112,10 +124,11 @@ def parse(text: str) -> tuple[list[Event], list[str]]:
         text: The ledger file's content.
 
     Returns:
-        The events in order, and one warning per skipped line.
+        The events in order, and one warning per skipped line — except lines a
+        later ``ledger_repaired`` event acknowledged: those were reported once.
     """
     events: list[Event] = []
-    warnings: list[str] = []
+    corrupt: dict[int, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -125,5 +138,20 @@ def parse(text: str) -> tuple[list[Event], list[str]]:
                 raise ValueError("not an object")
             events.append(Event.from_dict(data))
         except (ValueError, KeyError, TypeError) as error:
-            warnings.append(f"ledger line {number} skipped (corrupt: {error})")
-    return events, warnings
+            corrupt[number] = f"ledger line {number} skipped (corrupt: {error})"
+    acknowledged: set[int] = set()
+    for event in events:
+        match = (
+            ACKNOWLEDGED.match(event.detail)
+            if event.event == "ledger_repaired"
+            else None
+        )
+        if match:
+            acknowledged |= {int(n) for n in re.findall(r"\d+", match.group(1))}
+    return events, [w for n, w in corrupt.items() if n not in acknowledged]
+
+
+def corrupt_lines(warnings: list[str] | tuple[str, ...]) -> list[int]:
+    """The line numbers named by :func:`parse`'s warnings."""
+    numbers = (re.match(r"ledger line (\d+) ", w) for w in warnings)
+    return [int(m.group(1)) for m in numbers if m]

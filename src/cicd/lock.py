@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files
-from cicd.errors import ConnectionLost, LockHeld
+from cicd.errors import SHELL_PREFIX, CicdError, ConnectionLost, LockHeld
 from cicd.ledger import actor, now
 
 if TYPE_CHECKING:
@@ -173,23 +174,39 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
     text = json.dumps(details, sort_keys=True)
     paths = target.paths
     # The environment's directories are made in the same round trip.
-    dirs = paths.dirs
-    if runner.ok(files.make_lock(paths.lock, text, *dirs)):
+    taken = runner.run(files.make_lock(paths.lock, text, *paths.dirs), check=False)
+    if taken.ok:
         return
-    holder = read(target) or {}
+    holder = read(target)
+    if holder is None:
+        _refused(target, taken.stderr)
+        holder = {}
     if holder and is_stale(holder):
-        target.event(
-            "lock_broken",
-            sha=holder.get("sha"),
-            detail=f"stale lock of {describe(holder)} (process gone)",
-        )
+        broken = f"stale lock of {describe(holder)} (process gone)"
+        print(f"{target.env}: broke the {broken}", file=sys.stderr)
+        target.event("lock_broken", sha=holder.get("sha"), detail=broken)
         runner.run(files.remove(target.paths.lock))
-        if runner.ok(files.make_lock(paths.lock, text, *dirs)):
+        again = runner.run(files.make_lock(paths.lock, text, *paths.dirs), check=False)
+        if again.ok:
             return
         holder = read(target) or {}
     raise LockHeld(
         f"{target.env} is locked by {describe(holder)}; nothing was changed "
         f"(if that run is gone: invoke lock.release --env {target.env} --force)"
+    )
+
+
+def _refused(target: Target, stderr: str) -> None:
+    """The lock is not held, yet could not be taken: the disk said no.
+
+    Raises:
+        CicdError: One line naming the path and the OS's error; exit 1.
+    """
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    said = SHELL_PREFIX.sub("", lines[-1]) if lines else "no error output"
+    raise CicdError(
+        f"{target.env}: cannot write under {target.paths.dir}: {said}; "
+        "nothing was changed"
     )
 
 

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 from cicd import intent
 from cicd.activation import activate, already_ready, wait_until_ready
 from cicd.errors import CicdError
+from cicd.ledger import acknowledgement, corrupt_lines
 from cicd.messages import short
 from cicd.progress import Timeline
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
+    from cicd.state import EnvState
     from cicd.target import Target
 
 
@@ -76,6 +78,24 @@ def repair(target: Target, notifier: Notifier) -> str | None:
     intent.clear(target)
     notifier.say(f"{target.env}: repaired: {done}")
     return done
+
+
+def report_corrupt(target: Target, state: EnvState, notifier: Notifier) -> None:
+    """Say once which ledger lines are corrupt, and record that they were said.
+
+    Every reader skips them; this writer acknowledges them in the ledger so no
+    later ``status`` repeats the same warning forever.
+    """
+    if not state.warnings:
+        return
+    for warning in state.warnings:
+        notifier.say(f"warning: {target.runner.host}: {warning}")
+    numbers = corrupt_lines(state.warnings)
+    if numbers:
+        target.event(
+            "ledger_repaired",
+            detail=acknowledgement(numbers, "skipped by every reader; reported once"),
+        )
 
 
 def _undo(

@@ -16,7 +16,7 @@ from cicd.activation import activate
 from cicd.messages import short
 from cicd.errors import CicdError, UsageError
 from cicd.progress import Timeline
-from cicd.repair import repair
+from cicd.repair import repair, report_corrupt
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -113,6 +113,7 @@ def rollback_locked(
     timeline = Timeline(notifier.say)
     repair(target, notifier)
     state = target.state()
+    report_corrupt(target, state, notifier)
     sha = choose(state, to)
     abandoned = state.current if state.current != sha else None
     target.runtime.preflight()
@@ -130,7 +131,8 @@ def rollback_locked(
         )
         notifier.send(messages.rollback_failed(target.env, sha, error))
         raise
-    if abandoned:
+    if abandoned and abandoned not in state.bad:
+        # Once per verdict: a CI failure already marked it bad before rolling back.
         target.event(
             "marked_bad", sha=abandoned, outcome="bad", detail=f"rolled back: {reason}"
         )

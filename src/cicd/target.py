@@ -18,7 +18,7 @@ from cicd.commands import venv as venv_commands
 from cicd.errors import UsageError
 from cicd.health import Fetcher, LocalFetcher
 from cicd.layout import EnvPaths
-from cicd.ledger import Event, EventName, parse
+from cicd.ledger import Event, EventName, acknowledgement, parse
 from cicd.state import EnvState, replay
 
 if TYPE_CHECKING:
@@ -107,8 +107,20 @@ class Target:
         """Write deferred events now."""
         if self._pending:
             lines = [e.to_json() for e in self._pending]
-            self.runner.run(files.append_lines(self.paths.ledger, *lines))
+            done = self.runner.run(files.append_lines(self.paths.ledger, *lines))
             self._pending.clear()
+            torn = done.stdout.split()
+            if torn[:1] == ["torn"] and torn[1:2] and torn[1].isdigit():
+                self._report_torn(int(torn[1]))
+
+    def _report_torn(self, number: int) -> None:
+        """Say once that the ledger's last line had been cut short."""
+        why = "a write cut short; kept as it is, new events start on a fresh line"
+        print(
+            f"warning: {self.paths.ledger}: line {number} was torn ({why})",
+            file=sys.stderr,
+        )
+        self.event("ledger_repaired", detail=acknowledgement([number], why))
 
     def event(self, name: EventName, *, defer: bool = False, **fields: Any) -> Event:
         """Build and append an event of this environment."""

@@ -46,7 +46,7 @@ from cicd.commands import files
 from cicd.messages import short
 from cicd.errors import CicdError, LockHeld, UsageError
 from cicd.layout import controller_logs
-from cicd.repair import repair
+from cicd.repair import repair, report_corrupt
 from cicd.state import release_order
 
 if TYPE_CHECKING:
@@ -387,8 +387,16 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
     failed = list(journal.get("failed") or [])
     env = hosts[0].env
     states = {target: target.state() for target in hosts}
+    running = [t for t in hosts if states[t].current == sha]
     for target in hosts:
-        target.event("ci", sha=sha, outcome=verdict, detail=f"{detail}\n{url}".strip())
+        report_corrupt(target, states[target], notifier)
+        now = states[target].current
+        if verdict == FAILURE and now and now != sha:
+            # A newer deploy runs: the verdict is recorded, nothing is touched.
+            outcome, said = SUPERSEDED, f"{detail}; superseded by {short(now)}"
+        else:
+            outcome, said = verdict, detail
+        target.event("ci", sha=sha, outcome=outcome, detail=f"{said}\n{url}".strip())
     if verdict == SUCCESS:
         for target in hosts:
             _validate(target, sha, states[target])
@@ -397,7 +405,6 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
     if verdict == SUPERSEDED:
         notifier.send(messages.ci_superseded(env, sha, detail, url))
         return
-    running = [t for t in hosts if states[t].current == sha]
     if verdict == FAILURE:
         for target in hosts:
             if sha not in states[target].bad:

@@ -10,9 +10,7 @@ def test_command_failed_names_exit_code_and_last_stderr_line() -> None:
         "git -C /repo fetch", 128, "warning: old\nfatal: could not read\n"
     )
 
-    assert str(error) == (
-        "command failed (exit 128): git -C /repo fetch: fatal: could not read"
-    )
+    assert str(error) == "fatal: could not read (exit 128)"
     assert (error.command, error.exited) == ("git -C /repo fetch", 128)
     assert error.stderr == "warning: old\nfatal: could not read"
     assert error.exit_code == 1
@@ -20,8 +18,30 @@ def test_command_failed_names_exit_code_and_last_stderr_line() -> None:
 
 def test_command_failed_without_error_output() -> None:
     assert str(CommandFailed("false", 1, "  \n")) == (
-        "command failed (exit 1): false: no error output"
+        "false gave no error output (exit 1)"
     )
+
+
+def test_command_failed_says_what_the_os_said_not_the_script() -> None:
+    error = CommandFailed(
+        'sh -c \'f="$1"; printf ... >> "$f"\' sh /srv/x/ledger.jsonl',
+        2,
+        "sh: 1: cannot create /srv/x/ledger.jsonl: Read-only file system\n",
+    )
+    assert str(error) == (
+        "cannot create /srv/x/ledger.jsonl: Read-only file system (exit 2)"
+    )
+    assert str(CommandFailed("sh -c x", 1, "")) == (
+        "a shell step gave no error output (exit 1)"
+    )
+
+
+def test_clip_keeps_messages_on_one_short_line() -> None:
+    from cicd.errors import clip
+
+    assert clip("a\nb") == "a\\nb"
+    long = clip("x" * 10_000)
+    assert len(long) == 200 and long.endswith("…")
 
 
 def test_exit_codes() -> None:

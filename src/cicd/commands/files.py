@@ -25,8 +25,20 @@ def append_line(path: str, line: str) -> Command:
 
 
 def append_lines(path: str, *lines: str) -> Command:
-    """Append lines to a file in one write each, in order."""
-    return sh('f="$1"; shift; printf "%s\\n" "$@" >> "$f"', path, *lines)
+    """Append lines to a file, in order, always starting on a fresh line.
+
+    A last line cut short (a write killed half-way, a full disk) has no newline:
+    one is added first, so the new lines are never glued onto the fragment, and
+    ``torn N`` is printed (N: the fragment's line number) for the caller to report.
+    """
+    return sh(
+        'f="$1"; shift; '
+        'if [ -s "$f" ] && [ -n "$(tail -c 1 -- "$f")" ]; then '
+        'printf "\\n" >> "$f" && echo "torn $(wc -l < "$f")"; fi; '
+        'printf "%s\\n" "$@" >> "$f"',
+        path,
+        *lines,
+    )
 
 
 def write_atomic(path: str, content: str) -> Command:
@@ -86,11 +98,13 @@ def make_lock(lock_dir: str, details: str, *dirs: str) -> Command:
     """Take a lock: ``mkdir`` is atomic, so exactly one caller succeeds.
 
     ``dirs`` are created first (``mkdir -p``). Exits 0 when taken (and ``details``
-    written into it), non-zero when held.
+    written into it), non-zero when held — or when the disk refuses (read-only,
+    full, permission denied): the caller tells them apart by whether the lock
+    exists, and shows the OS's words from stderr.
     """
     return sh(
         'lock="$1"; details="$2"; shift 2; { [ $# -eq 0 ] || mkdir -p -- "$@"; } && '
-        'mkdir -- "$lock" 2>/dev/null && printf "%s" "$details" > "$lock/details"',
+        'mkdir -- "$lock" && printf "%s" "$details" > "$lock/details"',
         lock_dir,
         details,
         *dirs,

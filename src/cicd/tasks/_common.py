@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,8 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.exceptions import Exit
 
-from cicd.errors import CicdError
+from cicd.errors import CicdError, UsageError, clip
 from cicd.redact import redact
+
+#: A host as ``fab -H`` takes it: [user@]name-or-address[:port], nothing a shell
+#: or ssh would read as more (no spaces, quotes, ``$``, ``;``, leading ``-``).
+HOST = re.compile(
+    r"^(?:[A-Za-z0-9._-]+@)?"
+    r"(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[[0-9A-Fa-f:.]+\])"
+    r"(?::\d{1,5})?$"
+)
+#: What a process killed by a closed pipe exits with (128 + SIGPIPE).
+BROKEN_PIPE = 141
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -20,11 +32,37 @@ if TYPE_CHECKING:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Turn a :class:`~cicd.errors.CicdError` into a one-line message and exit code."""
+    """Turn a :class:`~cicd.errors.CicdError` into a one-line message and exit code.
+
+    The message is redacted and kept to one line of bounded length. A reader that
+    closes the pipe early (``invoke releases | head``) ends the task quietly.
+    """
     try:
         yield
+        sys.stdout.flush()
     except CicdError as error:
-        raise Exit(f"error: {redact(str(error))}", code=error.exit_code) from None
+        message = clip(redact(str(error)), 400)
+        raise Exit(f"error: {message}", code=error.exit_code) from None
+    except BrokenPipeError:
+        # Python would print a traceback at exit while flushing: point stdout at
+        # /dev/null so nothing more is written, and end as a closed pipe does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise Exit(code=BROKEN_PIPE) from None
+
+
+def check_host(name: str) -> str:
+    """Refuse a host that is not a host name, address or ssh_config alias.
+
+    Raises:
+        UsageError: Shell metacharacters, spaces, a leading dash...; exit 2.
+    """
+    if not HOST.match(name) or name.startswith("-"):
+        raise UsageError(
+            f"not a valid host: {clip(name, 60)!r} (expected [user@]host[:port] "
+            "or an ssh_config alias)"
+        )
+    return name
 
 
 def target(c: Any, env: str) -> Target:
@@ -37,6 +75,7 @@ def target(c: Any, env: str) -> Target:
     if runner.remote:
         from cicd.ssh import harden
 
+        check_host(runner.host)
         harden(c)
     return Target(runner, config.load(), env)
 
@@ -60,7 +99,10 @@ def targets(c: Any, env: str) -> list[Target]:
     ssh_config = settings.env(env).ssh_config
     if ssh_config and not ssh_config.startswith(("/", "~")):
         ssh_config = str(settings.project_dir / ssh_config)
-    return [Target(Runner(connect(name, ssh_config)), settings, env) for name in names]
+    return [
+        Target(Runner(connect(check_host(name), ssh_config)), settings, env)
+        for name in names
+    ]
 
 
 def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:

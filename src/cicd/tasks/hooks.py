@@ -14,15 +14,16 @@ from cicd.tasks._common import reported
 MARKER = "# installed by: invoke hooks.install"
 HOOK = f"""#!/bin/sh
 {MARKER}
-# Runs the same quality gates as CI before every push; skip once with --no-verify.
-echo "pre-push: nox -s lint tests"
-exec nox -s lint tests
+# The fast lane before every push: lint, then the tests without the heavy real
+# components (CI runs them all, with the coverage floor); skip once with --no-verify.
+echo "pre-push: nox -s lint quick"
+exec nox -s lint quick
 """
 
 
 @task(help={"force": "Replace a pre-push hook that was not installed by this task."})
 def install(c: Any, force: bool = False) -> None:
-    """Install a git pre-push hook that runs `nox -s lint tests`."""
+    """Install a git pre-push hook that runs `nox -s lint quick` (the fast lane)."""
     with reported():
         from cicd.errors import UsageError
 
@@ -45,4 +46,4 @@ def install(c: Any, force: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(HOOK)
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        print(f"installed {path}: every push runs `nox -s lint tests` first")
+        print(f"installed {path}: every push runs `nox -s lint quick` first")
