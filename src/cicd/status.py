@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cicd import intent
@@ -113,9 +114,19 @@ def format_status(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def releases_rows(target: Target) -> list[dict[str, Any]]:
-    """The kept releases with their current / validated / bad flags, newest first."""
+def releases_rows(
+    target: Target, warn: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """The kept releases with their current / validated / bad flags, newest first.
+
+    Args:
+        target: The environment on one host.
+        warn: Where corrupt ledger lines are reported, as ``status`` does.
+    """
     state = target.state()
+    if warn is not None:
+        for warning in state.warnings:
+            warn(f"warning: {target.env}: {warning}")
     return [
         {
             "sha": sha,

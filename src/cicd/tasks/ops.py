@@ -140,7 +140,12 @@ def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
         from cicd.status import releases_rows
 
         hosts = targets(c, env)
-        by_host = {t.runner.host: releases_rows(t) for t in hosts}
+        import sys
+
+        def warn(line: str) -> None:
+            print(line, file=sys.stderr)
+
+        by_host = {t.runner.host: releases_rows(t, warn) for t in hosts}
         if json:
             emit_json(by_host if len(hosts) > 1 else by_host[hosts[0].runner.host])
             return
