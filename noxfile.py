@@ -1,7 +1,8 @@
 """Quality gates of the Mangetamain monorepo, the same locally and in CI.
 
 ``nox`` alone runs the default sessions (lint, docs, infra, tests), which is exactly
-what the CI workflow runs, job by job. ``nox -l`` lists every session.
+what the CI workflow runs, job by job. ``nox -l`` lists every session; ``nox -s lint
+quick`` is the fast lane before a push.
 """
 
 from __future__ import annotations
@@ -90,6 +91,23 @@ def tests(session: nox.Session) -> None:
         *report,
         *session.posargs,
     )
+
+
+@nox.session(default=False)
+def quick(session: nox.Session) -> None:
+    """The fast lane before a push: the pipeline's unit and light integration tests.
+
+    Runs ``pytest -m "not slow and not act" -n 2``: everything but the tests marked
+    ``slow`` (the act tier, sshd fleets, dockerd and compose, Chromium, the demo,
+    and integration tests over about 3 s), without coverage: the 90 % floor, the
+    app's tests and the slow tests are checked by ``nox -s tests``, which ``nox``
+    and CI run. ``invoke hooks.install`` runs ``nox -s lint quick`` before every
+    push. Extra arguments go to pytest, e.g. ``nox -s quick -- -k lock``.
+    """
+    session.install("-e", ".", *_group("test"))
+    # Mostly short CPU-bound tests: one worker per core of a 2-core machine.
+    args = ["-m", "not slow and not act", "-n", "2", "-p", "no:cacheprovider"]
+    session.run("pytest", *args, *session.posargs)
 
 
 @nox.session

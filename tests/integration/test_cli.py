@@ -73,6 +73,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     assert not any(project.root.rglob("current"))
 
 
+@pytest.mark.slow
 def test_deploy_status_and_json_output(project: Project) -> None:
     sha = project.repo.commit("v1")
     result = invoke("deploy.preprod", "--sha", sha, "--json")
@@ -91,6 +92,7 @@ def test_deploy_status_and_json_output(project: Project) -> None:
     assert "preprod" in table and sha[:7] in table
 
 
+@pytest.mark.slow
 def test_releases_and_down(project: Project) -> None:
     v1 = project.repo.commit("v1")
     v2 = project.repo.commit("v2")
@@ -109,6 +111,7 @@ def test_releases_and_down(project: Project) -> None:
         requests.get(project.url(), timeout=2)
 
 
+@pytest.mark.slow
 def test_lock_held_by_a_live_run_names_the_holder(project: Project) -> None:
     sha = project.repo.commit("v1")
     lock = project.root / "preprod" / "lock"
@@ -152,6 +155,7 @@ def test_missing_supervisord_is_a_clear_error(project: Project) -> None:
     assert not (project.root / "preprod").exists()
 
 
+@pytest.mark.slow
 def test_discord_429_is_retried_and_500_goes_to_the_outbox(
     project: Project, httpserver: HTTPServer
 ) -> None:
@@ -217,6 +221,7 @@ def test_discord_429_is_retried_and_500_goes_to_the_outbox(
     assert (project.root / "preprod" / "outbox.jsonl").read_text() == ""
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_deploy_then_rerun_completes(project: Project) -> None:
     v1 = project.repo.commit("v1")
     assert invoke("deploy.preprod", "--sha", v1).returncode == 0

@@ -17,6 +17,7 @@ from cicd.demo import Breakage, Plan, main, report, run
 from tests.conftest import AppRepo, free_port, shutdown_supervisord
 
 
+@pytest.mark.slow
 def test_demo_flow_deploys_rolls_back_and_promotes(
     app_repo: AppRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

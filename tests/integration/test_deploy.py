@@ -59,6 +59,7 @@ def test_deploy_runs_the_release_and_records_every_step(project: Project) -> Non
     assert all(e["actor"] and e["host"] and e["time"] for e in events)
 
 
+@pytest.mark.slow
 def test_deploying_what_already_runs_is_a_noop(project: Project) -> None:
     sha = project.repo.commit("v1")
     deploy(project, sha)
@@ -67,6 +68,7 @@ def test_deploying_what_already_runs_is_a_noop(project: Project) -> None:
     assert ledger(project)[-1]["event"] == "noop"
 
 
+@pytest.mark.slow
 def test_release_that_never_gets_ready_is_rolled_back(project: Project) -> None:
     good = project.repo.commit("v1")
     deploy(project, good)
@@ -81,6 +83,7 @@ def test_release_that_never_gets_ready_is_rolled_back(project: Project) -> None:
     assert (project.root / "preprod" / "releases" / bad).is_dir()
 
 
+@pytest.mark.slow
 def test_first_deploy_that_fails_leaves_nothing_running(project: Project) -> None:
     bad = project.repo.commit("v1", mode="error")
     project.write(deadline=1)
@@ -91,6 +94,7 @@ def test_first_deploy_that_fails_leaves_nothing_running(project: Project) -> Non
         requests.get(project.url(), timeout=2)
 
 
+@pytest.mark.slow
 def test_rollback_picks_newest_validated_release_and_needs_no_source(
     project: Project,
 ) -> None:
@@ -108,6 +112,7 @@ def test_rollback_picks_newest_validated_release_and_needs_no_source(
     assert v2 in project.target().state().bad
 
 
+@pytest.mark.slow
 def test_rollback_to_a_named_release_and_refusals(project: Project) -> None:
     v1 = project.repo.commit("v1")
     deploy(project, v1)
@@ -122,6 +127,7 @@ def test_rollback_to_a_named_release_and_refusals(project: Project) -> None:
     assert result.sha == v1 and get(project.url()) == "v1 ok"
 
 
+@pytest.mark.slow
 def test_prod_deploys_preprods_validated_sha_with_a_backup(project: Project) -> None:
     v1 = project.repo.commit("v1")
     deploy(project, v1)
@@ -140,6 +146,7 @@ def test_prod_deploys_preprods_validated_sha_with_a_backup(project: Project) -> 
     assert [e["event"] for e in ledger(project, "prod")].count("backup") == 1
 
 
+@pytest.mark.slow
 def test_prod_refuses_wrong_confirmation_and_unvalidated_sha(project: Project) -> None:
     v1 = project.repo.commit("v1")
     deploy(project, v1)
@@ -173,6 +180,7 @@ def test_prod_refuses_wrong_confirmation_and_unvalidated_sha(project: Project) -
     assert "forced" in str(started[-1]["detail"])
 
 
+@pytest.mark.slow
 def test_prune_keeps_current_previous_validated_and_newest(project: Project) -> None:
     shas = [project.repo.commit(f"v{i}") for i in range(6)]
     deploy(project, shas[0])

@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -66,6 +67,7 @@ def test_monitor_run_alerts_on_a_real_outage_then_recovers(
     assert any("PREPROD recovered" in m for m in sent)
 
 
+@pytest.mark.slow
 def test_health_task_with_all_and_monitor(project: Project) -> None:
     sha = project.repo.commit("v1")
     assert invoke("deploy.preprod", "--sha", sha).returncode == 0
@@ -76,6 +78,7 @@ def test_health_task_with_all_and_monitor(project: Project) -> None:
     assert invoke("health", "--all").returncode == 1
 
 
+@pytest.mark.slow
 def test_notify_send_and_flush(project: Project, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/hook/xyz789secret").respond_with_data("down", 503)
     env = {"DISCORD_WEBHOOK_URL": httpserver.url_for("/hook/xyz789secret")}
@@ -89,6 +92,7 @@ def test_notify_send_and_flush(project: Project, httpserver: HTTPServer) -> None
     assert invoke("notify.send").returncode == 2
 
 
+@pytest.mark.slow
 def test_hooks_install_writes_a_pre_push_hook(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     from tests.conftest import REPO_ROOT
@@ -106,7 +110,7 @@ def test_hooks_install_writes_a_pre_push_hook(tmp_path: Path) -> None:
 
     assert run().returncode == 0
     hook = tmp_path / ".git" / "hooks" / "pre-push"
-    assert "nox -s lint tests" in hook.read_text() and hook.stat().st_mode & 0o100
+    assert "nox -s lint quick" in hook.read_text() and hook.stat().st_mode & 0o100
     assert run().returncode == 0  # ours: replaced quietly
     hook.write_text("#!/bin/sh\necho mine\n")
     refused = run()

@@ -16,11 +16,14 @@ from cicd.notify import Notifier
 from cicd.render import find_chromium
 from tests.conftest import REPO_ROOT, Project, git
 
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None,
-    reason="needs Chromium for rendered-page checks: apt-get install chromium "
-    "(CI's .ci/run installs it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        find_chromium() is None,
+        reason="needs Chromium for rendered-page checks: apt-get install chromium "
+        "(CI's .ci/run installs it)",
+    ),
+    pytest.mark.slow,  # Streamlit and a real browser
+]
 
 STREAMLIT = (
     "{python} -m streamlit run src/mangetamain/app.py --server.port {port}"

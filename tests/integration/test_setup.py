@@ -62,6 +62,7 @@ def kill_supervisord_and_apps(project: Project) -> None:
     wait_refused(project.url())
 
 
+@pytest.mark.slow
 def test_check_then_setup_then_nothing_left_to_do(
     project: Project, tmp_path: Path
 ) -> None:
@@ -136,6 +137,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     assert not project.root.exists() and list(tmp_path.glob("pwned")) == []
 
 
+@pytest.mark.slow
 def test_the_unit_starts_a_supervisord_that_deploys_use(
     project: Project, tmp_path: Path
 ) -> None:
@@ -178,6 +180,7 @@ def test_the_unit_starts_a_supervisord_that_deploys_use(
         daemon.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_start_brings_the_apps_back_after_supervisord_was_killed(
     project: Project,
 ) -> None:
@@ -205,6 +208,7 @@ def test_start_brings_the_apps_back_after_supervisord_was_killed(
     assert again.stdout.startswith(f"preprod: {sha[:7]} already running")
 
 
+@pytest.mark.slow
 def test_start_exits_1_when_an_app_does_not_get_ready(project: Project) -> None:
     sha = project.repo.commit("v1")
     assert invoke("deploy.preprod", "--sha", sha).returncode == 0

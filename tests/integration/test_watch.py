@@ -106,6 +106,7 @@ def test_success_marks_validated_with_few_counted_requests(
 
 
 @pytest.mark.parametrize("conclusion", ["failure", "timed_out", "startup_failure"])
+@pytest.mark.slow
 def test_failure_rolls_back_to_the_last_validated_release(
     project: Project,
     github: FakeGitHub,
@@ -142,6 +143,7 @@ def test_failure_rolls_back_to_the_last_validated_release(
     assert TOKEN not in output
 
 
+@pytest.mark.slow
 def test_rate_limit_then_success_waits_for_the_reset(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -173,6 +175,7 @@ def test_rate_limit_then_success_waits_for_the_reset(
     assert github.requests == 2
 
 
+@pytest.mark.slow
 def test_server_errors_back_off_then_succeed(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -194,6 +197,7 @@ def test_server_errors_back_off_then_succeed(
     assert github.requests == 3
 
 
+@pytest.mark.slow
 def test_api_down_for_the_whole_deadline_is_inconclusive_and_keeps_the_deploy(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -213,6 +217,7 @@ def test_api_down_for_the_whole_deadline_is_inconclusive_and_keeps_the_deploy(
     assert not events(project, "rollback")
 
 
+@pytest.mark.slow
 def test_inconclusive_rolls_back_when_configured(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -228,6 +233,7 @@ def test_inconclusive_rolls_back_when_configured(
     assert body(project) == "v1 ok"
 
 
+@pytest.mark.slow
 def test_superseded_deploy_is_marked_bad_but_never_touched(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -248,6 +254,7 @@ def test_superseded_deploy_is_marked_bad_but_never_touched(
     assert not events(project, "rollback")
 
 
+@pytest.mark.slow
 def test_local_ci_validates_or_rolls_back(project: Project) -> None:
     use_local_ci(project, "sh -c 'grep -q good app/version.txt'")
     v1 = project.repo.commit("good")
@@ -264,6 +271,7 @@ def test_local_ci_validates_or_rolls_back(project: Project) -> None:
     assert "ci-" in " ".join(os.listdir(project.root / "preprod" / "logs"))
 
 
+@pytest.mark.slow
 def test_detached_watcher_killed_then_resumed_acts_once(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -296,6 +304,7 @@ def test_detached_watcher_killed_then_resumed_acts_once(
     assert len(events(project, "rollback")) == 1
 
 
+@pytest.mark.slow
 def test_two_watchers_racing_roll_back_once(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -325,6 +334,7 @@ def test_watch_task_validates_input(project: Project) -> None:
     assert result.returncode == 2 and "invalid sha" in result.stderr
 
 
+@pytest.mark.slow
 def test_foreground_watch_prints_one_line_per_state_change(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -361,6 +371,7 @@ def verdict(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
     return invoke("watch.verdict", *args, env={"GITHUB_TOKEN": token})
 
 
+@pytest.mark.slow
 def test_cancelled_run_is_inconclusive_and_marks_nothing_bad(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -374,6 +385,7 @@ def test_cancelled_run_is_inconclusive_and_marks_nothing_bad(
     assert not events(project, "marked_bad")
 
 
+@pytest.mark.slow
 def test_verdict_job_validates_then_the_watcher_finds_it_decided(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -395,6 +407,7 @@ def test_verdict_job_validates_then_the_watcher_finds_it_decided(
     assert [e["outcome"] for e in events(project, "validated")] == ["ok"]
 
 
+@pytest.mark.slow
 def test_verdict_job_rolls_back_a_failed_sha_and_names_the_failed_job(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -423,6 +436,7 @@ def test_verdict_job_rolls_back_a_failed_sha_and_names_the_failed_job(
     assert any("re-run passed" in str(e["detail"]) for e in events(project, "ci"))
 
 
+@pytest.mark.slow
 def test_verdict_job_refuses_bad_input_and_ignores_undeployed_shas(
     project: Project, github: FakeGitHub
 ) -> None:
@@ -438,6 +452,7 @@ def test_verdict_job_refuses_bad_input_and_ignores_undeployed_shas(
     assert github.requests == 0
 
 
+@pytest.mark.slow
 def test_verdict_job_with_an_expired_token_fails_in_one_line(
     project: Project, github: FakeGitHub
 ) -> None:

@@ -63,6 +63,7 @@ def run_shim(shims: Path, name: str, *args: str) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.slow
 def test_the_system_python_refuses_pip_and_makes_venvs_that_work(
     tmp_path: Path,
 ) -> None:

@@ -3,6 +3,11 @@
 Registered for every test by ``pytest_plugins = ("tools.testinfra.fixtures",)`` in
 ``tests/conftest.py``. Each fixture skips with the way to get the component when it
 is absent; ``invoke infra.up`` (or CI's ``.ci/run``) provides all of them.
+
+It also marks the tests that need them (:func:`pytest_collection_modifyitems`): a
+test using a fleet fixture is ``sshd``, one using the engine is ``docker``, and
+those, with the ``act`` ones, are ``slow``: ``nox -s quick`` leaves them to the
+full run.
 """
 
 from __future__ import annotations
@@ -19,6 +24,15 @@ import pytest
 from tools.testinfra import docker, sshd
 from tools.testinfra.sshd import SshFleet
 
+#: The fixtures that start a component, and the marker each gives its tests.
+COMPONENT_FIXTURES = {
+    "ssh_hosts": "sshd",
+    "module_ssh_hosts": "sshd",
+    "docker_engine": "docker",
+    "busybox_image": "docker",
+}
+#: Tests with one of these markers need a heavy real component: they are also slow.
+HEAVY_MARKERS = ("sshd", "docker", "act")
 #: Serialises engine start and image import across pytest-xdist workers.
 LOCK = Path(tempfile.gettempdir()) / "cicd-testinfra.lock"
 
@@ -102,3 +116,21 @@ def module_ssh_hosts(
 ) -> Iterator[Callable[[int], SshFleet]]:
     """Like :func:`ssh_hosts`, for a whole module (stopped after its last test)."""
     yield from _fleets(tmp_path_factory)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a heavy real component.
+
+    A test using a fleet fixture (:func:`ssh_hosts`, :func:`module_ssh_hosts`) gets
+    ``sshd``, one using :func:`docker_engine` or :func:`busybox_image` gets
+    ``docker``; every test marked ``sshd``, ``docker`` or ``act`` then gets ``slow``.
+    A new test of that kind thus never slips into ``nox -s quick``.
+    """
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        for name, marker in COMPONENT_FIXTURES.items():
+            if name in fixtures and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+        heavy = any(item.get_closest_marker(m) for m in HEAVY_MARKERS)
+        if heavy and item.get_closest_marker("slow") is None:
+            item.add_marker("slow")
