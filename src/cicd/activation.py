@@ -61,7 +61,13 @@ def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readines
 
 
 def activate(
-    target: Target, sha: str, timeline: Timeline, *, label: str, running: str | None
+    target: Target,
+    sha: str,
+    timeline: Timeline,
+    *,
+    label: str,
+    running: str | None,
+    op: str = "deploy",
 ) -> None:
     """Switch ``current`` to a kept release, restart the app and wait until ready.
 
@@ -70,14 +76,16 @@ def activate(
         sha: The kept release to run.
         timeline: Where step timings go.
         label: What the readiness step is called.
-        running: What ``current`` points to now (recorded as the switch's previous).
+        running: What ran before (recorded as the switch's previous).
+        op: What switches (deploy, rollback, recover), for the intent: a repair
+            finishing a rollback records it as one.
 
     Raises:
         DeployFailed: The release did not become ready (recorded in the ledger).
     """
     # The intent first: a run killed from here to "ready" is completed or undone
     # by the next command (cicd.repair).
-    intent.begin(target, running, sha, label)
+    intent.begin(target, running, sha, op)
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
         target.switch(sha, running)
     failpoints.hit("switched")
@@ -131,6 +139,7 @@ def recover(
                     timeline,
                     label=f"wait until {short(previous)} is ready again",
                     running=sha,
+                    op="recover",
                 )
                 outcome = f"rolled back to {short(previous)}"
                 target.event(

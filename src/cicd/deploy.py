@@ -356,7 +356,8 @@ class DeployRun:
                         self.sha,
                         self.timelines[t],
                         label=f"wait until {short(self.sha)} is ready",
-                        running=self.states[t].current,
+                        # The rollback point, even when a killed run had switched.
+                        running=self.previous[t],
                     ),
                     group,
                 )

@@ -54,6 +54,9 @@ def repair(target: Target, notifier: Notifier) -> str | None:
     timeline = Timeline(notifier.say)
     if current is not None and target.serving() == current and already_ready(target):
         done = f"{short(current)} serves and is ready: nothing to redo"
+        # Settled again: the state replay sees the switch followed by a pass.
+        target.event("health", sha=current, detail="ready, found on repair")
+        _finish(target, pending, current)
         target.event("repair", sha=current, detail=f"{found}; {done}")
         intent.clear(target)
         return done
@@ -74,10 +77,32 @@ def repair(target: Target, notifier: Notifier) -> str | None:
         durations={"readiness": readiness.seconds},
     )
     done = f"restarted {short(current)}: it serves and is ready"
+    _finish(target, pending, current)
     target.event("repair", sha=current, detail=f"{found}; {done}")
     intent.clear(target)
     notifier.say(f"{target.env}: repaired: {done}")
     return done
+
+
+def _finish(target: Target, pending: dict[str, object] | None, current: str) -> None:
+    """Record what the killed run would have recorded once its release was ready."""
+    if not pending or pending.get("to") != current:
+        return
+    abandoned = str(pending.get("from") or "") or None
+    if pending.get("why") == "rollback":
+        if abandoned and abandoned not in target.state().bad:
+            target.event(
+                "marked_bad",
+                sha=abandoned,
+                outcome="bad",
+                detail="rolled back (completed by repair)",
+            )
+        target.event(
+            "rollback",
+            sha=current,
+            previous=abandoned,
+            detail="completed by repair",
+        )
 
 
 def report_corrupt(target: Target, state: EnvState, notifier: Notifier) -> None:
@@ -119,6 +144,7 @@ def _undo(
         timeline,
         label=f"wait until {short(back)} is ready again",
         running=current,
+        op="repair",
     )
     done = f"{short(current)} did not get ready ({error}); back on {short(back)}"
     target.event("repair", sha=back, previous=current, detail=f"{found}; {done}")

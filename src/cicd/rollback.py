@@ -124,6 +124,7 @@ def rollback_locked(
             timeline,
             label=f"wait until {short(sha)} is ready",
             running=state.current,
+            op="rollback",
         )
     except CicdError as error:
         target.event(

@@ -108,7 +108,8 @@ def replay(
             verdicts[event.sha] = "bad"
         if event.event == "switch":
             settled = False
-            if event.sha == current:
+            # A switch to what already ran (a rerun after a crash) keeps previous.
+            if event.sha == current and event.previous != event.sha:
                 previous = event.previous
         elif event.event == "health" and event.outcome == "ok":
             settled = event.sha == current

@@ -288,6 +288,10 @@ def test_rollback_killed_then_status_repair_settles_it(
     repairs = events(project, "repair", after_kill)
     assert len(repairs) == 1 and repairs[0]["sha"] == v1, repairs
     assert events(project, "lock_broken", after_kill)
+    # The ledger finishes the rollback's story: v2 abandoned (bad), v1 rolled to.
+    assert [e["sha"] for e in events(project, "marked_bad", after_kill)] == [v2]
+    (rolled,) = events(project, "rollback", after_kill)
+    assert (rolled["sha"], rolled["previous"]) == (v1, v2)
 
 
 # -- 3. the watcher's rollback killed, then watch --resume --------------------

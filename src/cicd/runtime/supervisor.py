@@ -218,12 +218,18 @@ class SupervisorRuntime:
         """Return the last lines of the app's log."""
         return self.runner.run(files.sh_tail(self.paths.app_log, lines)).stdout
 
-    def shutdown(self) -> None:
-        """Stop supervisord and every program it runs."""
+    def shutdown(self) -> bool:
+        """Stop supervisord and every program it runs.
+
+        Returns:
+            Whether one was running (no config at all counts as none: instant).
+        """
         exited, _ = self._ctl("pid")
-        if exited in UNREACHABLE:
-            return
+        # 2: supervisorctl found no config file — nothing was ever started here.
+        if exited in UNREACHABLE or exited == 2:
+            return False
         self._ctl("shutdown")
         deadline = time.monotonic() + 30
         while self._ctl("pid")[0] not in UNREACHABLE and time.monotonic() < deadline:
             time.sleep(0.1)
+        return True

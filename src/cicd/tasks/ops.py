@@ -170,7 +170,10 @@ def down(c: Any) -> None:
         t = target(c, env_names()[0])
         runtime = t.runtime
         if isinstance(runtime, SupervisorRuntime):
-            runtime.shutdown()
-            print("supervisord stopped")
+            where = t.paths.supervisor
+            if runtime.shutdown():
+                print(f"supervisord stopped ({where}) with every app it ran")
+            else:
+                print(f"nothing running under {where}")
         else:
             print("nothing to stop: the runtime is not supervisor")
