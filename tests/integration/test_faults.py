@@ -23,6 +23,9 @@ from pytest_httpserver import HTTPServer
 from tests.conftest import Project, invoke
 from tests.github_fake import REPOSITORY, FakeGitHub
 
+# Each case kills a run and waits for the next command: 7 to 10 s each.
+pytestmark = pytest.mark.slow
+
 TOKEN = "ghs_fake_token_for_fault_tests_0123456789"
 
 #: Readiness deadline of every deploy here: a few seconds, so a case stays bounded.

@@ -48,6 +48,7 @@ def tree(root: Path) -> list[str]:
 # -- the ledger ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_append_never_joins_a_torn_last_line(project: Project) -> None:
     v1, v2 = project.repo.commit("v1"), project.repo.commit("v2")
     assert invoke("deploy.preprod", "--sha", v1).returncode == 0
@@ -69,6 +70,7 @@ def test_an_append_never_joins_a_torn_last_line(project: Project) -> None:
     assert "skipped" not in invoke("releases").stderr
 
 
+@pytest.mark.slow
 def test_a_corrupt_line_is_reported_by_every_reader_until_a_writer_says_it(
     project: Project,
 ) -> None:
@@ -116,6 +118,7 @@ def read_only(project: Project) -> object:
     subprocess.run(["umount", str(env_dir)], capture_output=True, check=False)
 
 
+@pytest.mark.slow
 def test_a_read_only_target_is_an_os_error_not_a_lock(
     project: Project, read_only: object
 ) -> None:
@@ -210,6 +213,7 @@ def test_a_mistyped_task_or_flag_is_exit_2(args: list[str]) -> None:
     assert result.stderr.strip().startswith("error: No idea what")
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(project: Project) -> None:
     for version in ("v1", "v2"):
         sha = project.repo.commit(version)
@@ -232,6 +236,7 @@ def test_a_closed_pipe_ends_quietly(project: Project) -> None:
 # -- the ledger says what happened ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_superseded_failure_is_said_once_and_redeploying_it_warns(
     project: Project, github: FakeGitHub
 ) -> None:
