@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cicd import lock, messages
+from cicd.parallel import each
 from cicd.activation import activate
 from cicd.messages import short
 from cicd.errors import CicdError, UsageError
@@ -76,23 +77,44 @@ def choose(state: EnvState, to: str | None) -> str:
 
 
 def rollback(
-    target: Target,
+    hosts: list[Target],
     notifier: Notifier,
     *,
     to: str | None = None,
     reason: str = "by hand",
-) -> RollbackResult:
-    """Take the environment's lock, then roll back as :func:`rollback_locked` does.
+) -> list[RollbackResult]:
+    """Take the environment's lock on every host, then roll each back in parallel.
+
+    Args:
+        hosts: The environment on every host (one for a single VM).
+        notifier: Where messages go.
+        to: A kept release (sha prefix), or None for the newest validated one.
+        reason: Why, for the ledger and the message.
+
+    Returns:
+        One result per host, in the order given.
 
     Raises:
         UsageError: ``to`` is not a sha prefix; checked before anything changes.
+        CicdError: A host could not roll back (each failure named).
     """
     if to and not SHA_PREFIX.match(to.strip()):
         raise UsageError(
             f"--to {to!r} is not a kept release: expected 4 to 40 hex digits"
         )
-    with lock.hold([target], "rollback", to):
-        return rollback_locked(target, notifier, to=to, reason=reason)
+    with lock.hold(hosts, "rollback", to):
+        results: dict[Target, RollbackResult] = {}
+
+        def one(target: Target) -> None:
+            results[target] = rollback_locked(target, notifier, to=to, reason=reason)
+
+        errors = {t: e for t, e in each(one, hosts).items() if e is not None}
+    if errors:
+        if len(hosts) == 1:
+            raise next(iter(errors.values()))
+        lines = "; ".join(f"{t.runner.host}: {e}" for t, e in errors.items())
+        raise CicdError(f"rollback failed on {lines}")
+    return [results[t] for t in hosts]
 
 
 def rollback_locked(

@@ -111,25 +111,23 @@ def _alive(journal: dict[str, Any]) -> bool:
 
 
 def watch(
-    target: Target,
+    hosts: list[Target],
     sha: str,
     notifier: Notifier,
     *,
     provider: Provider | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
-    fleet: list[Target] | None = None,
 ) -> str:
     """Watch CI for a deployed sha until a verdict, then act on it.
 
     Args:
-        target: Where the journal lives (the environment's first host).
+        hosts: The environment on every host; the journal lives on the first.
         sha: The deployed sha.
         notifier: Where messages go.
         provider: The CI provider (default: the configured one).
         sleep: Sleep function (tests may inject one).
         clock: Wall clock (tests may inject one).
-        fleet: Every host of the environment, when it has several.
 
     Returns:
         The verdict: ``success``, ``failure``, ``superseded`` or ``inconclusive``.
@@ -137,6 +135,7 @@ def watch(
     Raises:
         LockHeld: Another live watcher is watching this sha.
     """
+    target = hosts[0]
     ci = target.settings.ci
     journal = load_journal(target, sha)
     if journal and journal.get("state") == "done":
@@ -179,7 +178,7 @@ def watch(
             decided = load_journal(target, sha) or journal
             notifier.say(_already(target, decided))
             return str(decided["verdict"])
-    return decide(fleet or [target], sha, poll, notifier, by="watcher")
+    return decide(hosts, sha, poll, notifier, by="watcher")
 
 
 def new_journal(
@@ -236,13 +235,12 @@ def _poll_until_verdict(
 
 
 def verdict(
-    target: Target,
+    hosts: list[Target],
     sha: str,
     run_id: str,
     notifier: Notifier,
     *,
     provider: GitHubProvider | None = None,
-    fleet: list[Target] | None = None,
 ) -> str:
     """Act on a finished CI run of ``sha`` (the ``workflow_run`` job's task).
 
@@ -257,6 +255,7 @@ def verdict(
         UsageError: The CI provider is not GitHub.
         CicdError: GitHub could not be read (the watcher keeps its chance).
     """
+    target = hosts[0]
     if provider is None:
         if target.settings.ci.provider != "github":
             raise UsageError(
@@ -279,7 +278,7 @@ def verdict(
     notifier.say(f"  CI {short(sha)}: {poll.detail}")
     if not poll.final:
         raise CicdError(f"no verdict for {short(sha)} from run {run_id}: {poll.detail}")
-    return decide(fleet or [target], sha, poll, notifier, by="verdict job")
+    return decide(hosts, sha, poll, notifier, by="verdict job")
 
 
 def decide(
@@ -506,31 +505,33 @@ def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:
 
 
 def resume(
-    target: Target,
+    hosts: list[Target],
     notifier: Notifier,
     *,
     detach: bool,
-    fleet: list[Target] | None = None,
+    configured: bool = False,
 ) -> list[str]:
     """Resume every interrupted watch of an environment.
 
     Args:
-        target: Where the journals live (the environment's first host).
+        hosts: The environment on every host; the journals live on the first.
         notifier: Where messages go.
         detach: Resume each in the background instead of here.
-        fleet: Every host of the environment, when hosts are configured.
+        configured: The hosts come from the configuration (the watcher runs here
+            and reaches them over SSH).
 
     Returns:
         The shas resumed.
     """
+    target = hosts[0]
     shas = [str(j["sha"]) for j in interrupted(target)]
     for sha in shas:
         if detach:
-            log = start_detached(target, sha, fleet=fleet is not None)
+            log = start_detached(target, sha, fleet=configured)
             notifier.say(
                 f"{target.env}: resumed the watch of {short(sha)} in the background "
                 f"({log})"
             )
         else:
-            watch(target, sha, notifier, fleet=fleet)
+            watch(hosts, sha, notifier)
     return shas

@@ -80,7 +80,7 @@ def test_compose_deploy_rollback_and_a_container_that_exits(
     assert requests.get(project.url(), timeout=5).text.strip() == "v2 ok"
 
     project.target().event("validated", sha=v1)
-    result = rollback(project.target(), Notifier(project.target()), reason="test")
+    (result,) = rollback([project.target()], Notifier(project.target()), reason="test")
     assert result.sha == v1
     assert requests.get(project.url(), timeout=5).text.strip() == "v1 ok"
 

@@ -106,7 +106,7 @@ def test_rollback_picks_newest_validated_release_and_needs_no_source(
     # No network, no source: a rollback only switches to what is kept.
     project.repo.path.rename(project.repo.path.with_name("gone"))
     target = project.target()
-    result = rollback(target, Notifier(target), reason="test")
+    (result,) = rollback([target], Notifier(target), reason="test")
     assert (result.sha, result.abandoned) == (v1, v2)
     assert get(project.url()) == "v1 ok"
     assert v2 in project.target().state().bad
@@ -120,10 +120,10 @@ def test_rollback_to_a_named_release_and_refusals(project: Project) -> None:
     deploy(project, v2)
     target = project.target()
     with pytest.raises(CicdError, match="no kept release is CI-validated"):
-        rollback(target, Notifier(target))
+        rollback([target], Notifier(target))
     with pytest.raises(UsageError, match="is not a kept release"):
-        rollback(target, Notifier(target), to="deadbeef")
-    result = rollback(target, Notifier(target), to=v1[:8])
+        rollback([target], Notifier(target), to="deadbeef")
+    (result,) = rollback([target], Notifier(target), to=v1[:8])
     assert result.sha == v1 and get(project.url()) == "v1 ok"
 
 

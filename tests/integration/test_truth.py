@@ -245,14 +245,14 @@ def test_a_superseded_failure_is_said_once_and_redeploying_it_warns(
     deploy(project, v1)
     github.set_run(v1, "completed", "success")
     target = project.target()
-    watch(target, v1, Notifier(target))
+    watch([target], v1, Notifier(target))
     v2 = project.repo.commit("v2")
     deploy(project, v2)
     v3 = project.repo.commit("v3")
     deploy(project, v3)
     github.set_run(v2, "completed", "failure")
 
-    assert watch(project.target(), v2, Notifier(project.target())) == "failure"
+    assert watch([project.target()], v2, Notifier(project.target())) == "failure"
 
     (verdict,) = [e for e in events(project, "ci") if e["sha"] == v2][-1:]
     assert verdict["outcome"] == "superseded"
@@ -260,7 +260,7 @@ def test_a_superseded_failure_is_said_once_and_redeploying_it_warns(
     assert [e["sha"] for e in events(project, "marked_bad")] == [v2]
     # A CI failure that rolls back marks the sha bad once, not twice.
     github.set_run(v3, "completed", "failure")
-    assert watch(project.target(), v3, Notifier(project.target())) == "failure"
+    assert watch([project.target()], v3, Notifier(project.target())) == "failure"
     assert [e["sha"] for e in events(project, "marked_bad")] == [v2, v3]
     again = invoke("deploy.preprod", "--sha", v3)
     assert f"{v3[:7]} was marked bad" in again.stderr

@@ -96,7 +96,7 @@ def test_success_marks_validated_with_few_counted_requests(
     later(0.3, lambda: github.set_run(sha, "in_progress"))
     later(0.8, lambda: github.set_run(sha, "completed", "success"))
     target = project.target()
-    assert watch(target, sha, Notifier(target)) == "success"
+    assert watch([target], sha, Notifier(target)) == "success"
     assert (project.root / "preprod" / "validated").read_text().strip() == sha
     assert events(project, "validated")[-1]["sha"] == sha
     assert github.not_modified > 0
@@ -118,7 +118,7 @@ def test_failure_rolls_back_to_the_last_validated_release(
     deploy(project, v1)
     github.set_run(v1, "completed", "success")
     target = project.target()
-    watch(target, v1, Notifier(target))
+    watch([target], v1, Notifier(target))
     v2 = project.repo.commit("v2")
     deploy(project, v2)
     github.jobs = [
@@ -133,7 +133,7 @@ def test_failure_rolls_back_to_the_last_validated_release(
         {"name": "quality", "conclusion": "success", "steps": []},
     ]
     github.set_run(v2, "completed", conclusion)
-    assert watch(target, v2, Notifier(target)) == "failure"
+    assert watch([target], v2, Notifier(target)) == "failure"
     assert body(project) == "v1 ok"
     state = project.target().state()
     assert state.current == v1 and v2 in state.bad
@@ -170,7 +170,7 @@ def test_rate_limit_then_success_waits_for_the_reset(
     github.interceptor = rate_limit
     target = project.target()
     started = time.monotonic()
-    assert watch(target, sha, Notifier(target)) == "success"
+    assert watch([target], sha, Notifier(target)) == "success"
     assert time.monotonic() - started >= reset_at - time.time() - 2.5
     assert github.requests == 2
 
@@ -193,7 +193,7 @@ def test_server_errors_back_off_then_succeed(
 
     github.interceptor = flaky
     target = project.target()
-    assert watch(target, sha, Notifier(target)) == "success"
+    assert watch([target], sha, Notifier(target)) == "success"
     assert github.requests == 3
 
 
@@ -210,7 +210,7 @@ def test_api_down_for_the_whole_deadline_is_inconclusive_and_keeps_the_deploy(
     github.server.stop()
     try:
         target = project.target()
-        assert watch(target, v2, Notifier(target)) == "inconclusive"
+        assert watch([target], v2, Notifier(target)) == "inconclusive"
     finally:
         github.server.start()
     assert body(project) == "v2 ok"
@@ -229,7 +229,7 @@ def test_inconclusive_rolls_back_when_configured(
     deploy(project, v2)
     github.set_run(v2, "in_progress")
     target = project.target()
-    assert watch(target, v2, Notifier(target)) == "inconclusive"
+    assert watch([target], v2, Notifier(target)) == "inconclusive"
     assert body(project) == "v1 ok"
 
 
@@ -247,7 +247,7 @@ def test_superseded_deploy_is_marked_bad_but_never_touched(
     deploy(project, b)
     github.set_run(a, "completed", "failure")
     target = project.target()
-    assert watch(target, a, Notifier(target)) == "failure"
+    assert watch([target], a, Notifier(target)) == "failure"
     assert body(project) == "B ok"
     state = project.target().state()
     assert state.current == b and a in state.bad
@@ -260,10 +260,10 @@ def test_local_ci_validates_or_rolls_back(project: Project) -> None:
     v1 = project.repo.commit("good")
     deploy(project, v1)
     target = project.target()
-    assert watch(target, v1, Notifier(target)) == "success"
+    assert watch([target], v1, Notifier(target)) == "success"
     v2 = project.repo.commit("bad")
     deploy(project, v2)
-    assert watch(target, v2, Notifier(target)) == "failure"
+    assert watch([target], v2, Notifier(target)) == "failure"
     assert body(project) == "good ok"
     releases = project.root / "preprod" / "releases"
     assert sorted(p.name for p in releases.iterdir()) == sorted([v1, v2])
@@ -380,7 +380,7 @@ def test_cancelled_run_is_inconclusive_and_marks_nothing_bad(
     deploy(project, v1)
     github.set_run(v1, "completed", "cancelled")
     target = project.target()
-    assert watch(target, v1, Notifier(target)) == "inconclusive"
+    assert watch([target], v1, Notifier(target)) == "inconclusive"
     assert body(project) == "v1 ok"
     assert not events(project, "marked_bad")
 
@@ -401,7 +401,7 @@ def test_verdict_job_validates_then_the_watcher_finds_it_decided(
     assert github.requests == 1  # the run, read once by id
     # The watcher (its token long dead) comes second: it changes nothing.
     target = project.target()
-    assert watch(target, sha, Notifier(target)) == "success"
+    assert watch([target], sha, Notifier(target)) == "success"
     again = verdict("--sha", sha, "--run-id", "41", token="fresh-job-token")
     assert "already decided by the verdict job: success" in again.stderr
     assert [e["outcome"] for e in events(project, "validated")] == ["ok"]
@@ -475,7 +475,7 @@ def test_a_missing_local_ci_tool_is_inconclusive_not_a_failure(
     sha = project.repo.commit("v1")
     deploy(project, sha)
     target = project.target()
-    assert watch(target, sha, Notifier(target)) == "inconclusive"
+    assert watch([target], sha, Notifier(target)) == "inconclusive"
     assert not events(project, "marked_bad")
     detail = [e["detail"] for e in events(project, "ci")][-1]
     assert "could not start (not found)" in str(detail)

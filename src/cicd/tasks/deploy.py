@@ -50,7 +50,7 @@ def preprod(
         # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy
         # (under fab -H, run `invoke watch --resume` on the host instead).
         if fleet is not None or not hosts[0].runner.remote:
-            watcher.resume(hosts[0], n, detach=True, fleet=fleet)
+            watcher.resume(hosts, n, detach=True, configured=fleet is not None)
         if watch:
             log = watcher.start_detached(hosts[0], result.sha, fleet=fleet is not None)
             n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")

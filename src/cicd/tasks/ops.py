@@ -33,24 +33,11 @@ def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> 
     with reported():
         from cicd.rollback import rollback as do_rollback
 
-        from cicd.parallel import each
-
         hosts = targets(c, env)
-        n = notifier(hosts[0])
-        results = {}
-
-        def one(t: Any) -> None:
-            results[t.runner.host] = do_rollback(t, n, to=to or None).as_dict()
-
-        errors = each(one, hosts)
+        done = do_rollback(hosts, notifier(hosts[0]), to=to or None)
         if json:
+            results = {t.runner.host: r.as_dict() for t, r in zip(hosts, done)}
             emit_json(results[hosts[0].runner.host] if len(hosts) == 1 else results)
-        failed = {t.runner.host: e for t, e in errors.items() if e is not None}
-        if failed:
-            if len(hosts) == 1:
-                raise next(iter(failed.values()))
-            lines = "; ".join(f"{host}: {error}" for host, error in failed.items())
-            raise Exit(f"error: rollback failed on {lines}", code=1)
 
 
 @task(

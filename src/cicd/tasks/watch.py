@@ -47,7 +47,7 @@ def watch(
         t = hosts[0]
         n = notifier(t)
         if resume:
-            shas = watcher.resume(t, n, detach=detach, fleet=fleet)
+            shas = watcher.resume(hosts, n, detach=detach, configured=bool(fleet))
             if not shas:
                 print(f"{env}: no interrupted watch to resume")
             return
@@ -59,7 +59,7 @@ def watch(
             log = watcher.start_detached(t, full, fleet=fleet is not None)
             print(f"{env}: watching CI for {full[:7]} in the background; log: {log}")
             return
-        verdict = watcher.watch(t, full, n, fleet=fleet)
+        verdict = watcher.watch(hosts, full, n)
         print(f"{env}: CI {verdict} for {full[:7]}")
 
 
@@ -88,9 +88,8 @@ def verdict(c: Any, sha: str = "", run_id: str = "", env: str = "preprod") -> No
         if not run_id.isdigit():
             raise UsageError(f"--run-id must be a number, got {run_id[:40]!r}")
         hosts = targets(c, env)
-        fleet = configured_fleet(c, hosts)
         t = hosts[0]
         full = t.resolve(sha)
-        outcome = watcher.verdict(t, full, run_id, notifier(t), fleet=fleet)
+        outcome = watcher.verdict(hosts, full, run_id, notifier(t))
         if outcome != "not-deployed":
             print(f"{env}: CI {outcome} for {full[:7]}")
