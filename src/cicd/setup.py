@@ -29,8 +29,18 @@ from pathlib import Path
 from posixpath import join
 from typing import TYPE_CHECKING
 
-from cicd.commands import Command, cmd, sh
 from cicd.commands import files
+from cicd.commands.prepare import (
+    chmod,
+    command_path,
+    create_private_file,
+    docker_server_version,
+    git_toplevel,
+    inspect_env,
+    is_dir,
+    make_env_dirs,
+    writable_dir,
+)
 from cicd.commands import systemd
 from cicd.errors import CicdError
 
@@ -132,65 +142,6 @@ class _Run:
         self.checks.append(check)
         self.say(check.line())
         return check
-
-
-# -- commands of this module (constant scripts, values as parameters) -------------
-
-
-def inspect_env(shared: str, app_env: str, *dirs: str) -> Command:
-    """Print ``missing DIR`` per absent directory, then the modes of shared and app.env.
-
-    Output lines: ``missing PATH``, ``shared MODE``, ``app.env MODE`` (octal, as
-    ``stat -c %a`` prints it); nothing about a path that does not exist.
-    """
-    return sh(
-        's="$1"; e="$2"; shift 2; for d; do [ -d "$d" ] || echo "missing $d"; done; '
-        '[ ! -d "$s" ] || echo "shared $(stat -c %a -- "$s")"; '
-        '[ ! -e "$e" ] || echo "app.env $(stat -c %a -- "$e")"',
-        shared,
-        app_env,
-        *dirs,
-    )
-
-
-def make_env_dirs(shared: str, *dirs: str) -> Command:
-    """Create the directories and make ``shared`` private (0700)."""
-    return sh(
-        's="$1"; shift; mkdir -p -- "$@" "$s" && chmod 0700 -- "$s"', shared, *dirs
-    )
-
-
-def create_private_file(path: str) -> Command:
-    """Create an empty file with mode 0600; an existing file is left untouched.
-
-    ``set -C`` (noclobber) makes the creation fail rather than truncate a file that
-    appeared meanwhile: the content is never overwritten.
-    """
-    return sh('umask 077 && set -C && : > "$1" || [ -f "$1" ]', path)
-
-
-def chmod(mode: str, path: str) -> Command:
-    """``chmod MODE PATH``."""
-    return cmd("chmod", mode, "--", path)
-
-
-def git_toplevel(path: str) -> Command:
-    """Print the git work tree that holds ``path`` (or its nearest existing parent)."""
-    return sh(
-        'd="$1"; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; '
-        'git -C "$d" rev-parse --show-toplevel 2>/dev/null || true',
-        path,
-    )
-
-
-def writable_dir(path: str) -> Command:
-    """Exit 0 when ``path`` is a directory this user can write to."""
-    return sh('[ -d "$1" ] && [ -w "$1" ]', path)
-
-
-def command_path(program: str) -> Command:
-    """Print the path ``program`` resolves to (``command -v``)."""
-    return sh('command -v -- "$1"', program)
 
 
 # -- the checks ---------------------------------------------------------------------
@@ -311,7 +262,7 @@ def _check_root(run: _Run, t: Target, environ: Mapping[str, str]) -> bool:
             )
         )
         return False
-    if t.runner.ok(cmd("test", "-d", root)):
+    if t.runner.ok(is_dir(root)):
         run.add(Check(name, OK, f"{root} (absolute, outside any git checkout)"))
         return True
     owner = shlex.quote(run.options.user) if run.options.user else '"$(id -un)"'
@@ -524,9 +475,7 @@ def _check_compose(run: _Run, t: Target) -> None:
     """A Docker engine that answers and a compose, v2 or v1."""
     from cicd.runtime.compose import ComposeRuntime
 
-    info = t.runner.run(
-        cmd("docker", "info", "--format", "{{.ServerVersion}}"), check=False
-    )
+    info = t.runner.run(docker_server_version(), check=False)
     if info.ok:
         run.add(
             Check("docker", OK, f"the engine answers (server {info.stdout.strip()})")
