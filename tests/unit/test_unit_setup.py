@@ -333,6 +333,8 @@ def test_compose_needs_an_engine_and_a_compose(
         write_fake(
             bin_dir, "docker", 'echo "Cannot connect to the daemon" >&2; exit 1\n'
         )
+    # Shadow a real docker-compose of this machine (CI installs one).
+    write_fake(bin_dir, "docker-compose", "exit 127\n")
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
     project.write(preprod='runtime = { kind = "compose" }')
     named = by_name(setup(project, tmp_path, envs=("preprod",)))
