@@ -166,7 +166,7 @@ def run_check(
             return CheckResult(check, True, "skipped", 0.0, note=REMOTE_RENDER_NOTE)
         from cicd.render import render
 
-        seen = render(check.url, check.rendered_contains, check.timeout)
+        seen = render(check.url, check.rendered_contains, timeout or check.timeout)
         return CheckResult(
             check, seen.ok, seen.reason, seen.seconds, fatal=seen.fatal, note=seen.note
         )

@@ -1,5 +1,9 @@
 """The "rendered page contains TEXT" health condition, checked in headless Chromium.
 
+Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
+no port, no extra package); the page is watched in real time until it shows the
+text or Streamlit's exception box.
+
 Measured on Streamlit: the raw HTML is the same static shell for every app (its title
 is "Streamlit", no app text), and ``/_stcore/health`` answers ``ok`` even when the
 app's script raises at import. Only a browser that runs the page's JavaScript sees
@@ -11,18 +15,19 @@ enable it, and the other checks still decide.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
+import select
 import shutil
-import subprocess
+import signal
 import tempfile
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 CHROMIUM_VARIABLE = "CICD_CHROMIUM"
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
-#: Virtual time the page gets to connect its websocket and render, in ms.
-BUDGET_MS = 8000
 SKIPPED = "rendered-page check skipped: Chromium not found (apt-get install chromium)"
 #: Flags that keep Chromium quiet and off the network (only the app's URL is loaded).
 FLAGS = (
@@ -37,6 +42,15 @@ FLAGS = (
     "--no-first-run",
     "--mute-audio",
 )
+#: Seconds between two looks at the page while it renders.
+LOOK_EVERY = 0.2
+#: What the page shows: its visible text, and Streamlit's exception box if any.
+LOOK = (
+    "(() => { const e = document.querySelector("
+    "'[data-testid=\"stException\"], .stException');"
+    " return {exception: e ? e.innerText.slice(0, 300) : null,"
+    " text: document.body ? document.body.innerText : ''}; })()"
+)
 
 
 def find_chromium() -> str | None:
@@ -49,33 +63,23 @@ def find_chromium() -> str | None:
     return None
 
 
-def chromium_argv(binary: str, url: str, profile: str, budget_ms: int) -> list[str]:
-    """The command that prints ``url``'s DOM once rendered."""
+def chromium_argv(binary: str, profile: str) -> list[str]:
+    """Chromium driven over the DevTools protocol on fds 3 and 4 (no port opened)."""
     return [
         binary,
         *FLAGS,
         f"--user-data-dir={profile}",
-        f"--virtual-time-budget={budget_ms}",
-        "--dump-dom",
-        url,
+        "--remote-debugging-pipe",
+        "about:blank",
     ]
 
 
-def visible_text(dom: str) -> str:
-    """The text of the page's body, without scripts, styles and tags."""
-    body = dom[dom.find("<body") :] if "<body" in dom else dom
-    body = re.sub(r"<(script|style|noscript)\b.*?</\1>", " ", body, flags=re.S | re.I)
-    text = re.sub(r"<[^>]+>", " ", body)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def judge(dom: str, expected: str) -> str | None:
-    """Why a rendered page fails the condition, or None when it passes."""
-    if "stException" in dom:
-        match = re.search(r"stException.*?>(.*?)</", dom, flags=re.S)
-        shown = re.sub(r"\s+", " ", match.group(1)).strip()[:120] if match else ""
+def judge(text: str, exception: str | None, expected: str) -> str | None:
+    """Why what the page shows fails the condition, or None when it passes."""
+    if exception is not None:
+        shown = re.sub(r"\s+", " ", exception).strip()[:120]
         return "the app shows an exception" + (f": {shown}" if shown else "")
-    if expected not in visible_text(dom):
+    if expected not in text:
         return f"rendered page does not show {expected!r}"
     return None
 
@@ -90,28 +94,175 @@ class Rendered(NamedTuple):
     note: str = ""
 
 
+class BrowserGone(Exception):
+    """Chromium closed its end of the DevTools pipe."""
+
+
+class DevTools:
+    """The Chrome DevTools protocol over the pipe ``--remote-debugging-pipe`` opens.
+
+    Messages are JSON objects separated by NUL bytes, on fd 3 (to the browser) and
+    fd 4 (from it); no network port, no websocket, nothing but the standard
+    library.
+    """
+
+    def __init__(self, to_browser: int, from_browser: int) -> None:
+        self.to_browser = to_browser
+        self.from_browser = from_browser
+        self.buffer = b""
+        self.last_id = 0
+
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        session: str | None = None,
+        deadline: float,
+    ) -> dict[str, Any]:
+        """Send one command and wait for its answer (events are skipped).
+
+        Raises:
+            BrowserGone: The browser closed the pipe.
+            TimeoutError: No answer by ``deadline`` (monotonic seconds).
+        """
+        self.last_id += 1
+        message: dict[str, Any] = {"id": self.last_id, "method": method}
+        message["params"] = params or {}
+        if session:
+            message["sessionId"] = session
+        os.write(self.to_browser, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._next(deadline)
+            if reply.get("id") == self.last_id:
+                if "error" in reply:
+                    raise BrowserGone(str(reply["error"].get("message", reply)))
+                result: dict[str, Any] = reply.get("result", {})
+                return result
+
+    def _next(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the browser did not answer in time")
+            ready, _, _ = select.select([self.from_browser], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self.from_browser, 65536)
+            if not chunk:
+                raise BrowserGone("the browser closed the DevTools pipe")
+            self.buffer += chunk
+        raw, self.buffer = self.buffer.split(b"\0", 1)
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+
 def render(url: str, expected: str, timeout: float) -> Rendered:
-    """Render ``url`` in headless Chromium and look for the ``expected`` text."""
+    """Load ``url`` in headless Chromium and watch it until it shows ``expected``.
+
+    It looks every :data:`LOOK_EVERY` seconds, until the text or Streamlit's
+    exception box appears or ``timeout`` seconds pass. Real time, not a virtual
+    time budget: a page whose server is slow under load gets the time it needs,
+    and a healthy page is judged as soon as it shows the text (about a second for
+    the app).
+    """
     started = time.monotonic()
     binary = find_chromium()
     if binary is None:
         return Rendered(True, "skipped", 0.0, note=SKIPPED)
+    deadline = started + timeout
     with tempfile.TemporaryDirectory(prefix="cicd-chromium-") as profile:
-        argv = chromium_argv(binary, url, profile, BUDGET_MS)
+        to_read, to_browser = os.pipe()
+        from_browser, to_write = os.pipe()
+        # The child's ends above fd 9, so mapping them onto 3 and 4 cannot
+        # clobber one with the other.
+        to_read, to_write = _above(to_read, 10), _above(to_write, 11)
+        # The browser expects its ends on fds 3 and 4 (posix_spawn maps them; no
+        # shell, which could not name fds above 9).
+        devnull = os.devnull
+        pid = os.posix_spawn(
+            binary,
+            chromium_argv(binary, profile),
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, to_read, 3),
+                (os.POSIX_SPAWN_DUP2, to_write, 4),
+                (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
+            ],
+            setsid=True,
+        )
+        os.close(to_read)
+        os.close(to_write)
         try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=max(timeout, BUDGET_MS / 1000 + 15),
-                stdin=subprocess.DEVNULL,
+            return _watch(DevTools(to_browser, from_browser), url, expected, deadline)
+        except (BrowserGone, OSError, ValueError) as error:
+            reason = f"page did not load in the browser ({error})"
+            return Rendered(False, reason, time.monotonic() - started)
+        finally:
+            os.close(to_browser)
+            os.close(from_browser)
+            _stop(pid)
+
+
+def _watch(tools: DevTools, url: str, expected: str, deadline: float) -> Rendered:
+    started = time.monotonic()
+    target = tools.call(
+        "Target.createTarget", {"url": "about:blank"}, deadline=deadline
+    )
+    attached = tools.call(
+        "Target.attachToTarget",
+        {"targetId": target["targetId"], "flatten": True},
+        deadline=deadline,
+    )
+    session = str(attached["sessionId"])
+    tools.call("Page.navigate", {"url": url}, session=session, deadline=deadline)
+    problem = f"rendered page does not show {expected!r}"
+    while True:
+        try:
+            looked = tools.call(
+                "Runtime.evaluate",
+                {"expression": LOOK, "returnByValue": True},
+                session=session,
+                deadline=deadline,
             )
-        except subprocess.TimeoutExpired:
-            return Rendered(False, "browser timed out", time.monotonic() - started)
+        except TimeoutError:
+            break
+        seen = looked.get("result", {}).get("value") or {}
+        problem = (
+            judge(str(seen.get("text") or ""), seen.get("exception"), expected) or ""
+        )
+        if not problem or problem.startswith("the app shows an exception"):
+            break
+        if time.monotonic() + LOOK_EVERY >= deadline:
+            break
+        time.sleep(LOOK_EVERY)
     seconds = time.monotonic() - started
-    if done.returncode != 0 or "<body" not in done.stdout:
-        reason = f"page did not load in the browser (exit {done.returncode})"
-        return Rendered(False, reason, seconds)
-    problem = judge(done.stdout, expected)
-    fatal = bool(problem and problem.startswith("the app shows an exception"))
-    return Rendered(problem is None, problem or "ok", seconds, fatal=fatal)
+    fatal = problem.startswith("the app shows an exception")
+    return Rendered(not problem, problem or "ok", seconds, fatal=fatal)
+
+
+def _above(fd: int, lowest: int) -> int:
+    """Move ``fd`` to a number at least ``lowest``; the old number is closed."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)
+    os.close(fd)
+    return moved
+
+
+def _stop(pid: int, grace: float = 5.0) -> None:
+    """End the browser and every process it started (its own session)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            time.sleep(0.02)

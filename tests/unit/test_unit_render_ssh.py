@@ -7,8 +7,10 @@ around it runs on any machine. Fabric Connections are built but never opened.
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,20 +19,50 @@ from paramiko.client import RejectPolicy
 from cicd import render, ssh
 from cicd.health import HealthCheck, run_check
 
-HEAD = "<html><head><title>Mangetamain</title></head>"
-APP_DOM = HEAD + "<body><h1>Mangetamain - ratings</h1></body></html>"
-SHELL_DOM = HEAD + "<body><div id='root'></div></body></html>"
-ERROR_DOM = (
-    '<html><body><h1>Mangetamain</h1><div data-testid="stException">'
-    "<pre>RuntimeError: broken at import</pre></div></body></html>"
-)
+#: What the page shows: the app, Streamlit's empty shell, the app's exception.
+APP = ("Mangetamain - ratings", None)
+SHELL = ("", None)
+ERROR = ("Mangetamain", "RuntimeError: broken at import")
 
 
-def fake_browser(tmp_path: Path, dom: str, exit_code: int = 0) -> Path:
-    """A script that prints ``dom`` like ``chromium --dump-dom`` does."""
+BROWSER = """#!{python}
+# A stand-in for Chromium speaking the DevTools protocol on fds 3 and 4, as
+# --remote-debugging-pipe does: it answers what the renderer asks, and shows the
+# page described in page.json (text, exception), or exits at once when told to.
+import json, os, sys
+page = json.load(open({page!r}))
+if page.get("exit") is not None:
+    sys.exit(page["exit"])
+buffer = b""
+while True:
+    chunk = os.read(3, 65536)
+    if not chunk:
+        break
+    buffer += chunk
+    while b"\\0" in buffer:
+        raw, buffer = buffer.split(b"\\0", 1)
+        message = json.loads(raw)
+        method = message["method"]
+        result = {{}}
+        if method == "Target.createTarget":
+            result = {{"targetId": "t1"}}
+        elif method == "Target.attachToTarget":
+            result = {{"sessionId": "s1"}}
+        elif method == "Runtime.evaluate":
+            seen = {{"text": page["text"], "exception": page.get("exception")}}
+            result = {{"result": {{"value": seen}}}}
+        os.write(4, json.dumps({{"id": message["id"], "result": result}}).encode() + b"\\0")
+"""
+
+
+def fake_browser(
+    tmp_path: Path, text: str, exception: str | None = None, exit: int | None = None
+) -> Path:
+    """A stand-in Chromium showing ``text`` (and Streamlit's ``exception`` box)."""
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"text": text, "exception": exception, "exit": exit}))
     path = tmp_path / "chromium"
-    (tmp_path / "dom.html").write_text(dom)
-    path.write_text(f"#!/bin/sh\ncat '{tmp_path / 'dom.html'}'\nexit {exit_code}\n")
+    path.write_text(BROWSER.format(python=sys.executable, page=str(page)))
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
 
@@ -41,23 +73,24 @@ def rendered(url: str = "http://127.0.0.1:9/") -> HealthCheck:
 
 
 @pytest.mark.parametrize(
-    ("dom", "ok", "reason", "fatal"),
+    ("page", "ok", "reason", "fatal"),
     [
-        (APP_DOM, True, "ok", False),
-        (SHELL_DOM, False, "rendered page does not show 'Mangetamain'", False),
-        (ERROR_DOM, False, "the app shows an exception", True),
+        (APP, True, "ok", False),
+        (SHELL, False, "rendered page does not show 'Mangetamain'", False),
+        (ERROR, False, "the app shows an exception: RuntimeError", True),
     ],
 )
 def test_rendered_condition_reads_what_the_browser_shows(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    dom: str,
+    page: tuple[str, str | None],
     ok: bool,
     reason: str,
     fatal: bool,
 ) -> None:
-    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, dom)))
-    result = run_check(rendered())
+    browser = fake_browser(tmp_path, *page)
+    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(browser))
+    result = run_check(rendered(), timeout=1.0)
     assert (result.ok, result.fatal) == (ok, fatal)
     assert result.reason.startswith(reason)
 
@@ -65,7 +98,9 @@ def test_rendered_condition_reads_what_the_browser_shows(
 def test_a_page_that_did_not_load_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, "", 1)))
+    monkeypatch.setenv(
+        render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, "", exit=1))
+    )
     result = run_check(rendered())
     assert not result.ok and "did not load" in result.reason
 
@@ -79,10 +114,11 @@ def test_without_chromium_the_condition_is_skipped_with_a_note(
 
 
 def test_chromium_flags_keep_it_off_the_network() -> None:
-    argv = render.chromium_argv("chromium", "http://127.0.0.1:8500/", "/tmp/p", 8000)
+    argv = render.chromium_argv("chromium", "/tmp/p")
     assert "--disable-background-networking" in argv and "--headless" in argv
-    assert argv[-2:] == ["--dump-dom", "http://127.0.0.1:8500/"]
-    assert render.visible_text("<body><script>x=1</script><p>Hi</p></body>") == "Hi"
+    # Driven over a pipe: no DevTools port is opened, only the app's URL loads.
+    assert argv[-2:] == ["--remote-debugging-pipe", "about:blank"]
+    assert not [a for a in argv if a.startswith("--remote-debugging-port")]
 
 
 def test_known_hosts_files_follow_ssh_config(tmp_path: Path) -> None:
