@@ -51,7 +51,8 @@ while True:
         elif method == "Runtime.evaluate":
             seen = {{"text": page["text"], "exception": page.get("exception")}}
             result = {{"result": {{"value": seen}}}}
-        os.write(4, json.dumps({{"id": message["id"], "result": result}}).encode() + b"\\0")
+        answer = {{"id": message["id"], "result": result}}
+        os.write(4, json.dumps(answer).encode() + b"\\0")
 """
 
 
