@@ -29,8 +29,14 @@ if TYPE_CHECKING:
     from cicd.target import Target
 
 
-def repair(target: Target, notifier: Notifier) -> str | None:
+def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str | None:
     """Complete or undo an unfinished switch, or end a drift; the lock is held.
+
+    Every switch writes an intent first, so without one the app runs what
+    ``current`` names unless someone switched or restarted by hand. Deploys,
+    rollbacks and verdicts therefore only look for an intent (one read); asking
+    the runtime what serves (``thorough``, as ``status --repair`` does) costs a
+    process on the host and is left to status, health and the monitor.
 
     Returns:
         What was done, in words, or None when nothing needed doing.
@@ -40,6 +46,8 @@ def repair(target: Target, notifier: Notifier) -> str | None:
             ready (both recorded); a person must look.
     """
     pending = intent.read(target)
+    if pending is None and not thorough:
+        return None
     current = target.current()
     if pending is None:
         if current is None:

@@ -111,7 +111,7 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
                 hosts = targets(c, name)
                 with lock.hold(hosts, "repair"):
                     for t in hosts:
-                        done = do_repair(t, notifier(t))
+                        done = do_repair(t, notifier(t), thorough=True)
                         print(f"{name}: {done or 'nothing to repair'}")
         rows = [env_status(t) for name in names for t in targets(c, name)]
         if json:
