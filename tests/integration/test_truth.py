@@ -279,3 +279,53 @@ def test_a_broken_stale_lock_is_said_on_the_console(project: Project) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "broke the stale lock of ada" in result.stderr
+
+
+# -- serving truth ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_hand_switched_current_is_a_drift_that_status_repair_ends(
+    project: Project,
+) -> None:
+    v1, v2 = project.repo.commit("v1"), project.repo.commit("v2")
+    for sha in (v1, v2):
+        assert invoke("deploy.preprod", "--sha", sha).returncode == 0
+    current = project.root / "preprod" / "current"
+    # Someone switches the link by hand and restarts nothing.
+    current.unlink()
+    current.symlink_to(project.root / "preprod" / "releases" / v1)
+
+    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)
+    assert (row["current"], row["serving"], row["drift"]) == (v1, v2, True)
+    health = invoke("health", "--env", "preprod")
+    assert health.returncode == 1 and "drift: current is" in health.stdout
+
+    repaired = invoke("status", "--repair", "--env", "preprod")
+
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"restarted {v1[:7]}" in repaired.stdout
+    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)
+    assert (row["current"], row["serving"], row["drift"]) == (v1, v1, False)
+    assert invoke("health", "--env", "preprod").returncode == 0
+
+
+@pytest.mark.slow
+def test_an_unfinished_switch_to_a_release_that_cannot_start_is_undone(
+    project: Project,
+) -> None:
+    project.write(deadline=3)
+    v1 = project.repo.commit("v1")
+    v2 = project.repo.commit("v2", mode="crash")
+    assert invoke("deploy.preprod", "--sha", v1).returncode == 0
+    killed = invoke("deploy.preprod", "--sha", v2, env={"CICD_FAILPOINT": "switched"})
+    assert killed.returncode in (-9, 137)
+
+    repaired = invoke("status", "--repair", "--env", "preprod")
+
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"back on {v1[:7]}" in repaired.stdout
+    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)
+    assert (row["current"], row["serving"], row["healthy"]) == (v1, v1, True)
+    assert v2 in [e["sha"] for e in events(project, "marked_bad")]
+    assert not (project.root / "preprod" / "intent").exists()
