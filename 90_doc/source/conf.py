@@ -38,3 +38,7 @@ exclude_patterns: list[str] = []
 # internal links (and loopback URLs, if any) only; every other URL is skipped.
 linkcheck_ignore = [r"https?://(?!127\.0\.0\.1|localhost).*"]
 linkcheck_timeout = 5
+
+# Keep "--flag" as typed: Sphinx would render it as an en dash, and a flag copied
+# from the task reference would then be wrong.
+smartquotes_action = "qe"
