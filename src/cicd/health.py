@@ -239,7 +239,7 @@ def run_round(
     fetcher = fetcher or LocalFetcher()
     results: list[CheckResult] = []
     for check in checks:
-        timeout = check.timeout if check.rendered_contains else min(check.timeout, left)
+        timeout = min(check.timeout, left)
         results.append(run_check(check, fetcher=fetcher, timeout=timeout))
         if not results[-1].ok:
             break

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
+from cicd.redact import redact
+
 #: Event names written to the ledger; mypy refuses any other name in the code.
 EventName = Literal[
     "deploy",
@@ -91,8 +93,9 @@ class Event:
             "host": self.host,
         }
         if self.detail:
-            # Bounded: a 10 kB value must not flood every later `status`.
-            data["detail"] = self.detail[:DETAIL_LIMIT]
+            # Bounded: a 10 kB value must not flood every later `status`; and never
+            # a secret, whatever a caller passed.
+            data["detail"] = redact(self.detail)[:DETAIL_LIMIT]
         if self.durations:
             data["durations"] = {k: round(v, 3) for k, v in self.durations.items()}
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
@@ -129,7 +132,10 @@ def parse(text: str) -> tuple[list[Event], list[str]]:
     """
     events: list[Event] = []
     corrupt: dict[int, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on newlines only: a value may hold U+2028 and the like, which
+    # splitlines() would cut, shifting every later line number.
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:

@@ -179,25 +179,30 @@ def render(url: str, expected: str, timeout: float) -> Rendered:
         to_read, to_write = _above(to_read, 10), _above(to_write, 11)
         # The browser expects its ends on fds 3 and 4 (posix_spawn maps them; no
         # shell, which could not name fds above 9).
-        devnull = os.devnull
-        pid = os.posix_spawn(
-            binary,
-            chromium_argv(binary, profile),
-            dict(os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, to_read, 3),
-                (os.POSIX_SPAWN_DUP2, to_write, 4),
-                (os.POSIX_SPAWN_OPEN, 0, devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
-            ],
-            setsid=True,
-        )
+        try:
+            pid = os.posix_spawn(
+                binary,
+                chromium_argv(binary, profile),
+                _browser_environment(),
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, to_read, 3),
+                    (os.POSIX_SPAWN_DUP2, to_write, 4),
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                ],
+                setsid=True,
+            )
+        except OSError as error:
+            for fd in (to_read, to_write, to_browser, from_browser):
+                os.close(fd)
+            reason = f"the browser did not start ({error.strerror or error})"
+            return Rendered(False, reason, time.monotonic() - started)
         os.close(to_read)
         os.close(to_write)
         try:
             return _watch(DevTools(to_browser, from_browser), url, expected, deadline)
-        except (BrowserGone, OSError, ValueError) as error:
+        except (BrowserGone, OSError, ValueError, KeyError, AttributeError) as error:
             reason = f"page did not load in the browser ({error})"
             return Rendered(False, reason, time.monotonic() - started)
         finally:
@@ -243,26 +248,41 @@ def _watch(tools: DevTools, url: str, expected: str, deadline: float) -> Rendere
     return Rendered(not problem, problem or "ok", seconds, fatal=fatal)
 
 
+def _browser_environment() -> dict[str, str]:
+    """The browser needs a PATH, a HOME and a locale, never the caller's secrets."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_RUNTIME_DIR")
+    return {name: os.environ[name] for name in keep if name in os.environ}
+
+
 def _above(fd: int, lowest: int) -> int:
     """Move ``fd`` to a number at least ``lowest``; the old number is closed."""
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)
+    # Close-on-exec here; posix_spawn's dup2 onto 3 and 4 clears it in the browser.
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, lowest)
     os.close(fd)
     return moved
 
 
-def _stop(pid: int, grace: float = 5.0) -> None:
-    """End the browser and every process it started (its own session)."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+def _stop(pid: int, grace: float = 2.0) -> None:
+    """End the browser and every process it started (its own session, its group).
+
+    TERM first, a short grace, then KILL for whatever of the group is left — even
+    when the leader already exited — and the leader is reaped.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                return
+                done = pid
             if done:
-                return
+                break
             time.sleep(0.02)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

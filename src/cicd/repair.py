@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from cicd import intent
 from cicd.activation import activate, already_ready, wait_until_ready
 from cicd.errors import CicdError
-from cicd.ledger import acknowledgement, corrupt_lines
+from cicd.ledger import corrupt_lines
 from cicd.messages import short
 from cicd.progress import Timeline
 
@@ -125,10 +125,7 @@ def report_corrupt(target: Target, state: EnvState, notifier: Notifier) -> None:
         notifier.say(f"warning: {target.runner.host}: {warning}")
     numbers = corrupt_lines(state.warnings)
     if numbers:
-        target.event(
-            "ledger_repaired",
-            detail=acknowledgement(numbers, "skipped by every reader; reported once"),
-        )
+        target.acknowledge(numbers, "skipped by every reader; reported once")
 
 
 def _undo(
@@ -141,19 +138,29 @@ def _undo(
 ) -> str:
     back = str(pending.get("from") or "") if pending else ""
     if not back or back == current:
-        target.event(
-            "repair", sha=current, outcome="failed", detail=f"{found}; {error}"
-        )
-        raise CicdError(f"{target.env}: repair failed: {found}: {error}")
+        # Nothing older to go back to: say so and clear the intent, so the
+        # command that called us (a deploy, a rollback) can switch on its own.
+        done = f"could not repair ({error}); nothing to go back to"
+        target.event("repair", sha=current, outcome="failed", detail=f"{found}; {done}")
+        intent.clear(target)
+        return done
     target.event("marked_bad", sha=current, outcome="bad", detail=f"repair: {error}")
-    activate(
-        target,
-        back,
-        timeline,
-        label=f"wait until {short(back)} is ready again",
-        running=current,
-        op="repair",
-    )
+    try:
+        activate(
+            target,
+            back,
+            timeline,
+            label=f"wait until {short(back)} is ready again",
+            running=current,
+            op="repair",
+        )
+    except CicdError as second:
+        target.event("repair", sha=back, outcome="failed", detail=f"{found}; {second}")
+        intent.clear(target)
+        raise CicdError(
+            f"{target.env}: repair failed: {short(current)} did not get ready "
+            f"({error}), nor {short(back)} ({second}); a person must look"
+        ) from None
     done = f"{short(current)} did not get ready ({error}); back on {short(back)}"
     target.event("repair", sha=back, previous=current, detail=f"{found}; {done}")
     return done

@@ -661,12 +661,22 @@ def start_env(t: Target) -> Started:
     The recovery after a reboot without the systemd unit, or after supervisord was
     killed: supervisord (or the container) is started again on the release
     ``current`` names, and the environment's readiness checks are polled as a deploy
-    does. A never-deployed environment is skipped. Nothing is switched and no lock is
-    taken; the ledger records the restart and the readiness outcome.
+    does, under the environment's lock. A never-deployed environment is skipped.
+    Nothing is switched; the ledger records the restart and the readiness outcome.
 
     Returns:
         What happened; ``ok`` is False when the app did not get ready.
     """
+    from cicd import lock
+
+    if not t.current():
+        # Read-only: a never-deployed environment gets nothing, not even a lock.
+        return Started(t.env, None, None, "never deployed: skipped")
+    with lock.hold([t], "start"):
+        return _start_locked(t)
+
+
+def _start_locked(t: Target) -> Started:
     from cicd.activation import DeployFailed, wait_until_ready
     from cicd.messages import short
     from cicd.progress import Timeline

@@ -50,6 +50,8 @@ class Target:
         self._runtime: Runtime | None = None
         self._pending: list[Event] = []
         self._described: dict[str, tuple[str, str]] = {}
+        #: Corrupt ledger lines this process reported already.
+        self._acknowledged: set[int] = set()
 
     def _root(self) -> str:
         root = self.settings.root
@@ -115,12 +117,19 @@ class Target:
 
     def _report_torn(self, number: int) -> None:
         """Say once that the ledger's last line had been cut short."""
+        if number in self._acknowledged:
+            return  # this run already reported it, as a corrupt line
         why = "a write cut short; kept as it is, new events start on a fresh line"
         print(
             f"warning: {self.paths.ledger}: line {number} was torn ({why})",
             file=sys.stderr,
         )
-        self.event("ledger_repaired", detail=acknowledgement([number], why))
+        self.acknowledge([number], why)
+
+    def acknowledge(self, numbers: list[int], why: str) -> None:
+        """Record that these corrupt ledger lines were reported (readers skip them)."""
+        self._acknowledged.update(numbers)
+        self.event("ledger_repaired", detail=acknowledgement(numbers, why))
 
     def event(self, name: EventName, *, defer: bool = False, **fields: Any) -> Event:
         """Build and append an event of this environment."""

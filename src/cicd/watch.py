@@ -84,7 +84,19 @@ def load_journal(target: Target, sha: str) -> dict[str, Any] | None:
 
 
 def save_journal(target: Target, journal: dict[str, Any]) -> None:
-    """Write a journal atomically."""
+    """Write a journal atomically; a decided journal is never turned back.
+
+    The watcher writes outside the lock while it polls; a verdict job may have
+    decided meanwhile (under the lock), and its ``done`` must stand.
+    """
+    if journal.get("state") != "done":
+        stored = load_journal(target, str(journal["sha"]))
+        if (
+            stored
+            and stored.get("state") == "done"
+            and journal.get("state") == ("watching")
+        ):
+            return
     target.runner.run(files.mkdirs(target.paths.watch))
     target.runner.run(
         files.write_atomic(
@@ -309,6 +321,10 @@ def decide(
     why = f"watch {poll.state if poll else 'verdict'}"
     with lock.hold(hosts, why, sha, wait=home.settings.ci.lock_wait):
         journal = load_journal(home, sha) or new_journal(home, sha, time.time(), 0)
+        if journal.get("state") == "done" and poll and _reopens(journal, poll):
+            # Inconclusive (a deadline, refused tokens) decided nothing: a real
+            # verdict arriving later is acted on.
+            journal["state"] = "verdict"
         if journal.get("state") == "done":
             if poll and _rerun_passed(journal, poll):
                 _revalidate(hosts, journal, poll, notifier)
@@ -343,6 +359,15 @@ def decide(
         journal["state"] = "done"
         save_journal(home, journal)
     return str(journal["verdict"])
+
+
+def _reopens(journal: dict[str, Any], poll: Poll) -> bool:
+    """An inconclusive decision gives way to a conclusive verdict."""
+    return journal.get("verdict") == INCONCLUSIVE and poll.state in (
+        SUCCESS,
+        FAILURE,
+        SUPERSEDED,
+    )
 
 
 def _rerun_passed(journal: dict[str, Any], poll: Poll) -> bool:
@@ -491,7 +516,13 @@ def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:
         "--env",
         target.env,
     ]
-    with open(log, "ab") as output:
+    try:
+        output = open(log, "ab")
+    except OSError as error:
+        raise CicdError(
+            f"cannot start the watcher: {log}: {error.strerror or error}"
+        ) from None
+    with output:
         subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

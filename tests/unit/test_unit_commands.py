@@ -628,3 +628,18 @@ def test_compose_builders_argv() -> None:
         "{{.State.Status}}",
         "cid",
     )
+
+
+def test_an_append_after_a_torn_last_line_starts_a_fresh_line(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"event": "deploy"}\n{"event": "sw')
+    said = output(files.append_lines(str(ledger), '{"event": "health"}'))
+    assert said.strip() == "torn 2"
+    assert ledger.read_text().splitlines() == [
+        '{"event": "deploy"}',
+        '{"event": "sw',
+        '{"event": "health"}',
+    ]
+    # A whole last line: nothing to say, nothing added before the new line.
+    assert output(files.append_lines(str(ledger), "{}")) == ""
+    assert ledger.read_text().endswith('{"event": "health"}\n{}\n')

@@ -112,9 +112,19 @@ def test_errors_are_inconclusive_and_say_how_long_to_wait(
     assert "waiting 7s" in github.poll(SHA).detail and github.wait_hint() == 7
     assert github.wait_hint() == 0  # read once
     httpserver.clear()
-    httpserver.expect_request(RUNS).respond_with_data("forbidden", 403)
+    httpserver.expect_request(RUNS).respond_with_data(
+        "limited", 403, headers={"x-ratelimit-remaining": "0"}
+    )
     github.poll(SHA)
     assert github.wait_hint() == 60
+    # A 403 without rate-limit headers is a missing permission, not a reason to wait.
+    httpserver.clear()
+    httpserver.expect_request(RUNS).respond_with_data("forbidden", 403)
+    refused = github.poll(SHA)
+    assert "403" in refused.detail and github.wait_hint() == 0
+    httpserver.clear()
+    httpserver.expect_request(RUNS).respond_with_data("<html>oops</html>", 200)
+    assert github.poll(SHA).detail == "GitHub answered 200 with no JSON"
     httpserver.clear()
     httpserver.expect_request(RUNS).respond_with_data("boom", 502)
     assert github.poll(SHA).detail == "GitHub answered 502"

@@ -73,7 +73,8 @@ def test_corrupt_line_in_the_middle_is_skipped_with_its_line_number() -> None:
 
 
 def test_blank_lines_are_ignored_and_non_objects_are_corrupt() -> None:
-    text = "\n".join(["", sample().to_json(), "   ", "[1, 2]", '{"env": "prod"}'])
+    lines = ["", sample().to_json(), "   ", "[1, 2]", '{"env": "prod"}']
+    text = "\n".join(lines) + "\n"
 
     events, warnings = parse(text)
 
@@ -82,6 +83,12 @@ def test_blank_lines_are_ignored_and_non_objects_are_corrupt() -> None:
         "ledger line 4",
         "ledger line 5",
     ]
+
+
+def test_lines_are_split_on_newlines_only() -> None:
+    # U+2028 inside a value is not a line break: line numbers stay the file's.
+    odd = sample().to_json().replace('"ok"', '"o\u2028k"') + "\n"
+    assert parse(odd)[1] == [] and len(parse(odd)[0]) == 1
 
 
 def test_unknown_fields_are_ignored() -> None:

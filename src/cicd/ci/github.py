@@ -158,9 +158,12 @@ class GitHubProvider:
         problem = self._problem(response)
         if problem:
             return problem
+        body = _json(response)
+        if body is None:
+            return Poll(INCONCLUSIVE, "GitHub answered 200 with no JSON")
         self.etag = response.headers.get("ETag", "")
-        self._last = response.json()
-        return self._interpret(self._last, sha)
+        self._last = body
+        return self._interpret(body, sha)
 
     def run(self, sha: str, run_id: str) -> Poll:
         """Read one run by id (the ``workflow_run`` event's), for ``sha``.
@@ -175,7 +178,9 @@ class GitHubProvider:
         problem = self._problem(response)
         if problem:
             return problem
-        run = response.json()
+        run = _json(response)
+        if run is None:
+            return Poll(INCONCLUSIVE, "GitHub answered 200 with no JSON")
         if run.get("head_sha") != sha:
             return Poll(
                 INCONCLUSIVE,
@@ -204,7 +209,10 @@ class GitHubProvider:
             return None
         if status == 401:
             return Poll(INCONCLUSIVE, EXPIRED)
-        if status in (403, 429):
+        limited = response.headers.get("x-ratelimit-remaining") == "0" or (
+            response.headers.get("retry-after")
+        )
+        if status == 429 or (status == 403 and limited):
             return self._rate_limited(response)
         if status >= 500:
             self.counters.errors += 1
@@ -220,7 +228,7 @@ class GitHubProvider:
         retry_after = response.headers.get("retry-after")
         remaining = response.headers.get("x-ratelimit-remaining")
         reset = response.headers.get("x-ratelimit-reset")
-        if retry_after:
+        if retry_after and retry_after.strip().isdigit():
             self._wait = float(retry_after)
         elif remaining == "0" and reset:
             self._wait = max(float(reset) - self.clock(), 0.0) + 1.0
@@ -281,8 +289,11 @@ class GitHubProvider:
         response = self._get(self.runs_url(), params=query)
         if isinstance(response, Poll) or response.status_code != 200:
             return ""
+        body = _json(response)
+        if body is None:
+            return ""
         key = (run.get("run_number") or 0, run.get("id") or 0)
-        for other in response.json().get("workflow_runs", []):
+        for other in body.get("workflow_runs", []):
             newer = (other.get("run_number") or 0, other.get("id") or 0) > key
             if newer and other.get("head_sha") != run.get("head_sha"):
                 return str(other.get("head_sha", ""))
@@ -296,12 +307,8 @@ class GitHubProvider:
         response = self._get(jobs_url)
         if isinstance(response, Poll):
             return ()
-        try:
-            jobs = (
-                response.json().get("jobs", []) if response.status_code == 200 else []
-            )
-        except ValueError:
-            return ()
+        body = _json(response) if response.status_code == 200 else None
+        jobs = body.get("jobs", []) if body else []
         failed: list[str] = []
         for job in jobs:
             if job.get("conclusion") not in FAILED_CONCLUSIONS:
@@ -318,3 +325,12 @@ class GitHubProvider:
                 else failed.append(name)
             )
         return tuple(failed)
+
+
+def _json(response: requests.Response) -> dict[str, Any] | None:
+    """The JSON object of an answer, or None when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from cicd.ci import FAILURE, INCONCLUSIVE, SUCCESS, Poll
 from cicd.commands import Command, files, sh
+from cicd.redact import redact
 
 if TYPE_CHECKING:
     from cicd.target import Target
@@ -66,7 +67,7 @@ class LocalProvider:
             )
         if result.ok:
             return Poll(SUCCESS, "local CI passed", log)
-        tail = runner.run(files.sh_tail(log, 5)).stdout.strip().splitlines()
+        tail = redact(runner.run(files.sh_tail(log, 5)).stdout).strip().splitlines()
         if result.exited in CANNOT_START:
             reason = tail[-1] if tail else f"exit {result.exited}"
             return Poll(
@@ -101,9 +102,11 @@ def copy_tree(source: str, destination: str) -> Command:
 
 def run_logged(workdir: str, argv: list[str], log: str, timeout: float) -> Command:
     """Run ``argv`` (never evaluated by a shell) in ``workdir``, output in ``log``."""
+    # The commit's own code runs here: it gets none of the pipeline's secrets.
     return sh(
         'cd "$1" && log="$2" && secs="$3" && shift 3 && '
-        'timeout "$secs" "$@" > "$log" 2>&1',
+        'timeout "$secs" env -u DISCORD_WEBHOOK_URL -u GITHUB_TOKEN '
+        '-u CICD_GITHUB_TOKEN "$@" > "$log" 2>&1',
         workdir,
         log,
         str(int(timeout)),

@@ -99,12 +99,14 @@ def make_lock(lock_dir: str, details: str, *dirs: str) -> Command:
 
     ``dirs`` are created first (``mkdir -p``). Exits 0 when taken (and ``details``
     written into it), non-zero when held — or when the disk refuses (read-only,
+    full: a lock whose details could not be written is removed again,
     full, permission denied): the caller tells them apart by whether the lock
     exists, and shows the OS's words from stderr.
     """
     return sh(
         'lock="$1"; details="$2"; shift 2; { [ $# -eq 0 ] || mkdir -p -- "$@"; } && '
-        'mkdir -- "$lock" && printf "%s" "$details" > "$lock/details"',
+        'mkdir -- "$lock" && { printf "%s" "$details" > "$lock/details" '
+        '|| { rm -rf -- "$lock"; exit 1; }; }',
         lock_dir,
         details,
         *dirs,
