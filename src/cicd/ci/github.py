@@ -155,12 +155,9 @@ class GitHubProvider:
         if response.status_code == 304 and self._last is not None:
             self.counters.not_modified += 1
             return self._interpret(self._last, sha)
-        problem = self._problem(response)
-        if problem:
-            return problem
-        body = _json(response)
-        if body is None:
-            return Poll(INCONCLUSIVE, "GitHub answered 200 with no JSON")
+        body = self._body(response)
+        if isinstance(body, Poll):
+            return body
         self.etag = response.headers.get("ETag", "")
         self._last = body
         return self._interpret(body, sha)
@@ -175,12 +172,9 @@ class GitHubProvider:
         response = self._get(url)
         if isinstance(response, Poll):
             return response
-        problem = self._problem(response)
-        if problem:
-            return problem
-        run = _json(response)
-        if run is None:
-            return Poll(INCONCLUSIVE, "GitHub answered 200 with no JSON")
+        run = self._body(response)
+        if isinstance(run, Poll):
+            return run
         if run.get("head_sha") != sha:
             return Poll(
                 INCONCLUSIVE,
@@ -200,6 +194,16 @@ class GitHubProvider:
             return Poll(
                 INCONCLUSIVE, redact(f"GitHub unreachable ({type(error).__name__})")
             )
+
+    def _body(self, response: requests.Response) -> dict[str, Any] | Poll:
+        """The JSON object of a 200 answer, or the inconclusive Poll saying why not."""
+        problem = self._problem(response)
+        if problem:
+            return problem
+        body = _json(response)
+        if body is None:
+            return Poll(INCONCLUSIVE, "GitHub answered 200 with no JSON")
+        return body
 
     def _problem(self, response: requests.Response) -> Poll | None:
         """The inconclusive Poll for a non-200 answer, or None when it is 200."""
