@@ -93,17 +93,27 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
 
 
 def _finish(target: Target, pending: dict[str, object] | None, current: str) -> None:
-    """Record what the killed run would have recorded once its release was ready."""
+    """Record what the killed run would have recorded once its release was ready.
+
+    A deploy ends with "deploy ok"; a rollback (by hand, or the recovery of a failed
+    deploy) marks the abandoned release bad and records the rollback.
+    """
     if not pending or pending.get("to") != current:
         return
     abandoned = str(pending.get("from") or "") or None
-    if pending.get("why") == "rollback":
+    op = pending.get("why")
+    if op == "deploy":
+        target.event(
+            "deploy", sha=current, previous=abandoned, detail="completed by repair"
+        )
+    elif op in ("rollback", "recover"):
         if abandoned and abandoned not in target.state().bad:
             target.event(
                 "marked_bad",
                 sha=abandoned,
                 outcome="bad",
-                detail="rolled back (completed by repair)",
+                detail=f"{'deploy failed' if op == 'recover' else 'rolled back'} "
+                "(completed by repair)",
             )
         target.event(
             "rollback",

@@ -243,9 +243,12 @@ def test_deploy_killed_then_the_next_command_settles_it(
             assert "preprod: nothing to repair" in result.stdout, said(result)
             expected = v1
         else:
-            # V2 gets ready: the switch is completed, not undone.
+            # V2 gets ready: the switch is completed, not undone, and the deploy's
+            # story ends as the killed run would have ended it.
             assert "preprod: nothing to repair" not in result.stdout, said(result)
             expected = v2
+            finished = events(project, "deploy", after_kill, sha=v2)
+            assert [e["detail"] for e in finished] == ["completed by repair"]
 
     row = assert_settled(project, versions)
     assert row["current"] == expected, row
