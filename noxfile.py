@@ -152,6 +152,8 @@ def docs(session: nox.Session) -> None:
         "sphinx-build", *common, "-b", "html", source, str(out), *session.posargs
     )
     # GitHub Pages would otherwise run Jekyll and hide Sphinx's _static folder.
+    # (With --install-only nothing was built: the folder may not exist yet.)
+    out.mkdir(parents=True, exist_ok=True)
     (out / ".nojekyll").touch()
     doctest, linkcheck = build / "doctest", build / "linkcheck"
     session.run("sphinx-build", *quiet, "-b", "doctest", source, str(doctest))
