@@ -119,6 +119,11 @@ SCHEMA: dict[str, Any] = {
         "Placeholders: ``{port}``, ``{env}``.",
         placeholders=("port", "env"),
     ),
+    "public_url": Key(
+        "",
+        "The address users open (``https://mangetamain.example``), shown and linked "
+        "in notifications — the health ``url`` may be a private one. Empty: ``url``.",
+    ),
     "persistent": Key(
         [],
         "Directories under ``<root>/<env>/`` that survive releases and are archived "
@@ -399,6 +404,7 @@ class EnvSettings:
     keep: int
     port: int
     url: str
+    public_url: str
     persistent: tuple[str, ...]
     hosts: tuple[str, ...]
     batch: int
