@@ -12,6 +12,7 @@
       shared/           persistent data of the app, kept across releases
       shared/app.env    the app's own secrets (KEY=VALUE, mode 0600), loaded at start
       outbox.jsonl      notifications not delivered yet
+      rejected.jsonl    notifications Discord refused for good, set aside
       intent            an unfinished switch ("X -> Y, restart pending"), until ready
       monitor.json      the hourly monitor's state (failures, down since, alerted)
       logs/             app (app.log), CI (ci-<sha>.log) and watcher logs
@@ -94,6 +95,11 @@ class EnvPaths:
     def outbox(self) -> str:
         """Notifications that could not be delivered yet."""
         return join(self.dir, "outbox.jsonl")
+
+    @property
+    def rejected(self) -> str:
+        """Notifications Discord refused for good (4xx), set aside so none blocks."""
+        return join(self.dir, "rejected.jsonl")
 
     @property
     def logs(self) -> str:
