@@ -97,7 +97,12 @@ class DeployPlan:
 
 
 def deploy_preprod(
-    hosts: list[Target], revision: str, notifier: Notifier, *, batch: int = 0
+    hosts: list[Target],
+    revision: str,
+    notifier: Notifier,
+    *,
+    batch: int = 0,
+    watch: bool = False,
 ) -> DeployResult:
     """Deploy ``revision`` to preprod at once; CI is watched afterwards.
 
@@ -106,6 +111,8 @@ def deploy_preprod(
         revision: The sha (7 to 40 hex digits).
         notifier: Where messages go.
         batch: Hosts activated at a time (0: all at once).
+        watch: CI is watched next (``--watch``); only then does the success
+            message say that CI verification is in progress.
 
     Raises:
         UsageError: The sha is invalid; nothing changed.
@@ -118,7 +125,7 @@ def deploy_preprod(
     author, subject = first.describe(sha)
     plan = DeployPlan(
         started=messages.preprod_started(first.env, sha, author, subject),
-        succeeded=messages.preprod_succeeded(first.env, sha),
+        succeeded=messages.preprod_succeeded(first.env, sha, watching=watch),
         batch=batch,
     )
     return run_deploy(hosts, sha, notifier, plan)
@@ -190,7 +197,9 @@ def deploy_prod(
     collect(lambda t: t.runtime.preflight(), hosts)
     plan = DeployPlan(
         started=messages.prod_started(first.env, sha, forced=forced),
-        succeeded=messages.prod_succeeded(first.env, sha, first.settings.url),
+        succeeded=messages.prod_succeeded(
+            first.env, sha, first.settings.public_url or first.settings.url
+        ),
         batch=batch,
         backup=True,
         forced=forced,
