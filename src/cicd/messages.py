@@ -1,14 +1,99 @@
 """The words of every notification the pipeline sends, in one reviewable place.
 
 Delivery (console, Discord, outbox) is :mod:`cicd.notify`'s job; this module only
-builds the text. Each function is pure: the same facts give the same message, so a
-change of wording is one diff here and the tests that read it.
+builds the messages. Each function is pure: the same facts give the same message, so
+a change of wording is one diff here and the tests that read it.
+
+A message is a :class:`Message`: its plain text (what the console shows and what
+Discord falls back to) plus the facts the Discord embed is made of — the outcome that
+colours it, the commit, the CI run and the public URL.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+
+#: The outcomes that colour a message: green, red, amber, grey.
+SUCCESS, FAILURE, WARNING, INFO = "success", "failure", "warning", "info"
+OUTCOMES = (SUCCESS, FAILURE, WARNING, INFO)
+
+#: The outcome of a text that is not a :class:`Message`, by its first character.
+_OUTCOME_OF_SIGN = {
+    "✅": SUCCESS,
+    "🟢": SUCCESS,
+    "❌": FAILURE,
+    "🔴": FAILURE,
+    "⚠": WARNING,
+    "⏳": WARNING,
+    "🔄": WARNING,
+    "🚀": WARNING,
+    "🎯": WARNING,
+    "🚫": WARNING,
+}
+
+
+class Message(str):
+    """A notification: its plain text, plus the facts its Discord embed shows.
+
+    It *is* its text (a ``str``), so printing, comparing or appending to it works as
+    for any string; appending keeps the facts (``message + took(3.2)``).
+
+    Attributes:
+        outcome: ``success``, ``failure``, ``warning`` (or in progress) or ``info``.
+        sha: The commit the message is about, linked when the repository is known.
+        ci_url: The CI run's page.
+        url: The environment's public URL, when the message is about it.
+    """
+
+    outcome: str
+    sha: str | None
+    ci_url: str
+    url: str
+
+    def __new__(
+        cls,
+        text: str,
+        outcome: str = INFO,
+        *,
+        sha: str | None = None,
+        ci_url: str = "",
+        url: str = "",
+    ) -> Message:
+        """Make a message of ``text`` (see the class for the facts)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        message = super().__new__(cls, text)
+        message.outcome = outcome
+        message.sha = sha
+        message.ci_url = ci_url
+        message.url = url
+        return message
+
+    def __add__(self, other: str) -> Message:
+        """Append text, keeping the facts (the right side fills those it lacks)."""
+        if isinstance(other, Message):
+            return Message(
+                str(self) + str(other),
+                self.outcome,
+                sha=self.sha or other.sha,
+                ci_url=self.ci_url or other.ci_url,
+                url=self.url or other.url,
+            )
+        return Message(
+            str(self) + other,
+            self.outcome,
+            sha=self.sha,
+            ci_url=self.ci_url,
+            url=self.url,
+        )
+
+
+def as_message(text: str) -> Message:
+    """``text`` as a :class:`Message`; plain text gets the outcome of its first sign."""
+    if isinstance(text, Message):
+        return text
+    return Message(text, _OUTCOME_OF_SIGN.get(text.lstrip()[:1], INFO))
 
 
 def short(sha: str | None) -> str:
@@ -35,44 +120,82 @@ def _link(url: str) -> str:
     return f"\n{url}" if url else ""
 
 
+#: Lines of the app's log a failure message carries at most.
+LOG_TAIL_LINES = 20
+
+
+def app_log_tail(env: str, text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The app's last log lines, to append to a failed readiness message.
+
+    Args:
+        env: The environment.
+        text: What the runtime's ``logs()`` returned.
+        lines: The most lines kept (the last ones).
+
+    Returns:
+        A code block headed by what it is, or ``""`` when the log is empty.
+    """
+    kept = [line.rstrip() for line in text.strip("\n").splitlines()][-lines:]
+    if not any(kept):
+        return ""
+    # A fence inside the log would end the block early in Discord.
+    body = "\n".join(kept).replace("```", "`\u200b``")
+    return f"\nLast {len(kept)} lines of the {env} app's log:\n```\n{body}\n```"
+
+
 # -- deploys -------------------------------------------------------------------
 
 
-def preprod_started(env: str, sha: str, author: str, subject: str) -> str:
+def preprod_started(env: str, sha: str, author: str, subject: str) -> Message:
     """A preprod deploy begins (with who and what, as the original did)."""
-    return (
+    return Message(
         f"🚀 {env.upper()} - Deployment started\nSHA: {short(sha)}\n"
-        f"Author: @{author or '?'}\nMessage: {subject or '?'}" + commit_link(sha)
+        f"Author: @{author or '?'}\nMessage: {subject or '?'}" + commit_link(sha),
+        WARNING,
+        sha=sha,
     )
 
 
-def preprod_succeeded(env: str, sha: str) -> str:
-    """A preprod deploy is live; CI decides next."""
-    return (
-        f"✅ {env.upper()} - Deployed {short(sha)}\n⏳ CI verification in progress..."
+def preprod_succeeded(
+    env: str, sha: str, url: str = "", *, watching: bool = False
+) -> Message:
+    """A preprod deploy is live; CI decides next (in this run only with ``--watch``)."""
+    return Message(
+        f"✅ {env.upper()} - Deployed {short(sha)}"
+        + ("\n⏳ CI verification in progress..." if watching else ""),
+        SUCCESS,
+        sha=sha,
+        url=url,
     )
 
 
-def prod_started(env: str, sha: str, *, forced: bool) -> str:
+def prod_started(env: str, sha: str, *, forced: bool) -> Message:
     """A production deploy begins."""
-    return f"🎯 {env.upper()} - Deployment started\nSHA: {short(sha)}" + (
-        " (FORCED: not validated by CI)" if forced else ""
+    return Message(
+        f"🎯 {env.upper()} - Deployment started\nSHA: {short(sha)}"
+        + (" (FORCED: not validated by CI)" if forced else ""),
+        WARNING,
+        sha=sha,
     )
 
 
-def prod_succeeded(env: str, sha: str, url: str) -> str:
-    """A production deploy is live."""
-    return (
+def prod_succeeded(env: str, sha: str, url: str) -> Message:
+    """A production deploy is live; ``url`` is the public one users open."""
+    return Message(
         f"🎯 {env.upper()} - Deployment successful ✅\nSHA: {short(sha)}\n"
-        f"PREPROD ✅ → PROD ✅\nURL: {url}"
+        f"PREPROD ✅ → PROD ✅\nURL: {url}",
+        SUCCESS,
+        sha=sha,
+        url=url,
     )
 
 
-def prod_cancelled(env: str, confirm: str, expected: str) -> str:
+def prod_cancelled(env: str, confirm: str, expected: str) -> Message:
     """The typed confirmation was wrong: nothing happens."""
-    return (
+    return Message(
         f"🚫 {env.upper()} - Deployment cancelled: confirmation was "
-        f"{confirm!r}, not {expected}"
+        f"{confirm!r}, not {expected}",
+        WARNING,
     )
 
 
@@ -81,23 +204,27 @@ def took(seconds: float) -> str:
     return f"\nIn {seconds:.1f}s"
 
 
-def failed_before_switch(env: str, sha: str, reason: str) -> str:
+def failed_before_switch(env: str, sha: str, reason: str) -> Message:
     """Export or backup failed: nothing was switched."""
-    return (
+    return Message(
         f"❌ {env.upper()} - Deployment of {short(sha)} failed before "
-        f"any switch: {reason}\nNothing changed: the running release stays."
+        f"any switch: {reason}\nNothing changed: the running release stays.",
+        FAILURE,
+        sha=sha,
     )
 
 
 def deploy_failed(
     env: str, sha: str, reason: str, outcome: str, hosts: int, by_hand: str
-) -> str:
+) -> Message:
     """A deploy failed after its switch; ``outcome`` says what was put back."""
-    return (
+    return Message(
         f"❌ {env.upper()} - Deployment of {short(sha)} failed: {reason}\n"
         f"🔄 {outcome}"
         + (f" on {hosts} hosts" if hosts > 1 else "")
-        + f"\nBy hand: {by_hand}"
+        + f"\nBy hand: {by_hand}",
+        FAILURE,
+        sha=sha,
     )
 
 
@@ -106,48 +233,68 @@ def deploy_failed(
 
 def rolled_back(
     env: str, sha: str, abandoned: str | None, reason: str, host: str | None = None
-) -> str:
+) -> Message:
     """A rollback is done and ready."""
     where = f" on {host}" if host else ""
-    return (
+    return Message(
         f"🔄 {env.upper()} - Rolled back to {short(sha)}{where}"
         + (f" (from {short(abandoned)})" if abandoned else "")
-        + f": {reason}"
+        + f": {reason}",
+        WARNING,
+        sha=sha,
     )
 
 
-def rollback_failed(env: str, sha: str, error: object) -> str:
+def rollback_failed(env: str, sha: str, error: object) -> Message:
     """A rollback's release did not become ready."""
-    return f"❌ {env.upper()} - Rollback to {short(sha)} failed: {error}"
+    return Message(
+        f"❌ {env.upper()} - Rollback to {short(sha)} failed: {error}", FAILURE, sha=sha
+    )
 
 
-def rollback_impossible(env: str, reason: str, error: object, host: str = "") -> str:
+def rollback_impossible(
+    env: str, reason: str, error: object, host: str = ""
+) -> Message:
     """The watcher could not roll back automatically."""
     where = f" on {host}" if host else ""
-    return f"❌ {env.upper()} - {reason}\nAutomatic rollback{where} impossible: {error}"
+    return Message(
+        f"❌ {env.upper()} - {reason}\nAutomatic rollback{where} impossible: {error}",
+        FAILURE,
+    )
 
 
 # -- CI verdicts -------------------------------------------------------------------
 
 
-def ci_passed(env: str, sha: str, url: str) -> str:
+def ci_passed(env: str, sha: str, url: str) -> Message:
     """CI passed: the sha is validated."""
-    return f"✅ {env.upper()} - CI passed for {short(sha)}: validated{_link(url)}"
-
-
-def ci_rerun_passed(env: str, sha: str, before: str, detail: str, url: str) -> str:
-    """A re-run passed for a sha an earlier run did not."""
-    return (
-        f"✅ {env.upper()} - CI re-run passed for {short(sha)}: validated "
-        f"(it was {before}: {detail}); it is not redeployed{_link(url)}"
+    return Message(
+        f"✅ {env.upper()} - CI passed for {short(sha)}: validated{_link(url)}",
+        SUCCESS,
+        sha=sha,
+        ci_url=url,
     )
 
 
-def ci_superseded(env: str, sha: str, detail: str, url: str) -> str:
+def ci_rerun_passed(env: str, sha: str, before: str, detail: str, url: str) -> Message:
+    """A re-run passed for a sha an earlier run did not."""
+    return Message(
+        f"✅ {env.upper()} - CI re-run passed for {short(sha)}: validated "
+        f"(it was {before}: {detail}); it is not redeployed{_link(url)}",
+        SUCCESS,
+        sha=sha,
+        ci_url=url,
+    )
+
+
+def ci_superseded(env: str, sha: str, detail: str, url: str) -> Message:
     """CI was cancelled because a newer push superseded the sha."""
-    return (
+    return Message(
         f"⏭️ {env.upper()} - CI for {short(sha)}: {detail}; not a failure, "
-        f"nothing changed{_link(url)}"
+        f"nothing changed{_link(url)}",
+        INFO,
+        sha=sha,
+        ci_url=url,
     )
 
 
@@ -163,23 +310,31 @@ def ci_failed_reason(sha: str, failed: Sequence[str], url: str) -> str:
 
 def ci_failed_not_running(
     env: str, sha: str, failed: Sequence[str], url: str, now: str | None
-) -> str:
+) -> Message:
     """CI failed for a sha that no longer runs: it is only marked bad."""
-    return (
+    return Message(
         f"❌ {env.upper()} - CI failed for {short(sha)}{failed_jobs(failed)}"
         f"{_link(url)}\n{short(now)} runs now: nothing rolled back; "
-        f"{short(sha)} is marked bad"
+        f"{short(sha)} is marked bad",
+        FAILURE,
+        sha=sha,
+        ci_url=url,
     )
 
 
-def ci_inconclusive(env: str, sha: str, detail: str, url: str, rolling: bool) -> str:
+def ci_inconclusive(
+    env: str, sha: str, detail: str, url: str, rolling: bool
+) -> Message:
     """No verdict: a person should look (or it rolls back, when configured)."""
-    return (
+    return Message(
         f"⚠️ {env.upper()} - CI verdict inconclusive for {short(sha)}: {detail}"
         f"{_link(url)}\n"
         + (
             "rolling back (ci.on_inconclusive = rollback)"
             if rolling
             else "the deploy is kept; a person should check"
-        )
+        ),
+        WARNING,
+        sha=sha,
+        ci_url=url,
     )

@@ -2,42 +2,150 @@
 
 Notifications never break a deploy. A Discord 429 is retried after its
 ``retry_after``; other failures are retried briefly, then the message is kept in the
-environment's outbox and sent before the next message of a later run. Nothing is
-lost, nothing blocks, and the webhook URL never reaches any output.
+environment's outbox and sent before the next message of a later run, marked
+*delayed* with the time it was first sent. A message Discord refuses for good (a 4xx
+other than 429: a malformed payload, a deleted webhook) would fail the same way
+forever, so it is set aside in ``rejected.jsonl`` instead of blocking the messages
+behind it; ``invoke notify.flush`` reports it and ``--requeue`` sends it again. Nothing
+is lost, nothing blocks, and the webhook URL never reaches any output.
+
+On Discord a message is an embed coloured by its outcome (green success, red
+failure, amber warning or in progress, grey info) with links to the commit, the CD
+run, the CI run and the public URL; its plain text goes along as ``content``, for
+readers whose client hides embeds.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cicd.commands import files
 from cicd.ledger import now
+from cicd.messages import FAILURE, INFO, SUCCESS, WARNING, Message, as_message, short
 from cicd.redact import redact
 
 if TYPE_CHECKING:
     import requests
 
+    from cicd.config import EnvSettings
     from cicd.target import Target
 
 WEBHOOK_VARIABLE = "DISCORD_WEBHOOK_URL"
 #: Discord rejects message content longer than this.
 DISCORD_LIMIT = 2000
-#: Undelivered messages kept at most; the oldest are dropped beyond.
+#: Discord's limits on an embed's title, description and field values.
+TITLE_LIMIT, DESCRIPTION_LIMIT, FIELD_LIMIT = 256, 4096, 1024
+#: Undelivered (and set-aside) messages kept at most; the oldest are dropped beyond.
 OUTBOX_LIMIT = 200
+#: The embed colour of each outcome.
+COLOURS = {
+    SUCCESS: 0x2ECC71,  # green
+    FAILURE: 0xE74C3C,  # red
+    WARNING: 0xF5A623,  # amber
+    INFO: 0x95A5A6,  # grey
+}
+GITHUB = "https://github.com"
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """The outcome of one attempt to deliver a message."""
+    """The outcome of one attempt to deliver a message.
+
+    Attributes:
+        ok: Discord accepted it.
+        reason: Why not, in a few words.
+        permanent: Discord refused the message itself (a 4xx other than 429):
+            sending it again would fail the same way.
+        status: Discord's HTTP status, 0 when there was no answer.
+    """
 
     ok: bool
     reason: str = ""
+    permanent: bool = False
+    status: int = 0
+
+
+@dataclass(frozen=True)
+class Flushed:
+    """What a pass over the outbox did."""
+
+    delivered: int = 0
+    set_aside: int = 0
+    kept: int = 0
+
+
+def public_url(settings: EnvSettings) -> str:
+    """The address users open: ``public_url``, else the health ``url``."""
+    return settings.public_url or settings.url
+
+
+def commit_url(settings: EnvSettings, sha: str) -> str:
+    """The commit's page on GitHub, or ``""`` when the repository is unknown."""
+    repository = settings.ci.repository or os.environ.get("GITHUB_REPOSITORY", "")
+    return f"{_server()}/{repository}/commit/{sha}" if repository and sha else ""
+
+
+def cd_run_url(settings: EnvSettings) -> str:
+    """The page of the workflow run this process is part of, or ``""`` outside one."""
+    run_id = os.environ.get("GITHUB_RUN_ID", "").strip()
+    repository = os.environ.get("GITHUB_REPOSITORY", "") or settings.ci.repository
+    if not run_id or not repository:
+        return ""
+    return f"{_server()}/{repository}/actions/runs/{run_id}"
+
+
+def _server() -> str:
+    return os.environ.get("GITHUB_SERVER_URL", "").strip().rstrip("/") or GITHUB
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _redacted(value: Any) -> Any:
+    """Every string of a payload through the redaction filter."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
+
+
+def human_time(iso: object) -> str:
+    """``2026-12-02T00:49:48.1Z`` as ``2026-12-02 00:49:48 UTC``."""
+    text = str(iso or "")
+    if len(text) < 19 or text[10] != "T":
+        return "an unknown time"
+    return f"{text[:10]} {text[11:19]} UTC"
+
+
+def delayed(payload: dict[str, Any], when: object) -> dict[str, Any]:
+    """The payload of a message sent late: marked delayed, with its original time.
+
+    Args:
+        payload: The message as it was first sent.
+        when: When it was first sent (ISO 8601).
+
+    Returns:
+        A copy whose content starts with the mark and whose embed's footer carries
+        it; the embed's timestamp stays the original time.
+    """
+    marked = copy.deepcopy(payload)
+    mark = f"⏰ Delayed: first sent at {human_time(when)}"
+    marked["content"] = _clip(f"{mark}\n{marked.get('content', '')}", DISCORD_LIMIT)
+    for embed in marked.get("embeds") or []:
+        footer = str((embed.get("footer") or {}).get("text") or "")
+        embed["footer"] = {"text": f"{mark} · {footer}" if footer else mark}
+    return marked
 
 
 class Notifier:
@@ -50,6 +158,8 @@ class Notifier:
         timeout: Per-request timeout, in seconds.
         max_wait: Longest total time spent waiting on 429 answers per message.
         sleep: Sleep function (tests may inject one).
+        hosts: The hosts a message is about. Default: the target's host when it is
+            reached over SSH (``fab -H``), none when the task runs on it.
     """
 
     def __init__(
@@ -61,6 +171,7 @@ class Notifier:
         timeout: float = 5.0,
         max_wait: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
+        hosts: Sequence[str] | None = None,
     ) -> None:
         self.target = target
         if webhook is None:
@@ -70,6 +181,9 @@ class Notifier:
         self.timeout = timeout
         self.max_wait = max_wait
         self.sleep = sleep
+        if hosts is None:
+            hosts = [target.runner.host] if target.runner.remote else []
+        self.hosts = list(hosts)
         self._session: requests.Session | None = None
 
     def say(self, text: str) -> None:
@@ -79,60 +193,160 @@ class Notifier:
     def send(self, text: str) -> bool:
         """Notify: console always, then Discord (after any older undelivered ones).
 
+        Args:
+            text: A :class:`~cicd.messages.Message`, or plain text (coloured by its
+                first sign: ✅ green, ❌ red, ⚠️ amber...).
+
         Returns:
             True when delivered (or no webhook is configured), False when the message
-            went to the outbox.
+            went to the outbox or was set aside.
         """
         self.say(text)
         if not self.webhook:
             return True
         self.flush_outbox()
-        payload = self._payload(text)
-        delivery = self._deliver(payload)
+        when = now()
+        payload = self.payload(text, when)
+        entry = {"time": when, "payload": payload}
+        delivery = self._deliver_entry(payload)
         if delivery.ok:
             return True
+        if delivery.permanent:
+            self._set_aside([entry], delivery.reason)
+            self.say(
+                f"notification refused by Discord ({delivery.reason}); set aside in "
+                f"{self.target.paths.rejected} (invoke notify.flush reports it)"
+            )
+            return False
         self.say(f"notification not delivered ({delivery.reason}); kept in the outbox")
-        self._store([{"time": now(), "payload": payload}], append=True)
+        self._store(self.target.paths.outbox, [entry], append=True)
         return False
 
-    def _payload(self, text: str) -> dict[str, Any]:
-        content = redact(text)
-        if len(content) > DISCORD_LIMIT:
-            content = content[: DISCORD_LIMIT - 1] + "…"
-        return {
-            "content": content,
-            "username": self.target.settings.notify.username,
-            "allowed_mentions": {"parse": []},
+    def payload(self, text: str, when: str | None = None) -> dict[str, Any]:
+        """The Discord payload of a message: its plain text and its embed.
+
+        Args:
+            text: The message.
+            when: When it happened (ISO 8601); default: now.
+        """
+        message = as_message(text)
+        content = str(message)
+        named = [h for h in self.hosts if h not in content]
+        if named:
+            content += f"\n{'Host' if len(self.hosts) == 1 else 'Hosts'}: "
+            content += ", ".join(self.hosts)
+        redacted: dict[str, Any] = _redacted(
+            {
+                "content": _clip(content, DISCORD_LIMIT),
+                "username": self.target.settings.notify.username,
+                "allowed_mentions": {"parse": []},
+                "embeds": [self._embed(message, when or now())],
+            }
+        )
+        return redacted
+
+    def _embed(self, message: Message, when: str) -> dict[str, Any]:
+        settings = self.target.settings
+        title, _, description = str(message).partition("\n")
+        fields = []
+        commit = commit_url(settings, message.sha or "")
+        if message.sha:
+            sha = short(message.sha)
+            value = f"[{sha}]({commit})" if commit else f"`{sha}`"
+            fields.append({"name": "Commit", "value": value, "inline": True})
+        if self.hosts:
+            name = "Host" if len(self.hosts) == 1 else "Hosts"
+            value = _clip(", ".join(self.hosts), FIELD_LIMIT)
+            fields.append({"name": name, "value": value, "inline": True})
+        cd_run = cd_run_url(settings)
+        if cd_run:
+            run = cd_run.rsplit("/", 1)[1]
+            fields.append(
+                {"name": "CD run", "value": f"[#{run}]({cd_run})", "inline": True}
+            )
+        if message.ci_url:
+            value = _clip(f"[CI run]({message.ci_url})", FIELD_LIMIT)
+            fields.append({"name": "CI", "value": value, "inline": True})
+        url = message.url or settings.public_url
+        if url:
+            fields.append({"name": "URL", "value": _clip(url, FIELD_LIMIT)})
+        embed: dict[str, Any] = {
+            "title": _clip(title, TITLE_LIMIT),
+            "color": COLOURS[message.outcome],
+            "timestamp": when,
+            "footer": {"text": self.target.env},
         }
+        link = message.ci_url or cd_run or commit
+        if link:
+            embed["url"] = link
+        if description.strip():
+            embed["description"] = _clip(description.strip(), DESCRIPTION_LIMIT)
+        if fields:
+            embed["fields"] = fields
+        return embed
 
-    def flush_outbox(self) -> int:
-        """Try to deliver the outbox, oldest first; keep what still fails.
+    def flush_outbox(self) -> Flushed:
+        """Deliver the outbox, oldest first; keep what fails, set aside what is refused.
 
-        Returns:
-            How many messages were delivered.
+        Delivery stops at the first message that fails for a reason that may pass
+        (Discord down, rate-limited too long), so order is kept; a message Discord
+        refuses for good is set aside and the next one is tried.
         """
         if not self.webhook:
-            return 0
+            return Flushed(kept=len(self.pending()))
         pending = self.pending()
         if not pending:
-            return 0
+            return Flushed()
         delivered = 0
+        refused: list[tuple[dict[str, Any], str]] = []
         remaining: list[dict[str, Any]] = []
         for index, entry in enumerate(pending):
-            delivery = self._deliver(entry.get("payload", {}))
+            payload = delayed(entry.get("payload") or {}, entry.get("time"))
+            delivery = self._deliver_entry(payload)
             if delivery.ok:
                 delivered += 1
+            elif delivery.permanent:
+                refused.append((entry, delivery.reason))
             else:
                 remaining = pending[index:]
                 break
-        self._store(remaining, append=False)
+        for entry, reason in refused:
+            self._set_aside([entry], reason)
+        self._store(self.target.paths.outbox, remaining, append=False)
         if delivered:
             self.say(f"delivered {delivered} message(s) from the outbox")
-        return delivered
+        if refused:
+            self.say(
+                f"{len(refused)} message(s) of the outbox refused by Discord "
+                f"({refused[0][1]}); set aside in {self.target.paths.rejected}"
+            )
+        return Flushed(delivered, len(refused), len(remaining))
 
     def pending(self) -> list[dict[str, Any]]:
         """The undelivered messages in the outbox, oldest first."""
-        text = self.target.runner.run(files.read(self.target.paths.outbox)).stdout
+        return self._read(self.target.paths.outbox)
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """The messages Discord refused for good, oldest first, each with its reason."""
+        return self._read(self.target.paths.rejected)
+
+    def requeue(self) -> int:
+        """Put the set-aside messages back in the outbox, in time order.
+
+        Returns:
+            How many were put back.
+        """
+        rejected = self.rejected()
+        if not rejected:
+            return 0
+        back = [{"time": e.get("time"), "payload": e.get("payload")} for e in rejected]
+        merged = sorted(self.pending() + back, key=lambda e: str(e.get("time") or ""))
+        self._store(self.target.paths.outbox, merged, append=False)
+        self._store(self.target.paths.rejected, [], append=False)
+        return len(back)
+
+    def _read(self, path: str) -> list[dict[str, Any]]:
+        text = self.target.runner.run(files.read(path)).stdout
         entries = []
         for line in text.splitlines():
             try:
@@ -143,19 +357,32 @@ class Notifier:
                 entries.append(entry)
         return entries
 
-    def _store(self, entries: list[dict[str, Any]], *, append: bool) -> None:
+    def _set_aside(self, entries: list[dict[str, Any]], reason: str) -> None:
+        kept = [{**e, "reason": reason, "set_aside": now()} for e in entries]
+        self._store(self.target.paths.rejected, kept, append=True)
+
+    def _store(self, path: str, entries: list[dict[str, Any]], *, append: bool) -> None:
         runner = self.target.runner
         runner.run(files.mkdirs(self.target.paths.dir))
         if append:
             for entry in entries:
-                runner.run(
-                    files.append_line(self.target.paths.outbox, json.dumps(entry))
-                )
-            if len(self.pending()) <= OUTBOX_LIMIT:
+                runner.run(files.append_line(path, json.dumps(entry)))
+            if len(self._read(path)) <= OUTBOX_LIMIT:
                 return
-            entries, append = self.pending()[-OUTBOX_LIMIT:], False
+            entries, append = self._read(path)[-OUTBOX_LIMIT:], False
         content = "".join(json.dumps(e) + "\n" for e in entries)
-        runner.run(files.write_atomic(self.target.paths.outbox, content))
+        runner.run(files.write_atomic(path, content))
+
+    def _deliver_entry(self, payload: dict[str, Any]) -> Delivery:
+        """Deliver a payload; an embed Discord finds malformed falls back to text."""
+        delivery = self._deliver(payload)
+        if delivery.status == 400 and payload.get("embeds"):
+            plain = {k: v for k, v in payload.items() if k != "embeds"}
+            fallback = self._deliver(plain)
+            if fallback.ok:
+                self.say(f"embed refused by Discord ({delivery.reason}); sent as text")
+                return fallback
+        return delivery
 
     def _deliver(self, payload: dict[str, Any]) -> Delivery:
         import requests
@@ -177,21 +404,37 @@ class Notifier:
                     return Delivery(False, reason)
                 self.sleep(0.5)
                 continue
-            if response.status_code < 300:
-                return Delivery(True)
-            reason = f"Discord answered {response.status_code}"
-            if response.status_code == 429:
+            status = response.status_code
+            if status < 300:
+                return Delivery(True, status=status)
+            reason = f"Discord answered {status}"
+            if status == 429:
                 wait = _retry_after(response)
                 if waited + wait > self.max_wait:
-                    return Delivery(False, f"{reason}, retry after {wait:g}s")
+                    return Delivery(
+                        False, f"{reason}, retry after {wait:g}s", False, 429
+                    )
                 waited += wait
                 self.sleep(wait)
                 continue
-            if response.status_code >= 500 and attempt < 1:
+            if 400 <= status < 500:
+                return Delivery(False, _refusal(response, reason), True, status)
+            if attempt < 1:
                 self.sleep(0.5)
                 continue
-            return Delivery(False, reason)
+            return Delivery(False, reason, status=status)
         return Delivery(False, reason)
+
+
+def _refusal(response: Any, reason: str) -> str:
+    """``Discord answered 404 (Unknown Webhook)``: its own words, when it gave any."""
+    try:
+        said = response.json().get("message")
+    except (ValueError, AttributeError):
+        said = None
+    if not isinstance(said, str) or not said.strip():
+        return reason
+    return redact(f"{reason} ({_clip(' '.join(said.split()), 80)})")
 
 
 def _retry_after(response: Any) -> float:
