@@ -120,11 +120,13 @@ def env_names() -> list[str]:
     return sorted(config.load().envs)
 
 
-def notifier(t: Target) -> Notifier:
-    """The notifier of an environment."""
+def notifier(t: Target, hosts: list[Target] | None = None) -> Notifier:
+    """The notifier of an environment; its messages name ``hosts`` (over SSH)."""
     from cicd.notify import Notifier
 
-    return Notifier(t)
+    if hosts is None:
+        return Notifier(t)
+    return Notifier(t, hosts=[h.runner.host for h in hosts if h.runner.remote])
 
 
 def emit_json(data: Any) -> None:

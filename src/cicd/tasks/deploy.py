@@ -43,8 +43,10 @@ def preprod(
             raise UsageError("--sha is required (or set GITHUB_SHA)")
         hosts = targets(c, env)
         fleet = configured_fleet(c, hosts)
-        n = notifier(hosts[0])
-        result = deploy_preprod(hosts, revision, n, batch=hosts[0].settings.batch)
+        n = notifier(hosts[0], hosts)
+        result = deploy_preprod(
+            hosts, revision, n, batch=hosts[0].settings.batch, watch=watch
+        )
         from cicd import watch as watcher
 
         # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy
@@ -85,7 +87,7 @@ def prod(
             sha or None,
             confirm=confirm,
             force=force,
-            notifier=notifier(hosts[0]),
+            notifier=notifier(hosts[0], hosts),
             batch=hosts[0].settings.batch,
         )
         if json:
