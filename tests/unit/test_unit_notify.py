@@ -16,19 +16,30 @@ import invoke
 import pytest
 from pytest_httpserver import HTTPServer
 
+from werkzeug import Request, Response
+
+from cicd import messages
 from cicd.config import from_table
-from cicd.notify import DISCORD_LIMIT, Notifier
+from cicd.notify import COLOURS, DISCORD_LIMIT, Notifier
 from cicd.runner import Runner
 from cicd.target import Target
 
 WEBHOOK_PATH = "/api/webhooks/987654321098/s3cr3t-T0KEN_value"
 TOKEN = "s3cr3t-T0KEN_value"
+SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def make_target(tmp_path: Path, **table: Any) -> Target:
     """Return the preprod Target of a root under ``tmp_path``, run locally."""
     settings = from_table(table, project_dir=tmp_path)
     return Target(Runner(invoke.Context()), settings, "preprod")
+
+
+@pytest.fixture(autouse=True)
+def _outside_a_workflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as on a laptop, even under GitHub Actions: no run, repository or server."""
+    for name in ("GITHUB_RUN_ID", "GITHUB_REPOSITORY", "GITHUB_SERVER_URL"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -85,11 +96,16 @@ def test_delivered_on_204(
 
     (request, _), *rest = httpserver.log
     assert rest == []
-    assert request.get_json() == {
+    body = request.get_json()
+    assert {k: body[k] for k in ("content", "username", "allowed_mentions")} == {
         "content": "preprod deployed abc1234",
         "username": "Mangetamain CI/CD",
         "allowed_mentions": {"parse": []},
     }
+    (embed,) = body["embeds"]
+    assert embed["title"] == "preprod deployed abc1234"
+    assert embed["color"] == COLOURS["info"]  # no sign: grey
+    assert embed["footer"] == {"text": "preprod"}
     assert waits == []
     assert notifier.pending() == []
 
@@ -155,7 +171,10 @@ def test_outbox_is_delivered_oldest_first_after_recovery(
 
     assert notifier.send("third") is True
 
-    assert posted(httpserver) == ["first", "second", "third"]
+    first, second, third = posted(httpserver)[-3:]
+    assert first.startswith("⏰ Delayed: first sent at ") and first.endswith("\nfirst")
+    assert second.startswith("⏰ Delayed: first sent at ") and second.endswith("second")
+    assert third == "third"
     assert notifier.pending() == []
 
 
@@ -203,3 +222,241 @@ def test_unreachable_webhook_goes_to_the_outbox(
     assert [e["payload"]["content"] for e in notifier.pending()] == ["hello"]
     assert TOKEN not in console.getvalue()
     assert "not delivered" in console.getvalue()
+
+
+def embeds(httpserver: HTTPServer) -> list[dict[str, Any]]:
+    """Return the embed of every message the server received, in order."""
+    return [request.get_json()["embeds"][0] for request, _ in httpserver.log]
+
+
+def fields(embed: dict[str, Any]) -> dict[str, str]:
+    """An embed's fields as name -> value."""
+    return {f["name"]: f["value"] for f in embed.get("fields", [])}
+
+
+def accept(httpserver: HTTPServer) -> None:
+    """Answer every webhook post with 204."""
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
+        "", status=204
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "colour"),
+    [
+        (messages.ci_passed("preprod", SHA, ""), "success"),
+        (messages.deploy_failed("preprod", SHA, "boom", "back", 1, "x"), "failure"),
+        (messages.preprod_started("preprod", SHA, "ada", "Fix"), "warning"),
+        (messages.ci_inconclusive("preprod", SHA, "pending", "", False), "warning"),
+        (messages.ci_superseded("preprod", SHA, "cancelled", ""), "info"),
+        ("🟢 preprod recovered after 5m down", "success"),  # the monitor's words
+        ("🔴 preprod is DOWN (3 failed checks in a row)", "failure"),
+        ("📚 Documentation build failed", "info"),
+    ],
+)
+def test_embed_is_coloured_by_outcome(
+    webhook: str,
+    notifier: Notifier,
+    httpserver: HTTPServer,
+    message: str,
+    colour: str,
+) -> None:
+    accept(httpserver)
+
+    assert notifier.send(message) is True
+
+    (embed,) = embeds(httpserver)
+    assert embed["color"] == COLOURS[colour]
+    title, _, description = str(message).partition("\n")
+    assert embed["title"] == title
+    assert embed.get("description", "") == description.strip()
+
+
+def test_links_to_the_commit_the_cd_run_the_ci_run_and_the_public_url(
+    webhook: str,
+    tmp_path: Path,
+    console: io.StringIO,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example/")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/mangetamain")
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    target = make_target(tmp_path, public_url="https://mangetamain.example")
+    accept(httpserver)
+    ci_run = "https://github.example/acme/mangetamain/actions/runs/77"
+
+    Notifier(target, console=console).send(messages.ci_passed("preprod", SHA, ci_run))
+
+    (embed,) = embeds(httpserver)
+    assert fields(embed) == {
+        "Commit": f"[{SHA[:7]}](https://github.example/acme/mangetamain/commit/{SHA})",
+        "CD run": "[#4242](https://github.example/acme/mangetamain/actions/runs/4242)",
+        "CI": f"[CI run]({ci_run})",
+        "URL": "https://mangetamain.example",
+    }
+    assert embed["url"] == ci_run
+    assert console.getvalue() == str(messages.ci_passed("preprod", SHA, ci_run)) + "\n"
+
+
+def test_the_configured_repository_links_the_commit_on_github(
+    webhook: str, tmp_path: Path, console: io.StringIO, httpserver: HTTPServer
+) -> None:
+    target = make_target(tmp_path, ci={"repository": "acme/app"})
+    accept(httpserver)
+
+    Notifier(target, console=console).send(
+        messages.rolled_back("preprod", SHA, None, "CI")
+    )
+
+    (embed,) = embeds(httpserver)
+    assert fields(embed) == {
+        "Commit": f"[{SHA[:7]}](https://github.com/acme/app/commit/{SHA})"
+    }
+    assert embed["color"] == COLOURS["warning"]
+
+
+def test_without_a_repository_the_commit_is_named_not_linked(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer
+) -> None:
+    accept(httpserver)
+
+    notifier.send(messages.preprod_succeeded("preprod", SHA))
+
+    (embed,) = embeds(httpserver)
+    assert fields(embed) == {"Commit": f"`{SHA[:7]}`"}
+    assert "url" not in embed
+
+
+def test_the_hosts_reached_over_ssh_are_named(
+    webhook: str, tmp_path: Path, console: io.StringIO, httpserver: HTTPServer
+) -> None:
+    accept(httpserver)
+    target = make_target(tmp_path)
+
+    Notifier(target, console=console, hosts=["vm1"]).send(
+        messages.preprod_succeeded("preprod", SHA)
+    )
+    Notifier(target, console=console, hosts=["vm1", "vm2"]).send("✅ fleet done")
+    Notifier(target, console=console, hosts=["vm1"]).send(
+        messages.rolled_back("preprod", SHA, None, "CI failed", "vm1")
+    )
+
+    one, two, named = [request.get_json() for request, _ in httpserver.log]
+    assert one["content"].endswith("\nHost: vm1")
+    assert fields(one["embeds"][0])["Host"] == "vm1"
+    assert two["content"] == "✅ fleet done\nHosts: vm1, vm2"
+    assert fields(two["embeds"][0])["Hosts"] == "vm1, vm2"
+    assert "Host:" not in named["content"]  # the message names it already
+    # The console is the operator's own terminal: the text as the task said it.
+    assert "Host:" not in console.getvalue()
+
+
+def test_a_late_message_is_marked_delayed_with_its_original_time(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
+        "", status=503
+    )
+    assert notifier.send(messages.ci_passed("preprod", SHA, "")) is False
+    (kept,) = notifier.pending()
+    first_sent = kept["time"]
+    httpserver.clear()
+    accept(httpserver)
+
+    flushed = notifier.flush_outbox()
+
+    assert (flushed.delivered, flushed.kept, flushed.set_aside) == (1, 0, 0)
+    request, _ = httpserver.log[-1]
+    body = request.get_json()
+    when = f"{first_sent[:10]} {first_sent[11:19]} UTC"
+    assert body["content"].startswith(f"⏰ Delayed: first sent at {when}\n✅ PREPROD")
+    (embed,) = body["embeds"]
+    assert embed["timestamp"] == first_sent
+    assert embed["footer"]["text"] == f"⏰ Delayed: first sent at {when} · preprod"
+    assert embed["color"] == COLOURS["success"]
+
+
+def test_a_message_discord_refuses_is_set_aside_and_blocks_nothing(
+    webhook: str,
+    notifier: Notifier,
+    httpserver: HTTPServer,
+    console: io.StringIO,
+) -> None:
+    # Discord is down: both messages wait in the outbox.
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
+        "", status=502
+    )
+    notifier.send("poison")
+    notifier.send("healthy")
+    httpserver.clear()
+    received: list[str] = []
+
+    def answer(request: Request) -> Response:
+        content = request.get_json()["content"]
+        received.append(content)
+        if "poison" in content:
+            return Response('{"message": "Unknown Webhook", "code": 10015}', 404)
+        return Response("", 204)
+
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_handler(answer)
+
+    assert notifier.send("third") is True
+
+    assert [r.split("\n")[-1] for r in received] == ["poison", "healthy", "third"]
+    assert notifier.pending() == []
+    (aside,) = notifier.rejected()
+    assert aside["payload"]["content"] == "poison"
+    assert aside["reason"] == "Discord answered 404 (Unknown Webhook)"
+    assert "set aside in" in console.getvalue()
+    assert TOKEN not in Path(notifier.target.paths.rejected).read_text()
+
+
+def test_a_new_message_refused_goes_aside_not_to_the_outbox(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer, console: io.StringIO
+) -> None:
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
+        "", status=403
+    )
+
+    assert notifier.send("❌ PREPROD - failed") is False
+
+    assert notifier.pending() == []
+    assert [e["reason"] for e in notifier.rejected()] == ["Discord answered 403"]
+    assert len(httpserver.log) == 1  # a refusal is not retried
+    assert "refused by Discord (Discord answered 403)" in console.getvalue()
+
+    assert notifier.requeue() == 1
+    assert notifier.rejected() == []
+    assert [e["payload"]["content"] for e in notifier.pending()] == [
+        "❌ PREPROD - failed"
+    ]
+
+
+def test_a_malformed_embed_falls_back_to_the_plain_text(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer, console: io.StringIO
+) -> None:
+    def answer(request: Request) -> Response:
+        if "embeds" in request.get_json():
+            return Response('{"embeds": ["0"]}', 400)
+        return Response("", 204)
+
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_handler(answer)
+
+    assert notifier.send("✅ PREPROD - Deployed") is True
+
+    assert [("embeds" in r.get_json()) for r, _ in httpserver.log] == [True, False]
+    assert notifier.rejected() == [] and notifier.pending() == []
+    assert "sent as text" in console.getvalue()
+
+
+def test_secrets_are_redacted_in_the_embed_too(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer
+) -> None:
+    accept(httpserver)
+
+    notifier.send(f"❌ failed\nwhile posting to {webhook}")
+
+    request, _ = httpserver.log[0]
+    assert TOKEN not in request.get_data(as_text=True)
+    assert embeds(httpserver)[0]["description"] == "while posting to ***"
