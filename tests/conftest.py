@@ -31,6 +31,8 @@ pytest_plugins = ("tools.testinfra.fixtures",)
 
 SERVER = '''\
 """Stand-in app: answers every GET with the content of version.txt."""
+import base64
+import hashlib
 import http.server
 import sys
 import time
@@ -41,10 +43,29 @@ if MODE == "crash":
 if MODE.startswith("slow"):
     time.sleep(float(MODE.split()[1]))
 BODY = open("version.txt", "rb").read()
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
     def do_GET(self):
+        if self.headers.get("Upgrade") == "websocket":
+            # As Streamlit's /_stcore/stream: a connection upgraded for good. A
+            # proxy then tunnels it; each line sent is answered with the version.
+            key = self.headers.get("Sec-WebSocket-Key", "") + WS_GUID
+            accept = base64.b64encode(hashlib.sha1(key.encode()).digest()).decode()
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            self.wfile.flush()
+            while self.rfile.readline():
+                self.wfile.write(BODY)
+                self.wfile.flush()
+            self.close_connection = True
+            return
         status = 500 if MODE == "error" else 200
         self.send_response(status)
         self.send_header("Content-Length", str(len(BODY)))
@@ -119,6 +140,8 @@ class Project:
     root: Path
     ports: dict[str, int]
     repo: AppRepo
+    #: Each environment's (blue, green) private ports behind haproxy.
+    slot_ports: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def settings(self) -> config.Settings:
         """Load the configuration."""
@@ -132,14 +155,27 @@ class Project:
         """The app's URL in ``env``."""
         return f"http://127.0.0.1:{self.ports[env]}/"
 
-    def write(self, extra: str = "", deadline: float = 8, preprod: str = "") -> None:
+    def write(
+        self,
+        extra: str = "",
+        deadline: float = 8,
+        preprod: str = "",
+        proxy: str = "none",
+    ) -> None:
         """(Re)write the configuration, with extra TOML appended.
 
         Args:
             extra: TOML tables appended.
             deadline: Readiness deadline, in seconds.
             preprod: TOML key lines added to ``[tool.cicd.env.preprod]``.
+            proxy: ``proxy.kind``: in-place restarts (``none``, what most tests
+                exercise) or blue/green behind haproxy (``haproxy``), each slot
+                on a free port.
         """
+        slots = {
+            env: f"proxy.blue_port = {blue}\nproxy.green_port = {green}"
+            for env, (blue, green) in self.slot_ports.items()
+        }
         self.config_path.write_text(textwrap.dedent(f"""\
                 [tool.cicd]
                 root = "{self.root}"
@@ -155,12 +191,17 @@ class Project:
                 interval = 0.1
                 checks = [{{ path = "/", body_contains = "ok" }}]
 
+                [tool.cicd.proxy]
+                kind = "{proxy}"
+
                 [tool.cicd.env.preprod]
                 port = {self.ports["preprod"]}
+                {slots["preprod"]}
                 {preprod}
 
                 [tool.cicd.env.prod]
                 port = {self.ports["prod"]}
+                {slots["prod"]}
                 """) + textwrap.dedent(extra))
 
 
@@ -186,6 +227,7 @@ def project(
         root,
         {"preprod": free_port(), "prod": free_port()},
         app_repo,
+        {env: (free_port(), free_port()) for env in ("preprod", "prod")},
     )
     project.write()
     monkeypatch.setenv("CICD_CONFIG", str(project.config_path))

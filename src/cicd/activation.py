@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 from cicd import failpoints, intent
 from cicd.commands import files
 from cicd.errors import CicdError
-from cicd.health import CheckResult, Readiness, wait_ready
+from cicd.health import CheckResult, HealthCheck, Readiness, wait_ready
+from cicd.config import SLOTS
 from cicd.messages import short
+from cicd.slots import other
 
 if TYPE_CHECKING:
     from cicd.progress import Timeline
@@ -21,11 +23,32 @@ if TYPE_CHECKING:
 
 
 class DeployFailed(CicdError):
-    """The new release did not become ready; the previous one runs again."""
+    """The new release did not become ready; the previous one runs again.
+
+    Attributes:
+        routed: Whether the release ever served (False: behind haproxy, it was
+            never switched to, and the previous release served throughout).
+    """
+
+    def __init__(self, message: str, *, routed: bool = True) -> None:
+        super().__init__(message)
+        self.routed = routed
 
 
-def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readiness:
+def wait_until_ready(
+    target: Target,
+    timeline: Timeline,
+    label: str,
+    checks: tuple[HealthCheck, ...] | None = None,
+) -> Readiness:
     """Poll the environment's health checks, printing each change of state.
+
+    Args:
+        target: The environment on one host.
+        timeline: Where the step's timing goes.
+        label: What the step is called.
+        checks: The checks to run (default: the environment's, at its ``url``;
+            a blue/green slot passes them aimed at the slot).
 
     Raises:
         DeployFailed: Not ready by ``health.deadline``.
@@ -46,7 +69,7 @@ def wait_until_ready(target: Target, timeline: Timeline, label: str) -> Readines
 
     with timeline.step("readiness", label):
         readiness = wait_ready(
-            health.checks,
+            health.checks if checks is None else checks,
             deadline=health.deadline,
             interval=health.interval,
             successes=health.successes,
@@ -86,6 +109,10 @@ def activate(
     # The intent first: a run killed from here to "ready" is completed or undone
     # by the next command (cicd.repair).
     intent.begin(target, running, sha, op)
+    if target.proxied:
+        go_live(target, sha, timeline, label=label, running=running, op=op)
+        intent.clear(target)
+        return
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
         target.switch(sha, running)
     failpoints.hit("switched")
@@ -108,6 +135,85 @@ def activate(
     intent.clear(target)
 
 
+def go_live(
+    target: Target,
+    sha: str,
+    timeline: Timeline,
+    *,
+    label: str,
+    running: str | None,
+    op: str = "deploy",
+) -> None:
+    """Blue/green: start ``sha`` on the idle slot, get it ready there, switch to it.
+
+    A slot that still runs ``sha`` warm and ready is switched back to with no
+    restart. After a deploy the previous release stays warm on its slot
+    (``proxy.warm``); after a rollback or a repair the abandoned one is stopped.
+
+    Raises:
+        DeployFailed: ``sha`` did not get ready on its slot; haproxy never routed
+            to it and the live slot served throughout (``routed`` is False).
+    """
+    slots = target.slots
+    for line in slots.ensure_proxy():
+        timeline.say(f"  {line}")
+    live = slots.routed()
+    slot = slots.find_warm(sha, live)
+    if slot is not None:
+        timeline.say(f"  {short(sha)} still runs on the {slot} slot: switching back")
+    else:
+        slot = other(live) if live else (slots.intended() or SLOTS[0])
+        if slot == live:
+            slot = other(live)
+        runtime = slots.runtime(slot)
+        slots.point(slot, sha)
+        with timeline.step("restart", f"start {short(sha)} on the {slot} slot"):
+            runtime.restart()
+        target.event("restart", sha=sha, detail=f"{slot} slot", defer=True)
+        failpoints.hit("restarted")
+        try:
+            readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
+        except DeployFailed as error:
+            runtime.stop()
+            target.event("health", sha=sha, outcome="failed", detail=str(error))
+            served = f"; {short(running)} served throughout" if live else ""
+            raise DeployFailed(
+                f"{error} (on the {slot} slot, never routed to{served})", routed=False
+            ) from None
+        target.event(
+            "health",
+            sha=sha,
+            detail=f"ready after {readiness.attempts} attempt(s), {slot} slot",
+            durations={"readiness": readiness.seconds},
+            defer=True,
+        )
+    failpoints.hit("ready")
+    with timeline.step("switch", f"switch {target.env} to {short(sha)} ({slot})"):
+        target.switch(sha, running)
+        failpoints.hit("switched")
+        slots.switch(slot, live)
+    # What a user reaches through haproxy answers too: only now is it serving.
+    through = wait_ready(
+        tuple(c for c in target.settings.health.checks if not c.rendered_contains),
+        deadline=min(5.0, target.settings.health.deadline),
+        interval=0.1,
+        fetcher=target.fetcher(),
+    )
+    if not through.ok:
+        target.event("health", sha=sha, outcome="failed", detail=through.reason)
+        raise DeployFailed(
+            f"ready on the {slot} slot, but not through haproxy: " f"{through.reason}"
+        )
+    target.event("health", sha=sha, detail=f"serving on the {slot} slot")
+    if live and live != slot:
+        if op == "deploy":
+            timeline.say(
+                "  " + slots.keep_warm(live, running, target.settings.proxy.warm)
+            )
+        else:
+            slots.retire(live)
+
+
 def already_ready(target: Target) -> bool:
     """Whether the app runs and answers its checks now (a quick look, 2 s at most)."""
     if target.runtime.status() != "RUNNING":
@@ -122,8 +228,20 @@ def recover(
     previous: str | None,
     reason: str,
     timeline: Timeline,
+    *,
+    routed: bool = True,
 ) -> str:
     """Put the previous release back after a failed activation; never raises.
+
+    Args:
+        target: The environment on one host.
+        sha: The release that failed.
+        previous: What ran before it.
+        reason: Why it failed.
+        timeline: Where step timings go.
+        routed: Whether ``sha`` ever served. False (blue/green: it failed on its
+            idle slot) leaves nothing to undo: the previous release served
+            throughout.
 
     Returns:
         What happened, in words.
@@ -131,7 +249,14 @@ def recover(
     try:
         target.event("marked_bad", sha=sha, outcome="bad", detail=reason)
         outcome = "app stopped: no previous release"
-        if previous:
+        if not routed:
+            outcome = (
+                f"never routed to: {short(previous)} served throughout"
+                if previous
+                else "never routed to: nothing served before"
+            )
+            intent.clear(target)
+        elif previous:
             try:
                 activate(
                     target,
@@ -154,6 +279,11 @@ def recover(
                     outcome="failed",
                     detail=str(second),
                 )
+        elif target.proxied:
+            for slot in SLOTS:
+                target.slots.runtime(slot).stop()
+            target.runner.run(files.remove(target.paths.current, target.paths.live))
+            intent.clear(target)
         else:
             target.runtime.stop()
             target.runner.run(files.remove(target.paths.current))

@@ -39,6 +39,9 @@ STREAMLIT_COMMAND = (
 )
 
 RUNTIME_KINDS = ("supervisor", "compose")
+PROXY_KINDS = ("auto", "haproxy", "none")
+#: The two slots of a blue/green environment, in the order they are first used.
+SLOTS = ("blue", "green")
 CI_PROVIDERS = ("local", "github")
 ON_INCONCLUSIVE = ("keep", "rollback")
 INSTALLERS = ("auto", "pip", "uv")
@@ -185,6 +188,38 @@ SCHEMA: dict[str, Any] = {
             placeholders=("env",),
         ),
     },
+    "proxy": {
+        "kind": Key(
+            "auto",
+            "``haproxy``: zero-downtime blue/green deploys — haproxy (one per host, "
+            "under the root's supervisord) listens on the environment's ``url`` and "
+            "routes to one of two slots; a new release starts on the idle slot, gets "
+            "ready there and only then is switched to. ``none``: the app listens on "
+            "``url`` itself and is restarted in place. ``auto``: ``haproxy`` when the "
+            "host has it, else ``none`` (said in one line).",
+            choices=PROXY_KINDS,
+        ),
+        "haproxy": Key("haproxy", "The ``haproxy`` program (1.8 or newer)."),
+        "blue_port": Key(
+            0,
+            "Private port of the blue slot. 0: ``port`` + 10000.",
+            at_least=0,
+            at_most=65535,
+        ),
+        "green_port": Key(
+            0,
+            "Private port of the green slot. 0: ``port`` + 20000.",
+            at_least=0,
+            at_most=65535,
+        ),
+        "warm": Key(
+            1800.0,
+            "Seconds the previous release keeps running on its slot after a switch, "
+            "so a rollback is only a switch back. A CI verdict ends it sooner "
+            "(passed: stopped; failed: switched back to). 0: stopped at once.",
+            at_least=0,
+        ),
+    },
     "health": {
         "deadline": Key(
             60.0,
@@ -220,6 +255,34 @@ SCHEMA: dict[str, Any] = {
             6 * 3600.0,
             "Seconds between reminders while an environment stays down.",
             above=0,
+        ),
+        "retries": Key(
+            4,
+            "Extra checks one monitor run makes while an environment is down, "
+            '``retry_interval`` apart, so "recovered" is said minutes after the '
+            "app is back rather than at the next hourly run (0: one check per run).",
+            at_least=0,
+            at_most=60,
+        ),
+        "retry_interval": Key(
+            30.0,
+            "Seconds between two checks of one monitor run (confirming a failure, "
+            "re-checking while down, confirming a recovery).",
+            above=0,
+            at_most=600,
+        ),
+        "cert_days": Key(
+            14,
+            "Alert when the certificate of an ``https`` URL the monitor checks "
+            "expires in fewer days than this (0: no certificate alert).",
+            at_least=0,
+        ),
+        "urls": Key(
+            [],
+            "Public URLs the monitor also checks, as a visitor would (any status "
+            "below 400; ``https`` verified, its certificate's days left compared "
+            "with ``cert_days``). ``invoke health --url`` checks such URLs from "
+            "outside the VM.",
         ),
     },
     "notify": {
@@ -339,6 +402,21 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class ProxySettings:
+    """Blue/green behind haproxy: the slots' ports and how long the previous stays."""
+
+    kind: str
+    haproxy: str
+    blue_port: int
+    green_port: int
+    warm: float
+
+    def slot_port(self, slot: str) -> int:
+        """The private port of ``blue`` or ``green``."""
+        return self.blue_port if slot == SLOTS[0] else self.green_port
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     """Readiness polling: the checks, how often, how long, how many successes."""
 
@@ -355,6 +433,10 @@ class MonitorSettings:
     failures: int
     successes: int
     reminder: float
+    retries: int
+    retry_interval: float
+    cert_days: int
+    urls: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -383,6 +465,7 @@ class CiSettings:
 #: The dataclass of each section of :data:`SCHEMA`.
 SECTIONS: dict[str, type] = {
     "runtime": RuntimeSettings,
+    "proxy": ProxySettings,
     "health": HealthSettings,
     "monitor": MonitorSettings,
     "notify": NotifySettings,
@@ -410,6 +493,7 @@ class EnvSettings:
     batch: int
     ssh_config: str
     runtime: RuntimeSettings
+    proxy: ProxySettings
     health: HealthSettings
     monitor: MonitorSettings
     notify: NotifySettings
@@ -703,10 +787,31 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
         "compose_file": data["runtime"]["compose_file"].format(env=name),
         "project": data["runtime"]["project"].format(env=name),
     }
+    proxy = {
+        **data["proxy"],
+        "blue_port": data["proxy"]["blue_port"] or data["port"] + 10000,
+        "green_port": data["proxy"]["green_port"] or data["port"] + 20000,
+    }
+    ports = {
+        "port": data["port"],
+        **{f"proxy.{s}_port": proxy[f"{s}_port"] for s in SLOTS},
+    }
+    for key, value in ports.items():
+        if value > 65535:
+            raise ConfigError(
+                f"{where}.{key}: {value} is past 65535 (set proxy.blue_port and "
+                "proxy.green_port)"
+            )
+    if len(set(ports.values())) < len(ports):
+        raise ConfigError(
+            f"{where}: port, proxy.blue_port and proxy.green_port must differ "
+            f"(got {', '.join(f'{k}={v}' for k, v in ports.items())})"
+        )
+    tables = {"runtime": runtime, "proxy": proxy}
     sections = {
         key: _section(
             cls,
-            runtime if key == "runtime" else data[key],
+            tables.get(key, data[key]),
             **({"checks": checks} if key == "health" else {}),
         )
         for key, cls in SECTIONS.items()

@@ -375,6 +375,13 @@ class DeployRun:
             if any(self.errors[t] for t in group):
                 self._recover(switched)
                 back = [t for t in switched if self.previous[t]]
+                if not any(getattr(self.errors[t], "routed", True) for t in switched):
+                    # Blue/green: it never served anywhere; nothing was undone.
+                    raise DeployFailed(
+                        f"{self.first.env}: {short(self.sha)} failed "
+                        f"({self._first_error()})",
+                        routed=False,
+                    )
                 raise DeployFailed(
                     f"{self.first.env}: {short(self.sha)} failed "
                     f"({self._first_error()}); "
@@ -446,8 +453,14 @@ class DeployRun:
         outcomes: dict[Target, str] = {}
 
         def recover_one(target: Target) -> None:
+            error = self.errors.get(target)
             outcomes[target] = recover(
-                target, self.sha, self.previous[target], reason, self.timelines[target]
+                target,
+                self.sha,
+                self.previous[target],
+                reason,
+                self.timelines[target],
+                routed=getattr(error, "routed", True),
             )
 
         each(recover_one, switched)

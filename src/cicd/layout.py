@@ -5,6 +5,9 @@
     <root>/<env>/
       releases/<sha>/   exported tree of that commit; never modified after export
       current           symlink -> releases/<sha>, switched atomically
+      slots/blue|green  behind haproxy: symlink -> ../releases/<sha> each slot runs
+      live              behind haproxy: the slot it routes to ("blue" or "green")
+      warm              behind haproxy: the previous slot kept running, and until when
       ledger.jsonl      append-only event history
       validated         the last CI-validated sha
       lock/             held by deploy and rollback; lock/details names the holder
@@ -15,6 +18,7 @@
       rejected.jsonl    notifications Discord refused for good, set aside
       intent            an unfinished switch ("X -> Y, restart pending"), until ready
       monitor.json      the hourly monitor's state (failures, down since, alerted)
+      monitor.jsonl     the monitor's history: one line per check (time, ok, reason)
       logs/             app (app.log), CI (ci-<sha>.log) and watcher logs
       watch/<sha>.json  the journal of the CI watcher of that sha
       ci/<sha>/         the scratch copy a local CI run works in
@@ -22,6 +26,7 @@
     <root>/ci-envs/       the local CI's nox virtualenvs, shared by every run
     <root>/source.git     the mirror of a source given as a URL
     <root>/supervisor/    the embedded supervisord's config, socket and logs
+    <root>/proxy/         haproxy's config (one fragment per environment) and socket
 
 Every path on a target host is a property or method here, so a newcomer finds the
 whole layout in one place.
@@ -127,9 +132,42 @@ class EnvPaths:
         return join(self.dir, "monitor.json")
 
     @property
+    def monitor_history(self) -> str:
+        """The monitor's history: one JSON line per check, read by the report."""
+        return join(self.dir, "monitor.jsonl")
+
+    @property
     def app_log(self) -> str:
         """The app's output under the embedded runtime."""
         return join(self.logs, "app.log")
+
+    def app_log_of(self, slot: str | None) -> str:
+        """The output of the app on a slot (``logs/app-blue.log``), or in place."""
+        return join(self.logs, f"app-{slot}.log") if slot else self.app_log
+
+    def slot(self, name: str) -> str:
+        """The symlink to the release a slot runs (behind the proxy)."""
+        return join(self.dir, "slots", name)
+
+    @property
+    def slots(self) -> str:
+        """The directory of the slots' symlinks."""
+        return join(self.dir, "slots")
+
+    @property
+    def live(self) -> str:
+        """The slot haproxy routes to, as last switched (read when it restarts)."""
+        return join(self.dir, "live")
+
+    @property
+    def warm(self) -> str:
+        """The previous release's slot, kept running after a switch, and until when."""
+        return join(self.dir, "warm")
+
+    @property
+    def proxy(self) -> str:
+        """haproxy's directory, shared by every environment of the root."""
+        return join(self.root, "proxy")
 
     def journal(self, sha: str) -> str:
         """The CI watcher's journal for ``sha``."""

@@ -40,6 +40,8 @@ def serving_problem(target: Target) -> str | None:
     current = target.current()
     if current is None:
         return None
+    if target.proxied and target.slots.routed() is None:
+        return target.slots.proxy_problem()
     serving = target.serving()
     if serving != current:
         return (
@@ -117,12 +119,14 @@ def format_status(rows: list[dict[str, Any]]) -> str:
 def releases_rows(
     target: Target, warn: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
-    """The kept releases with their current / validated / bad flags, newest first.
+    """The kept releases, newest first: flags, date, actor, subject, CI and links.
 
     Args:
         target: The environment on one host.
         warn: Where corrupt ledger lines are reported, as ``status`` does.
     """
+    from cicd.audit import release_facts
+
     state = target.state()
     if warn is not None:
         for warning in state.warnings:
@@ -134,6 +138,7 @@ def releases_rows(
             "previous": sha == state.previous,
             "validated": sha in state.validated_all,
             "bad": sha in state.bad,
+            **release_facts(target, state, sha),
         }
         for sha in state.releases
     ]

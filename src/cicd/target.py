@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cicd import lock
 from cicd.commands import files, git
 from cicd.commands import venv as venv_commands
-from cicd.errors import UsageError
+from cicd.errors import UsageError, clip
 from cicd.health import Fetcher, LocalFetcher
 from cicd.layout import EnvPaths
 from cicd.ledger import Event, EventName, acknowledgement, parse
@@ -25,8 +25,13 @@ if TYPE_CHECKING:
     from cicd.config import EnvSettings, Settings
     from cicd.runner import Runner
     from cicd.runtime import Runtime
+    from cicd.slots import Slots
 
 SHA_PATTERN = re.compile(r"^[0-9a-fA-F]{7,40}$")
+#: What a revision from the user may look like (a sha, HEAD, a branch, a tag, with
+#: git's ``~ ^ @{}`` suffixes); it reaches git only as one argument after
+#: ``--end-of-options``, and a leading ``-`` is refused before that.
+REVISION_PATTERN = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9._/@{}^~+-]{0,199}$")
 URL_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)")
 
 
@@ -48,6 +53,8 @@ class Target:
         self.env = env
         self.paths = EnvPaths(self._root(), env)
         self._runtime: Runtime | None = None
+        self._proxied: bool | None = None
+        self._slots: Slots | None = None
         self._pending: list[Event] = []
         self._described: dict[str, tuple[str, str]] = {}
         #: Corrupt ledger lines this process reported already.
@@ -77,8 +84,37 @@ class Target:
         return RemoteFetcher(self.runner, self.python)
 
     @property
+    def proxied(self) -> bool:
+        """Whether deploys are blue/green behind haproxy (``proxy.kind``).
+
+        ``auto`` asks the host once whether it has haproxy.
+        """
+        if self._proxied is None:
+            kind = self.settings.proxy.kind
+            self._proxied = kind == "haproxy" or (
+                kind == "auto"
+                and self.runner.ok(files.which(self.settings.proxy.haproxy))
+            )
+        return self._proxied
+
+    @property
+    def slots(self) -> Slots:
+        """The environment's blue/green slots (behind haproxy)."""
+        if self._slots is None:
+            from cicd.slots import Slots
+
+            self._slots = Slots(self)
+        return self._slots
+
+    @property
     def runtime(self) -> Runtime:
-        """The runtime that runs this environment's app."""
+        """The runtime that runs this environment's app (its live slot's, if proxied).
+
+        Behind haproxy the live slot is asked of haproxy each time: a switch
+        changes it.
+        """
+        if self.proxied:
+            return self.slots.runtime(self.slots.live())
         if self._runtime is None:
             from cicd.runtime import runtime_for
 
@@ -141,6 +177,12 @@ class Target:
         Asked of the runtime (the process's working directory, the container's
         release), never of ``current``.
         """
+        if self.proxied:
+            # What haproxy routes to serves; nothing does when it is down.
+            routed = self.slots.routed()
+            if routed is None:
+                return None
+            return self.paths.release_of(self.slots.runtime(routed).serving())
         return self.paths.release_of(self.runtime.serving())
 
     def current(self) -> str | None:
@@ -191,28 +233,42 @@ class Target:
         return source
 
     def resolve(self, revision: str) -> str:
-        """Validate a sha from the user and return it in full.
+        """Resolve a revision from the user, once, to the full sha recorded everywhere.
 
-        Abbreviations of at least 7 hex digits are accepted. For a URL source the
-        mirror is fetched only when the sha is not already known (a warm source
-        needs no network).
+        A sha (7 to 40 hex digits), ``HEAD``, a branch, a tag, or any revision git
+        resolves in the source (``main~1``, ``v1.2^{commit}``) names a commit. For a
+        URL source, a sha already known needs no network; a name (a branch moves)
+        fetches the mirror first.
 
         Raises:
-            UsageError: Not hex, too short, or not a commit of the source.
+            UsageError: Empty, starting with ``-`` (never an option to git), not
+                a revision's characters, or not a commit of the source.
         """
         revision = revision.strip()
-        if not SHA_PATTERN.match(revision):
+        if revision.startswith("-"):
             raise UsageError(
-                f"invalid sha {revision!r}: expected 7 to 40 hexadecimal digits"
+                f"invalid revision {clip(revision, 60)!r}: it must not start with '-'"
             )
+        if not REVISION_PATTERN.match(revision):
+            raise UsageError(
+                f"invalid revision {clip(revision, 60)!r}: expected a sha (7 to 40 "
+                "hexadecimal digits), HEAD, a branch or a tag"
+            )
+        is_sha = bool(SHA_PATTERN.match(revision))
+        if self.source_is_url and not is_sha:
+            self._update_mirror()
         found = self._rev_parse(revision)
-        if found is None and self.source_is_url:
+        if found is None and self.source_is_url and is_sha:
             self._update_mirror()
             found = self._rev_parse(revision)
         if found is None:
+            what = "sha" if is_sha else "revision"
             raise UsageError(
-                f"sha {revision} is not a commit of {self.settings.source}"
+                f"{what} {revision} is not a commit of {self.settings.source}"
             )
+        if not is_sha:
+            # Said once: from here on only the full sha is used and recorded.
+            print(f"{revision} is {found}", file=sys.stderr)
         return found
 
     def _rev_parse(self, revision: str) -> str | None:

@@ -191,6 +191,11 @@ def with_app_env(loader: str, env_file: str, command: str) -> str:
     return shlex.join(["/bin/sh", loader, env_file]) + " " + command
 
 
+def app_program(env: str, slot: str | None = None) -> str:
+    """The program that runs an environment's app: ``app-ENV`` or ``app-ENV-SLOT``."""
+    return f"app-{env}-{slot}" if slot else f"app-{env}"
+
+
 def conf_path(directory: str) -> str:
     """Path of supervisord.conf in ``directory``."""
     return join(directory, "supervisord.conf")

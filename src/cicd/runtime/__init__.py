@@ -43,12 +43,18 @@ class Runtime(Protocol):
         """
 
 
-def runtime_for(runner: Runner, settings: EnvSettings, paths: EnvPaths) -> Runtime:
-    """Return the runtime configured for an environment."""
+def runtime_for(
+    runner: Runner, settings: EnvSettings, paths: EnvPaths, slot: str | None = None
+) -> Runtime:
+    """Return the runtime configured for an environment (on one slot, if given).
+
+    Behind the proxy each slot (``blue``, ``green``) is an instance of its own: its
+    own program or compose project, port and release symlink.
+    """
     if settings.runtime.kind == "compose":
         from cicd.runtime.compose import ComposeRuntime
 
-        return ComposeRuntime(runner, settings, paths)
+        return ComposeRuntime(runner, settings, paths, slot)
     from cicd.runtime.supervisor import SupervisorRuntime
 
-    return SupervisorRuntime(runner, settings, paths)
+    return SupervisorRuntime(runner, settings, paths, slot)

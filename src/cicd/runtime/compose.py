@@ -7,7 +7,7 @@ container so it mounts what ``current`` points to now.
 
 from __future__ import annotations
 
-from posixpath import join
+from posixpath import join, normpath
 from typing import TYPE_CHECKING
 
 from cicd.commands import compose, files
@@ -22,11 +22,37 @@ if TYPE_CHECKING:
 class ComposeRuntime:
     """Run an environment's app with docker compose."""
 
-    def __init__(self, runner: Runner, settings: EnvSettings, paths: EnvPaths) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        settings: EnvSettings,
+        paths: EnvPaths,
+        slot: str | None = None,
+    ) -> None:
         self.runner = runner
         self.settings = settings
         self.paths = paths
+        #: ``blue`` or ``green`` behind the proxy: a compose project of its own.
+        self.slot = slot
         self._program: tuple[str, ...] | None = None
+
+    @property
+    def project(self) -> str:
+        """The compose project: ``runtime.project``, plus ``-SLOT`` behind the proxy."""
+        base = self.settings.runtime.project
+        return f"{base}-{self.slot}" if self.slot else base
+
+    @property
+    def port(self) -> int:
+        """The port the container listens on (``CICD_PORT``)."""
+        if self.slot:
+            return self.settings.proxy.slot_port(self.slot)
+        return self.settings.port
+
+    @property
+    def link(self) -> str:
+        """The symlink to the release it runs: its slot's, or ``current``."""
+        return self.paths.slot(self.slot) if self.slot else self.paths.current
 
     @property
     def program(self) -> tuple[str, ...]:
@@ -56,26 +82,27 @@ class ComposeRuntime:
         _ = self.program
 
     def _release(self) -> str:
-        target = self.runner.output(files.readlink(self.paths.current))
+        target = self.runner.output(files.readlink(self.link))
         if not target:
             raise CicdError(f"{self.settings.name}: no current release to run")
-        return join(self.paths.dir, target) if not target.startswith("/") else target
+        base = self.link.rsplit("/", 1)[0]
+        return normpath(join(base, target))
 
     def _args(
         self, release: str | None = None
     ) -> tuple[tuple[str, ...], str, str, str, dict[str, str]]:
-        release = release or join(self.paths.dir, "current")
+        release = release or self.link
         env = {
             "CICD_RELEASE": release,
             "CICD_ENV": self.settings.name,
-            "CICD_PORT": str(self.settings.port),
+            "CICD_PORT": str(self.port),
             "CICD_SHARED": self.paths.shared,
         }
         file = join(release, self.settings.runtime.compose_file)
         return (
             self.program,
             file,
-            self.settings.runtime.project,
+            self.project,
             self.settings.runtime.service,
             env,
         )

@@ -42,15 +42,18 @@ class SupervisorRuntime:
         runner: Runner,
         settings: EnvSettings,
         paths: EnvPaths,
+        slot: str | None = None,
     ) -> None:
         self.runner = runner
         self.settings = settings
         self.paths = paths
+        #: ``blue`` or ``green`` behind the proxy; None: the app restarted in place.
+        self.slot = slot
         self.supervisord = settings.runtime.supervisord or self._default("supervisord")
         self.supervisorctl = settings.runtime.supervisorctl or self._default(
             "supervisorctl"
         )
-        self.program = f"app-{settings.name}"
+        self.program = sv.app_program(settings.name, slot)
         self.conf = sv.conf_path(paths.supervisor)
 
     def _default(self, name: str) -> str:
@@ -92,10 +95,18 @@ class SupervisorRuntime:
         Returns:
             The paths written.
         """
+        return self.write_programs({self.program_path: self._program_conf()})
+
+    def write_programs(self, programs: dict[str, str]) -> list[str]:
+        """Write supervisord's own files and these program files, where they differ.
+
+        Returns:
+            The paths written.
+        """
         wanted = {
             self.conf: sv.daemon_conf(self.paths.supervisor),
             sv.loader_path(self.paths.supervisor): sv.APP_ENV_LOADER,
-            self.program_path: self._program_conf(),
+            **programs,
         }
         sections = files.parse_snapshot(self.runner.run(files.read_all(*wanted)).stdout)
         stale = {
@@ -123,14 +134,39 @@ class SupervisorRuntime:
             True when the program was (re)started as a side effect: supervisord
             autostarts it, and ``update`` restarts a program whose config changed.
         """
-        if self.program_path not in self.write_config():
+        return self.ensure_program(
+            self.program, self.program_path, self._program_conf(), timeout=timeout
+        )
+
+    def ensure_program(
+        self, program: str, path: str, conf: str, *, timeout: float = 10.0
+    ) -> bool:
+        """Write one program's file (and supervisord's); start or reload as needed.
+
+        Returns:
+            True when the program was (re)started as a side effect.
+        """
+        if path not in self.write_programs({path: conf}):
             return False
         if self._ctl("pid")[0] in UNREACHABLE:
             self._start_daemon(timeout)
             return True
         self._ctl("reread")
-        exited, output = self._ctl("update", self.program)
+        exited, output = self._ctl("update", program)
         return exited == 0 and ("added" in output or "updated" in output)
+
+    def remove_program(self, program: str) -> bool:
+        """Stop a program and remove its file (a retired layout); True if it existed."""
+        path = sv.program_path(self.paths.supervisor, program)
+        if not self.runner.ok(files.exists(path)):
+            return False
+        if self._ctl("pid")[0] not in UNREACHABLE:
+            self._ctl("stop", program)
+        self.runner.run(files.remove(path))
+        if self._ctl("pid")[0] not in UNREACHABLE:
+            self._ctl("reread")
+            self._ctl("update", program)
+        return True
 
     def _start_daemon(self, timeout: float) -> None:
         self.runner.run(sv.daemon(self.supervisord, self.conf))
@@ -140,16 +176,34 @@ class SupervisorRuntime:
                 raise CicdError(f"supervisord did not start within {timeout:g}s")
             time.sleep(0.05)
 
+    @property
+    def port(self) -> int:
+        """The port this app instance listens on: its slot's, or the environment's."""
+        if self.slot:
+            return self.settings.proxy.slot_port(self.slot)
+        return self.settings.port
+
+    @property
+    def address(self) -> str:
+        """Where it listens: loopback behind the proxy, else where ``url`` points."""
+        if self.slot:
+            return "127.0.0.1"
+        return urlsplit(self.settings.url).hostname or "127.0.0.1"
+
+    @property
+    def link(self) -> str:
+        """The symlink to the release it runs: its slot's, or ``current``."""
+        return self.paths.slot(self.slot) if self.slot else self.paths.current
+
     def _program_conf(self) -> str:
         values = {
-            "port": str(self.settings.port),
-            # The app binds where its health URL points (127.0.0.1 by default).
-            "address": urlsplit(self.settings.url).hostname or "127.0.0.1",
+            "port": str(self.port),
+            "address": self.address,
             "env": self.settings.name,
-            "release": self.paths.current,
-            "venv": join(self.paths.current, ".venv"),
+            "release": self.link,
+            "venv": join(self.link, ".venv"),
             "shared": self.paths.shared,
-            "python": join(self.paths.current, ".venv", "bin", "python"),
+            "python": join(self.link, ".venv", "bin", "python"),
         }
         # supervisord splits the command line like a shell: quote each value.
         command = self.settings.runtime.command.format(
@@ -165,9 +219,9 @@ class SupervisorRuntime:
             sv.with_app_env(
                 sv.loader_path(self.paths.supervisor), self.paths.app_env, command
             ),
-            directory=join(self.paths.current, self.settings.app_dir),
+            directory=join(self.link, self.settings.app_dir),
             environment=environment,
-            logfile=self.paths.app_log,
+            logfile=self.paths.app_log_of(self.slot),
         )
 
     def start(self) -> None:
@@ -191,21 +245,37 @@ class SupervisorRuntime:
         self._action("restart")
 
     def _action(self, action: str) -> None:
-        exited, output = self._ctl(action, self.program)
+        self.program_action(action, self.program)
+
+    def program_action(self, action: str, program: str) -> None:
+        """``supervisorctl start|restart PROGRAM``; supervisord started on demand.
+
+        Raises:
+            CicdError: supervisorctl did not start it.
+        """
+        exited, output = self._ctl(action, program)
         if exited in UNREACHABLE and "no such process" not in output:
             # A fresh supervisord autostarts the program: nothing more to do.
             self._start_daemon(10.0)
             return
         if exited != 0 or "started" not in output:
-            raise CicdError(f"supervisorctl {action} {self.program} failed: {output}")
+            raise CicdError(f"supervisorctl {action} {program} failed: {output}")
+
+    def signal(self, name: str, program: str) -> None:
+        """Send a signal to a program (haproxy reloads on ``USR2``)."""
+        self._ctl("signal", name, program)
 
     def status(self) -> str:
         """Return the program's state (RUNNING, STOPPED, FATAL...), or DOWN."""
-        exited, output = self._ctl("status", self.program)
+        return self.program_status(self.program)
+
+    def program_status(self, program: str) -> str:
+        """A program's state (RUNNING, STOPPED, FATAL...), or DOWN."""
+        exited, output = self._ctl("status", program)
         if exited in UNREACHABLE and "no such process" not in output:
             return "DOWN"
         words = output.split()
-        if len(words) >= 2 and words[0] == self.program:
+        if len(words) >= 2 and words[0] == program:
             return words[1]
         return "UNKNOWN"
 
@@ -216,7 +286,8 @@ class SupervisorRuntime:
 
     def logs(self, lines: int = 50) -> str:
         """Return the last lines of the app's log."""
-        return self.runner.run(files.sh_tail(self.paths.app_log, lines)).stdout
+        log = self.paths.app_log_of(self.slot)
+        return self.runner.run(files.sh_tail(log, lines)).stdout
 
     def shutdown(self) -> bool:
         """Stop supervisord and every program it runs.

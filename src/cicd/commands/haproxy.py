@@ -1,0 +1,189 @@
+"""Builders for haproxy: its config files, its program line and its runtime API.
+
+One haproxy per host routes each environment's public address to one of its two
+slots. Its config is a global file plus one fragment per environment
+(``conf.d/ENV.cfg``), so each environment writes only its own. A fragment carries
+the live slot as the other slot's ``disabled`` flag — what haproxy applies when it
+(re)starts — and switches happen through the runtime API on a unix socket, with no
+reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from posixpath import join
+
+from cicd.commands import Command, cmd
+
+#: ``srv_op_state`` of a server haproxy sends traffic to.
+UP = 2
+#: ``srv_admin_state`` bits that keep traffic away: forced, inherited, resolver
+#: and hostname maintenance, forced and inherited drain. (0x04, maintenance from
+#: the config's ``disabled``, is left set by haproxy after ``state ready``.)
+AWAY = 0x01 | 0x02 | 0x08 | 0x10 | 0x20 | 0x40
+
+#: Talks to the runtime API over SSH: the text on argv, the answer on stdout.
+API_SCRIPT = """\
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\\n")
+out = b""
+while True:
+    data = s.recv(65536)
+    if not data:
+        break
+    out += data
+sys.stdout.write(out.decode(errors="replace"))
+"""
+
+
+@dataclass(frozen=True)
+class Server:
+    """One slot as haproxy knows it."""
+
+    name: str
+    address: str
+    port: int
+    enabled: bool
+
+
+def quote(value: str) -> str:
+    """Quote a value for haproxy's config, which splits words as a shell does.
+
+    Single quotes: haproxy expands ``$NAME`` inside double quotes.
+    """
+    return shlex.quote(value)
+
+
+def global_conf(socket: str) -> str:
+    """The global and default sections, shared by every environment."""
+    return (
+        "# Written by cicd: the zero-downtime proxy. Do not edit; it is rewritten.\n"
+        "global\n"
+        f"  stats socket {quote(socket)} mode 600 level admin expose-fd listeners\n"
+        "  stats timeout 10s\n"
+        "  log stderr format short local0 notice\n\n"
+        "defaults\n"
+        "  mode http\n"
+        "  log global\n"
+        "  timeout connect 2s\n"
+        "  timeout client 1m\n"
+        "  timeout server 1m\n"
+        "  timeout http-request 10s\n"
+        # Streamlit's websocket (/_stcore/stream) stays open as long as a tab does.
+        "  timeout tunnel 1h\n"
+        # A connection refused by a slot going away is retried on the other one.
+        "  retries 3\n"
+        "  option redispatch 1\n"
+    )
+
+
+def env_conf(
+    env: str, bind: str, port: int, check_path: str, servers: Sequence[Server]
+) -> str:
+    """One environment's frontend and backend.
+
+    The first line names a digest of everything but the ``disabled`` flags: a
+    fragment whose digest changed needs a reload; one whose flags changed does not
+    (the runtime API already switched).
+    """
+    lines = [
+        f"frontend fe_{env}",
+        f"  bind {bind}:{port}",
+        f"  default_backend be_{env}",
+        "",
+        f"backend be_{env}",
+        f"  option httpchk GET {check_path}",
+        "  http-check expect status 200",
+        "  default-server check inter 1s fastinter 200ms downinter 1s rise 1 fall 2",
+    ]
+    body = "\n".join(lines)
+    for server in servers:
+        body += f"\n  server {server.name} {server.address}:{server.port}"
+    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+    for server in servers:
+        line = f"  server {server.name} {server.address}:{server.port}"
+        if not server.enabled:
+            body = body.replace(line, line + " disabled", 1)
+    return f"# Written by cicd for {env}. structure {digest}\n{body}\n"
+
+
+def structure(conf: str) -> str:
+    """The digest a fragment's first line names ("" when there is none)."""
+    first = conf.split("\n", 1)[0]
+    return first.rsplit("structure ", 1)[1].strip() if "structure " in first else ""
+
+
+def program_line(haproxy: str, conf: str, fragments: str) -> str:
+    """haproxy in the foreground, in master-worker mode (a reload is ``USR2``)."""
+    return f"{haproxy} -W -db -f {conf} -f {fragments}"
+
+
+def check(haproxy: str, conf: str, fragments: str) -> Command:
+    """Validate the whole config (``haproxy -c``)."""
+    return cmd(haproxy, "-c", "-f", conf, "-f", fragments)
+
+
+def api(python: str, socket: str, text: str) -> Command:
+    """Send commands (``;``-separated) to the runtime API and print its answer."""
+    return cmd(python, "-c", API_SCRIPT, socket, text)
+
+
+def show_servers(backend: str) -> str:
+    """The runtime API command that lists a backend's servers and their states."""
+    return f"show servers state {backend}"
+
+
+def set_state(backend: str, server: str, state: str) -> str:
+    """``set server BACKEND/SERVER state ready|drain|maint``."""
+    return f"set server {backend}/{server} state {state}"
+
+
+def parse_servers(text: str) -> dict[str, tuple[int, int]]:
+    """``show servers state`` → server name → (operational state, admin state)."""
+    found: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 7 or line.startswith("#") or not fields[5].isdigit():
+            continue
+        found[fields[3]] = (int(fields[5]), int(fields[6]))
+    return found
+
+
+def routed(servers: dict[str, tuple[int, int]]) -> list[str]:
+    """The servers haproxy sends new requests to (up, not drained, not in maint)."""
+    return [
+        name for name, (op, admin) in servers.items() if op == UP and not admin & AWAY
+    ]
+
+
+#: A unix socket path must fit in sockaddr_un (108 bytes on Linux).
+SOCKET_PATH_LIMIT = 100
+
+
+def socket_path(directory: str) -> str:
+    """The runtime API's socket: in ``directory``, or in /tmp when that is too long."""
+    path = join(directory, "haproxy.sock")
+    if len(path.encode()) <= SOCKET_PATH_LIMIT:
+        return path
+    digest = hashlib.sha256(directory.encode()).hexdigest()[:16]
+    return f"/tmp/cicd-haproxy-{digest}.sock"
+
+
+def describe(op: int, admin: int) -> str:
+    """A server's state in a word: up, down, drained or maint."""
+    if admin & (AWAY & ~0x18):
+        return "maint"
+    if admin & 0x18:
+        return "drained"
+    return "up" if op == UP else "down"
+
+
+def fragment_path(directory: str, env: str) -> str:
+    """Path of one environment's fragment."""
+    return join(directory, "conf.d", f"{env}.cfg")

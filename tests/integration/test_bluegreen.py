@@ -1,0 +1,181 @@
+"""Zero-downtime blue/green behind a real haproxy, under a real supervisord.
+
+Each environment gets two slots on private ports; haproxy (Debian's, one per root,
+run by the root's supervisord) listens on the public port. The stand-in app answers
+``v1 ok``; a bounded load of keep-alive clients runs across every switch and counts
+failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from cicd.deploy import DeployFailed
+from cicd.load import Load
+from cicd.notify import Notifier
+from cicd.rollback import rollback
+from tests.conftest import Project, invoke
+from tests.integration.test_deploy import deploy, get, ledger
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("haproxy") is None,
+        reason="needs haproxy (apt-get install haproxy, or invoke infra.up)",
+    ),
+]
+
+
+@pytest.fixture
+def bluegreen(project: Project) -> Project:
+    """The project, deploying blue/green behind haproxy."""
+    project.write(proxy="haproxy")
+    return project
+
+
+def slot_of(project: Project, env: str = "preprod") -> str:
+    """The slot ``<env>/live`` names."""
+    return (project.root / env / "live").read_text().strip()
+
+
+def slot_pid(project: Project, slot: str, env: str = "preprod") -> int | None:
+    """The pid of a slot's app process, or None when it does not run."""
+    ctl = Path(os.sys.executable).parent / "supervisorctl"
+    conf = project.root / "supervisor" / "supervisord.conf"
+    out = subprocess.run(
+        [str(ctl), "-c", str(conf), "pid", f"app-{env}-{slot}"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return int(out) if out.isdigit() and out != "0" else None
+
+
+def test_deploy_and_rollback_under_load_fail_no_request(bluegreen: Project) -> None:
+    v1 = bluegreen.repo.commit("v1")
+    deploy(bluegreen, v1)
+    assert get(bluegreen.url()) == "v1 ok"
+    first = slot_of(bluegreen)
+    v2 = bluegreen.repo.commit("v2")
+    with Load(bluegreen.url(), workers=8, seconds=60) as load:
+        time.sleep(0.3)
+        deploy(bluegreen, v2)
+        time.sleep(0.3)
+        assert get(bluegreen.url()) == "v2 ok"
+        target = bluegreen.target()
+        rollback([target], Notifier(target), to=v1)
+        time.sleep(0.3)
+    tally = load.tally
+    assert tally.sent > 100 and tally.failed == 0, tally.line()
+    assert get(bluegreen.url()) == "v1 ok"
+    # The rollback was only a switch back to the slot still running v1.
+    assert slot_of(bluegreen) == first
+    events = ledger(bluegreen)
+    restarts = [e for e in events if e["event"] == "restart"]
+    assert [e["sha"] for e in restarts] == [v1, v2]
+    status = invoke("status", "--env", "preprod", "--json")
+    assert status.returncode == 0, status.stderr
+    document = json.loads(status.stdout)
+    row = document["hosts"][0] if "hosts" in document else document
+    assert row["serving"] == v1 and not row["drift"]
+
+
+def test_a_release_that_never_gets_ready_is_never_routed_to(
+    bluegreen: Project,
+) -> None:
+    v1 = bluegreen.repo.commit("v1")
+    deploy(bluegreen, v1)
+    broken = bluegreen.repo.commit("v2", mode="error")
+    bluegreen.write(proxy="haproxy", deadline=1.5)
+    with Load(bluegreen.url(), workers=4, seconds=60) as load:
+        with pytest.raises(DeployFailed, match="never routed to"):
+            deploy(bluegreen, broken)
+    assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()
+    assert get(bluegreen.url()) == "v1 ok"
+    events = ledger(bluegreen)
+    assert not [e for e in events if e["event"] == "switch" and e["sha"] == broken]
+    bad = [e for e in events if e["event"] == "marked_bad"]
+    assert bad and bad[-1]["sha"] == broken
+    last = [e for e in events if e["event"] == "deploy"][-1]
+    assert last["outcome"] == "failed"
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant, as a crash or a reboot would."""
+    children = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+    os.kill(pid, signal.SIGKILL)
+    for child in children:
+        kill_tree(int(child))
+
+
+def test_haproxy_killed_is_restarted_by_the_next_command(bluegreen: Project) -> None:
+    v1 = bluegreen.repo.commit("v1")
+    deploy(bluegreen, v1)
+    pidfile = bluegreen.root / "supervisor" / "supervisord.pid"
+    kill_tree(int(pidfile.read_text()))
+    time.sleep(0.3)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(bluegreen.url(), timeout=2)
+    health = invoke("health", "--env", "preprod")
+    assert health.returncode == 1
+    assert "haproxy is not running" in health.stdout + health.stderr
+    v2 = bluegreen.repo.commit("v2")
+    done = invoke("deploy.preprod", "--sha", v2)
+    assert done.returncode == 0, done.stderr + done.stdout
+    said = done.stdout + done.stderr
+    assert "haproxy was not running" in said or "haproxy started" in said, said
+    assert get(bluegreen.url()) == "v2 ok"
+
+
+def upgrade(port: int) -> socket.socket:
+    """Open an upgraded (websocket-like) connection through haproxy."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conn.sendall(
+        b"GET /_stcore/stream HTTP/1.1\r\nHost: x\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert b" 101 " in conn.recv(4096).split(b"\r\n")[0] + b" "
+    return conn
+
+
+def ask(conn: socket.socket) -> bytes:
+    """One exchange over the upgraded connection ("" when it was closed)."""
+    try:
+        conn.sendall(b"ping\n")
+        return conn.recv(4096).strip()
+    except OSError:
+        return b""
+
+
+def test_a_websocket_open_across_a_switch_is_drained(bluegreen: Project) -> None:
+    """An upgraded connection stays on the old slot; its reconnect reaches the new."""
+    port = bluegreen.ports["preprod"]
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    old = slot_of(bluegreen)
+    held = upgrade(port)
+    assert ask(held) == b"v1 ok"
+    deploy(bluegreen, bluegreen.repo.commit("v2"))
+    assert slot_of(bluegreen) != old
+    # Drained, not cut: the open session still talks to v1, kept warm.
+    assert ask(held) == b"v1 ok"
+    assert slot_pid(bluegreen, old) is not None
+    # Once the warm slot retires, the session ends and its reconnect lands on v2.
+    target = bluegreen.target()
+    assert target.slots.retire() is not None
+    assert ask(held) == b""
+    again = upgrade(port)
+    assert ask(again) == b"v2 ok"
+    again.close()
