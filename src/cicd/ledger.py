@@ -33,6 +33,8 @@ EventName = Literal[
     "refused",
     "noop",
     "lock_broken",
+    "locked",
+    "unlocked",
     "prune",
     "repair",
     "ledger_repaired",

@@ -2,18 +2,27 @@
 
 ``lock/details`` says who holds it (actor, host, pid, sha, time, why). A lock whose
 holder ran on this host and whose process is gone (``kill -9``, a reboot) is stale:
-it is broken, and the ledger says so, so a rerun completes.
+it is broken, and the ledger says so, so a rerun completes. Of several runs that
+find the same stale lock, exactly one breaks it (see :func:`_break_stale`).
+
+A *manual* lock (``invoke lock.acquire --reason``) is a freeze a person puts on an
+environment: its process is meant to be gone, so it is never stale; deploys,
+rollbacks and the watcher's verdicts are refused while it stands, naming who holds
+it and why, and ``--lock-wait`` never waits for it (as Kamal does): a freeze lasts
+until a person lifts it, so waiting would only hang the run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files
@@ -23,11 +32,69 @@ from cicd.ledger import actor, now
 if TYPE_CHECKING:
     from cicd.target import Target
 
+#: The ``why`` of a manual lock's details.
+MANUAL = "manual"
+#: Longest reason a manual lock keeps (it is shown in every refusal).
+REASON_LIMIT = 200
+#: How long this invocation waits for a deploy or rollback lock (``--lock-wait``);
+#: None: what each caller asks (the watcher's ``ci.lock_wait``, else no wait).
+_lock_wait: ContextVar[float | None] = ContextVar("lock_wait", default=None)
+
+
+class HeldBy(LockHeld):
+    """The lock is held by the run (or person) that ``summary`` names.
+
+    Args:
+        message: The whole refusal, with what to do about it.
+        summary: Who holds it, in a few words (for "waiting up to ..." lines).
+    """
+
+    def __init__(self, message: str, summary: str) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class ManualLockHeld(HeldBy):
+    """A person froze the environment (``lock.acquire``); never waited for."""
+
+
+@contextmanager
+def waiting(seconds: float | None) -> Iterator[None]:
+    """Make every :func:`hold` in the block wait up to ``seconds`` for a lock.
+
+    The operator's patience is a property of the whole invocation, like Kamal's
+    ``--lock-wait``: a deploy's, a rollback's or a verdict's lock, and the repair or
+    rollback they run under it, all honour it without each phase passing it on.
+
+    Raises:
+        UsageError: ``seconds`` is negative; nothing was changed.
+    """
+    if seconds is not None and seconds < 0:
+        from cicd.errors import UsageError
+
+        raise UsageError(f"--lock-wait must be 0 or more seconds, got {seconds:g}")
+    token = _lock_wait.set(seconds)
+    try:
+        yield
+    finally:
+        _lock_wait.reset(token)
+
+
+def is_manual(details: dict[str, Any] | None) -> bool:
+    """Whether a lock's details are those of a manual freeze."""
+    return bool(details) and details.get("why") == MANUAL  # type: ignore[union-attr]
+
 
 def describe(details: dict[str, Any]) -> str:
     """Return a one-line description of a lock holder."""
     if "raw" in details:
         return str(details["raw"])
+    if is_manual(details):
+        return (
+            f"a manual lock of {details.get('actor', '?')} on "
+            f"{details.get('host', '?')} since {details.get('time', '?')}: "
+            f"{details.get('reason') or 'no reason given'}"
+        )
     return (
         f"{details.get('actor', '?')} on {details.get('host', '?')} "
         f"(pid {details.get('pid', '?')}) since {details.get('time', '?')}: "
@@ -37,8 +104,11 @@ def describe(details: dict[str, Any]) -> str:
 
 
 def is_stale(details: dict[str, Any]) -> bool:
-    """Whether the holder ran on this host and its process no longer exists."""
-    if details.get("host") != socket.gethostname():
+    """Whether the holder ran on this host and its process no longer exists.
+
+    A manual lock is never stale: the process that took it ended on purpose.
+    """
+    if is_manual(details) or details.get("host") != socket.gethostname():
         return False
     try:
         pid = int(details.get("pid", 0))
@@ -65,9 +135,9 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-def holder(why: str, sha: str | None) -> dict[str, Any]:
+def holder(why: str, sha: str | None, reason: str = "") -> dict[str, Any]:
     """The details a lock taken now, by this process, records about its holder."""
-    return {
+    details: dict[str, Any] = {
         "actor": actor(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -75,6 +145,9 @@ def holder(why: str, sha: str | None) -> dict[str, Any]:
         "time": now(),
         "why": why,
     }
+    if reason:
+        details["reason"] = reason
+    return details
 
 
 @contextmanager
@@ -85,29 +158,40 @@ def hold(
 
     Taken and released in parallel, all or nothing: if one host's lock is held, the
     ones taken are released again, and after ``wait`` seconds of retrying
-    :class:`LockHeld` names that holder.
+    :class:`LockHeld` names that holder. A manual lock is never waited for.
 
     Args:
         targets: The environment on each of its hosts (one for a single VM).
         why: What the holder is doing (deploy, rollback, watch...).
         sha: The sha concerned, for the details.
-        wait: Seconds to keep trying while another run holds a lock.
+        wait: Seconds to keep trying while another run holds a lock; the
+            invocation's ``--lock-wait`` (:func:`waiting`) wins when given.
 
     Yields:
         The details written into the lock.
 
     Raises:
+        ManualLockHeld: A person froze the environment; nothing was changed.
         LockHeld: Another live run holds it; nothing was changed.
     """
     details = holder(why, sha)
-    deadline = time.monotonic() + wait
+    asked = _lock_wait.get()
+    patience = wait if asked is None else asked
+    deadline = time.monotonic() + patience
+    said = False
     while True:
         try:
             _acquire_all(targets, details)
             break
-        except LockHeld:
+        except ManualLockHeld:
+            raise
+        except HeldBy as error:
             if time.monotonic() >= deadline:
                 raise
+            if not said:
+                # Once, so a person watching knows why nothing moves.
+                print(f"{error.summary}; waiting up to {patience:g} s", file=sys.stderr)
+                said = True
             time.sleep(0.5)
     try:
         yield details
@@ -177,23 +261,66 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
     taken = runner.run(files.make_lock(paths.lock, text, *paths.dirs), check=False)
     if taken.ok:
         return
-    holder = read(target)
-    if holder is None:
+    raw = _read_raw(target)
+    if raw is None:
         _refused(target, taken.stderr)
-        holder = {}
+    holder = parse_state(f"held\n{raw}") or {}
     if holder and is_stale(holder):
-        broken = f"stale lock of {describe(holder)} (process gone)"
-        print(f"{target.env}: broke the {broken}", file=sys.stderr)
-        target.event("lock_broken", sha=holder.get("sha"), detail=broken)
-        runner.run(files.remove(target.paths.lock))
-        again = runner.run(files.make_lock(paths.lock, text, *paths.dirs), check=False)
-        if again.ok:
+        if _break_stale(target, holder, str(raw), text):
             return
-        holder = read(target) or {}
-    raise LockHeld(
-        f"{target.env} is locked by {describe(holder)}; nothing was changed "
-        f"(if that run is gone: invoke lock.release --env {target.env} --force)"
+        # Another run broke it first: it holds the lock now (or already left).
+        if runner.ok(files.make_lock(paths.lock, text)):
+            return
+        holder = read(target) or holder
+    raise held_error(target, holder)
+
+
+def held_error(target: Target, holder: dict[str, Any]) -> HeldBy:
+    """The refusal of a run that found ``target``'s lock held by ``holder``."""
+    env = target.env
+    summary = f"{env} is locked by {describe(holder)}"
+    if is_manual(holder):
+        return ManualLockHeld(
+            f"{env} is frozen by {describe(holder)}; nothing was changed "
+            f"(to lift it: invoke lock.release --env {env})",
+            summary,
+        )
+    return HeldBy(
+        f"{summary}; nothing was changed "
+        f"(if that run is gone: invoke lock.release --env {env} --force)",
+        summary,
     )
+
+
+def _read_raw(target: Target) -> str | None:
+    """The lock's details file as written (empty if none yet), or None when free."""
+    text = target.runner.run(files.lock_state(target.paths.lock)).stdout
+    first, _, rest = text.strip("\n").partition("\n")
+    return rest if first.strip() == "held" else None
+
+
+def _break_stale(target: Target, holder: dict[str, Any], raw: str, text: str) -> bool:
+    """Break the stale lock of ``holder`` and take it with ``text``; at most one wins.
+
+    Two runs may judge the same lock stale at once. Each claims the lock directory
+    it sees (``mkdir lock/.breaking``: one succeeds), re-checks that its details are
+    still the stale ones it judged (not a fresh lock another run took meanwhile),
+    then renames it away atomically and takes a new one: no run ever removes a lock
+    someone else just took.
+
+    Returns:
+        Whether this run broke it and now holds the lock.
+    """
+    grave = f"{target.paths.lock}.broken.{os.getpid()}.{secrets.token_hex(4)}"
+    done = target.runner.run(
+        files.break_lock(target.paths.lock, raw, text, grave), check=False
+    )
+    if done.exited not in (0, files.BROKEN_BUT_TAKEN):
+        return False
+    broken = f"stale lock of {describe(holder)} (process gone)"
+    print(f"{target.env}: broke the {broken}", file=sys.stderr)
+    target.event("lock_broken", sha=holder.get("sha"), detail=broken)
+    return done.exited == 0
 
 
 def _refused(target: Target, stderr: str) -> None:
@@ -211,26 +338,56 @@ def _refused(target: Target, stderr: str) -> None:
 
 
 def release(target: Target, *, force: bool) -> str:
-    """Release the lock: only a stale one unless ``force``.
+    """Release the lock: a manual or stale one, any other only with ``force``.
 
     Returns:
         What was done, in words.
 
     Raises:
-        LockHeld: The holder is alive (or elsewhere) and ``force`` is false.
+        LockHeld: The holder is a live run (or elsewhere) and ``force`` is false.
     """
     holder = read(target)
     if holder is None:
         return f"{target.env}: not locked"
-    if not force and not is_stale(holder):
+    manual = is_manual(holder)
+    if not force and not manual and not is_stale(holder):
         raise LockHeld(
             f"{target.env} is locked by {describe(holder)}; "
             "pass --force to release it anyway"
         )
     target.runner.run(files.remove(target.paths.lock))
+    if manual:
+        target.event("unlocked", detail=f"lifted by {actor()}: {describe(holder)}")
+        return f"{target.env}: lifted {describe(holder)}"
     target.event(
         "lock_broken",
         sha=holder.get("sha"),
         detail=f"released by hand: {describe(holder)}",
     )
     return f"{target.env}: lock of {describe(holder)} released"
+
+
+def freeze(targets: list[Target], reason: str) -> dict[str, Any]:
+    """Take a manual lock on every host: deploys and verdicts wait for a person.
+
+    Args:
+        targets: The environment on each of its hosts.
+        reason: Why, shown in every refusal while it stands.
+
+    Returns:
+        The details written into the lock.
+
+    Raises:
+        UsageError: No reason given; nothing was changed.
+        LockHeld: Another run (or freeze) holds a lock; nothing was changed.
+    """
+    from cicd.errors import UsageError, clip
+
+    reason = " ".join(reason.split())
+    if not reason:
+        raise UsageError("--reason is required: say why the environment is frozen")
+    details = holder(MANUAL, None, clip(reason, REASON_LIMIT))
+    _acquire_all(targets, details)
+    for target in targets:
+        target.event("locked", detail=describe(details))
+    return details

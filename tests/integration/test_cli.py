@@ -32,8 +32,9 @@ def test_list_and_help_explain_every_task() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["deploy.preprod", "--sha", "$(touch pwned); rm -rf /"], "invalid sha"),
-        (["deploy.preprod", "--sha", "abc"], "7 to 40 hexadecimal digits"),
+        (["deploy.preprod", "--sha", "$(touch pwned); rm -rf /"], "invalid revision"),
+        (["deploy.preprod", "--sha=--upload-pack=touch pwned"], "not start with '-'"),
+        (["deploy.preprod", "--sha", "abc"], "revision abc is not a commit of"),
         (["deploy.preprod", "--sha", "deadbeefdeadbeef"], "is not a commit of"),
         (["deploy.preprod"], "--sha is required"),
         (
@@ -79,7 +80,7 @@ def test_deploy_status_and_json_output(project: Project) -> None:
     result = invoke("deploy.preprod", "--sha", sha, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["outcome"] == "deployed"
-    status = json.loads(invoke("status", "--json").stdout)
+    status = json.loads(invoke("status", "--json").stdout)["hosts"]
     preprod = next(row for row in status if row["env"] == "preprod")
     assert (
         preprod["current"] == sha
@@ -103,8 +104,8 @@ def test_releases_and_down(project: Project) -> None:
     lines = listing.stdout.splitlines()
     assert lines[0].startswith(v2[:12]) and "current" in lines[0]
     assert lines[1].startswith(v1[:12]) and "previous" in lines[1]
-    rows = json.loads(invoke("releases", "--json").stdout)
-    assert [r["sha"] for r in rows] == [v2, v1]
+    (host,) = json.loads(invoke("releases", "--json").stdout)["hosts"]
+    assert [r["sha"] for r in host["releases"]] == [v2, v1]
     assert "no releases" in invoke("releases", "--env", "prod").stdout
     assert invoke("down").stdout.strip().startswith("supervisord stopped (")
     with pytest.raises(requests.ConnectionError):

@@ -126,7 +126,7 @@ def intent_file(project: Project) -> Path:
 def status_row(project: Project) -> dict[str, Any]:
     """``invoke status --json --env preprod``: the preprod row."""
     result = ok("status", "--json", "--env", "preprod")
-    (row,) = json.loads(result.stdout)
+    (row,) = json.loads(result.stdout)["hosts"]
     return dict(row)
 
 
@@ -177,7 +177,7 @@ def assert_settled(project: Project, versions: dict[str, str]) -> dict[str, Any]
     assert row["lock"] is None, row
     assert row["runtime"] == "RUNNING", row
     locks = json.loads(ok("lock.status", "--json", "--env", "preprod").stdout)
-    assert locks == {"preprod": None}
+    assert [(r["env"], r["locked"]) for r in locks["hosts"]] == [("preprod", False)]
     assert not intent_file(project).exists()
     assert body(project) == f"{versions[row['current']]} ok"
     columns = status_table_columns(project)

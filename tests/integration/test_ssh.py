@@ -79,7 +79,8 @@ def test_fab_deploys_rolls_back_and_reports_over_ssh(
     v2 = project.repo.commit("v2")
     deployed = fab(fleet, "-H", "h1", "deploy.preprod", "--sha", v1, "--json")
     assert deployed.returncode == 0, deployed.stderr
-    assert json.loads(deployed.stdout)["sha"] == v1
+    shown = json.loads(deployed.stdout)
+    assert shown["sha"] == v1 and [h["host"] for h in shown["hosts"]] == ["h1"]
     assert fab(fleet, "-H", "h1", "deploy.preprod", "--sha", v2).returncode == 0
     root = project.root / "h1" / "preprod"
     assert os.readlink(root / "current") == f"releases/{v2}"
@@ -92,7 +93,7 @@ def test_fab_deploys_rolls_back_and_reports_over_ssh(
     assert requests.get(project.url(), timeout=5).text.strip() == "v1 ok"
     status = json.loads(
         fab(fleet, "-H", "h1", "status", "--json", "--env", "preprod").stdout
-    )
+    )["hosts"]
     assert status[0]["current"] == v1 and status[0]["healthy"]
     assert status[0]["host"] == "h1"
     assert fab(fleet, "-H", "h1", "health", "--env", "preprod").returncode == 0
@@ -182,6 +183,6 @@ def test_fleet_deploys_to_three_hosts_all_or_nothing(
     rerun = invoke("deploy.preprod", "--sha", v2)
     assert rerun.returncode == 0, rerun.stderr
     assert served(fleet, project) == {"h1": "v2 ok", "h2": "v2 ok", "h3": "v2 ok"}
-    status = json.loads(invoke("status", "--json", "--env", "preprod").stdout)
+    status = json.loads(invoke("status", "--json", "--env", "preprod").stdout)["hosts"]
     assert sorted(row["host"] for row in status) == ["h1", "h2", "h3"]
     assert {row["current"] for row in status} == {v2}

@@ -298,7 +298,7 @@ def test_a_hand_switched_current_is_a_drift_that_status_repair_ends(
     current.unlink()
     current.symlink_to(project.root / "preprod" / "releases" / v1)
 
-    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)
+    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)["hosts"]
     assert (row["current"], row["serving"], row["drift"]) == (v1, v2, True)
     health = invoke("health", "--env", "preprod")
     assert health.returncode == 1 and "drift: current is" in health.stdout
@@ -307,7 +307,7 @@ def test_a_hand_switched_current_is_a_drift_that_status_repair_ends(
 
     assert repaired.returncode == 0, repaired.stderr
     assert f"restarted {v1[:7]}" in repaired.stdout
-    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)
+    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)["hosts"]
     assert (row["current"], row["serving"], row["drift"]) == (v1, v1, False)
     assert invoke("health", "--env", "preprod").returncode == 0
 
@@ -327,7 +327,7 @@ def test_an_unfinished_switch_to_a_release_that_cannot_start_is_undone(
 
     assert repaired.returncode == 0, repaired.stderr
     assert f"back on {v1[:7]}" in repaired.stdout
-    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)
+    (row,) = json.loads(invoke("status", "--env", "preprod", "--json").stdout)["hosts"]
     assert (row["current"], row["serving"], row["healthy"]) == (v1, v1, True)
     assert v2 in [e["sha"] for e in events(project, "marked_bad")]
     assert not (project.root / "preprod" / "intent").exists()

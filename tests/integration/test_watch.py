@@ -330,8 +330,8 @@ def test_two_watchers_racing_roll_back_once(
 def test_watch_task_validates_input(project: Project) -> None:
     result = invoke("watch")
     assert result.returncode == 2 and "--sha is required" in result.stderr
-    result = invoke("watch", "--sha", "not-a-sha")
-    assert result.returncode == 2 and "invalid sha" in result.stderr
+    result = invoke("watch", "--sha=-not-a-sha")
+    assert result.returncode == 2 and "must not start with '-'" in result.stderr
 
 
 @pytest.mark.slow

@@ -113,6 +113,38 @@ def make_lock(lock_dir: str, details: str, *dirs: str) -> Command:
     )
 
 
+#: :func:`break_lock`'s exit code when it broke the stale lock but another run
+#: took the free lock before it could.
+BROKEN_BUT_TAKEN = 4
+
+
+def break_lock(lock_dir: str, stale: str, details: str, grave: str) -> Command:
+    """Break a stale lock whose details file reads ``stale``, and take it.
+
+    Of several runs breaking the same stale lock, one wins: each claims the lock
+    directory it finds (``mkdir lock/.breaking`` is atomic), re-checks that its
+    details are still ``stale`` (not a fresh lock taken meanwhile, which is left
+    alone), renames it to ``grave`` (atomic: the stale lock is gone in one step),
+    removes it and takes the lock with ``details``.
+
+    Exits 0 when broken and taken, :data:`BROKEN_BUT_TAKEN` when broken but another
+    run took the free lock first, 3 when this run did not break it.
+    """
+    return sh(
+        'lock="$1"; stale="$2"; details="$3"; grave="$4"; '
+        'mkdir -- "$lock/.breaking" 2>/dev/null || exit 3; '
+        'if [ "$(cat -- "$lock/details" 2>/dev/null)" != "$stale" ]; then '
+        'rmdir -- "$lock/.breaking" 2>/dev/null; exit 3; fi; '
+        'mv -T -- "$lock" "$grave" || exit 3; rm -rf -- "$grave"; '
+        'mkdir -- "$lock" 2>/dev/null || exit 4; '
+        'printf "%s" "$details" > "$lock/details" || { rm -rf -- "$lock"; exit 1; }',
+        lock_dir,
+        stale,
+        details,
+        grave,
+    )
+
+
 def archive(archive_path: str, base: str, *members: str) -> Command:
     """Create a gzip tar of ``members`` (relative to ``base``), written atomically."""
     return sh(

@@ -6,7 +6,7 @@ so ``invoke --list`` stays fast.
 
 from invoke.collection import Collection
 
-from cicd.tasks import deploy, hooks, lock, notify, ops, setup, watch
+from cicd.tasks import audit, deploy, hooks, lock, notify, ops, setup, watch
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
@@ -19,6 +19,7 @@ for _task in (
     ops.health,
     ops.status,
     ops.releases,
+    audit.audit,
     ops.down,
     setup.setup,
     setup.start,

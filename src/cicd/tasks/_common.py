@@ -1,4 +1,11 @@
-"""What every task shares: building the Target, reporting errors with exit codes."""
+"""What every task shares: building the Target, reporting errors with exit codes.
+
+Every ``--json`` output is one document of one shape, whatever the task and the
+number of hosts (see :func:`emit_json` and the task reference)::
+
+    {"schema": 1, "task": "status", "env": "preprod", "ok": true, "error": null,
+     "hosts": [{"env": "preprod", "host": "vm", ...}, ...], ...}
+"""
 
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ HOST = re.compile(
 )
 #: What a process killed by a closed pipe exits with (128 + SIGPIPE).
 BROKEN_PIPE = 141
+#: The version of the ``--json`` document's shape; raised on any incompatible change.
+JSON_SCHEMA = 1
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -31,17 +40,32 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def reported() -> Iterator[None]:
+def reported(json_task: str = "", env: str | None = None) -> Iterator[None]:
     """Turn a :class:`~cicd.errors.CicdError` into a one-line message and exit code.
 
     The message is redacted and kept to one line of bounded length. A reader that
     closes the pipe early (``invoke releases | head``) ends the task quietly.
+
+    Args:
+        json_task: The task's name when it was asked for ``--json``: an error is
+            then also the JSON document (``"ok": false``, ``"error"``, no hosts),
+            so a script reading stdout always gets one document.
+        env: The environment, for that document.
     """
     try:
         yield
         sys.stdout.flush()
     except CicdError as error:
         message = clip(redact(str(error)), 400)
+        if json_task:
+            emit_json(
+                json_task,
+                [],
+                env=env,
+                ok=False,
+                error=message,
+                exit_code=error.exit_code,
+            )
         raise Exit(f"error: {message}", code=error.exit_code) from None
     except BrokenPipeError:
         # Python would print a traceback at exit while flushing: point stdout at
@@ -63,6 +87,23 @@ def check_host(name: str) -> str:
             "or an ssh_config alias)"
         )
     return name
+
+
+def seconds(value: str, flag: str) -> float | None:
+    """A number of seconds a user typed, or None when the flag was not given.
+
+    Raises:
+        UsageError: Not a number, or negative; nothing was changed.
+    """
+    if not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise UsageError(f"{flag} must be a number of seconds, got {clip(value, 40)!r}")
+    return number
 
 
 def target(c: Any, env: str) -> Target:
@@ -129,6 +170,40 @@ def notifier(t: Target, hosts: list[Target] | None = None) -> Notifier:
     return Notifier(t, hosts=[h.runner.host for h in hosts if h.runner.remote])
 
 
-def emit_json(data: Any) -> None:
-    """Print machine-readable output on stdout."""
-    print(json.dumps(data, indent=2, sort_keys=True), file=sys.stdout, flush=True)
+def host_row(t: Target, **fields: Any) -> dict[str, Any]:
+    """One entry of a JSON document's ``hosts``: ``env`` and ``host``, then fields."""
+    return {"env": t.env, "host": t.runner.host, **fields}
+
+
+def emit_json(
+    task: str,
+    hosts: list[dict[str, Any]],
+    *,
+    env: str | None = None,
+    ok: bool = True,
+    error: str | None = None,
+    **fields: Any,
+) -> None:
+    """Print a task's result as the one JSON document every ``--json`` prints.
+
+    The shape does not depend on the number of hosts or environments: ``hosts`` is
+    always a list of objects, each naming its ``env`` and ``host``.
+
+    Args:
+        task: The task's name (``deploy.preprod``, ``status``...).
+        hosts: One object per host (and environment) the task looked at.
+        env: The environment, or None when the task covered several.
+        ok: Whether the task succeeded (its exit code is 0).
+        error: The one-line error when it did not.
+        **fields: The task's own top-level keys (documented per task).
+    """
+    document = {
+        "schema": JSON_SCHEMA,
+        "task": task,
+        "env": env,
+        "ok": ok,
+        "error": error,
+        "hosts": hosts,
+        **fields,
+    }
+    print(json.dumps(document, indent=2, sort_keys=True), file=sys.stdout, flush=True)

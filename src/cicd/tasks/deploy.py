@@ -15,17 +15,42 @@ from cicd.tasks._common import (
     targets,
 )
 
+#: The help of ``--lock-wait``, shared by every task that takes the lock.
+LOCK_WAIT_HELP = (
+    "Seconds to wait for another deploy's or rollback's lock to be released "
+    "(default: 0, fail at once with exit 3); a manual lock is never waited for."
+)
+#: The help of ``--sha``: any revision git resolves, recorded as the full sha.
+SHA_HELP = (
+    "Revision to deploy: a sha (7-40 hex digits), HEAD, a branch or a tag of "
+    "the source, resolved once and recorded as the full sha"
+)
+
+
+def result_document(task_name: str, result: Any) -> None:
+    """Print a deploy's result as the ``--json`` document (one shape for all)."""
+    fields = result.as_dict()
+    hosts = [{"env": fields["env"], **host} for host in fields.pop("hosts")]
+    env = fields.pop("env")
+    emit_json(task_name, hosts, env=env, **fields)
+
 
 @task(
     help={
-        "sha": "Commit to deploy (7-40 hex digits); default: $GITHUB_SHA.",
+        "sha": SHA_HELP + "; default: $GITHUB_SHA.",
         "env": "Environment to deploy to (default: preprod).",
         "watch": "Then watch CI in the background; roll back if CI fails.",
         "json": "Print the result as JSON on stdout.",
+        "lock_wait": LOCK_WAIT_HELP,
     }
 )
 def preprod(
-    c: Any, sha: str = "", env: str = "preprod", watch: bool = False, json: bool = False
+    c: Any,
+    sha: str = "",
+    env: str = "preprod",
+    watch: bool = False,
+    json: bool = False,
+    lock_wait: float = 0.0,
 ) -> None:
     """Deploy a commit to preprod at once (deploy first, CI is watched afterwards).
 
@@ -34,7 +59,8 @@ def preprod(
     the previous release is switched back and restarted, the new one is marked bad, and
     the task exits 1.
     """
-    with reported():
+    with reported("deploy.preprod" if json else "", env):
+        from cicd import lock
         from cicd.deploy import deploy_preprod
         from cicd.errors import UsageError
 
@@ -44,9 +70,10 @@ def preprod(
         hosts = targets(c, env)
         fleet = configured_fleet(c, hosts)
         n = notifier(hosts[0], hosts)
-        result = deploy_preprod(
-            hosts, revision, n, batch=hosts[0].settings.batch, watch=watch
-        )
+        with lock.waiting(lock_wait):
+            result = deploy_preprod(
+                hosts, revision, n, batch=hosts[0].settings.batch, watch=watch
+            )
         from cicd import watch as watcher
 
         # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy
@@ -57,19 +84,25 @@ def preprod(
             log = watcher.start_detached(hosts[0], result.sha, fleet=fleet is not None)
             n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")
         if json:
-            emit_json(result.as_dict())
+            result_document("deploy.preprod", result)
 
 
 @task(
     help={
         "confirm": "Must be exactly DEPLOY; anything else cancels with exit 2.",
-        "sha": "Commit to deploy. Default: preprod's last CI-validated sha.",
+        "sha": SHA_HELP + ". Default: preprod's last CI-validated sha.",
         "force": "Deploy a sha CI has not validated (recorded in the ledger).",
         "json": "Print the result as JSON on stdout.",
+        "lock_wait": LOCK_WAIT_HELP,
     }
 )
 def prod(
-    c: Any, confirm: str = "", sha: str = "", force: bool = False, json: bool = False
+    c: Any,
+    confirm: str = "",
+    sha: str = "",
+    force: bool = False,
+    json: bool = False,
+    lock_wait: float = 0.0,
 ) -> None:
     """Deploy a CI-validated sha to production, after typing DEPLOY.
 
@@ -77,18 +110,20 @@ def prod(
     switches, restarts and checks readiness; on failure the previous production
     release is restored automatically.
     """
-    with reported():
+    with reported("deploy.prod" if json else "", "prod"):
+        from cicd import lock
         from cicd.deploy import deploy_prod
 
         hosts = targets(c, "prod")
-        result = deploy_prod(
-            hosts,
-            targets(c, "preprod")[0],
-            sha or None,
-            confirm=confirm,
-            force=force,
-            notifier=notifier(hosts[0], hosts),
-            batch=hosts[0].settings.batch,
-        )
+        with lock.waiting(lock_wait):
+            result = deploy_prod(
+                hosts,
+                targets(c, "preprod")[0],
+                sha or None,
+                confirm=confirm,
+                force=force,
+                notifier=notifier(hosts[0], hosts),
+                batch=hosts[0].settings.batch,
+            )
         if json:
-            emit_json(result.as_dict())
+            result_document("deploy.prod", result)

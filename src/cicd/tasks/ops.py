@@ -47,17 +47,30 @@ def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> 
         "all": "Every configured environment (the default when --env is not given).",
         "monitor": "Keep alert state: alert after 3 failures, resolve after 2 passes.",
         "json": "Print the results as JSON on stdout.",
+        "url": "Public URLs to check from this machine instead (comma or space "
+        "separated): the outside view of a VM.",
     },
 )
 def health(
-    c: Any, env: str = "", all: bool = False, monitor: bool = False, json: bool = False
+    c: Any,
+    env: str = "",
+    all: bool = False,
+    monitor: bool = False,
+    json: bool = False,
+    url: str = "",
 ) -> None:
     """Run the health checks once; exit 1 if any environment fails.
 
     With --monitor (the hourly workflow), results feed a Gatus-style state kept on
-    each host: a failing check is retried a few seconds apart, an alert goes to
-    Discord after 3 consecutive failures, a reminder at most every 6 h while down,
-    and "recovered" after 2 consecutive passes.
+    each host: a failing check is retried (monitor.retry_interval apart), an alert
+    goes to Discord after 3 consecutive failures, a reminder at most every 6 h while
+    down; a down environment is re-checked within the run (monitor.retries) and
+    "recovered" is said after 2 consecutive passes. Never-deployed environments are
+    skipped; every check is kept in monitor.jsonl (for invoke report); https
+    certificates with fewer than monitor.cert_days days left are alerted.
+
+    With --url, public URLs are checked from here as a visitor would (confirmed
+    failures alerted), so a VM that is down is noticed from outside.
     """
     with reported():
         from cicd.errors import UsageError
@@ -66,23 +79,52 @@ def health(
         if env and all:
             raise UsageError("give --env NAME or --all, not both")
         results = {}
-        for name in [env] if env else env_names():
+        if url:
+            results.update(_outside(c, url, bool(env or all or monitor), json))
+        for name in [] if url else [env] if env else env_names():
             for t in targets(c, name):
                 if monitor:
                     from cicd.monitor import run_monitor
 
-                    ok, reason = run_monitor(t, notifier(t))
+                    done = run_monitor(t, notifier(t))
+                    ok, reason, skipped = done.ok, done.reason, done.skipped
                 else:
-                    ok, reason = health_line(t)
+                    (ok, reason), skipped = health_line(t), False
                 label = name if not t.runner.remote else f"{name}@{t.runner.host}"
                 results[label] = {"ok": ok, "detail": reason}
                 if not json:
-                    print(f"{label}: {'ok' if ok else 'FAIL'} — {reason}")
+                    word = "skipped" if skipped else "ok" if ok else "FAIL"
+                    print(f"{label}: {word} — {reason}")
         if json:
             emit_json(results)
         failed = [name for name, r in results.items() if not r["ok"]]
         if failed:
             raise Exit(f"unhealthy: {', '.join(failed)}", code=1)
+
+
+def _outside(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
+    """Check public URLs from this machine (``health --url``): one row per URL."""
+    from cicd.errors import UsageError, clip
+    from cicd.monitor import check_outside
+
+    if mixed:
+        raise UsageError(
+            "--url checks public URLs from this machine: give it without --env, "
+            "--all or --monitor"
+        )
+    listed = urls.replace(",", " ").split()
+    for one in listed:
+        if not one.startswith(("http://", "https://")):
+            raise UsageError(f"--url: not an http(s) URL: {clip(one, 80)!r}")
+    first = target(c, env_names()[0])
+    rows: dict[str, Any] = {}
+    for found in check_outside(listed, notifier(first), first.settings.monitor):
+        rows[found.url] = {"url": found.url, **found.as_dict()}
+        if not quiet:
+            cert = f"; {found.certificate.describe()}" if found.certificate else ""
+            word = "ok" if found.ok else "FAIL"
+            print(f"{found.url}: {word} — {found.reason}{cert}")
+    return rows
 
 
 @task(

@@ -7,11 +7,47 @@ is the ``workflow_run`` job's way in, with its own fresh token.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import configured_fleet, notifier, reported, targets
+from cicd.tasks._common import (
+    configured_fleet,
+    emit_json,
+    host_row,
+    notifier,
+    reported,
+    seconds,
+    targets,
+)
+
+if TYPE_CHECKING:
+    from cicd.notify import Notifier
+
+LOCK_WAIT_HELP = (
+    "Seconds the verdict waits for a deploy's or rollback's lock (default: "
+    "ci.lock_wait); a manual lock is never waited for."
+)
+
+
+@contextmanager
+def frozen_said(n: Notifier, env: str, sha: str) -> Iterator[None]:
+    """Tell a person when a manual lock stops a verdict, then fail as locked.
+
+    The verdict is not lost: its journal stays open, and ``lock.release`` resumes it.
+    """
+    from cicd.lock import ManualLockHeld
+
+    try:
+        yield
+    except ManualLockHeld as error:
+        n.send(
+            f"⏸️ {env}: the CI verdict for {sha[:7]} waits — {error}; it is acted on "
+            "once the lock is released"
+        )
+        raise
 
 
 @task(
@@ -21,6 +57,8 @@ from cicd.tasks._common import configured_fleet, notifier, reported, targets
         "env": "Environment the sha was deployed to (default: preprod).",
         "detach": "Run in the background (log in <env>/logs) and return.",
         "resume": "Resume every interrupted watch of the environment instead.",
+        "json": "Print the outcome as JSON on stdout.",
+        "lock_wait": LOCK_WAIT_HELP,
     },
 )
 def watch(
@@ -29,6 +67,8 @@ def watch(
     env: str = "preprod",
     detach: bool = False,
     resume: bool = False,
+    json: bool = False,
+    lock_wait: str = "",
 ) -> None:
     """Watch CI for a deployed sha: validate it, or roll back when CI fails.
 
@@ -38,7 +78,8 @@ def watch(
     unreachable, still pending at the deadline) notifies a person. The state is
     journaled, so `--resume` picks up a watcher killed mid-way.
     """
-    with reported():
+    with reported("watch" if json else "", env):
+        from cicd import lock
         from cicd import watch as watcher
         from cicd.errors import UsageError
 
@@ -46,9 +87,12 @@ def watch(
         fleet = configured_fleet(c, hosts)
         t = hosts[0]
         n = notifier(t)
+        rows = [host_row(h) for h in hosts]
         if resume:
             shas = watcher.resume(hosts, n, detach=detach, configured=bool(fleet))
-            if not shas:
+            if json:
+                emit_json("watch", rows, env=env, resumed=shas)
+            elif not shas:
                 print(f"{env}: no interrupted watch to resume")
             return
         revision = sha or os.environ.get("GITHUB_SHA", "")
@@ -57,9 +101,17 @@ def watch(
         full = t.resolve(revision)
         if detach:
             log = watcher.start_detached(t, full, fleet=fleet is not None)
+            if json:
+                emit_json("watch", rows, env=env, sha=full, verdict=None, log=log)
+                return
             print(f"{env}: watching CI for {full[:7]} in the background; log: {log}")
             return
-        verdict = watcher.watch(hosts, full, n)
+        with lock.waiting(seconds(lock_wait, "--lock-wait")):
+            with frozen_said(n, env, full):
+                verdict = watcher.watch(hosts, full, n)
+        if json:
+            emit_json("watch", rows, env=env, sha=full, verdict=verdict, log=None)
+            return
         print(f"{env}: CI {verdict} for {full[:7]}")
 
 
@@ -68,9 +120,18 @@ def watch(
         "sha": "The sha CI ran for (the workflow_run event's head_sha).",
         "run_id": "The CI run's id (the workflow_run event's id).",
         "env": "Environment the sha was deployed to (default: preprod).",
+        "json": "Print the outcome as JSON on stdout.",
+        "lock_wait": LOCK_WAIT_HELP,
     }
 )
-def verdict(c: Any, sha: str = "", run_id: str = "", env: str = "preprod") -> None:
+def verdict(
+    c: Any,
+    sha: str = "",
+    run_id: str = "",
+    env: str = "preprod",
+    json: bool = False,
+    lock_wait: str = "",
+) -> None:
     """Act on a finished GitHub Actions CI run: validate the sha, or roll back.
 
     For the ci-verdict workflow (on workflow_run of CI, completed): reads the run
@@ -79,7 +140,8 @@ def verdict(c: Any, sha: str = "", run_id: str = "", env: str = "preprod") -> No
     already decided, it says so and changes nothing; a passing re-run of a sha an
     earlier run failed validates it. A sha never deployed here is left alone.
     """
-    with reported():
+    with reported("watch.verdict" if json else "", env):
+        from cicd import lock
         from cicd import watch as watcher
         from cicd.errors import UsageError
 
@@ -89,7 +151,13 @@ def verdict(c: Any, sha: str = "", run_id: str = "", env: str = "preprod") -> No
             raise UsageError(f"--run-id must be a number, got {run_id[:40]!r}")
         hosts = targets(c, env)
         t = hosts[0]
+        n = notifier(t)
         full = t.resolve(sha)
-        outcome = watcher.verdict(hosts, full, run_id, notifier(t))
-        if outcome != "not-deployed":
+        with lock.waiting(seconds(lock_wait, "--lock-wait")):
+            with frozen_said(n, env, full):
+                outcome = watcher.verdict(hosts, full, run_id, n)
+        if json:
+            rows = [host_row(h) for h in hosts]
+            emit_json("watch.verdict", rows, env=env, sha=full, verdict=outcome)
+        elif outcome != "not-deployed":
             print(f"{env}: CI {outcome} for {full[:7]}")

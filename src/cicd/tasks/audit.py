@@ -1,0 +1,55 @@
+"""``audit``: what was done to each environment, by whom, from the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke.tasks import task
+
+from cicd.tasks._common import emit_json, env_names, host_row, reported, targets
+
+
+@task(
+    help={
+        "env": "One environment (default: all).",
+        "since": "Only events since then: an ISO date or time in UTC "
+        "(2026-12-01, 2026-12-01T10:30) or a duration back from now (30m, 2h, 3d).",
+        "json": "Print the events as JSON on stdout.",
+    }
+)
+def audit(c: Any, env: str = "", since: str = "", json: bool = False) -> None:
+    """Show the ledger as a table: time, actor, host, event, sha, outcome, durations.
+
+    Every deploy, switch, restart, health check, CI verdict, rollback, lock and
+    repair is there, oldest first, on each host. Reads only: it takes no lock.
+    """
+    with reported("audit" if json else "", env or None):
+        import sys
+
+        from cicd.audit import audit_rows, format_audit, parse_since
+
+        start = parse_since(since) if since else None
+        names = [env] if env else env_names()
+        found = []
+        for name in names:
+            for t in targets(c, name):
+                state = t.state()
+                for warning in state.warnings:
+                    print(f"warning: {name}: {warning}", file=sys.stderr)
+                found.append((t, audit_rows(state, start)))
+        if json:
+            rows = [host_row(t, events=events) for t, events in found]
+            emit_json(
+                "audit",
+                rows,
+                env=env or None,
+                since=start.isoformat() if start else None,
+            )
+            return
+        for t, events in found:
+            where = t.env if not t.runner.remote else f"{t.env}@{t.runner.host}"
+            if not events:
+                print(f"{where}: no events" + (f" since {since}" if since else ""))
+                continue
+            print(f"{where}:")
+            print(format_audit(events))
