@@ -179,6 +179,15 @@ def sh_tail(path: str, lines: int) -> Command:
     return sh('[ ! -f "$1" ] || tail -n "$2" -- "$1"', path, str(lines))
 
 
+def follow(path: str, lines: int) -> Command:
+    """Print the last ``lines`` lines of a file, then every new one until stopped.
+
+    ``-F`` follows the name, not the open file: it goes on across supervisord's log
+    rotation and waits for a file that does not exist yet.
+    """
+    return cmd("tail", "-n", str(lines), "-F", "--", path)
+
+
 def link(target: str, link_path: str) -> Command:
     """Create a symlink ``link_path`` -> ``target`` (replacing one that exists)."""
     return cmd("ln", "-sfn", "--", target, link_path)
