@@ -59,10 +59,12 @@ def logs(
     service: str,
     env: dict[str, str],
     lines: int,
+    *,
+    follow: bool = False,
 ) -> Command:
-    """Print the service's last log lines."""
+    """Print the service's last log lines (``follow``: then new ones until stopped)."""
     argv = _base(program, file, project) + ["logs", "--no-color", "--tail", str(lines)]
-    return cmd(*argv, service, env=env)
+    return cmd(*argv, *(["--follow"] if follow else []), service, env=env)
 
 
 def inspect_release(container: str) -> Command:

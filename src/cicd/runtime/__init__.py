@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from cicd.commands import Command
     from cicd.config import EnvSettings
     from cicd.layout import EnvPaths
     from cicd.runner import Runner
@@ -34,6 +35,9 @@ class Runtime(Protocol):
 
     def logs(self, lines: int = 50) -> str:
         """The app's last output lines."""
+
+    def follow(self, lines: int = 50) -> Command:
+        """The command that prints the app's last lines, then each new one."""
 
     def serving(self) -> str:
         """The directory of the release the running app really runs, or ``""``.

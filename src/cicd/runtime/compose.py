@@ -14,6 +14,7 @@ from cicd.commands import compose, files
 from cicd.errors import CicdError
 
 if TYPE_CHECKING:
+    from cicd.commands import Command
     from cicd.config import EnvSettings
     from cicd.layout import EnvPaths
     from cicd.runner import Runner
@@ -154,3 +155,7 @@ class ComposeRuntime:
     def logs(self, lines: int = 50) -> str:
         """Return the container's last log lines."""
         return self.runner.run(compose.logs(*self._args(), lines), check=False).stdout
+
+    def follow(self, lines: int = 50) -> Command:
+        """``compose logs --follow``: the container's last lines, then each new one."""
+        return compose.logs(*self._args(), lines, follow=True)

@@ -26,6 +26,7 @@ from cicd.commands import supervisor as sv
 from cicd.errors import CicdError
 
 if TYPE_CHECKING:
+    from cicd.commands import Command
     from cicd.config import EnvSettings
     from cicd.layout import EnvPaths
     from cicd.runner import Runner
@@ -288,6 +289,10 @@ class SupervisorRuntime:
         """Return the last lines of the app's log."""
         log = self.paths.app_log_of(self.slot)
         return self.runner.run(files.sh_tail(log, lines)).stdout
+
+    def follow(self, lines: int = 50) -> Command:
+        """``tail -F`` of the app's log: its last lines, then each new one."""
+        return files.follow(self.paths.app_log_of(self.slot), lines)
 
     def shutdown(self) -> bool:
         """Stop supervisord and every program it runs.
