@@ -262,6 +262,10 @@ class DeployRun:
         def read(target: Target) -> EnvState:
             target.ensure_dirs()
             repair(target, self.notifier)
+            if target.proxied:
+                retired = target.slots.retire_expired()
+                if retired:
+                    self.notifier.say(f"{target.env}: {retired}: its warm window ended")
             state = target.state()
             report_corrupt(target, state, self.notifier)
             if self.sha in state.bad:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cicd import intent
-from cicd.activation import activate, already_ready, wait_until_ready
+from cicd.activation import activate, already_ready, go_live, wait_until_ready
 from cicd.errors import CicdError
 from cicd.ledger import corrupt_lines
 from cicd.messages import short
@@ -71,19 +71,26 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
     try:
         if current is None:
             raise CicdError("no current release")
-        with timeline.step("restart", f"restart the {target.env} app"):
-            target.runtime.restart()
-        readiness = wait_until_ready(
-            target, timeline, f"wait until {short(current)} is ready"
-        )
+        label = f"wait until {short(current)} is ready"
+        if target.proxied:
+            # Start it on a slot (or find it warm), get it ready, route to it.
+            routed = target.slots.routed()
+            running = target.slots.release(routed) if routed else None
+            go_live(
+                target, current, timeline, label=label, running=running, op="repair"
+            )
+        else:
+            with timeline.step("restart", f"restart the {target.env} app"):
+                target.runtime.restart()
+            readiness = wait_until_ready(target, timeline, label)
+            target.event(
+                "health",
+                sha=current,
+                detail=f"ready after {readiness.attempts} attempt(s), on repair",
+                durations={"readiness": readiness.seconds},
+            )
     except CicdError as error:
         return _undo(target, pending, current, found, error, timeline)
-    target.event(
-        "health",
-        sha=current,
-        detail=f"ready after {readiness.attempts} attempt(s), on repair",
-        durations={"readiness": readiness.seconds},
-    )
     done = f"restarted {short(current)}: it serves and is ready"
     _finish(target, pending, current)
     target.event("repair", sha=current, detail=f"{found}; {done}")

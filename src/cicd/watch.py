@@ -425,6 +425,12 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
         for target in hosts:
             _validate(target, sha, states[target])
         notifier.send(messages.ci_passed(env, sha, url))
+        for target in running:
+            if target.proxied:
+                # No rollback will need the previous release warm any more.
+                stopped = target.slots.retire()
+                if stopped:
+                    notifier.say(f"{env}: {stopped}: CI passed")
         return
     if verdict == SUPERSEDED:
         notifier.send(messages.ci_superseded(env, sha, detail, url))

@@ -179,3 +179,84 @@ def test_a_websocket_open_across_a_switch_is_drained(bluegreen: Project) -> None
     again = upgrade(port)
     assert ask(again) == b"v2 ok"
     again.close()
+
+
+def use_local_ci(project: Project, command: str) -> None:
+    """Blue/green, with a local CI command as the verdict."""
+    project.write(
+        f"""
+        [tool.cicd.ci]
+        provider = "local"
+        command = "{command}"
+        deadline = 60
+        """,
+        proxy="haproxy",
+    )
+
+
+def test_ci_failure_switches_back_to_the_warm_slot_with_no_restart(
+    project: Project,
+) -> None:
+    use_local_ci(project, "true")
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    assert invoke("watch", "--sha", v1).returncode == 0  # CI passes: validated
+    first = slot_of(project)
+    warm_pid = slot_pid(project, first)
+    use_local_ci(project, "false")
+    v2 = project.repo.commit("v2")
+    deploy(project, v2)
+    assert slot_pid(project, first) == warm_pid  # v1 kept running, warm
+    with Load(project.url(), workers=8, seconds=60) as load:
+        time.sleep(0.2)
+        started = time.monotonic()
+        watched = invoke("watch", "--sha", v2)
+        seconds = time.monotonic() - started
+        time.sleep(0.2)
+    assert watched.returncode == 0, watched.stderr + watched.stdout
+    assert load.tally.failed == 0 and load.tally.sent > 50, load.tally.line()
+    assert get(project.url()) == "v1 ok"
+    # The same process serves v1 again: a switch back, no restart.
+    assert slot_of(project) == first and slot_pid(project, first) == warm_pid
+    second = "green" if first == "blue" else "blue"
+    assert slot_pid(project, second) is None  # the failed release was stopped
+    assert seconds < 60
+
+
+def test_ci_pass_stops_the_previous_slot(project: Project) -> None:
+    use_local_ci(project, "true")
+    deploy(project, project.repo.commit("v1"))
+    first = slot_of(project)
+    v2 = project.repo.commit("v2")
+    deploy(project, v2)
+    assert slot_pid(project, first) is not None
+    watched = invoke("watch", "--sha", v2)
+    assert watched.returncode == 0, watched.stderr
+    assert "stopped the" in watched.stdout + watched.stderr
+    assert slot_pid(project, first) is None
+    assert get(project.url()) == "v2 ok"
+
+
+@pytest.mark.parametrize(
+    ("point", "serves"), [("restarted", "v1"), ("ready", "v1"), ("switched", "v2")]
+)
+def test_an_interrupted_switch_is_settled_by_the_next_command(
+    bluegreen: Project, point: str, serves: str
+) -> None:
+    v1 = bluegreen.repo.commit("v1")
+    deploy(bluegreen, v1)
+    v2 = bluegreen.repo.commit("v2")
+    killed = invoke("deploy.preprod", "--sha", v2, env={"CICD_FAILPOINT": point})
+    assert killed.returncode in (-9, 137), killed.stderr
+    assert (bluegreen.root / "preprod" / "intent").exists()
+    assert get(bluegreen.url()) == "v1 ok"  # haproxy never left v1
+    with Load(bluegreen.url(), workers=4, seconds=60) as load:
+        repaired = invoke("status", "--repair", "--env", "preprod")
+    assert repaired.returncode == 0, repaired.stderr + repaired.stdout
+    assert load.tally.failed == 0, load.tally.line()
+    assert not (bluegreen.root / "preprod" / "intent").exists()
+    assert get(bluegreen.url()) == f"{serves} ok"
+    status = invoke("status", "--env", "preprod", "--json")
+    document = json.loads(status.stdout)
+    row = document["hosts"][0] if "hosts" in document else document
+    assert not row["drift"] and row["healthy"], row
