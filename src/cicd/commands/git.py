@@ -66,3 +66,17 @@ def export(repo: str, sha: str, destination: str) -> Command:
         sha,
         destination,
     )
+
+
+def commit_times(repo: str, *shas: str) -> Command:
+    """Print ``sha time`` (committer time, Unix seconds) for each sha git knows.
+
+    One round trip for many shas; an unknown one prints nothing rather than failing
+    the others (the report then leaves its lead time out).
+    """
+    return sh(
+        'r="$1"; shift; for s in "$@"; do '
+        'git -C "$r" log -1 --format="%H %ct" "$s" -- 2>/dev/null; done; true',
+        repo,
+        *shas,
+    )
