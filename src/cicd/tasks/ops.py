@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from invoke.tasks import task
@@ -10,6 +11,7 @@ from invoke.exceptions import Exit
 from cicd.tasks._common import (
     emit_json,
     env_names,
+    host_row,
     notifier,
     reported,
     target,
@@ -22,22 +24,28 @@ from cicd.tasks._common import (
         "env": "Environment to roll back (default: preprod).",
         "to": "A kept release (sha or prefix). Default: the newest validated, not bad.",
         "json": "Print the result as JSON on stdout.",
+        "lock_wait": "Seconds to wait for another deploy's or rollback's lock to be "
+        "released (default: 0); a manual lock is never waited for.",
     }
 )
-def rollback(c: Any, env: str = "preprod", to: str = "", json: bool = False) -> None:
+def rollback(
+    c: Any, env: str = "preprod", to: str = "", json: bool = False, lock_wait: float = 0
+) -> None:
     """Roll back to a kept release: switch, restart, wait until ready.
 
     Needs no network: the release and its dependencies are already on the host. The
     abandoned release is marked bad so no later rollback picks it.
     """
-    with reported():
+    with reported("rollback" if json else "", env):
+        from cicd import lock
         from cicd.rollback import rollback as do_rollback
 
         hosts = targets(c, env)
-        done = do_rollback(hosts, notifier(hosts[0]), to=to or None)
+        with lock.waiting(lock_wait):
+            done = do_rollback(hosts, notifier(hosts[0]), to=to or None)
         if json:
-            results = {t.runner.host: r.as_dict() for t, r in zip(hosts, done)}
-            emit_json(results[hosts[0].runner.host] if len(hosts) == 1 else results)
+            rows = [host_row(t, **r.as_dict()) for t, r in zip(hosts, done)]
+            emit_json("rollback", rows, env=env, sha=done[0].sha if done else None)
 
 
 @task(
@@ -72,13 +80,13 @@ def health(
     With --url, public URLs are checked from here as a visitor would (confirmed
     failures alerted), so a VM that is down is noticed from outside.
     """
-    with reported():
+    with reported("health" if json else "", env or None):
         from cicd.errors import UsageError
         from cicd.status import health_line
 
         if env and all:
             raise UsageError("give --env NAME or --all, not both")
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
         if url:
             results.update(_outside(c, url, bool(env or all or monitor), json))
         for name in [] if url else [env] if env else env_names():
@@ -91,13 +99,15 @@ def health(
                 else:
                     (ok, reason), skipped = health_line(t), False
                 label = name if not t.runner.remote else f"{name}@{t.runner.host}"
-                results[label] = {"ok": ok, "detail": reason}
+                results[label] = host_row(t, ok=ok, detail=reason)
                 if not json:
                     word = "skipped" if skipped else "ok" if ok else "FAIL"
                     print(f"{label}: {word} — {reason}")
-        if json:
-            emit_json(results)
         failed = [name for name, r in results.items() if not r["ok"]]
+        if json:
+            rows = list(results.values())
+            unhealthy = f"unhealthy: {', '.join(failed)}" if failed else None
+            emit_json("health", rows, env=env or None, ok=not failed, error=unhealthy)
         if failed:
             raise Exit(f"unhealthy: {', '.join(failed)}", code=1)
 
@@ -141,7 +151,7 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
     SERVING is asked of the running process (or container), not of the current
     symlink; a mark (!) and a failed health say they differ. --repair fixes that.
     """
-    with reported():
+    with reported("status" if json else "", env or None):
         from cicd.status import env_status, format_status
 
         names = [env] if env else env_names()
@@ -154,39 +164,44 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
                 with lock.hold(hosts, "repair"):
                     for t in hosts:
                         done = do_repair(t, notifier(t), thorough=True)
-                        print(f"{name}: {done or 'nothing to repair'}")
+                        said = f"{name}: {done or 'nothing to repair'}"
+                        # With --json, stdout is the JSON document alone.
+                        print(said, file=sys.stderr if json else sys.stdout)
         rows = [env_status(t) for name in names for t in targets(c, name)]
         if json:
-            emit_json(rows)
+            emit_json("status", rows, env=env or None)
         else:
             print(format_status(rows))
 
 
 @task(help={"env": "Environment (default: preprod).", "json": "Print JSON."})
 def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
-    """List kept releases, newest first, with current / validated / bad flags."""
-    with reported():
+    """List kept releases, newest first: when and by whom deployed, CI, flags, subject.
+
+    Flags: current, previous, validated, bad. The commit's link is shown when the
+    GitHub repository is known (ci.repository or $GITHUB_REPOSITORY), and the CI
+    run's when the watcher recorded one.
+    """
+    with reported("releases" if json else "", env):
+        from cicd.audit import format_releases
         from cicd.status import releases_rows
 
         hosts = targets(c, env)
-        import sys
 
         def warn(line: str) -> None:
             print(line, file=sys.stderr)
 
-        by_host = {t.runner.host: releases_rows(t, warn) for t in hosts}
+        by_host = [(t, releases_rows(t, warn)) for t in hosts]
         if json:
-            emit_json(by_host if len(hosts) > 1 else by_host[hosts[0].runner.host])
+            rows = [host_row(t, releases=found) for t, found in by_host]
+            emit_json("releases", rows, env=env)
             return
-        for host, rows in by_host.items():
+        for t, found in by_host:
             if len(hosts) > 1:
-                print(f"{host}:")
-            for row in rows:
-                flags = [
-                    k for k in ("current", "previous", "validated", "bad") if row[k]
-                ]
-                print(f"{row['sha'][:12]}  {' '.join(flags)}")
-            if not rows:
+                print(f"{t.runner.host}:")
+            for line in format_releases(found):
+                print(line)
+            if not found:
                 print(f"{env}: no releases")
 
 
