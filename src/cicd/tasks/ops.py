@@ -42,7 +42,7 @@ def rollback(
 
         hosts = targets(c, env)
         with lock.waiting(lock_wait):
-            done = do_rollback(hosts, notifier(hosts[0]), to=to or None)
+            done = do_rollback(hosts, notifier(hosts[0], hosts), to=to or None)
         if json:
             rows = [host_row(t, **r.as_dict()) for t, r in zip(hosts, done)]
             emit_json("rollback", rows, env=env, sha=done[0].sha if done else None)
@@ -203,6 +203,52 @@ def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
                 print(line)
             if not found:
                 print(f"{env}: no releases")
+
+
+@task(
+    help={
+        "env": "Environment (default: preprod).",
+        "follow": "Then print each new line as the app writes it, until Ctrl-C.",
+        "lines": "How many of the last lines to print (default: 50).",
+    }
+)
+def logs(c: Any, env: str = "preprod", follow: bool = False, lines: str = "50") -> None:
+    """Print the app's last log lines; with -f, follow them (here or with fab -H).
+
+    Under supervisord it is the app's output file (<env>/logs/app.log, or the live
+    slot's behind haproxy); under compose, the container's log. With configured
+    hosts each host's lines come under its name; follow one with fab -H HOST logs -f.
+    """
+    with reported():
+        import sys
+
+        from cicd.errors import CicdError, UsageError, clip
+        from cicd.redact import redact
+
+        count = int(lines) if lines.strip().isdigit() else 0
+        if count <= 0:
+            raise UsageError(
+                f"--lines must be a whole number above 0, got {clip(lines, 40)!r}"
+            )
+        hosts = targets(c, env)
+        if follow and len(hosts) > 1:
+            raise UsageError(
+                f"--follow follows one host and {env} has {len(hosts)}: "
+                f"fab -H {hosts[0].runner.host} logs --env {env} --follow"
+            )
+        for t in hosts:
+            if len(hosts) > 1:
+                print(f"==> {t.runner.host} <==", flush=True)
+            if follow:
+                exited = t.runner.stream(t.runtime.follow(count))
+                if exited:
+                    raise CicdError(f"{env}: following the log ended (exit {exited})")
+                continue
+            text = redact(t.runtime.logs(count))
+            if text:
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            else:
+                print(f"{env}: the app has written nothing yet", file=sys.stderr)
 
 
 @task
