@@ -19,6 +19,7 @@ for _task in (
     ops.health,
     ops.status,
     ops.releases,
+    ops.logs,
     audit.audit,
     ops.down,
     setup.setup,
