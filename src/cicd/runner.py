@@ -7,9 +7,11 @@ SSH. Nothing else in :mod:`cicd` spawns a process on the target.
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from cicd.commands import Command
 from cicd.errors import CommandFailed, ConnectionLost
@@ -108,6 +110,41 @@ class Runner:
             raise CommandFailed(redact(line), result.exited, redact(result.stderr))
         return result
 
+    def stream(self, command: Command, out: TextIO | None = None) -> int:
+        """Run a command whose output goes to ``out`` as it comes, until it ends.
+
+        For output that never ends by itself (``tail -F``): Ctrl-C stops it. Over
+        SSH the command gets a pseudo-terminal, so that Ctrl-C reaches it and ends it
+        on the host too, instead of leaving it behind. Every line is redacted.
+
+        Args:
+            command: The built command.
+            out: Where its output goes (default: stdout); stderr goes to stderr.
+
+        Returns:
+            Its exit code; 0 when it was interrupted with Ctrl-C.
+        """
+        writer = _Redacting(out or sys.stdout)
+        errors = _Redacting(sys.stderr)
+        try:
+            raw = self.context.run(
+                command.render(),
+                hide=False,
+                warn=True,
+                in_stream=False,
+                pty=self.remote,
+                out_stream=writer,
+                err_stream=errors,
+            )
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            writer.close()
+            errors.close()
+        exited = int(raw.exited)
+        # Ctrl-C in a terminal signals the local command too: that is its way out.
+        return 0 if exited in (-signal.SIGINT, 128 + signal.SIGINT) else exited
+
     def ok(self, command: Command) -> bool:
         """Run a command and tell whether it exited 0 (never raises on failure)."""
         return self.run(command, check=False).ok
@@ -115,3 +152,34 @@ class Runner:
     def output(self, command: Command) -> str:
         """Run a command that must succeed and return its stripped stdout."""
         return self.run(command).stdout.strip()
+
+
+class _Redacting:
+    """A stream that writes whole lines through :func:`~cicd.redact.redact`.
+
+    A line is held until it ends, so a secret split across two writes is still
+    masked.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.held = ""
+
+    def write(self, text: str) -> int:
+        """Write every complete line now; keep the rest for the next write."""
+        self.held += text
+        if "\n" in self.held:
+            lines, self.held = self.held.rsplit("\n", 1)
+            self.out.write(redact(lines + "\n"))
+            self.out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are flushed as they end; a partial line waits for its end."""
+
+    def close(self) -> None:
+        """Write what is left (a last line without its newline)."""
+        if self.held:
+            self.out.write(redact(self.held))
+            self.held = ""
+        self.out.flush()
