@@ -81,6 +81,19 @@ http.server.ThreadingHTTPServer(ADDRESS, Handler).serve_forever()
 '''
 
 
+def distinct_ports(
+    repo: AppRepo,
+) -> tuple[dict[str, int], AppRepo, dict[str, tuple[int, int]]]:
+    """Free ports for both environments and their two slots, all different."""
+    ports: list[int] = []
+    while len(ports) < 6:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    envs = {"preprod": ports[0], "prod": ports[1]}
+    return envs, repo, {"preprod": (ports[2], ports[3]), "prod": (ports[4], ports[5])}
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -225,9 +238,7 @@ def project(
     project = Project(
         tmp_path / "cicd.toml",
         root,
-        {"preprod": free_port(), "prod": free_port()},
-        app_repo,
-        {env: (free_port(), free_port()) for env in ("preprod", "prod")},
+        *distinct_ports(app_repo),
     )
     project.write()
     monkeypatch.setenv("CICD_CONFIG", str(project.config_path))

@@ -32,6 +32,7 @@ from cicd import config
 from cicd.deploy import deploy_preprod, deploy_prod
 from cicd.messages import short
 from cicd.errors import CicdError
+from cicd.load import Load
 from cicd.notify import Notifier
 from cicd.runner import Runner
 from cicd.status import env_status, format_status
@@ -95,11 +96,32 @@ class Plan:
 
 @dataclass
 class Step:
-    """One line of the demo's timeline."""
+    """One line of the demo's timeline (and what the users' load saw meanwhile)."""
 
     name: str
     seconds: float = 0.0
     outcome: str = "failed"
+    load: str = ""
+
+
+def switch_mode(target: Target) -> str:
+    """One line: blue/green behind haproxy, or in-place restarts and how to change."""
+    if target.proxied:
+        return (
+            "switches: blue/green behind haproxy — the new release gets ready on the "
+            "idle slot before haproxy routes to it (no request should fail)"
+        )
+    return (
+        "switches: in place (haproxy not found: each deploy and rollback is a few "
+        "seconds down; `apt-get install haproxy` makes them zero-downtime)"
+    )
+
+
+@contextmanager
+def users_load(url: str) -> Iterator[Load]:
+    """A light, bounded load on the app across a deploy or rollback: 4 users."""
+    with Load(url, workers=4, seconds=900, pause=0.02) as load:
+        yield load
 
 
 class Steps:
@@ -196,6 +218,8 @@ def run(plan: Plan) -> tuple[list[Step], list[dict[str, Any]] | None]:
         prod = Target(Runner(Context()), settings, "prod")
         good = git(source, "rev-parse", "HEAD")
         where = f"127.0.0.1:{plan.ports[0]}"
+        print(f"\n{switch_mode(preprod)}", file=sys.stderr)
+        users = f"http://{where}/_stcore/health"
 
         with steps.step(f"deploy HEAD {short(good)} to preprod ({where})") as step:
             result = deploy_preprod([preprod], good, Notifier(preprod))
@@ -218,13 +242,17 @@ def run(plan: Plan) -> tuple[list[Step], list[dict[str, Any]] | None]:
         git(source, "commit", "-qam", plan.breakage.message)
         bad = git(source, "rev-parse", "HEAD")
         with steps.step(f"deploy {short(bad)}, a commit that breaks a test") as step:
-            result = deploy_preprod([preprod], bad, Notifier(preprod))
+            with users_load(users) as load:
+                result = deploy_preprod([preprod], bad, Notifier(preprod))
             step.outcome = f"{result.outcome}: live at once, CI pending"
+            step.load = load.tally.line()
         start_detached(preprod, bad)
         with steps.step(f"CI watcher on {short(bad)}: failure, rollback") as step:
-            journal = wait_for_verdict(preprod, bad, plan.verdict_timeout)
+            with users_load(users) as load:
+                journal = wait_for_verdict(preprod, bad, plan.verdict_timeout)
             running = preprod.current()
             step.outcome = f"CI {journal['verdict']} → running {short(running)}"
+            step.load = load.tally.line()
             if running != good:
                 raise CicdError(f"preprod was not rolled back to {short(good)}")
 
@@ -252,6 +280,8 @@ def report(plan: Plan, steps: list[Step], rows: list[dict[str, Any]] | None) -> 
     print(f"  {'step':<58} {'time':>7}  outcome")
     for step in steps:
         print(f"  {step.name:<58} {step.seconds:>6.1f}s  {step.outcome}")
+        if step.load:
+            print(f"  {'':<58} {'':>7}  users' load: {step.load}")
     total = sum(step.seconds for step in steps)
     print(f"  {'total':<58} {total:>6.1f}s")
     plan.root.mkdir(parents=True, exist_ok=True)

@@ -48,10 +48,17 @@ class Load:
         workers: Concurrent connections.
         seconds: Upper bound on how long it runs, whatever happens.
         timeout: Per-request timeout.
+        pause: Seconds each worker waits between requests (0: as fast as it can).
     """
 
     def __init__(
-        self, url: str, *, workers: int = 8, seconds: float = 120.0, timeout: float = 5
+        self,
+        url: str,
+        *,
+        workers: int = 8,
+        seconds: float = 120.0,
+        timeout: float = 5,
+        pause: float = 0.0,
     ) -> None:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -62,6 +69,7 @@ class Load:
         self.workers = max(1, min(workers, 64))
         self.seconds = seconds
         self.timeout = timeout
+        self.pause = pause
         self.tally = Tally()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -123,6 +131,8 @@ class Load:
                 if response.will_close:
                     conn.close()
                     conn = None
+                if self.pause:
+                    self._stop.wait(self.pause)
             except (OSError, http.client.HTTPException) as error:
                 self._count(type(error).__name__)
                 conn.close()

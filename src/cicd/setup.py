@@ -29,7 +29,7 @@ from pathlib import Path
 from posixpath import join
 from typing import TYPE_CHECKING
 
-from cicd.commands import files
+from cicd.commands import cmd, files
 from cicd.commands.prepare import (
     chmod,
     command_path,
@@ -189,6 +189,9 @@ def run_setup(
         compose_group = [t for t in group if t.settings.runtime.kind == "compose"]
         if compose_group:
             _check_compose(run, compose_group[0])
+        proxied = [t for t in group if t.settings.proxy.kind != "none"]
+        if proxied:
+            _check_proxy(run, proxied[0])
     if len(supervised) > 1:
         run.add(
             Check(
@@ -471,6 +474,31 @@ def _check_unit(run: _Run, t: Target, program: str, conf: str) -> None:
     )
 
 
+def _check_proxy(run: _Run, t: Target) -> None:
+    """haproxy for zero-downtime switches: needed by ``haproxy``, hoped by ``auto``."""
+    program = t.settings.proxy.haproxy
+    found = t.runner.run(cmd(program, "-v"), check=False)
+    if found.ok:
+        version = (found.stdout.strip().splitlines() or ["haproxy"])[0]
+        run.add(Check("haproxy", OK, f"{version}: blue/green deploys, no downtime"))
+        return
+    required = t.settings.proxy.kind == "haproxy"
+    run.add(
+        Check(
+            "haproxy",
+            MISSING,
+            f"{program} not found: "
+            + (
+                "proxy.kind = 'haproxy' needs it"
+                if required
+                else "deploys restart the app in place (a few seconds down)"
+            ),
+            ("apt-get install haproxy   # as root",),
+            blocking=required,
+        )
+    )
+
+
 def _check_compose(run: _Run, t: Target) -> None:
     """A Docker engine that answers and a compose, v2 or v1."""
     from cicd.runtime.compose import ComposeRuntime
@@ -685,6 +713,9 @@ def _start_locked(t: Target) -> Started:
     if not sha:
         return Started(t.env, None, None, "never deployed: skipped")
     t.runtime.preflight()
+    # Behind haproxy: haproxy first (it routes to the slot the last switch chose),
+    # then that slot's app.
+    proxy = t.slots.ensure_proxy() if t.proxied else []
     before = t.runtime.status()
     timeline = Timeline(lambda line: None)
     t.runtime.start()
@@ -704,6 +735,8 @@ def _start_locked(t: Target) -> Started:
         durations={"readiness": readiness.seconds},
     )
     how = "already running" if before == "RUNNING" else f"started (was {before})"
+    if proxy:
+        how += f"; {'; '.join(proxy)}"
     return Started(
         t.env, sha, True, f"{short(sha)} {how}, ready after {readiness.seconds:.1f}s"
     )

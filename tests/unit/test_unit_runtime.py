@@ -88,7 +88,12 @@ def script_call(argv: list[str], marker: str) -> list[str] | None:
 
 
 def target_for(tmp_path: Path, context: FakeContext, **table: Any) -> Target:
-    """Build the preprod Target of a configuration table, on a fake context."""
+    """Build the preprod Target of a configuration table, on a fake context.
+
+    In-place restarts unless the table says otherwise: whether this machine has
+    haproxy must not change what these tests see.
+    """
+    table.setdefault("proxy", {"kind": "none"})
     settings = from_table(table, project_dir=tmp_path)
     return Target(Runner(context), settings, "preprod")
 

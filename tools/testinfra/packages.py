@@ -22,6 +22,8 @@ PACKAGES = (
     "docker.io",
     "docker-compose",
     "busybox-static",
+    # The zero-downtime proxy (blue/green deploys); its service is held back.
+    "haproxy",
 )
 #: apt's hook that tells maintainer scripts whether to start services.
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
