@@ -293,3 +293,52 @@ def test_every_json_has_one_shape_and_rollback_errors_are_json(
     assert document(watched, "watch")["resumed"] == []
     bad_wait = invoke("watch", "--sha", sha, "--lock-wait", "soon")
     assert bad_wait.returncode == 2 and "must be a number of seconds" in bad_wait.stderr
+
+
+@pytest.mark.slow
+def test_a_frozen_environment_keeps_its_verdict_until_the_lock_is_lifted(
+    project: Project,
+) -> None:
+    project.write("""
+        [tool.cicd.ci]
+        provider = "local"
+        command = "true"
+        deadline = 60
+        """)
+    sha = project.repo.commit("v1")
+    assert invoke("deploy.preprod", "--sha", sha).returncode == 0
+    reason = "investigating a slow query"
+    assert invoke("lock.acquire", "--reason", reason).returncode == 0
+
+    watched = invoke("watch", "--sha", sha, "--lock-wait", "30")
+    assert watched.returncode == 3, watched.stderr
+    assert f"the CI verdict for {sha[:7]} waits" in watched.stderr
+    assert "preprod is frozen by a manual lock of" in watched.stderr
+    assert reason in watched.stderr
+    validated = project.root / "preprod" / "validated"
+    assert not validated.exists()
+
+    lifted = document(invoke("lock.release", "--json"), "lock.release")
+    assert lifted["resumed"] == [sha]  # the refused verdict is acted on now
+    deadline = time.monotonic() + 60
+    while not validated.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert validated.read_text().strip() == sha
+
+
+def test_a_stale_lock_another_run_is_breaking_is_left_to_it(project: Project) -> None:
+    from cicd import lock as locks
+    from cicd.errors import LockHeld
+
+    target = project.target()
+    target.ensure_dirs()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = {"actor": "ada", "host": socket.gethostname(), "pid": dead.pid}
+    path = Path(target.paths.lock)
+    (path / ".breaking").mkdir(parents=True)  # claimed by a run still at work
+    (path / "details").write_text(json.dumps({**stale, "why": "deploy"}))
+    with pytest.raises(LockHeld, match="locked by ada"):
+        locks.acquire(target, locks.holder("deploy", None))
+    assert json.loads((path / "details").read_text())["actor"] == "ada"
+    assert not (project.root / "preprod" / "ledger.jsonl").exists()  # nothing said
