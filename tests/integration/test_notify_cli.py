@@ -13,6 +13,7 @@ from werkzeug import Request, Response
 
 from cicd.notify import COLOURS
 from tests.conftest import Project, invoke
+from tests.integration.test_ssh import Hosts, fab, host_tables
 
 HOOK = "/api/webhooks/42/n0tify-s3cret"
 #: A laptop, not a workflow run: no GitHub variables leak in from the caller.
@@ -174,3 +175,20 @@ def test_deploy_messages_link_the_runs_and_say_ci_only_when_watched(
     assert "URL: https://mangetamain.example" in content
     assert f"127.0.0.1:{project.ports['prod']}" not in content
     assert "URL: https://mangetamain.example" in prod.stderr  # the console too
+
+
+def test_fab_deploy_messages_name_the_host(
+    project: Project, discord: Discord, ssh_hosts: Hosts
+) -> None:
+    fleet = ssh_hosts(1)
+    host_tables(project, fleet)
+    sha = project.repo.commit("v1")
+
+    deployed = fab(fleet, "-H", "h1", "deploy.preprod", "--sha", sha, env=discord.env)
+
+    assert deployed.returncode == 0, deployed.stderr
+    started, succeeded = discord.bodies[-2:]
+    for body in (started, succeeded):
+        assert body["content"].endswith("\nHost: h1")
+        fields = {f["name"]: f["value"] for f in body["embeds"][0]["fields"]}
+        assert fields["Host"] == "h1"
