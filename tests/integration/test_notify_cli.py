@@ -13,7 +13,7 @@ from werkzeug import Request, Response
 
 from cicd.notify import COLOURS
 from tests.conftest import Project, invoke
-from tests.integration.test_ssh import Hosts, fab, host_tables
+from tests.integration.test_ssh import Hosts, fab, fleet_config, host_tables
 
 HOOK = "/api/webhooks/42/n0tify-s3cret"
 #: A laptop, not a workflow run: no GitHub variables leak in from the caller.
@@ -192,3 +192,19 @@ def test_fab_deploy_messages_name_the_host(
         assert body["content"].endswith("\nHost: h1")
         fields = {f["name"]: f["value"] for f in body["embeds"][0]["fields"]}
         assert fields["Host"] == "h1"
+
+
+def test_a_fleet_deploy_names_every_host(
+    project: Project, discord: Discord, ssh_hosts: Hosts
+) -> None:
+    fleet = ssh_hosts(2)
+    fleet_config(project, fleet)
+    sha = project.repo.commit("v1")
+
+    deployed = invoke("deploy.preprod", "--sha", sha, env=discord.env)
+
+    assert deployed.returncode == 0, deployed.stderr
+    succeeded = discord.bodies[-1]
+    assert succeeded["content"].endswith("\nHosts: h1, h2")
+    fields = {f["name"]: f["value"] for f in succeeded["embeds"][0]["fields"]}
+    assert fields["Hosts"] == "h1, h2"
