@@ -68,11 +68,16 @@ def logs(
 
 
 def inspect_release(container: str) -> Command:
-    """Print the release a container was created for (its ``CICD_RELEASE``)."""
+    """Print what names a container's release: its bind mounts' sources, then env.
+
+    The release directory is bind-mounted (``${CICD_RELEASE}/...``), so a mount's
+    source names it even when the compose file does not pass ``CICD_RELEASE`` on.
+    """
     return cmd(
         "docker",
         "inspect",
         "--format",
+        "{{range .Mounts}}mount={{println .Source}}{{end}}"
         "{{range .Config.Env}}{{println .}}{{end}}",
         container,
     )

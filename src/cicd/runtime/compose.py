@@ -147,7 +147,12 @@ class ComposeRuntime:
         if not result.ok or not container:
             return ""
         env = self.runner.run(compose.inspect_release(container[0]), check=False)
-        for line in env.stdout.splitlines():
+        lines = env.stdout.splitlines()
+        for line in lines:
+            source = line.removeprefix("mount=")
+            if line.startswith("mount=") and self.paths.release_of(source):
+                return source
+        for line in lines:
             if line.startswith("CICD_RELEASE="):
                 return line.removeprefix("CICD_RELEASE=")
         return ""
