@@ -81,11 +81,6 @@ class Flushed:
     kept: int = 0
 
 
-def public_url(settings: EnvSettings) -> str:
-    """The address users open: ``public_url``, else the health ``url``."""
-    return settings.public_url or settings.url
-
-
 def commit_url(settings: EnvSettings, sha: str) -> str:
     """The commit's page on GitHub, or ``""`` when the repository is unknown."""
     repository = settings.ci.repository or os.environ.get("GITHUB_REPOSITORY", "")

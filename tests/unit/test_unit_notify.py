@@ -8,6 +8,7 @@ outbox is a real file under ``tmp_path`` written by a real ``invoke.Context``. O
 from __future__ import annotations
 
 import io
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -460,3 +461,41 @@ def test_secrets_are_redacted_in_the_embed_too(
     request, _ = httpserver.log[0]
     assert TOKEN not in request.get_data(as_text=True)
     assert embeds(httpserver)[0]["description"] == "while posting to ***"
+
+
+def test_a_torn_outbox_line_is_skipped_and_an_unknown_time_said(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer
+) -> None:
+    outbox = Path(notifier.target.paths.outbox)
+    outbox.parent.mkdir(parents=True)
+    old = {"payload": {"content": "from an older version"}}
+    outbox.write_text('{"time": "2026-12-0\n' + json.dumps(old) + "\n")
+    accept(httpserver)
+
+    assert notifier.flush_outbox().delivered == 1
+
+    (content,) = posted(httpserver)
+    assert content == "⏰ Delayed: first sent at an unknown time\nfrom an older version"
+    assert notifier.requeue() == 0  # nothing was set aside
+
+
+def test_without_a_webhook_flush_only_counts(tmp_path: Path) -> None:
+    notifier = Notifier(make_target(tmp_path), console=io.StringIO())
+
+    assert notifier.flush_outbox().kept == 0
+
+
+def test_rate_limited_past_the_longest_wait_goes_to_the_outbox(
+    webhook: str, tmp_path: Path, httpserver: HTTPServer, waits: list[float]
+) -> None:
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
+        "", status=429, headers={"Retry-After": "60"}
+    )
+    notifier = Notifier(
+        make_target(tmp_path), console=io.StringIO(), sleep=waits.append
+    )
+
+    assert notifier.send("✅ done") is False
+
+    assert waits == [] and notifier.rejected() == []
+    assert [e["payload"]["content"] for e in notifier.pending()] == ["✅ done"]
