@@ -14,7 +14,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,8 +26,10 @@ from cicd.deploy import DeployFailed
 from cicd.load import Load
 from cicd.notify import Notifier
 from cicd.rollback import rollback
-from tests.conftest import Project, invoke
+from tests.conftest import Project, free_port, invoke
 from tests.integration.test_deploy import deploy, get, ledger
+from tests.integration.test_ssh import BIN, fab
+from tools.testinfra.sshd import SshFleet
 
 pytestmark = [
     pytest.mark.slow,
@@ -260,3 +264,55 @@ def test_an_interrupted_switch_is_settled_by_the_next_command(
     document = json.loads(status.stdout)
     row = document["hosts"][0] if "hosts" in document else document
     assert not row["drift"] and row["healthy"], row
+
+
+def test_a_fleet_switches_one_host_at_a_time_over_ssh(
+    project: Project, ssh_hosts: Callable[[int], SshFleet]
+) -> None:
+    """Two hosts over real sshd, batch = 1: each host behind its own haproxy."""
+    fleet = ssh_hosts(2)
+    names = [host.name for host in fleet.hosts]
+    tables = ""
+    for host in fleet.hosts:
+        tables += f"""
+        [tool.cicd.host.{host.name}]
+        root = "{project.root / host.name}"
+        python = "{sys.executable}"
+        url = "http://{host.address}:{{port}}"
+        proxy.blue_port = {free_port()}
+        proxy.green_port = {free_port()}
+        [tool.cicd.host.{host.name}.runtime]
+        supervisord = "{BIN / 'supervisord'}"
+        supervisorctl = "{BIN / 'supervisorctl'}"
+        """
+    project.write(
+        tables,
+        preprod=f'hosts = {names!r}\nssh_config = "{fleet.ssh_config}"\nbatch = 1',
+        proxy="haproxy",
+    )
+    port = project.ports["preprod"]
+    urls = [f"http://{host.address}:{port}/" for host in fleet.hosts]
+    v1 = project.repo.commit("v1")
+    first = invoke("deploy.preprod", "--sha", v1)
+    assert first.returncode == 0, first.stderr
+    v2 = project.repo.commit("v2")
+    with (
+        Load(urls[0], workers=4, seconds=120) as one,
+        Load(urls[1], workers=4, seconds=120) as two,
+    ):
+        second = invoke("deploy.preprod", "--sha", v2)
+    assert second.returncode == 0, second.stderr
+    for load in (one, two):
+        assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()
+    assert [requests.get(url, timeout=5).text.strip() for url in urls] == ["v2 ok"] * 2
+    switches = []
+    for name in names:
+        lines = (project.root / name / "preprod" / "ledger.jsonl").read_text()
+        events = [json.loads(line) for line in lines.splitlines()]
+        switches += [(e["time"], name) for e in events if e["event"] == "switch"]
+    # batch = 1: h1 switched (and got ready) before h2 started its switch.
+    assert [name for _, name in sorted(switches)][-2:] == names
+    rolled = fab(fleet, "-H", names[0], "rollback", "--env", "preprod", "--to", v1)
+    assert rolled.returncode == 0, rolled.stderr
+    assert requests.get(urls[0], timeout=5).text.strip() == "v1 ok"
+    assert "switching back" in rolled.stdout + rolled.stderr
