@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cicd import intent
+from cicd.config import SLOTS
 from cicd.health import run_round
 from cicd.lock import describe
 from cicd.messages import short
@@ -81,7 +83,56 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
             for e in state.events[-events:]
         ],
         "warnings": list(state.warnings),
+        "slots": slots_status(target) if state.current else None,
     }
+
+
+def slots_status(target: Target) -> dict[str, Any] | None:
+    """Behind haproxy: each slot's release and state, which one is routed, the warm.
+
+    None when the environment restarts in place.
+    """
+    if not target.proxied:
+        return None
+    slots = target.slots
+    warm = slots.warm() or {}
+    until = warm.get("until")
+    return {
+        "routed": slots.routed(),
+        **{
+            slot: {
+                "release": slots.release(slot),
+                "state": slots.runtime(slot).status(),
+            }
+            for slot in SLOTS
+        },
+        "warm_until": (
+            datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if isinstance(until, (int, float))
+            else None
+        ),
+    }
+
+
+def format_slots(env: str, slots: dict[str, Any]) -> str:
+    """One line: ``preprod slots: blue a1b2c3d RUNNING (routed) · green ...``."""
+    parts = []
+    for slot in SLOTS:
+        info = slots[slot]
+        role = (
+            "routed"
+            if slots["routed"] == slot
+            else (
+                ("warm until " + slots["warm_until"][11:19])
+                if slots["warm_until"] and info["state"] == "RUNNING"
+                else ""
+            )
+        )
+        parts.append(
+            f"{slot} {short(info['release'])} {info['state']}"
+            + (f" ({role})" if role else "")
+        )
+    return f"  {env} slots: " + " · ".join(parts)
 
 
 def format_status(rows: list[dict[str, Any]]) -> str:
@@ -100,6 +151,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
             f"{'ok' if row['healthy'] else 'FAIL':<6} {row['lock'] or '-'}"
         )
     for row in rows:
+        if row.get("slots"):
+            lines.append(format_slots(row["env"], row["slots"]))
         if not row["healthy"] and row["current"]:
             lines.append(f"  {row['env']} health: {row['health']}")
         for warning in row["warnings"]:

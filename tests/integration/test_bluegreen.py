@@ -316,3 +316,20 @@ def test_a_fleet_switches_one_host_at_a_time_over_ssh(
     assert rolled.returncode == 0, rolled.stderr
     assert requests.get(urls[0], timeout=5).text.strip() == "v1 ok"
     assert "switching back" in rolled.stdout + rolled.stderr
+
+
+def test_status_shows_both_slots_and_which_is_routed(bluegreen: Project) -> None:
+    v1 = bluegreen.repo.commit("v1")
+    deploy(bluegreen, v1)
+    v2 = bluegreen.repo.commit("v2")
+    deploy(bluegreen, v2)
+    table = invoke("status", "--env", "preprod")
+    assert table.returncode == 0, table.stderr
+    line = next(x for x in table.stdout.splitlines() if "slots:" in x)
+    live = slot_of(bluegreen)
+    assert f"{live} {v2[:7]} RUNNING (routed)" in line, line
+    assert f"{v1[:7]} RUNNING (warm until" in line, line
+    document = json.loads(invoke("status", "--env", "preprod", "--json").stdout)
+    row = document["hosts"][0] if "hosts" in document else document
+    assert row["slots"]["routed"] == live
+    assert row["slots"][live] == {"release": v2, "state": "RUNNING"}
