@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, Project, invoke, invoke_argv
-from tests.integration.test_ssh import Hosts, fab, host_tables
+from tests.integration.test_ssh import Hosts, fab, fleet_config, host_tables
 from tools.testinfra.sshd import SshFleet
 
 
@@ -166,3 +166,21 @@ def tails_of(log: Path) -> list[str]:
         ["pgrep", "-f", f"tail -n 1 -F -- {log}"], capture_output=True, text=True
     )
     return found.stdout.split()
+
+
+def test_a_fleet_shows_each_hosts_lines_under_its_name(
+    project: Project, ssh_hosts: Hosts
+) -> None:
+    fleet = ssh_hosts(2)
+    fleet_config(project, fleet)
+    sha = project.repo.commit("v1")
+    assert invoke("deploy.preprod", "--sha", sha).returncode == 0
+    for host in fleet.hosts:
+        log = project.root / host.name / "preprod" / "logs" / "app.log"
+        with log.open("a") as app:
+            app.write(f"on {host.name}\n")
+
+    shown = invoke("logs", "--lines", "1")
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "==> h1 <==\non h1\n==> h2 <==\non h2\n"
