@@ -35,6 +35,7 @@ from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
 from bench_runner import bench_runner
 from bench_watch import bench_watch
+from bench_zero_downtime import bench_zero_downtime
 
 BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "deploy": bench_deploy,
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "app": bench_app,
     "fleet": bench_fleet,
     "compose-rollback": bench_compose_rollback,
+    "zero-downtime": bench_zero_downtime,
     "demo": bench_demo,
 }
 OPT_IN = {"demo"}

@@ -792,21 +792,8 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
         "blue_port": data["proxy"]["blue_port"] or data["port"] + 10000,
         "green_port": data["proxy"]["green_port"] or data["port"] + 20000,
     }
-    ports = {
-        "port": data["port"],
-        **{f"proxy.{s}_port": proxy[f"{s}_port"] for s in SLOTS},
-    }
-    for key, value in ports.items():
-        if value > 65535:
-            raise ConfigError(
-                f"{where}.{key}: {value} is past 65535 (set proxy.blue_port and "
-                "proxy.green_port)"
-            )
-    if len(set(ports.values())) < len(ports):
-        raise ConfigError(
-            f"{where}: port, proxy.blue_port and proxy.green_port must differ "
-            f"(got {', '.join(f'{k}={v}' for k, v in ports.items())})"
-        )
+    if proxy["kind"] != "none":
+        _check_slot_ports(data["port"], proxy, where)
     tables = {"runtime": runtime, "proxy": proxy}
     sections = {
         key: _section(
@@ -818,6 +805,23 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     }
     result: EnvSettings = _section(EnvSettings, data, name=name, url=url, **sections)
     return result
+
+
+def _check_slot_ports(port: int, proxy: dict[str, Any], where: str) -> None:
+    """The two slots' ports (derived or given) exist and differ from ``port``."""
+    ports = {"port": port, **{f"proxy.{s}_port": proxy[f"{s}_port"] for s in SLOTS}}
+    for key, value in ports.items():
+        if value > 65535:
+            raise ConfigError(
+                f"{where}.{key}: {value} is past 65535 (set proxy.blue_port and "
+                "proxy.green_port)"
+            )
+    if len(set(ports.values())) < len(ports):
+        shown = ", ".join(f"{k}={v}" for k, v in ports.items())
+        raise ConfigError(
+            f"{where}: port, proxy.blue_port and proxy.green_port must differ "
+            f"(got {shown})"
+        )
 
 
 def _health_check(url: str, check: dict[str, Any]) -> HealthCheck:

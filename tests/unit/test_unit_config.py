@@ -415,3 +415,21 @@ def test_the_ci_command_is_split_before_its_placeholders_are_filled() -> None:
 
     argv = command_argv("nox --envdir {envdir} -s lint", envdir="/srv/my app/ci-envs")
     assert argv == ["nox", "--envdir", "/srv/my app/ci-envs", "-s", "lint"]
+
+
+def test_slot_ports_derive_from_the_port_and_are_checked() -> None:
+    from cicd.config import ConfigError, from_table
+
+    settings = from_table({}, project_dir=Path("."))
+    assert settings.env("prod").proxy.slot_port("blue") == 18501
+    assert settings.env("prod").proxy.slot_port("green") == 28501
+    with pytest.raises(ConfigError, match="past 65535"):
+        from_table({"port": 50000, "proxy": {"kind": "haproxy"}}, project_dir=Path("."))
+    with pytest.raises(ConfigError, match="must differ"):
+        from_table(
+            {"proxy": {"kind": "haproxy", "blue_port": 9000, "green_port": 9000}},
+            project_dir=Path("."),
+        )
+    # In place, slot ports are never used: a high port is fine.
+    kept = from_table({"port": 50000, "proxy": {"kind": "none"}}, project_dir=Path("."))
+    assert kept.env("preprod").port == 50000
