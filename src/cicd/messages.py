@@ -234,7 +234,7 @@ def deploy_failed(
 def rolled_back(
     env: str, sha: str, abandoned: str | None, reason: str, host: str | None = None
 ) -> Message:
-    """A rollback is done and ready."""
+    """A rollback is done and ready (a reason that links a CI run keeps its link)."""
     where = f" on {host}" if host else ""
     return Message(
         f"🔄 {env.upper()} - Rolled back to {short(sha)}{where}"
@@ -242,6 +242,7 @@ def rolled_back(
         + f": {reason}",
         WARNING,
         sha=sha,
+        ci_url=getattr(reason, "ci_url", ""),
     )
 
 
@@ -303,9 +304,14 @@ def failed_jobs(failed: Sequence[str]) -> str:
     return "\nFailed: " + ", ".join(failed) if failed else ""
 
 
-def ci_failed_reason(sha: str, failed: Sequence[str], url: str) -> str:
+def ci_failed_reason(sha: str, failed: Sequence[str], url: str) -> Message:
     """Why the watcher rolls back (the rollback message's reason)."""
-    return f"CI failed for {short(sha)}{failed_jobs(failed)}{_link(url)}"
+    return Message(
+        f"CI failed for {short(sha)}{failed_jobs(failed)}{_link(url)}",
+        FAILURE,
+        sha=sha,
+        ci_url=url,
+    )
 
 
 def ci_failed_not_running(

@@ -66,3 +66,14 @@ def test_app_log_tail_keeps_the_last_lines_in_a_code_block() -> None:
         "line 29\nline 30\n`\u200b``oops`\u200b``\n```"
     )
     assert messages.app_log_tail("preprod", "\n\n") == ""
+
+
+def test_a_rollback_for_a_ci_failure_links_the_ci_run() -> None:
+    run = "https://github.example/acme/app/actions/runs/5"
+    reason = messages.ci_failed_reason(SHA, ["Tests"], run)
+
+    message = messages.rolled_back("preprod", "f" * 40, SHA, reason)
+
+    assert message.endswith(f"CI failed for 89abcde\nFailed: Tests\n{run}")
+    assert (message.outcome, message.sha, message.ci_url) == ("warning", "f" * 40, run)
+    assert messages.rolled_back("preprod", SHA, None, "by hand").ci_url == ""
