@@ -333,3 +333,21 @@ def test_status_shows_both_slots_and_which_is_routed(bluegreen: Project) -> None
     row = document["hosts"][0] if "hosts" in document else document
     assert row["slots"]["routed"] == live
     assert row["slots"][live] == {"release": v2, "state": "RUNNING"}
+
+
+def test_the_warm_window_ends_at_the_next_command_or_at_once(
+    project: Project,
+) -> None:
+    project.write(preprod="proxy.warm = 0.5", proxy="haproxy")
+    deploy(project, project.repo.commit("v1"))
+    first = slot_of(project)
+    deploy(project, project.repo.commit("v2"))
+    assert slot_pid(project, first) is not None  # warm, for 0.5 s
+    time.sleep(0.6)  # past the window: the next command stops the warm slot
+    done = invoke("deploy.preprod", "--sha", project.repo.commit("v3"))
+    assert done.returncode == 0, done.stderr
+    assert "its warm window ended" in done.stdout + done.stderr
+    project.write(preprod="proxy.warm = 0", proxy="haproxy")
+    before = slot_of(project)
+    deploy(project, project.repo.commit("v4"))
+    assert slot_pid(project, before) is None  # warm = 0: stopped at once
