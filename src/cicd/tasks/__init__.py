@@ -6,7 +6,7 @@ so ``invoke --list`` stays fast.
 
 from invoke.collection import Collection
 
-from cicd.tasks import audit, deploy, hooks, lock, notify, ops, setup, watch
+from cicd.tasks import audit, deploy, hooks, lock, notify, ops, report, setup, watch
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
@@ -21,6 +21,7 @@ for _task in (
     ops.releases,
     ops.logs,
     audit.audit,
+    report.report,
     ops.down,
     setup.setup,
     setup.start,

@@ -1,0 +1,73 @@
+"""The delivery dashboard: ``invoke report``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke.tasks import task
+
+from cicd.tasks._common import emit_json, env_names, host_row, reported, targets
+
+
+@task(
+    help={
+        "env": "One environment (default: all).",
+        "html": "Also write the dashboard as one self-contained HTML page here.",
+        "json": "Print the measures as JSON on stdout.",
+        "days": "The window, in days back from now (default: 30).",
+    }
+)
+def report(
+    c: Any, env: str = "", html: str = "", json: bool = False, days: str = "30"
+) -> None:
+    """Show the four DORA measures and availability per day, per environment.
+
+    Deployment frequency, lead time for changes (commit → serving), change failure
+    rate (CI-failed, rolled-back or not-ready deploys / deploys), time to restore,
+    and availability per day from the hourly monitor's checks (monitor.jsonl).
+    Computed from what each environment records on its host; nothing is changed.
+    With --html PATH the same figures, a timeline of deploys and rollbacks and the
+    charts go to one HTML page that needs no network (inline SVG, no script).
+    """
+    with reported("report" if json else "", env or None):
+        from pathlib import Path
+
+        from cicd.errors import UsageError, clip
+        from cicd.report import format_text, gather, write_html
+
+        window = int(days) if days.strip().isdigit() else 0
+        if window < 1:
+            raise UsageError(
+                "--days must be a whole number of days, at least 1, "
+                f"got {clip(days, 40)!r}"
+            )
+        page = Path(html) if html else None
+        if page is not None and page.is_dir():
+            raise UsageError(f"--html names a directory, not a file: {html}")
+        names = [env] if env else env_names()
+        pairs = []
+        for name in names:
+            first = targets(c, name)[0]
+            pairs.append((first, gather(first, days=window)))
+        reports = [found for _, found in pairs]
+        written = None
+        if page is not None:
+            try:
+                written = write_html(reports, page)
+            except OSError as error:
+                raise UsageError(
+                    f"cannot write --html {html}: {error.strerror or error}"
+                ) from None
+        if json:
+            rows = [host_row(t, **found.as_dict()) for t, found in pairs]
+            emit_json(
+                "report",
+                rows,
+                env=env or None,
+                days=window,
+                html=str(written) if written else None,
+            )
+            return
+        print(format_text(reports))
+        if written:
+            print(f"\ndashboard written to {written}")
