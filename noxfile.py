@@ -192,6 +192,7 @@ def demo(session: nox.Session) -> None:
     Deploys HEAD to preprod (127.0.0.1:8500), validates it with the local CI watcher,
     deploys a commit that breaks a test and watches the automatic rollback, then
     deploys the validated sha to prod (127.0.0.1:8501). Stop the apps: nox -s down.
+    Other ports: ``nox -s demo -- --port-base 9000`` (preprod 9000, prod 9001).
     """
     # nox itself goes in: the local CI watcher runs `nox -s app` on each release.
     session.install("-e", ".", "nox[uv]")

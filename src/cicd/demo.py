@@ -296,19 +296,72 @@ def report(plan: Plan, steps: list[Step], rows: list[dict[str, Any]] | None) -> 
     print(
         f"\nOpen the apps:  preprod http://127.0.0.1:{preprod}   "
         f"prod http://127.0.0.1:{prod}\n"
-        f"Look around:    CICD_CONFIG={plan.root}/cicd.toml invoke status\n"
+        f"Look around:    CICD_CONFIG={shown(plan.root / 'cicd.toml')} "
+        f"{shown(tasks_program())} status   (any task of invoke --list)\n"
         "Stop them:      nox -s down   (stops supervisord and every app it started)"
     )
 
 
-def main() -> int:
-    """Run the demo on this checkout; return the process exit code."""
+def tasks_program() -> Path:
+    """The ``cicd`` program of this venv: the tasks, runnable from any directory.
+
+    The demo runs in nox's venv, where the project (and so invoke) is installed; the
+    shell that ran ``nox`` may have neither, so a bare ``invoke`` would not work.
+    """
+    return Path(sys.executable).parent / "cicd"
+
+
+def shown(path: Path) -> str:
+    """``path`` for a shell: relative to the working directory when under it, quoted."""
+    import shlex
+
+    try:
+        return shlex.quote(str(path.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(path))
+
+
+def parse_ports(argv: list[str]) -> tuple[int, int]:
+    """The demo's ports from ``--port-base N``: preprod on N, prod on N + 1.
+
+    Raises:
+        CicdError: Not a port (exit 2, one line).
+    """
+    value = "8500"
+    if len(argv) == 2 and argv[0] == "--port-base":
+        value = argv[1]
+    elif len(argv) == 1 and argv[0].startswith("--port-base="):
+        value = argv[0].partition("=")[2]
+    elif argv:
+        value = ""  # anything else is a mistake, said in one line
+    base = int(value) if value.isdigit() else -1
+    if not 1024 <= base <= 65534:
+        from cicd.errors import UsageError
+
+        raise UsageError(
+            "usage: nox -s demo -- [--port-base N] (N from 1024 to 65534: preprod on "
+            "127.0.0.1:N, prod on N+1)"
+        )
+    return base, base + 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo on this checkout; return the process exit code.
+
+    Args:
+        argv: The demo's arguments (``nox -s demo -- ARGS``): ``--port-base N``.
+    """
+    try:
+        ports = parse_ports(argv or [])
+    except CicdError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     checkout = Path.cwd()
-    plan = Plan(checkout=checkout, root=checkout / ".cicd" / "demo")
+    plan = Plan(checkout=checkout, root=checkout / ".cicd" / "demo", ports=ports)
     steps, rows = run(plan)
     report(plan, steps, rows)
     return 0 if rows is not None else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -104,7 +104,9 @@ def compose_bluegreen(
 ) -> Iterator[tuple[Project, str, str]]:
     """The compose runtime behind haproxy: one compose project per slot."""
     if shutil.which("haproxy") is None:
-        pytest.skip("needs haproxy (apt-get install haproxy, or invoke infra.up)")
+        pytest.skip(
+            "needs haproxy (apt-get install haproxy, or python3 -m tools.testinfra up)"
+        )
     name = f"cicdtest{uuid.uuid4().hex[:8]}"
     project.write(
         f"""

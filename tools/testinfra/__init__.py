@@ -2,8 +2,9 @@
 
 Everything here provisions *this* machine and listens on 127.0.0.0/8 only (the
 network rule of DESIGN.md). Used by the tests (:mod:`tools.testinfra.fixtures`, a
-pytest plugin), the benches, ``invoke infra.*`` (:mod:`tools.testinfra.tasks`) and
-CI's ``.ci/run`` (``PYTHONPATH=. python3 -m tools.testinfra up|down|local-env``).
+pytest plugin), the benches, ``invoke infra.*`` (:mod:`tools.testinfra.tasks`, listed
+only with ``CICD_DEV_TASKS=1``) and CI's ``.ci/run`` (``PYTHONPATH=. python3 -m
+tools.testinfra up|down|local-env``).
 
 Modules:
 

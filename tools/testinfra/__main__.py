@@ -7,7 +7,8 @@ From the repository root, with the standard library only::
     PYTHONPATH=. python3 -m tools.testinfra local-env --dir DIR  # the stand-ins
     PYTHONPATH=. python3 -m tools.testinfra local-env-stop --dir DIR
 
-By hand, ``invoke infra.up`` and ``invoke infra.down`` do the same as up and down.
+By hand, ``CICD_DEV_TASKS=1 invoke infra.up`` and ``infra.down`` do the same as up and
+down.
 """
 
 from __future__ import annotations

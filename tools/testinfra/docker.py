@@ -34,7 +34,7 @@ BUSYBOX = Path("/bin/busybox")
 BUSYBOX_TAG = "cicd-busybox:latest"
 #: The skip reason of tests that need an engine (fixtures, benches).
 NEEDS_DOCKER = (
-    "needs a Docker engine: run `invoke infra.up` (Debian: docker.io) "
+    "needs a Docker engine: run `python3 -m tools.testinfra up` (Debian: docker.io) "
     "— CI's .ci/run does"
 )
 

@@ -2,7 +2,8 @@
 
 Registered for every test by ``pytest_plugins = ("tools.testinfra.fixtures",)`` in
 ``tests/conftest.py``. Each fixture skips with the way to get the component when it
-is absent; ``invoke infra.up`` (or CI's ``.ci/run``) provides all of them.
+is absent; ``python3 -m tools.testinfra up`` (or ``CICD_DEV_TASKS=1 invoke infra.up``,
+or CI's ``.ci/run``) provides all of them.
 
 It also marks the tests that need them (:func:`pytest_collection_modifyitems`): a
 test using a fleet fixture is ``sshd``, one using the engine is ``docker``, and
@@ -52,9 +53,9 @@ def docker_engine() -> Iterator[str]:
     """The socket of a Docker engine that answers ``docker info``.
 
     Skips when none answers. With ``CICD_TEST_START_DOCKERD=1`` it starts one
-    instead (as ``invoke infra.up`` would) and stops it at the end of the session,
-    except under pytest-xdist, where other workers may still use it: ``invoke
-    infra.down`` stops it then.
+    instead (as ``python3 -m tools.testinfra up`` would) and stops it at the end of
+    the session, except under pytest-xdist, where other workers may still use it:
+    ``python3 -m tools.testinfra down`` stops it then.
     """
     started = False
     if not docker.docker_ok():

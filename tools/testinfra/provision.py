@@ -4,8 +4,8 @@
 unless an engine answers and imports the busybox image
 (:mod:`tools.testinfra.docker`), one line per step; ``down`` stops the dockerd it
 started. sshd is not started here: the fixtures start one per simulated host.
-Behind ``invoke infra.up``/``infra.down`` and ``python3 -m tools.testinfra
-up|down`` (CI's ``.ci/run``). Standard library only.
+Behind ``invoke infra.up``/``infra.down`` (with ``CICD_DEV_TASKS=1``) and ``python3 -m
+tools.testinfra up|down`` (CI's ``.ci/run``). Standard library only.
 """
 
 from __future__ import annotations
