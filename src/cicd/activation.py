@@ -155,8 +155,12 @@ def go_live(
             to it and the live slot served throughout (``routed`` is False).
     """
     slots = target.slots
-    for line in slots.ensure_proxy():
-        timeline.say(f"  {line}")
+    # The first switch behind haproxy here: haproxy starts only once the new slot
+    # is ready, so the app that ran in place serves until then.
+    first = not slots.proxy.configured()
+    if not first:
+        for line in slots.ensure_proxy():
+            timeline.say(f"  {line}")
     live = slots.routed()
     slot = slots.find_warm(sha, live)
     if slot is not None:
@@ -191,7 +195,11 @@ def go_live(
     with timeline.step("switch", f"switch {target.env} to {short(sha)} ({slot})"):
         target.switch(sha, running)
         failpoints.hit("switched")
-        slots.switch(slot, live)
+        if first:
+            for line in slots.start_proxy(slot):
+                timeline.say(f"  {line}")
+        else:
+            slots.switch(slot, live)
     # What a user reaches through haproxy answers too: only now is it serving.
     through = wait_ready(
         tuple(c for c in target.settings.health.checks if not c.rendered_contains),

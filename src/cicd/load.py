@@ -135,7 +135,8 @@ class Load:
                     self._stop.wait(self.pause)
             except (OSError, http.client.HTTPException) as error:
                 self._count(type(error).__name__)
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 conn = None
                 time.sleep(0.01)
         if conn is not None:

@@ -96,6 +96,10 @@ class Proxy:
             logfile=join(self.directory, "haproxy.log"),
         )
 
+    def configured(self) -> bool:
+        """Whether this environment's fragment exists (it switched here before)."""
+        return self.runner.ok(files.exists(self.fragment))
+
     # -- process --------------------------------------------------------------
 
     def ensure(self, live: str | None) -> list[str]:
@@ -137,11 +141,18 @@ class Proxy:
                     + (alerts[0].strip() if alerts else f"exit {checked.exited}")
                 )
         said: list[str] = []
+        removed = False
+        if not old[self.fragment]:
+            # First blue/green switch here: the app restarted in place holds the
+            # public port haproxy is about to take.
+            removed, lines = self._retire_in_place()
+            said += lines
         supervisor = self._supervisor()
         started = supervisor.ensure_program(
             PROGRAM,
             sv.program_path(supervisor.paths.supervisor, PROGRAM),
             self._program_conf(),
+            removed=removed,
         )
         if started:
             said.append("haproxy started (under supervisord)")
@@ -157,6 +168,34 @@ class Proxy:
                 said.append(f"haproxy reloaded: {self.env}'s frontend changed")
         self.wait_until_answering(reloaded=bool(said))
         return said
+
+    def _retire_in_place(self) -> tuple[bool, list[str]]:
+        """Stop the app run in place before (its port becomes haproxy's).
+
+        Under supervisord its program file is only removed here: the ``update``
+        that starts haproxy stops it, so the port changes hands at once.
+
+        Returns:
+            Whether a program file was removed, and what to say.
+        """
+        from cicd.runtime import runtime_for
+
+        t = self.target
+        said = [
+            f"{self.env}: the app run in place stops; haproxy takes port "
+            f"{t.settings.port} (from now on, no downtime)"
+        ]
+        if t.settings.runtime.kind == "supervisor":
+            path = sv.program_path(t.paths.supervisor, sv.app_program(self.env))
+            if self.runner.ok(files.exists(path)):
+                self.runner.run(files.remove(path))
+                return True, said
+            return False, []
+        in_place = runtime_for(self.runner, t.settings, t.paths)
+        if in_place.status() == "RUNNING":
+            in_place.stop()
+            return False, said
+        return False, []
 
     def wait_until_answering(self, *, timeout: float = 10.0, reloaded: bool) -> None:
         """Wait until the runtime API answers (after a start or reload).

@@ -138,6 +138,11 @@ class Slots:
         """haproxy runs and knows this environment (see :meth:`Proxy.ensure`)."""
         return self.proxy.ensure(self.intended())
 
+    def start_proxy(self, live: str) -> list[str]:
+        """The first switch: remember ``live``, then start haproxy routing to it."""
+        self.target.runner.run(files.write_atomic(self.target.paths.live, live + "\n"))
+        return self.proxy.ensure(live)
+
     def switch(self, to: str, away: str | None) -> None:
         """Route to ``to``, drain ``away``, and remember ``to`` as live."""
         self.target.runner.run(files.write_atomic(self.target.paths.live, to + "\n"))

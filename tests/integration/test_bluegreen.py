@@ -351,3 +351,19 @@ def test_the_warm_window_ends_at_the_next_command_or_at_once(
     before = slot_of(project)
     deploy(project, project.repo.commit("v4"))
     assert slot_pid(project, before) is None  # warm = 0: stopped at once
+
+
+def test_moving_from_in_place_to_blue_green_under_load(project: Project) -> None:
+    """The first switch behind haproxy: the in-place app serves until the new slot
+    is ready; then haproxy takes its port — the one moment requests fail (about a
+    second here: supervisord stops the old app and starts haproxy in one update)."""
+    deploy(project, project.repo.commit("v1"))  # in place
+    project.write(proxy="haproxy")
+    with Load(project.url(), workers=4, seconds=60) as load:
+        done = invoke("deploy.preprod", "--sha", project.repo.commit("v2"))
+    assert done.returncode == 0, done.stderr
+    assert "the app run in place stops" in done.stdout + done.stderr
+    assert get(project.url()) == "v2 ok"
+    assert load.tally.outage < 3.0, load.tally.line()
+    conf = project.root / "supervisor" / "conf.d"
+    assert not (conf / "app-preprod.conf").exists()

@@ -140,34 +140,38 @@ class SupervisorRuntime:
         )
 
     def ensure_program(
-        self, program: str, path: str, conf: str, *, timeout: float = 10.0
+        self,
+        program: str,
+        path: str,
+        conf: str,
+        *,
+        timeout: float = 10.0,
+        removed: bool = False,
     ) -> bool:
         """Write one program's file (and supervisord's); start or reload as needed.
+
+        Args:
+            program: The program's name.
+            path: Its file under ``conf.d``.
+            conf: Its section.
+            timeout: Longest wait for a supervisord started here.
+            removed: Another program's file was just removed: one ``update`` stops
+                that one and starts this one, back to back.
 
         Returns:
             True when the program was (re)started as a side effect.
         """
-        if path not in self.write_programs({path: conf}):
+        if path not in self.write_programs({path: conf}) and not removed:
             return False
         if self._ctl("pid")[0] in UNREACHABLE:
             self._start_daemon(timeout)
             return True
-        self._ctl("reread")
-        exited, output = self._ctl("update", program)
-        return exited == 0 and ("added" in output or "updated" in output)
-
-    def remove_program(self, program: str) -> bool:
-        """Stop a program and remove its file (a retired layout); True if it existed."""
-        path = sv.program_path(self.paths.supervisor, program)
-        if not self.runner.ok(files.exists(path)):
-            return False
-        if self._ctl("pid")[0] not in UNREACHABLE:
-            self._ctl("stop", program)
-        self.runner.run(files.remove(path))
-        if self._ctl("pid")[0] not in UNREACHABLE:
+        if removed:
+            exited, output = self._ctl("update")
+        else:
             self._ctl("reread")
-            self._ctl("update", program)
-        return True
+            exited, output = self._ctl("update", program)
+        return exited == 0 and ("added" in output or "updated" in output)
 
     def _start_daemon(self, timeout: float) -> None:
         self.runner.run(sv.daemon(self.supervisord, self.conf))
