@@ -237,7 +237,7 @@ def _level_frequency(per_week: float) -> str:
         return "elite"
     if per_week >= 1:
         return "high"
-    return "medium" if per_week >= 0.25 else "low"
+    return "medium" if per_week >= 12 / 52 else "low"  # at least monthly
 
 
 def _level_time(seconds: float | None, *, week: bool) -> str:

@@ -202,9 +202,12 @@ def test_certificate_days_left_alert_and_the_outside_view(
     port = url.rsplit(":", 1)[1].rstrip("/")
     said = f"certificate of 127.0.0.1:{port} expires in 9 days"
     assert discord.saw(said) and discord.saw("alert under 30 days")
-    again = invoke("health", "--env", "preprod", "--monitor", env=env)
+    again = invoke("health", "--env", "preprod", "--monitor", "--json", env=env)
     assert again.returncode == 0
     assert sum(said in m for m in discord.sent) == 1  # once per reminder period
+    (row,) = json.loads(again.stdout)["hosts"]
+    (cert,) = row["certificates"]
+    assert cert["url"] == url and 9 < cert["days"] < 10 and row["status"] == "up"
 
     outside = invoke("health", "--url", url, env=env)
     assert outside.returncode == 0, outside.stderr
@@ -218,6 +221,11 @@ def test_certificate_days_left_alert_and_the_outside_view(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     refused = invoke("health", "--url", url, "--json")
     assert refused.returncode == 1 and "certificate refused" in refused.stdout
+    httpserver.expect_request("/gone").respond_with_data("", 503)
+    plain = f"127.0.0.1:{httpserver.port}"
+    broken = invoke("health", "--url", f"http://{plain}/gone https://{plain}/")
+    assert f"http://{plain}/gone: FAIL — status 503" in broken.stdout
+    assert f"https://{plain}/: FAIL — TLS handshake failed" in broken.stdout
 
 
 def test_bad_urls_are_refused_with_nothing_done(project: Project) -> None:

@@ -96,10 +96,12 @@ def health(
 
                     done = run_monitor(t, notifier(t))
                     ok, reason, skipped = done.ok, done.reason, done.skipped
+                    # skipped, checks, status (up/down), certificates (days left)
+                    extra = done.as_dict()
                 else:
-                    (ok, reason), skipped = health_line(t), False
+                    (ok, reason), skipped, extra = health_line(t), False, {}
                 label = name if not t.runner.remote else f"{name}@{t.runner.host}"
-                results[label] = host_row(t, ok=ok, detail=reason)
+                results[label] = host_row(t, **{**extra, "ok": ok, "detail": reason})
                 if not json:
                     word = "skipped" if skipped else "ok" if ok else "FAIL"
                     print(f"{label}: {word} — {reason}")
