@@ -360,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(checkout=checkout, root=checkout / ".cicd" / "demo", ports=ports)
     steps, rows = run(plan)
     report(plan, steps, rows)
+    if rows is not None:  # the delivery dashboard of what the demo just did
+        from cicd.report import write_report
+
+        page = write_report(plan.root / "cicd.toml", checkout / "build" / "report.html")
+        print(f"Dashboard:      {page}")
     return 0 if rows is not None else 1
 
 
