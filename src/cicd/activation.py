@@ -14,11 +14,12 @@ from cicd.commands import files
 from cicd.errors import CicdError
 from cicd.health import CheckResult, HealthCheck, Readiness, wait_ready
 from cicd.config import SLOTS
-from cicd.messages import short
+from cicd.messages import LOG_TAIL_LINES, short
 from cicd.slots import other
 
 if TYPE_CHECKING:
     from cicd.progress import Timeline
+    from cicd.runtime import Runtime
     from cicd.target import Target
 
 
@@ -30,9 +31,19 @@ class DeployFailed(CicdError):
             never switched to, and the previous release served throughout).
     """
 
-    def __init__(self, message: str, *, routed: bool = True) -> None:
+    def __init__(self, message: str, *, routed: bool = True, log: str = "") -> None:
         super().__init__(message)
         self.routed = routed
+        #: The app's last output lines, shown and sent with the failure.
+        self.log = log
+
+
+def last_lines(runtime: Runtime) -> str:
+    """The app's last log lines for a failure message ("" when unreadable)."""
+    try:
+        return runtime.logs(LOG_TAIL_LINES)
+    except CicdError:
+        return ""
 
 
 def wait_until_ready(
@@ -124,6 +135,7 @@ def activate(
         readiness = wait_until_ready(target, timeline, label)
     except DeployFailed as error:
         target.event("health", sha=sha, outcome="failed", detail=str(error))
+        error.log = last_lines(target.runtime)
         raise
     target.event(
         "health",
@@ -178,11 +190,14 @@ def go_live(
         try:
             readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
         except DeployFailed as error:
+            log = last_lines(runtime)
             runtime.stop()
             target.event("health", sha=sha, outcome="failed", detail=str(error))
             served = f"; {short(running)} served throughout" if live else ""
             raise DeployFailed(
-                f"{error} (on the {slot} slot, never routed to{served})", routed=False
+                f"{error} (on the {slot} slot, never routed to{served})",
+                routed=False,
+                log=log,
             ) from None
         target.event(
             "health",

@@ -385,6 +385,7 @@ class DeployRun:
                         f"{self.first.env}: {short(self.sha)} failed "
                         f"({self._first_error()})",
                         routed=False,
+                        log=self._first_log(),
                     )
                 raise DeployFailed(
                     f"{self.first.env}: {short(self.sha)} failed "
@@ -394,7 +395,8 @@ class DeployRun:
                         + (" on every host" if self.fleet else "")
                         if back
                         else "app stopped"
-                    )
+                    ),
+                    log=self._first_log(),
                 )
 
     def finish(self) -> None:
@@ -473,11 +475,18 @@ class DeployRun:
             self.notifier.say(self._table(switched, outcomes))
         host = first.runner.host if first.runner.remote else None
         by_hand = messages.rollback_command(first.env, self.previous[first], host)
+        log = self._first_log()
         self.notifier.send(
             messages.deploy_failed(
                 first.env, self.sha, reason, outcomes[first], len(switched), by_hand
             )
+            + messages.app_log_tail(first.env, log)
         )
+
+    def _first_log(self) -> str:
+        """The app's last lines from the first host whose readiness failed."""
+        logs = [getattr(e, "log", "") for e in self.errors.values()]
+        return next((text for text in logs if text), "")
 
     def _first_error(self) -> str:
         for target, error in self.errors.items():

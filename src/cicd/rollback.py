@@ -152,7 +152,10 @@ def rollback_locked(
         target.event(
             "rollback", sha=sha, previous=abandoned, outcome="failed", detail=str(error)
         )
-        notifier.send(messages.rollback_failed(target.env, sha, error))
+        notifier.send(
+            messages.rollback_failed(target.env, sha, error)
+            + messages.app_log_tail(target.env, getattr(error, "log", ""))
+        )
         raise
     if abandoned and abandoned not in state.bad:
         # Once per verdict: a CI failure already marked it bad before rolling back.

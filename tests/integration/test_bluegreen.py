@@ -367,3 +367,17 @@ def test_moving_from_in_place_to_blue_green_under_load(project: Project) -> None
     assert load.tally.outage < 3.0, load.tally.line()
     conf = project.root / "supervisor" / "conf.d"
     assert not (conf / "app-preprod.conf").exists()
+
+
+def test_a_crashing_release_is_never_routed_to_and_its_log_is_shown(
+    bluegreen: Project,
+) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    bluegreen.write(proxy="haproxy", deadline=1.5)
+    crash = bluegreen.repo.commit("v2", mode="crash")
+    done = invoke("deploy.preprod", "--sha", crash)
+    assert done.returncode == 1
+    said = done.stdout + done.stderr
+    assert "never routed to" in said, said
+    assert "lines of the preprod app's log" in said and "crashing at start" in said
+    assert get(bluegreen.url()) == "v1 ok"

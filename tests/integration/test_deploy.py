@@ -74,8 +74,10 @@ def test_release_that_never_gets_ready_is_rolled_back(project: Project) -> None:
     deploy(project, good)
     bad = project.repo.commit("v2", mode="crash")
     project.write(deadline=1.5)
-    with pytest.raises(DeployFailed, match="rolled back to"):
+    with pytest.raises(DeployFailed, match="rolled back to") as failed:
         deploy(project, bad)
+    # What the app said before dying goes with the failure (console and Discord).
+    assert "crashing at start" in failed.value.log
     assert get(project.url()) == "v1 ok"
     state = project.target().state()
     assert state.current == good
