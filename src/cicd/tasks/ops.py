@@ -260,10 +260,10 @@ def down(c: Any) -> None:
         from cicd.runtime.supervisor import SupervisorRuntime
 
         t = target(c, env_names()[0])
-        runtime = t.runtime
-        if isinstance(runtime, SupervisorRuntime):
+        # haproxy runs under the root's supervisord too, whatever the runtime.
+        if t.settings.runtime.kind == "supervisor" or t.proxied:
             where = t.paths.supervisor
-            if runtime.shutdown():
+            if SupervisorRuntime(t.runner, t.settings, t.paths).shutdown():
                 print(f"supervisord stopped ({where}) with every app it ran")
             else:
                 print(f"nothing running under {where}")
