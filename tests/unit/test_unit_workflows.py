@@ -319,3 +319,25 @@ def test_checker_accepts_the_one_line_installs() -> None:
         "fab -H dataia rollback --env prod",
     ):
         assert run_problems(line) == []
+
+
+def test_health_check_sees_the_vm_from_outside_and_publishes_the_dashboard() -> None:
+    workflow = load(WORKFLOWS / "health-check.yml")
+    outside = workflow["jobs"]["outside"]
+    # A GitHub-hosted runner: it still runs when the VM (and its runner) is dead.
+    assert outside["runs-on"] == "ubuntu-latest"
+    runs = [s["run"] for s in outside["steps"] if "run" in s]
+    assert runs[-1] == 'invoke health --url "$PUBLIC_URLS"'
+    (check,) = [s for s in outside["steps"] if s.get("run") == runs[-1]]
+    assert check["env"]["CICD_CONFIG"] == ""  # not the VM's absolute path
+    dashboard = workflow["jobs"]["dashboard"]
+    assert dashboard["if"] == "always()" and dashboard["runs-on"] == SELF_HOSTED
+    assert "invoke report --html build/report/index.html" in [
+        s.get("run") for s in dashboard["steps"]
+    ]
+    (publish,) = [s for s in dashboard["steps"] if "gh-pages" in s.get("uses", "")]
+    assert publish["with"]["destination_dir"] == "report"
+    assert publish["with"]["keep_files"] is True
+    docs = load(WORKFLOWS / "documentation.yml")
+    (site,) = [s for s in steps(docs) if "gh-pages" in s.get("uses", "")]
+    assert site["with"]["keep_files"] is True  # the hourly dashboard stays
