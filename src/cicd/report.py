@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 MAX_GAP = timedelta(hours=2)
 #: The default window of the report, in days.
 DAYS = 30
+#: Deploys listed on the page per environment (all of them are in ``--json``).
+TABLE_ROWS = 50
 #: The availability the original design promised (it never measured it).
 PROMISED = {"preprod": 99.5, "prod": 99.9}
 
@@ -820,12 +822,14 @@ def _deploy_table(report: EnvReport) -> str:
         f"<td>{_e(c.actor)}</td><td>{'deployed' if c.ok else 'not ready'}</td>"
         f"<td>{_e(c.failed or '–')}</td><td>{duration(c.lead)}</td>"
         f"<td>{duration(c.restored) if c.failed else '–'}</td></tr>"
-        for c in reversed(report.changes)
+        for c in list(reversed(report.changes))[:TABLE_ROWS]
     )
+    older = len(report.changes) - TABLE_ROWS
+    more = f'<p class="muted">and {older} older (in --json)</p>' if older > 0 else ""
     return (
         "<h3>Deploys, newest first</h3><table><tr><th>time (UTC)</th><th>sha</th>"
         "<th>by</th><th>outcome</th><th>failed change</th><th>lead time</th>"
-        f"<th>restored after</th></tr>{rows}</table>"
+        f"<th>restored after</th></tr>{rows}</table>{more}"
     )
 
 

@@ -166,3 +166,10 @@ def test_words_for_durations_percentages_and_an_empty_page() -> None:
     quiet = build("preprod", [], [], {}, end=END)
     page = render_html([quiet])
     assert "No deploys in this window." in page and "No monitor checks" in page
+
+
+def test_the_page_lists_the_newest_deploys_and_says_how_many_more() -> None:
+    events = story(*(deploy(f"{n:02x}" * 20, 60 - n) for n in range(55)))
+    page = render_html([build("preprod", events, [], {}, end=END)])
+    assert page.count("<tr><td>") == 50 and "and 5 older (in --json)" in page
+    assert "36" * 6 in page and "00" * 6 not in page  # newest first
