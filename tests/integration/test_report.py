@@ -10,6 +10,7 @@ import struct
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from cicd.render import FLAGS, find_chromium, render
 from cicd.report import write_report
 from tests.conftest import Project, invoke
+from tools.testinfra.sshd import SshFleet
 
 pytestmark = pytest.mark.slow  # real deploys, rollbacks and a browser
 
@@ -214,3 +216,24 @@ def decode_png(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
         ]
         previous = line
     return width, height, pixels
+
+
+def test_report_over_ssh_reads_the_host_and_its_source(
+    project: Project, ssh_hosts: Callable[[int], SshFleet]
+) -> None:
+    from tests.integration.test_ssh import fab, host_tables
+
+    fleet = ssh_hosts(1)
+    host_tables(project, fleet)
+    v1 = project.repo.commit("v1")
+    assert fab(fleet, "-H", "h1", "deploy.preprod", "--sha", v1).returncode == 0
+    assert (
+        fab(fleet, "-H", "h1", "health", "--env", "preprod", "--monitor").returncode
+        == 0
+    )
+    shown = fab(fleet, "-H", "h1", "report", "--env", "preprod", "--json")
+    assert shown.returncode == 0, shown.stderr
+    (row,) = json.loads(shown.stdout)["hosts"]
+    assert (row["host"], row["deploys"], row["availability_percent"]) == ("h1", 1, 100)
+    (change,) = row["deploy_list"]
+    assert change["sha"] == v1 and change["lead_seconds"] is not None  # git, on h1
