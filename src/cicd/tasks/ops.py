@@ -116,6 +116,8 @@ def health(
 
 def _outside(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
     """Check public URLs from this machine (``health --url``): one row per URL."""
+    from urllib.parse import urlsplit
+
     from cicd.errors import UsageError, clip
     from cicd.monitor import check_outside
 
@@ -131,7 +133,10 @@ def _outside(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
     first = target(c, env_names()[0])
     rows: dict[str, Any] = {}
     for found in check_outside(listed, notifier(first), first.settings.monitor):
-        rows[found.url] = {"url": found.url, **found.as_dict()}
+        # env and host as in every JSON row: no environment, the URL's host.
+        where = urlsplit(found.url).netloc
+        rows[found.url] = {"env": None, "host": where, "url": found.url}
+        rows[found.url].update(found.as_dict())
         if not quiet:
             cert = f"; {found.certificate.describe()}" if found.certificate else ""
             word = "ok" if found.ok else "FAIL"
