@@ -342,3 +342,39 @@ def test_a_stale_lock_another_run_is_breaking_is_left_to_it(project: Project) ->
         locks.acquire(target, locks.holder("deploy", None))
     assert json.loads((path / "details").read_text())["actor"] == "ada"
     assert not (project.root / "preprod" / "ledger.jsonl").exists()  # nothing said
+
+
+def test_a_verdict_for_a_sha_never_deployed_is_json_too(project: Project) -> None:
+    project.write("""
+        [tool.cicd.ci]
+        provider = "github"
+        repository = "acme/mangetamain"
+        api_url = "http://127.0.0.1:9"
+        """)
+    sha = project.repo.commit("v1")
+    args = ("watch.verdict", "--sha", sha, "--run-id", "7", "--json")
+    data = document(invoke(*args, "--lock-wait", "5"), "watch.verdict")
+    assert data["ok"] and data["verdict"] == "not-deployed" and data["sha"] == sha
+    bad = invoke(*args, "--lock-wait", "later")
+    assert bad.returncode == 2
+    assert document(bad, "watch.verdict")["error"].startswith("--lock-wait must be")
+
+
+@pytest.mark.slow
+def test_a_branch_of_a_url_source_is_fetched_before_it_is_resolved(
+    project: Project,
+) -> None:
+    v1 = project.repo.commit("v1")
+    project.write(
+        preprod=f'source = "file://{project.repo.path}"',
+    )
+    first = invoke("deploy.preprod", "--sha", "main")
+    assert first.returncode == 0, first.stderr
+    assert f"main is {v1}" in first.stderr
+    v2 = project.repo.commit("v2")  # main moved on in the origin
+    second = invoke("deploy.preprod", "--sha", "main")
+    assert second.returncode == 0, second.stderr
+    assert f"main is {v2}" in second.stderr
+    assert os.readlink(project.root / "preprod" / "current") == f"releases/{v2}"
+    mirror = project.root / "source.git"  # resolved in the mirror, fetched first
+    assert git(mirror, "rev-parse", "main") == v2
