@@ -26,7 +26,14 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files
-from cicd.errors import SHELL_PREFIX, CicdError, ConnectionLost, LockHeld
+from cicd.errors import (
+    SHELL_PREFIX,
+    CicdError,
+    ConnectionLost,
+    LockHeld,
+    UsageError,
+    clip,
+)
 from cicd.ledger import actor, now
 
 if TYPE_CHECKING:
@@ -70,8 +77,6 @@ def waiting(seconds: float | None) -> Iterator[None]:
         UsageError: ``seconds`` is negative; nothing was changed.
     """
     if seconds is not None and seconds < 0:
-        from cicd.errors import UsageError
-
         raise UsageError(f"--lock-wait must be 0 or more seconds, got {seconds:g}")
     token = _lock_wait.set(seconds)
     try:
@@ -82,7 +87,7 @@ def waiting(seconds: float | None) -> Iterator[None]:
 
 def is_manual(details: dict[str, Any] | None) -> bool:
     """Whether a lock's details are those of a manual freeze."""
-    return bool(details) and details.get("why") == MANUAL  # type: ignore[union-attr]
+    return details is not None and details.get("why") == MANUAL
 
 
 def describe(details: dict[str, Any]) -> str:
@@ -209,10 +214,14 @@ def _acquire_all(targets: list[Target], details: dict[str, Any]) -> None:
     failed = [error for error in errors.values() if error is not None]
     if failed:
         _release_all([t for t in targets if errors[t] is None])
-        raise failed[0]
+        # A freeze on any host decides: it is never waited for.
+        manual = [error for error in failed if isinstance(error, ManualLockHeld)]
+        raise (manual or failed)[0]
 
 
 def _release_all(targets: list[Target]) -> None:
+    if not targets:
+        return  # every host refused the lock: none to give back
     if len(targets) == 1:
         _release(targets[0])
         return
@@ -381,8 +390,6 @@ def freeze(targets: list[Target], reason: str) -> dict[str, Any]:
         UsageError: No reason given; nothing was changed.
         LockHeld: Another run (or freeze) holds a lock; nothing was changed.
     """
-    from cicd.errors import UsageError, clip
-
     reason = " ".join(reason.split())
     if not reason:
         raise UsageError("--reason is required: say why the environment is frozen")

@@ -378,3 +378,41 @@ def test_a_branch_of_a_url_source_is_fetched_before_it_is_resolved(
     assert os.readlink(project.root / "preprod" / "current") == f"releases/{v2}"
     mirror = project.root / "source.git"  # resolved in the mirror, fetched first
     assert git(mirror, "rev-parse", "main") == v2
+
+
+def test_a_freeze_on_any_host_of_a_fleet_is_never_waited_for(
+    project: Project, tmp_path: Path
+) -> None:
+    from cicd import lock as locks
+    from cicd.runner import Runner
+    from cicd.target import Target
+    from invoke.context import Context
+
+    from cicd import config
+
+    first = project.target()
+    other = tmp_path / "other.toml"
+    other.write_text(
+        project.config_path.read_text().replace(str(project.root), f"{tmp_path}/h2")
+    )
+    second = Target(Runner(Context()), config.load(other), "preprod")
+    assert second.paths.lock != first.paths.lock
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        first.ensure_dirs()
+        busy = {**locks.holder("deploy", None), "pid": sleeper.pid}
+        locks.acquire(first, busy)  # a live deploy on the first host...
+        locks.freeze([second], "hands off")  # ...and a freeze on the second
+        started = time.monotonic()
+        with pytest.raises(locks.ManualLockHeld, match="hands off"):
+            with locks.waiting(30):
+                with locks.hold([first, second], "deploy"):
+                    pass
+        assert time.monotonic() - started < 10
+        assert json.loads(Path(first.paths.lock, "details").read_text()) == busy
+        # Both hosts held: refused as locked, each lock left to its holder.
+        with pytest.raises(locks.ManualLockHeld):
+            with locks.hold([second, second], "deploy"):
+                pass
+    finally:
+        sleeper.kill()
