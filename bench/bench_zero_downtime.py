@@ -132,6 +132,8 @@ def bench_zero_downtime() -> list[Metric]:
         bluegreen, switches = _cycles(project, a, b)
 
         log("zero-downtime: CI failure -> previous release serving")
+        # A validated by CI first: the release each failing sha rolls back to.
+        run(project.invoke_argv("watch", "--sha", a), env=project.env(), timeout=120)
         _config(project, "haproxy", ci="false")
         verdicts: list[float] = []
         url = project.url("preprod", HEALTH)

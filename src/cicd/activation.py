@@ -173,7 +173,9 @@ def go_live(
     if not first:
         for line in slots.ensure_proxy():
             timeline.say(f"  {line}")
-    live = slots.routed()
+    # haproxy's answer, else the last switch's choice: never start over the slot
+    # that serves (or should) because haproxy was down or its check was failing.
+    live = slots.routed() or (None if first else slots.intended())
     slot = slots.find_warm(sha, live)
     if slot is not None:
         timeline.say(f"  {short(sha)} still runs on the {slot} slot: switching back")
