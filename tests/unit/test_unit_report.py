@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +175,23 @@ def test_the_page_lists_the_newest_deploys_and_says_how_many_more() -> None:
     page = render_html([build("preprod", events, [], {}, end=END)])
     assert page.count("<tr><td>") == 50 and "and 5 older (in --json)" in page
     assert "36" * 6 in page and "00" * 6 not in page  # newest first
+
+
+def test_the_demo_ends_by_writing_the_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cicd import demo
+
+    def finished(plan: demo.Plan) -> tuple[list[demo.Step], list[dict[str, Any]]]:
+        # What the demo leaves behind: its configuration and target root.
+        plan.root.mkdir(parents=True)
+        (plan.root / "cicd.toml").write_text(f'[tool.cicd]\nroot = "{plan.root}"\n')
+        return [], []
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, "run", finished)
+    monkeypatch.setattr(demo, "report", lambda *args: None)
+    assert demo.main([]) == 0
+    page = tmp_path / "build" / "report.html"
+    assert f"Dashboard:      {page}" in capsys.readouterr().out
+    assert page.read_text().count("<section") == 2  # preprod and prod
