@@ -416,3 +416,20 @@ def test_a_freeze_on_any_host_of_a_fleet_is_never_waited_for(
                 pass
     finally:
         sleeper.kill()
+
+
+@pytest.mark.slow
+def test_watch_json_says_the_verdict(project: Project) -> None:
+    project.write("""
+        [tool.cicd.ci]
+        provider = "local"
+        command = "true"
+        deadline = 60
+        """)
+    sha = project.repo.commit("v1")
+    assert invoke("deploy.preprod", "--sha", sha).returncode == 0
+    watched = invoke("watch", "--sha", "HEAD", "--json")
+    assert watched.returncode == 0, watched.stderr
+    data = document(watched, "watch")
+    assert (data["sha"], data["verdict"], data["log"]) == (sha, "success", None)
+    assert [row["env"] for row in data["hosts"]] == ["preprod"]
