@@ -107,11 +107,12 @@ def format_audit(rows: list[dict[str, Any]]) -> str:
         detail = " · ".join(str(row["detail"]).split("\n")).strip()
         durations = format_durations(row["durations"])
         said = durations if durations != "-" else ""
+        sha = short(row["sha"]) if row["sha"] else "-"
         if detail:
             said = f"{said} — {detail}" if said else detail
         lines.append(
             f"{row['time'][:19].replace('T', ' '):<19}  {clip(row['actor'], 12):<12} "
-            f"{clip(row['host'], 16):<16} {row['event']:<15} {short(row['sha']):<7}  "
+            f"{clip(row['host'], 16):<16} {row['event']:<15} {sha:<7}  "
             f"{clip(row['outcome'], 16):<16} {clip(said or '-', DETAIL_WIDTH)}"
         )
     return "\n".join(lines)

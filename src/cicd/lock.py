@@ -366,7 +366,11 @@ def release(target: Target, *, force: bool) -> str:
         )
     target.runner.run(files.remove(target.paths.lock))
     if manual:
-        target.event("unlocked", detail=f"lifted by {actor()}: {describe(holder)}")
+        target.event(
+            "unlocked",
+            detail=f"lifted by {actor()}: {holder.get('reason') or 'no reason given'} "
+            f"(frozen by {holder.get('actor', '?')} since {holder.get('time', '?')})",
+        )
         return f"{target.env}: lifted {describe(holder)}"
     target.event(
         "lock_broken",
@@ -396,5 +400,5 @@ def freeze(targets: list[Target], reason: str) -> dict[str, Any]:
     details = holder(MANUAL, None, clip(reason, REASON_LIMIT))
     _acquire_all(targets, details)
     for target in targets:
-        target.event("locked", detail=describe(details))
+        target.event("locked", detail=f"frozen: {details['reason']}")
     return details
