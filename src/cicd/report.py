@@ -19,8 +19,9 @@ git knows in the source.
   unknown time, not up or down), per UTC day.
 
 :func:`build` is pure (tested on made-up ledgers); :func:`gather` reads one
-environment's files in two round trips; :func:`render_html` makes one
-self-contained page (inline CSS and SVG, no script, no network).
+environment's files in three round trips; :func:`render_html` makes one
+self-contained page (inline CSS and SVG, no script, no network); :func:`publish`
+pushes it to the documentation's branch.
 """
 
 from __future__ import annotations
@@ -858,3 +859,118 @@ def write_report(config_path: Path, path: Path, *, days: int = DAYS) -> Path:
         for name in sorted(settings.envs)
     ]
     return write_html(reports, path)
+
+
+# -- publishing ---------------------------------------------------------------------
+
+#: Where the page goes on the documentation's branch.
+PAGES_BRANCH = "gh-pages"
+PAGES_FOLDER = "report"
+
+
+class PublishFailed(Exception):
+    """The page could not be pushed to the documentation's branch."""
+
+
+def publish(
+    page: Path,
+    *,
+    repository: str,
+    token: str = "",
+    server: str = "https://github.com",
+    branch: str = PAGES_BRANCH,
+    folder: str = PAGES_FOLDER,
+    attempts: int = 3,
+) -> str:
+    """Put the page on the documentation's branch as ``FOLDER/index.html``, and push.
+
+    Plain git, no third-party action: the VM's job that has the ledgers publishes
+    beside the documentation (``documentation.yml`` keeps the folder). The token goes
+    to git in its environment (``GIT_CONFIG_*``), never on a command line. A push
+    that loses a race with the documentation's own publish is retried on the new tip.
+
+    Args:
+        page: The HTML file to publish.
+        repository: ``OWNER/NAME``.
+        token: A token that may push (the job's ``GITHUB_TOKEN``); empty: git's own
+            credentials.
+        server: The git server's base URL.
+        branch: The branch the site is served from.
+        folder: The folder of the branch the page goes to.
+        attempts: Pushes tried before giving up.
+
+    Returns:
+        What was done, in words.
+
+    Raises:
+        PublishFailed: git could not fetch, commit or push; the message says why.
+    """
+    import base64
+    import os
+    import subprocess
+    import tempfile
+
+    remote = f"{server.rstrip('/')}/{repository}.git"
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    if token:
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraheader",
+            GIT_CONFIG_VALUE_0=f"AUTHORIZATION: basic {basic}",
+        )
+
+    def git(
+        work: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["git", "-C", work, *args], capture_output=True, text=True, env=env
+        )
+        if check and done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or ["no error output"])[-1]
+            raise PublishFailed(f"git {args[0]} failed: {said}")
+        return done
+
+    content = page.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="cicd-pages-") as work:
+        git(work, "init", "-q")
+        for attempt in range(1, attempts + 1):
+            fetched = git(
+                work, "fetch", "-q", "--depth", "1", remote, branch, check=False
+            )
+            if fetched.returncode == 0:
+                git(work, "checkout", "-q", "--force", "FETCH_HEAD")
+            elif "couldn't find remote ref" in fetched.stderr:
+                git(work, "checkout", "-q", "--orphan", f"new-{attempt}")
+            else:
+                said = (fetched.stderr.strip().splitlines() or ["?"])[-1]
+                raise PublishFailed(f"cannot fetch {branch} of {repository}: {said}")
+            target = Path(work) / folder / "index.html"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            git(work, "add", "--", f"{folder}/index.html")
+            if git(work, "diff", "--cached", "--quiet", check=False).returncode == 0:
+                return f"{branch}:{folder}/index.html already up to date"
+            git(
+                work,
+                "-c",
+                "user.name=cicd report",
+                "-c",
+                "user.email=cicd-report@users.noreply.github.com",
+                "commit",
+                "-q",
+                "-m",
+                "report: the delivery dashboard",
+            )
+            pushed = git(
+                work, "push", "-q", remote, f"HEAD:refs/heads/{branch}", check=False
+            )
+            if pushed.returncode == 0:
+                return f"published to {repository} {branch}:{folder}/index.html"
+            if "rejected" not in pushed.stderr and "fetch first" not in pushed.stderr:
+                said = (pushed.stderr.strip().splitlines() or ["?"])[-1]
+                raise PublishFailed(f"cannot push to {branch} of {repository}: {said}")
+        raise PublishFailed(
+            f"cannot push to {branch} of {repository}: its tip kept moving "
+            f"({attempts} attempts)"
+        )

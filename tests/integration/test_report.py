@@ -17,7 +17,7 @@ import pytest
 
 from cicd.render import FLAGS, find_chromium, render
 from cicd.report import write_report
-from tests.conftest import Project, invoke
+from tests.conftest import Project, git, invoke
 from tools.testinfra.sshd import SshFleet
 
 pytestmark = pytest.mark.slow  # real deploys, rollbacks and a browser
@@ -237,3 +237,57 @@ def test_report_over_ssh_reads_the_host_and_its_source(
     assert (row["host"], row["deploys"], row["availability_percent"]) == ("h1", 1, 100)
     (change,) = row["deploy_list"]
     assert change["sha"] == v1 and change["lead_seconds"] is not None  # git, on h1
+
+
+def test_publish_pushes_the_page_beside_the_documentation(
+    project: Project, tmp_path: Path
+) -> None:
+    server = tmp_path / "git server"
+    site = server / "owner" / "site.git"
+    site.parent.mkdir(parents=True)
+    git(tmp_path, "init", "-q", "--bare", str(site))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    git(docs, "init", "-q", "-b", "gh-pages")
+    (docs / "index.html").write_text("the documentation")
+    git(docs, "add", "-A")
+    git(docs, "commit", "-qm", "docs")
+    git(docs, "push", "-q", str(site), "gh-pages")
+    env = {
+        "GITHUB_REPOSITORY": "owner/site",
+        "GITHUB_SERVER_URL": server.as_uri(),
+        "GITHUB_TOKEN": "ghs_notARealToken123",
+    }
+    page = tmp_path / "out" / "index.html"
+    first = invoke("report", "--html", str(page), "--publish", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "published to owner/site gh-pages:report/index.html" in first.stdout
+    assert "ghs_notARealToken123" not in first.stdout + first.stderr
+    published = git(site, "show", "gh-pages:report/index.html")
+    assert "Delivery dashboard" in published
+    assert git(site, "show", "gh-pages:index.html") == "the documentation"  # kept
+    again = invoke("report", "--html", str(page), "--publish", "--json", env=env)
+    assert json.loads(again.stdout)["published"].endswith("already up to date")
+
+    lost = invoke(
+        "report",
+        "--html",
+        str(page),
+        "--publish",
+        env={**env, "GITHUB_REPOSITORY": "owner/nowhere"},
+    )
+    assert lost.returncode == 1 and lost.stderr.startswith("error: cannot fetch")
+    assert len(lost.stderr.strip().splitlines()) == 1
+    fresh = server / "owner" / "fresh.git"
+    git(tmp_path, "init", "-q", "--bare", str(fresh))  # no gh-pages branch yet
+    made = invoke(
+        "report",
+        "--html",
+        str(page),
+        "--publish",
+        env={**env, "GITHUB_REPOSITORY": "owner/fresh"},
+    )
+    assert made.returncode == 0, made.stderr
+    assert "Delivery dashboard" in git(fresh, "show", "gh-pages:report/index.html")
+    alone = invoke("report", "--publish", env=env)
+    assert alone.returncode == 2 and "--publish needs --html" in alone.stderr

@@ -15,10 +15,17 @@ from cicd.tasks._common import emit_json, env_names, host_row, reported, targets
         "html": "Also write the dashboard as one self-contained HTML page here.",
         "json": "Print the measures as JSON on stdout.",
         "days": "The window, in days back from now (default: 30).",
+        "publish": "Also push the --html page to the gh-pages branch of "
+        "$GITHUB_REPOSITORY as report/index.html (with $GITHUB_TOKEN).",
     }
 )
 def report(
-    c: Any, env: str = "", html: str = "", json: bool = False, days: str = "30"
+    c: Any,
+    env: str = "",
+    html: str = "",
+    json: bool = False,
+    days: str = "30",
+    publish: bool = False,
 ) -> None:
     """Show the four DORA measures and availability per day, per environment.
 
@@ -27,12 +34,14 @@ def report(
     and availability per day from the hourly monitor's checks (monitor.jsonl).
     Computed from what each environment records on its host; nothing is changed.
     With --html PATH the same figures, a timeline of deploys and rollbacks and the
-    charts go to one HTML page that needs no network (inline SVG, no script).
+    charts go to one HTML page that needs no network (inline SVG, no script);
+    --publish puts it beside the documentation (the hourly health check does).
     """
     with reported("report" if json else "", env or None):
+        import os
         from pathlib import Path
 
-        from cicd.errors import UsageError, clip
+        from cicd.errors import CicdError, UsageError, clip
         from cicd.report import format_text, gather, write_html
 
         window = int(days) if days.strip().isdigit() else 0
@@ -44,6 +53,12 @@ def report(
         page = Path(html) if html else None
         if page is not None and page.is_dir():
             raise UsageError(f"--html names a directory, not a file: {html}")
+        repository = os.environ.get("GITHUB_REPOSITORY", "").strip()
+        if publish and (page is None or not repository):
+            raise UsageError(
+                "--publish needs --html PATH and GITHUB_REPOSITORY=OWNER/NAME "
+                "(set in GitHub Actions)"
+            )
         names = [env] if env else env_names()
         pairs = []
         for name in names:
@@ -58,6 +73,19 @@ def report(
                 raise UsageError(
                     f"cannot write --html {html}: {error.strerror or error}"
                 ) from None
+        published = None
+        if publish and written:
+            from cicd.report import PublishFailed, publish as push_page
+
+            try:
+                published = push_page(
+                    written,
+                    repository=repository,
+                    token=os.environ.get("GITHUB_TOKEN", "").strip(),
+                    server=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+                )
+            except PublishFailed as error:
+                raise CicdError(str(error)) from None
         if json:
             rows = [host_row(t, **found.as_dict()) for t, found in pairs]
             emit_json(
@@ -66,8 +94,11 @@ def report(
                 env=env or None,
                 days=window,
                 html=str(written) if written else None,
+                published=published,
             )
             return
         print(format_text(reports))
         if written:
             print(f"\ndashboard written to {written}")
+        if published:
+            print(published)
