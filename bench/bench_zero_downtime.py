@@ -34,8 +34,14 @@ WORKERS = 16
 HEALTH = "/_stcore/health"
 
 
+#: The slots' ports, the same for the whole run.
+PORTS: list[int] = []
+
+
 def _config(project: Project, kind: str, ci: str = "true") -> None:
-    blue, green, prod_blue, prod_green = (free_port() for _ in range(4))
+    while len(PORTS) < 4:
+        PORTS.append(free_port())
+    blue, green, prod_blue, prod_green = PORTS
     project.config_path.write_text(textwrap.dedent(f"""\
         # The embedded default's app (Streamlit, 10_preprod) on free ports.
         [tool.cicd]
@@ -160,6 +166,12 @@ def bench_zero_downtime() -> list[Metric]:
                 if failed and back:
                     verdicts.append(_seconds(back[0]) - _seconds(failed[-1]))
     finally:
+        for name in ("haproxy.log",):
+            source = project.root / "proxy" / name
+            if source.exists():
+                kept = REPO_ROOT / "build" / "bench" / f"zero-downtime-{name}"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, kept)
         project.close()
     switch = median(switches) if switches else float("nan")
     verdict = median(verdicts) if verdicts else float("nan")

@@ -17,6 +17,12 @@ from urllib.parse import urlsplit
 
 from cicd.errors import UsageError
 
+#: What a server closing an idle keep-alive connection looks like to a client.
+STALE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+)
 #: Loopback hosts the load may target (the network rule of the tests and demo).
 LOOPBACK = ("127.", "localhost", "[::1]", "::1")
 
@@ -117,23 +123,33 @@ class Load:
 
     def _work(self) -> None:
         conn: http.client.HTTPConnection | None = None
+        reused = False
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             if conn is None:
                 conn = http.client.HTTPConnection(
                     self.host, self.port, timeout=self.timeout
                 )
+                reused = False
             try:
                 conn.request("GET", self.path)
                 response = conn.getresponse()
                 response.read()
                 ok = response.status < 500
                 self._count(None if ok else f"HTTP {response.status}")
+                reused = True
                 if response.will_close:
                     conn.close()
                     conn = None
                 if self.pause:
                     self._stop.wait(self.pause)
             except (OSError, http.client.HTTPException) as error:
+                if reused and isinstance(error, STALE) and conn is not None:
+                    # The server closed an idle keep-alive connection (a proxy's
+                    # reload does): a GET is sent again on a new one, as browsers
+                    # and urllib3 do (RFC 9112 9.3.1), not counted as failed.
+                    conn.close()
+                    conn = None
+                    continue
                 self._count(type(error).__name__)
                 if conn is not None:
                     conn.close()

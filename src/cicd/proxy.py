@@ -55,6 +55,8 @@ class Proxy:
         self.socket = hx.socket_path(self.directory)
         self.backend = f"be_{self.env}"
         self.haproxy = target.settings.proxy.haproxy
+        #: The fragment's ports or checks changed: the next switch reloads.
+        self.reshaped = False
 
     # -- config ---------------------------------------------------------------
 
@@ -126,28 +128,28 @@ class Proxy:
         snapshot = files.parse_snapshot(self.runner.run(files.read_all(*paths)).stdout)
         old = {path: snapshot.get(str(i), "") for i, path in enumerate(paths)}
         stale = {p: c for p, c in wanted.items() if old[p] != c.strip("\n")}
-        if stale:
-            self.runner.run(files.mkdirs(self.fragments))
-            for path, content in stale.items():
-                self.runner.run(files.write_atomic(path, content))
-            checked = self.runner.run(
-                hx.check(self.haproxy, self.conf, self.fragments), check=False
-            )
-            if not checked.ok:
-                output = (checked.stderr + checked.stdout).splitlines()
-                alerts = [line for line in output if "ALERT" in line] or output
-                raise CicdError(
-                    f"haproxy refuses its config in {self.directory}: "
-                    + (alerts[0].strip() if alerts else f"exit {checked.exited}")
-                )
         said: list[str] = []
+        supervisor = self._supervisor()
+        reshaped = bool(old[self.fragment]) and hx.structure(
+            old[self.fragment]
+        ) != hx.structure(wanted[self.fragment])
+        if reshaped and supervisor.program_status(PROGRAM) == "RUNNING":
+            # New ports or checks: the live slot still listens where the running
+            # config says, so the new fragment waits for the switch (a reload).
+            del stale[self.fragment]
+            self.reshaped = True
+            said.append(
+                f"haproxy's config of {self.env} changed: applied at the switch "
+                "(a seamless reload)"
+            )
+        if stale:
+            self._write(stale)
         removed = False
         if not old[self.fragment]:
             # First blue/green switch here: the app restarted in place holds the
             # public port haproxy is about to take.
             removed, lines = self._retire_in_place()
             said += lines
-        supervisor = self._supervisor()
         started = supervisor.ensure_program(
             PROGRAM,
             sv.program_path(supervisor.paths.supervisor, PROGRAM),
@@ -161,13 +163,31 @@ class Proxy:
             if state != "RUNNING":
                 supervisor.program_action("start", PROGRAM)
                 said.append(f"haproxy was not running ({state}); started it")
-            elif self.fragment in stale and hx.structure(
-                old[self.fragment]
-            ) != hx.structure(wanted[self.fragment]):
+            elif self.fragment in stale and old[self.fragment]:
                 supervisor.signal("USR2", PROGRAM)
                 said.append(f"haproxy reloaded: {self.env}'s frontend changed")
         self.wait_until_answering(reloaded=bool(said))
         return said
+
+    def _write(self, contents: dict[str, str]) -> None:
+        """Write config files, then have haproxy check the whole config.
+
+        Raises:
+            CicdError: haproxy refuses it (its first alert).
+        """
+        self.runner.run(files.mkdirs(self.fragments))
+        for path, content in contents.items():
+            self.runner.run(files.write_atomic(path, content))
+        checked = self.runner.run(
+            hx.check(self.haproxy, self.conf, self.fragments), check=False
+        )
+        if not checked.ok:
+            output = (checked.stderr + checked.stdout).splitlines()
+            alerts = [line for line in output if "ALERT" in line] or output
+            raise CicdError(
+                f"haproxy refuses its config in {self.directory}: "
+                + (alerts[0].strip() if alerts else f"exit {checked.exited}")
+            )
 
     def _retire_in_place(self) -> tuple[bool, list[str]]:
         """Stop the app run in place before (its port becomes haproxy's).
@@ -266,6 +286,9 @@ class Proxy:
         Raises:
             CicdError: haproxy did not take ``to`` up within ``timeout``.
         """
+        if self.reshaped:
+            self._reload_routing_to(to, timeout)
+            return
         self.api(hx.set_state(self.backend, to, "ready"))
         deadline = time.monotonic() + timeout
         while self.servers().get(to, (0, 0))[0] != hx.UP:
@@ -286,6 +309,34 @@ class Proxy:
             )
         # What a restarted haproxy applies: the slot just switched to.
         self.runner.run(files.write_atomic(self.fragment, self.fragment_conf(to)))
+
+    def _reload_routing_to(self, to: str, timeout: float) -> None:
+        """Apply a reshaped fragment that routes to ``to``: a seamless reload.
+
+        The master starts a new worker on the same listening sockets; the old
+        worker finishes the connections it has (the old slot's websockets).
+
+        Raises:
+            CicdError: The new worker does not route to ``to`` within ``timeout``.
+        """
+        self._write({self.fragment: self.fragment_conf(to)})
+        self._supervisor().signal("USR2", PROGRAM)
+        port = str(self.target.settings.proxy.slot_port(to))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answer = self.api(hx.show_servers(self.backend))
+                if hx.routed(hx.parse_servers(answer)) == [to] and port in answer:
+                    break
+            except ProxyDown:
+                pass
+            if time.monotonic() > deadline:
+                raise CicdError(
+                    f"haproxy did not reload {self.env}'s new config within "
+                    f"{timeout:g}s (see {join(self.directory, 'haproxy.log')})"
+                )
+            time.sleep(0.05)
+        self.reshaped = False
 
 
 def _exchange(path: str, text: str) -> str:

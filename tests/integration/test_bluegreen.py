@@ -381,3 +381,19 @@ def test_a_crashing_release_is_never_routed_to_and_its_log_is_shown(
     assert "never routed to" in said, said
     assert "lines of the preprod app's log" in said and "crashing at start" in said
     assert get(bluegreen.url()) == "v1 ok"
+
+
+def test_new_slot_ports_are_applied_at_the_switch_with_no_failed_request(
+    bluegreen: Project,
+) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    bluegreen.slot_ports["preprod"] = (free_port(), free_port())
+    bluegreen.write(proxy="haproxy")
+    with Load(bluegreen.url(), workers=8, seconds=60) as load:
+        done = invoke("deploy.preprod", "--sha", bluegreen.repo.commit("v2"))
+    assert done.returncode == 0, done.stderr
+    assert "applied at the switch" in done.stdout + done.stderr
+    assert load.tally.failed == 0 and load.tally.sent > 50, load.tally.line()
+    assert get(bluegreen.url()) == "v2 ok"
+    fragment = (bluegreen.root / "proxy" / "conf.d" / "preprod.cfg").read_text()
+    assert all(str(port) in fragment for port in bluegreen.slot_ports["preprod"])
