@@ -35,7 +35,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         shutil.which("haproxy") is None,
-        reason="needs haproxy (apt-get install haproxy, or invoke infra.up)",
+        reason="needs haproxy (apt-get install haproxy, or "
+        "CICD_DEV_TASKS=1 invoke infra.up)",
     ),
 ]
 
