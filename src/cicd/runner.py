@@ -51,6 +51,9 @@ class Runner:
     def __init__(self, context: ContextLike, *, verbose: bool = False) -> None:
         self.context = context
         self.verbose = verbose
+        #: Facts about the host that do not change during a run (which compose
+        #: program works, whether haproxy is there), asked once per runner.
+        self.facts: dict[str, object] = {}
 
     @property
     def remote(self) -> bool:

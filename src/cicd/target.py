@@ -92,10 +92,18 @@ class Target:
         if self._proxied is None:
             kind = self.settings.proxy.kind
             self._proxied = kind == "haproxy" or (
-                kind == "auto"
-                and self.runner.ok(files.which(self.settings.proxy.haproxy))
+                kind == "auto" and self._has_haproxy()
             )
         return self._proxied
+
+    def _has_haproxy(self) -> bool:
+        """Whether the host has haproxy (asked once per host and run)."""
+        key = f"which {self.settings.proxy.haproxy}"
+        if key not in self.runner.facts:
+            self.runner.facts[key] = self.runner.ok(
+                files.which(self.settings.proxy.haproxy)
+            )
+        return bool(self.runner.facts[key])
 
     @property
     def slots(self) -> Slots:

@@ -153,6 +153,20 @@ def test_compose_v2_is_detected_once(tmp_path: Path) -> None:
     assert context.argvs == [["docker", "compose", "version"]]
 
 
+def test_compose_is_detected_once_for_both_slots(tmp_path: Path) -> None:
+    context = FakeContext(compose_host(v2=True, v1=True))
+    target = compose_target(tmp_path, context)
+    blue = ComposeRuntime(target.runner, target.settings, target.paths, "blue")
+    green = ComposeRuntime(target.runner, target.settings, target.paths, "green")
+
+    assert blue.program == green.program == ("docker", "compose")
+    assert context.argvs == [["docker", "compose", "version"]]
+    assert (blue.project, green.project) == (
+        "mangetamain-preprod-blue",
+        "mangetamain-preprod-green",
+    )
+
+
 def test_compose_falls_back_to_docker_compose_v1(tmp_path: Path) -> None:
     context = FakeContext(compose_host(docker=False, v2=False, v1=True))
     runtime = compose_target(tmp_path, context).runtime

@@ -35,7 +35,6 @@ class ComposeRuntime:
         self.paths = paths
         #: ``blue`` or ``green`` behind the proxy: a compose project of its own.
         self.slot = slot
-        self._program: tuple[str, ...] | None = None
 
     @property
     def project(self) -> str:
@@ -57,19 +56,22 @@ class ComposeRuntime:
 
     @property
     def program(self) -> tuple[str, ...]:
-        """``docker compose`` when the v2 plugin works, else ``docker-compose``."""
-        if self._program is None:
-            for candidate in (compose.V2, compose.V1):
-                if self.runner.ok(compose.version(candidate)):
-                    self._program = candidate
-                    break
-            else:
-                raise CicdError(
-                    f"docker compose not found on {self.runner.host} (install the "
-                    "docker compose plugin or docker-compose, or use the supervisor "
-                    "runtime)"
-                )
-        return self._program
+        """``docker compose`` when the v2 plugin works, else ``docker-compose``.
+
+        Asked once per host and run: every slot's runtime shares the answer.
+        """
+        known = self.runner.facts.get("compose")
+        if isinstance(known, tuple):
+            return known
+        for candidate in (compose.V2, compose.V1):
+            if self.runner.ok(compose.version(candidate)):
+                self.runner.facts["compose"] = candidate
+                return candidate
+        raise CicdError(
+            f"docker compose not found on {self.runner.host} (install the "
+            "docker compose plugin or docker-compose, or use the supervisor "
+            "runtime)"
+        )
 
     def preflight(self) -> None:
         """Fail with a clear message when docker or compose is missing."""
