@@ -225,7 +225,8 @@ def run_monitor(
         return MonitorResult(True, NOT_DEPLOYED, skipped=True)
     rules = target.settings.monitor
     state = load(target)
-    lines: list[str] = []
+    target.runner.run(files.mkdirs(target.paths.dir))
+    checks = 0
     rechecks = rules.retries
     while True:
         ok, reason = health_line(target)
@@ -233,9 +234,13 @@ def run_monitor(
             ok, reason = _public_round(rules.urls)
         now = clock()
         message = advance(state, ok, reason, now, target.env, rules)
-        lines.append(history_line(target.env, now, ok, reason, state.status))
+        # Each check at once: a run cut short (a job's timeout) keeps what it saw.
+        line = history_line(target.env, now, ok, reason, state.status)
+        target.runner.run(files.append_lines(target.paths.monitor_history, line))
+        checks += 1
         if message:
             notifier.send(message)
+            save(target, state)  # a run cut short must not alert this again
         if state.status == "up":
             if ok:
                 break  # healthy, or just recovered
@@ -246,10 +251,8 @@ def run_monitor(
         sleep(rules.retry_interval)
     certificates = tuple(_certificates(target))
     _alert_certificates(target, notifier, state, certificates, clock())
-    target.runner.run(files.mkdirs(target.paths.dir))
-    target.runner.run(files.append_lines(target.paths.monitor_history, *lines))
     save(target, state)
-    return MonitorResult(ok, reason, False, len(lines), state.status, certificates)
+    return MonitorResult(ok, reason, False, checks, state.status, certificates)
 
 
 def https_urls(target: Target) -> list[str]:
