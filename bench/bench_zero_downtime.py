@@ -110,7 +110,8 @@ def bench_zero_downtime() -> list[Metric]:
     """Failed requests across deploys and rollbacks, blue/green vs in place."""
     if shutil.which("haproxy") is None:
         raise BenchSkipped(
-            "needs haproxy (apt-get install haproxy, or invoke infra.up)"
+            "needs haproxy (apt-get install haproxy, or "
+            "CICD_DEV_TASKS=1 invoke infra.up)"
         )
     project = Project("zero-downtime", app_repo=False)
     try:

@@ -120,16 +120,20 @@ class Proxy:
         Raises:
             CicdError: The config is invalid, or haproxy did not start.
         """
+        supervisor = self._supervisor()
+        program_path = sv.program_path(supervisor.paths.supervisor, PROGRAM)
         wanted = {
             self.conf: hx.global_conf(self.socket),
             self.fragment: self.fragment_conf(live),
         }
-        paths = list(wanted)
+        paths = [*wanted, program_path]
         snapshot = files.parse_snapshot(self.runner.run(files.read_all(*paths)).stdout)
         old = {path: snapshot.get(str(i), "") for i, path in enumerate(paths)}
         stale = {p: c for p, c in wanted.items() if old[p] != c.strip("\n")}
+        program_current = old[program_path] == self._program_conf().strip("\n")
+        if not stale and program_current and self._answers():
+            return []  # the usual case: config as wanted, haproxy answering
         said: list[str] = []
-        supervisor = self._supervisor()
         reshaped = bool(old[self.fragment]) and hx.structure(
             old[self.fragment]
         ) != hx.structure(wanted[self.fragment])
@@ -151,10 +155,7 @@ class Proxy:
             removed, lines = self._retire_in_place()
             said += lines
         started = supervisor.ensure_program(
-            PROGRAM,
-            sv.program_path(supervisor.paths.supervisor, PROGRAM),
-            self._program_conf(),
-            removed=removed,
+            PROGRAM, program_path, self._program_conf(), removed=removed
         )
         if started:
             said.append("haproxy started (under supervisord)")
@@ -216,6 +217,14 @@ class Proxy:
             in_place.stop()
             return False, said
         return False, []
+
+    def _answers(self) -> bool:
+        """Whether haproxy answers on its runtime API now."""
+        try:
+            self.api("show info")
+        except ProxyDown:
+            return False
+        return True
 
     def wait_until_answering(self, *, timeout: float = 10.0, reloaded: bool) -> None:
         """Wait until the runtime API answers (after a start or reload).

@@ -115,9 +115,11 @@ class Slots:
         )
 
     def ready_now(self, slot: str) -> bool:
-        """Whether a slot runs and answers every check now (2 s at most)."""
-        if self.runtime(slot).status() != "RUNNING":
-            return False
+        """Whether a slot answers every check now (2 s at most).
+
+        Its checks answering is what running means here: asking the runtime too
+        would cost a ``supervisorctl`` (or ``docker``) call on the rollback path.
+        """
         return wait_ready(
             self.checks(slot),
             deadline=2.0,
