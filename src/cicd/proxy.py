@@ -164,9 +164,14 @@ class Proxy:
             if state != "RUNNING":
                 supervisor.program_action("start", PROGRAM)
                 said.append(f"haproxy was not running ({state}); started it")
-            elif self.fragment in stale and old[self.fragment]:
+            elif not old[self.fragment]:
+                # A new environment on a running haproxy: a seamless reload adds
+                # its frontend; the others' connections carry on.
                 supervisor.signal("USR2", PROGRAM)
-                said.append(f"haproxy reloaded: {self.env}'s frontend changed")
+                said.append(
+                    f"haproxy reloaded: it serves {self.env} on port "
+                    f"{self.target.settings.port} too"
+                )
         self.wait_until_answering(reloaded=bool(said))
         return said
 

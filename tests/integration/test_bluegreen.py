@@ -398,3 +398,17 @@ def test_new_slot_ports_are_applied_at_the_switch_with_no_failed_request(
     assert get(bluegreen.url()) == "v2 ok"
     fragment = (bluegreen.root / "proxy" / "conf.d" / "preprod.cfg").read_text()
     assert all(str(port) in fragment for port in bluegreen.slot_ports["preprod"])
+
+
+def test_a_second_environment_joins_the_running_haproxy_seamlessly(
+    bluegreen: Project,
+) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    v2 = bluegreen.repo.commit("v2")
+    with Load(bluegreen.url(), workers=8, seconds=60) as load:
+        done = invoke("deploy.prod", "--confirm", "DEPLOY", "--sha", v2, "--force")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "haproxy reloaded: it serves prod" in done.stdout + done.stderr
+    assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()
+    assert get(bluegreen.url("prod")) == "v2 ok"
+    assert get(bluegreen.url()) == "v1 ok"
