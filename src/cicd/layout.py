@@ -166,7 +166,7 @@ class EnvPaths:
 
     @property
     def proxy(self) -> str:
-        """haproxy's directory, shared by every environment of the root."""
+        """The directory of haproxy, shared by every environment of the root."""
         return join(self.root, "proxy")
 
     def journal(self, sha: str) -> str:

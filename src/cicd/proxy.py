@@ -72,7 +72,7 @@ class Proxy:
 
     @property
     def check_path(self) -> str:
-        """haproxy's own health check: the path of the environment's first check."""
+        """The path haproxy's own health check asks: the environment's first check's."""
         checks = self.target.settings.health.checks
         base = self.target.settings.url.rstrip("/")
         url = checks[0].url if checks else base + "/"

@@ -475,7 +475,7 @@ def _check_unit(run: _Run, t: Target, program: str, conf: str) -> None:
 
 
 def _check_proxy(run: _Run, t: Target) -> None:
-    """haproxy for zero-downtime switches: needed by ``haproxy``, hoped by ``auto``."""
+    """Check haproxy, for zero-downtime switches (needed by ``haproxy``)."""
     program = t.settings.proxy.haproxy
     found = t.runner.run(cmd(program, "-v"), check=False)
     if found.ok:

@@ -137,7 +137,7 @@ class Slots:
     # -- switching --------------------------------------------------------------
 
     def ensure_proxy(self) -> list[str]:
-        """haproxy runs and knows this environment (see :meth:`Proxy.ensure`)."""
+        """Make haproxy run and know this environment (see :meth:`Proxy.ensure`)."""
         return self.proxy.ensure(self.intended())
 
     def start_proxy(self, live: str) -> list[str]:

@@ -107,7 +107,7 @@ class Target:
 
     @property
     def slots(self) -> Slots:
-        """The environment's blue/green slots (behind haproxy)."""
+        """The blue/green slots of this environment (behind haproxy)."""
         if self._slots is None:
             from cicd.slots import Slots
 

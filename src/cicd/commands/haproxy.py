@@ -123,7 +123,7 @@ def structure(conf: str) -> str:
 
 
 def program_line(haproxy: str, conf: str, fragments: str) -> str:
-    """haproxy in the foreground, in master-worker mode (a reload is ``USR2``)."""
+    """The line that runs haproxy: foreground, master-worker (reload: ``USR2``)."""
     return f"{haproxy} -W -db -f {conf} -f {fragments}"
 
 
