@@ -119,6 +119,9 @@ def format_slots(env: str, slots: dict[str, Any]) -> str:
     parts = []
     for slot in SLOTS:
         info = slots[slot]
+        if info["release"] is None:
+            parts.append(f"{slot} unused")
+            continue
         role = (
             "routed"
             if slots["routed"] == slot
