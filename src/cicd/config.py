@@ -499,6 +499,10 @@ class EnvSettings:
     notify: NotifySettings
     ci: CiSettings
 
+    def port_of(self, slot: str | None) -> int:
+        """Where an app instance listens: its slot's private port, or ``port``."""
+        return self.proxy.slot_port(slot) if slot else self.port
+
 
 @dataclass(frozen=True)
 class Settings:

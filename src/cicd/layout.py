@@ -145,6 +145,10 @@ class EnvPaths:
         """The output of the app on a slot (``logs/app-blue.log``), or in place."""
         return join(self.logs, f"app-{slot}.log") if slot else self.app_log
 
+    def link(self, slot: str | None) -> str:
+        """The symlink an app instance runs: its slot's, or ``current`` in place."""
+        return self.slot(slot) if slot else self.current
+
     def slot(self, name: str) -> str:
         """The symlink to the release a slot runs (behind the proxy)."""
         return join(self.dir, "slots", name)

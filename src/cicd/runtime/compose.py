@@ -45,14 +45,12 @@ class ComposeRuntime:
     @property
     def port(self) -> int:
         """The port the container listens on (``CICD_PORT``)."""
-        if self.slot:
-            return self.settings.proxy.slot_port(self.slot)
-        return self.settings.port
+        return self.settings.port_of(self.slot)
 
     @property
     def link(self) -> str:
         """The symlink to the release it runs: its slot's, or ``current``."""
-        return self.paths.slot(self.slot) if self.slot else self.paths.current
+        return self.paths.link(self.slot)
 
     @property
     def program(self) -> tuple[str, ...]:

@@ -184,9 +184,7 @@ class SupervisorRuntime:
     @property
     def port(self) -> int:
         """The port this app instance listens on: its slot's, or the environment's."""
-        if self.slot:
-            return self.settings.proxy.slot_port(self.slot)
-        return self.settings.port
+        return self.settings.port_of(self.slot)
 
     @property
     def address(self) -> str:
@@ -198,7 +196,7 @@ class SupervisorRuntime:
     @property
     def link(self) -> str:
         """The symlink to the release it runs: its slot's, or ``current``."""
-        return self.paths.slot(self.slot) if self.slot else self.paths.current
+        return self.paths.link(self.slot)
 
     def _program_conf(self) -> str:
         values = {
