@@ -76,6 +76,18 @@ def choose(state: EnvState, to: str | None) -> str:
     )
 
 
+def check_to(to: str | None) -> None:
+    """Refuse a ``--to`` that cannot name a kept release (exit 2).
+
+    Raises:
+        UsageError: Not 4 to 40 hex digits.
+    """
+    if to and not SHA_PREFIX.match(to.strip()):
+        raise UsageError(
+            f"--to {to!r} is not a kept release: expected 4 to 40 hex digits"
+        )
+
+
 def rollback(
     hosts: list[Target],
     notifier: Notifier,
@@ -98,10 +110,7 @@ def rollback(
         UsageError: ``to`` is not a sha prefix; checked before anything changes.
         CicdError: A host could not roll back (each failure named).
     """
-    if to and not SHA_PREFIX.match(to.strip()):
-        raise UsageError(
-            f"--to {to!r} is not a kept release: expected 4 to 40 hex digits"
-        )
+    check_to(to)
     with lock.hold(hosts, "rollback", to):
         results: dict[Target, RollbackResult] = {}
 

@@ -27,6 +27,31 @@ SHA_HELP = (
 )
 
 
+#: The help of ``--plan``.
+PLAN_HELP = (
+    "Print what would happen, step by step and host by host, and change nothing "
+    "(no lock, no ledger line, no message)."
+)
+
+
+def _plan_prod(
+    hosts: list[Any], preprod: Any, sha: str, force: bool, json: bool
+) -> None:
+    """``deploy.prod --plan``: production's own checks, then the deploy's steps."""
+    from cicd.errors import UsageError
+    from cicd.plan import plan_deploy, prod_refusal, show
+
+    state = preprod.state()
+    full = hosts[0].resolve(sha) if sha else state.validated
+    if not full:
+        raise UsageError(
+            "preprod has no CI-validated sha yet; pass --sha (and --force if CI "
+            "has not validated it)"
+        )
+    refused = prod_refusal(state, full, force)
+    show(plan_deploy(hosts, full, backup=True, refused=refused), "deploy.prod", json)
+
+
 def result_document(task_name: str, result: Any) -> None:
     """Print a deploy's result as the ``--json`` document (one shape for all)."""
     fields = result.as_dict()
@@ -42,6 +67,7 @@ def result_document(task_name: str, result: Any) -> None:
         "watch": "Then watch CI in the background; roll back if CI fails.",
         "json": "Print the result as JSON on stdout.",
         "lock_wait": LOCK_WAIT_HELP,
+        "plan": PLAN_HELP,
     }
 )
 def preprod(
@@ -51,6 +77,7 @@ def preprod(
     watch: bool = False,
     json: bool = False,
     lock_wait: float = 0.0,
+    plan: bool = False,
 ) -> None:
     """Deploy a commit to preprod at once (deploy first, CI is watched afterwards).
 
@@ -68,6 +95,11 @@ def preprod(
         if not revision:
             raise UsageError("--sha is required (or set GITHUB_SHA)")
         hosts = targets(c, env)
+        if plan:
+            from cicd.plan import plan_deploy, show
+
+            show(plan_deploy(hosts, hosts[0].resolve(revision)), "deploy.preprod", json)
+            return
         fleet = configured_fleet(c, hosts)
         n = notifier(hosts[0], hosts)
         with lock.waiting(lock_wait):
@@ -94,6 +126,7 @@ def preprod(
         "force": "Deploy a sha CI has not validated (recorded in the ledger).",
         "json": "Print the result as JSON on stdout.",
         "lock_wait": LOCK_WAIT_HELP,
+        "plan": PLAN_HELP + " No --confirm needed.",
     }
 )
 def prod(
@@ -103,6 +136,7 @@ def prod(
     force: bool = False,
     json: bool = False,
     lock_wait: float = 0.0,
+    plan: bool = False,
 ) -> None:
     """Deploy a CI-validated sha to production, after typing DEPLOY.
 
@@ -115,6 +149,9 @@ def prod(
         from cicd.deploy import deploy_prod
 
         hosts = targets(c, "prod")
+        if plan:
+            _plan_prod(hosts, targets(c, "preprod")[0], sha, force, json)
+            return
         with lock.waiting(lock_wait):
             result = deploy_prod(
                 hosts,

@@ -26,10 +26,17 @@ from cicd.tasks._common import (
         "json": "Print the result as JSON on stdout.",
         "lock_wait": "Seconds to wait for another deploy's or rollback's lock to be "
         "released (default: 0); a manual lock is never waited for.",
+        "plan": "Print what would happen, step by step and host by host, and change "
+        "nothing.",
     }
 )
 def rollback(
-    c: Any, env: str = "preprod", to: str = "", json: bool = False, lock_wait: float = 0
+    c: Any,
+    env: str = "preprod",
+    to: str = "",
+    json: bool = False,
+    lock_wait: float = 0,
+    plan: bool = False,
 ) -> None:
     """Roll back to a kept release: switch, restart, wait until ready.
 
@@ -41,6 +48,13 @@ def rollback(
         from cicd.rollback import rollback as do_rollback
 
         hosts = targets(c, env)
+        if plan:
+            from cicd.plan import plan_rollback, show
+            from cicd.rollback import check_to
+
+            check_to(to)
+            show(plan_rollback(hosts, to or None), "rollback", json)
+            return
         with lock.waiting(lock_wait):
             done = do_rollback(hosts, notifier(hosts[0], hosts), to=to or None)
         if json:
