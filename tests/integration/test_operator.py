@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -74,7 +75,9 @@ def test_audit_and_releases_tell_who_did_what_when(project: Project) -> None:
     ]
     print(table.stdout)
     deploys = [line for line in lines if " deploy " in line and " ok " in line]
-    assert len(deploys) == 2 and v2[:7] in deploys[1] and "restart 0." in deploys[1]
+    assert len(deploys) == 2 and v2[:7] in deploys[1]
+    # Each step's duration is shown (its value depends on the machine's load).
+    assert re.search(r"restart \d+\.\ds", deploys[1]), deploys[1]
     assert all(
         " ada " in line and socket.gethostname()[:16] in line for line in deploys
     )
