@@ -173,10 +173,19 @@ def go_live(
     if not first:
         for line in slots.ensure_proxy():
             timeline.say(f"  {line}")
+    if not first:
+        half = slots.finish_half_switch()
+        if half:
+            timeline.say(f"  {half}")
     # haproxy's answer, else the last switch's choice: never start over the slot
     # that serves (or should) because haproxy was down or its check was failing.
     live = slots.routed() or (None if first else slots.intended())
     slot = slots.find_warm(sha, live)
+    if live and slot is None and slots.release(live) == sha and slots.ready_now(live):
+        # It already serves (a repair after haproxy came back): nothing to start.
+        target.switch(sha, running)
+        target.event("health", sha=sha, detail=f"serving on the {live} slot")
+        return
     if slot is not None:
         timeline.say(f"  {short(sha)} still runs on the {slot} slot: switching back")
     else:
@@ -194,6 +203,8 @@ def go_live(
         except DeployFailed as error:
             log = last_lines(runtime)
             runtime.stop()
+            # Nothing was switched: no intent is left for status to report.
+            intent.clear(target)
             target.event("health", sha=sha, outcome="failed", detail=str(error))
             served = f"; {short(running)} served throughout" if live else ""
             raise DeployFailed(

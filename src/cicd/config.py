@@ -631,7 +631,24 @@ def from_table(
                 _build_env(
                     name, _merge(raw[name], hosts[host]), f"tool.cicd.host.{host}"
                 )
+    _check_ports_across(envs)
     return Settings(project_dir, path, envs, raw, hosts)
+
+
+def _check_ports_across(envs: dict[str, EnvSettings]) -> None:
+    """No slot's port is another environment's port or slot (one haproxy binds all)."""
+    taken: dict[tuple[str, int], str] = {(e.root, e.port): n for n, e in envs.items()}
+    for name, env in envs.items():
+        if env.proxy.kind == "none":
+            continue
+        for port in (env.proxy.blue_port, env.proxy.green_port):
+            other = taken.get((env.root, port))
+            if other is not None and other != name:
+                raise ConfigError(
+                    f"tool.cicd.env.{name}: proxy port {port} is also {other}'s "
+                    "(set proxy.blue_port and proxy.green_port)"
+                )
+            taken[(env.root, port)] = name
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -796,8 +813,10 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
         "blue_port": data["proxy"]["blue_port"] or data["port"] + 10000,
         "green_port": data["proxy"]["green_port"] or data["port"] + 20000,
     }
-    if proxy["kind"] != "none":
-        _check_slot_ports(data["port"], proxy, where)
+    if proxy["kind"] == "haproxy":
+        # "auto" is checked once the host is known to have haproxy
+        # (Target.proxied): without it, slot ports are never used.
+        check_slot_ports(data["port"], proxy, where)
     tables = {"runtime": runtime, "proxy": proxy}
     sections = {
         key: _section(
@@ -811,8 +830,12 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     return result
 
 
-def _check_slot_ports(port: int, proxy: dict[str, Any], where: str) -> None:
-    """The two slots' ports (derived or given) exist and differ from ``port``."""
+def check_slot_ports(port: int, proxy: dict[str, Any], where: str) -> None:
+    """The two slots' ports (derived or given) exist and differ from ``port``.
+
+    Raises:
+        ConfigError: A port past 65535, or two the same.
+    """
     ports = {"port": port, **{f"proxy.{s}_port": proxy[f"{s}_port"] for s in SLOTS}}
     for key, value in ports.items():
         if value > 65535:

@@ -122,12 +122,17 @@ def _activation(target: Target, sha: str, state: EnvState, op: str) -> list[str]
         f"readiness on the {slot} slot: {_checks(target)}; if not ready: never "
         f"routed to ({short(state.current)} serves throughout), marked bad"
     )
+    window = target.settings.proxy.warm
     after = (
-        f"keep {short(state.current)} warm on the {live} slot for "
-        f"{target.settings.proxy.warm:g}s"
-        if op == "deploy" and live and state.current
+        f"keep {short(state.current)} warm on the {live} slot for {window:g}s"
+        if op == "deploy" and live and state.current and window > 0
         else (f"stop the {live} slot" if live else "")
     )
+    if not slots.proxy.configured():
+        after += (
+            "; the first switch behind haproxy here: the app run in place stops "
+            "and haproxy takes its port (about a second)"
+        )
     steps.append(
         f"switch haproxy {live or 'nothing'} → {slot}" + (f"; {after}" if after else "")
     )

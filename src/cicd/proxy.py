@@ -303,6 +303,9 @@ class Proxy:
         if self.reshaped:
             self._reload_routing_to(to, timeout)
             return
+        # The fragment first: a reload or restart in the middle of this switch
+        # (another environment's) applies the new slot, never the old one.
+        self.runner.run(files.write_atomic(self.fragment, self.fragment_conf(to)))
         self.api(hx.set_state(self.backend, to, "ready"))
         deadline = time.monotonic() + timeout
         while self.servers().get(to, (0, 0))[0] != hx.UP:
@@ -321,8 +324,6 @@ class Proxy:
                     )
                 )
             )
-        # What a restarted haproxy applies: the slot just switched to.
-        self.runner.run(files.write_atomic(self.fragment, self.fragment_conf(to)))
 
     def _reload_routing_to(self, to: str, timeout: float) -> None:
         """Apply a reshaped fragment that routes to ``to``: a seamless reload.

@@ -60,6 +60,10 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
         found = f"unfinished switch {intent.describe(pending)}"
     notifier.say(f"{target.env}: {found}; repairing")
     timeline = Timeline(notifier.say)
+    if target.proxied:
+        # haproxy first: what serves is what it routes to once it runs again.
+        for line in target.slots.ensure_proxy():
+            notifier.say(f"  {line}")
     if current is not None and target.serving() == current and already_ready(target):
         done = f"{short(current)} serves and is ready: nothing to redo"
         # Settled again: the state replay sees the switch followed by a pass.
@@ -73,12 +77,12 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
             raise CicdError("no current release")
         label = f"wait until {short(current)} is ready"
         if target.proxied:
-            # Start it on a slot (or find it warm), get it ready, route to it.
+            # Start it on a slot (or find it warm or live), get it ready, route to
+            # it; a deploy finished here keeps its previous release warm.
             routed = target.slots.routed()
             running = target.slots.release(routed) if routed else None
-            go_live(
-                target, current, timeline, label=label, running=running, op="repair"
-            )
+            op = "deploy" if pending and pending.get("why") == "deploy" else "repair"
+            go_live(target, current, timeline, label=label, running=running, op=op)
         else:
             with timeline.step("restart", f"restart the {target.env} app"):
                 target.runtime.restart()

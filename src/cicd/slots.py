@@ -93,6 +93,25 @@ class Slots:
         states = ", ".join(f"{n} {hx.describe(*s)}" for n, s in servers.items())
         return f"haproxy routes {self.target.env} to no slot ({states or 'none'})"
 
+    def finish_half_switch(self) -> str | None:
+        """Keep the slot a switch cut short chose, when haproxy routes to both.
+
+        A run killed between enabling the new slot and draining the old leaves
+        both routed; ``live`` names the one it chose.
+
+        Returns:
+            What was done, or None when nothing needed doing.
+        """
+        try:
+            both = hx.routed(self.proxy.servers())
+        except ProxyDown:
+            return None
+        chosen = self.intended()
+        if len(both) < 2 or chosen not in both:
+            return None
+        self.proxy.route(chosen, other(chosen))
+        return f"haproxy routed to both slots (a switch cut short): kept {chosen}"
+
     def intended(self) -> str | None:
         """The slot the last switch chose (``<env>/live``), or None."""
         name = self.target.runner.output(files.read(self.target.paths.live))

@@ -94,6 +94,17 @@ class Target:
             self._proxied = kind == "haproxy" or (
                 kind == "auto" and self._has_haproxy()
             )
+            if self._proxied and kind == "auto":
+                # Checked at load only for "haproxy": without haproxy on the
+                # host, the slots' ports are never used.
+                from cicd.config import check_slot_ports
+
+                proxy = self.settings.proxy
+                check_slot_ports(
+                    self.settings.port,
+                    {"blue_port": proxy.blue_port, "green_port": proxy.green_port},
+                    f"tool.cicd.env.{self.env}",
+                )
         return self._proxied
 
     def _has_haproxy(self) -> bool:

@@ -412,3 +412,56 @@ def test_a_second_environment_joins_the_running_haproxy_seamlessly(
     assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()
     assert get(bluegreen.url("prod")) == "v2 ok"
     assert get(bluegreen.url()) == "v1 ok"
+
+
+def test_a_failed_blue_green_rollback_leaves_nothing_unfinished(
+    bluegreen: Project,
+) -> None:
+    crash = bluegreen.repo.commit("v1", mode="crash")
+    good = bluegreen.repo.commit("v2")
+    bluegreen.write(proxy="haproxy", deadline=1.5)
+    deploy(bluegreen, good)
+    bluegreen.target().export(crash)  # a kept release that cannot start
+    failed = invoke("rollback", "--to", crash)
+    assert failed.returncode == 1, failed.stderr
+    assert "never routed to" in failed.stdout + failed.stderr
+    assert not (bluegreen.root / "preprod" / "intent").exists()
+    status = invoke("status", "--env", "preprod")
+    assert status.returncode == 0 and "unfinished" not in status.stdout
+    assert get(bluegreen.url()) == "v2 ok"
+
+
+def test_a_switch_cut_short_with_both_slots_routed_is_finished(
+    bluegreen: Project,
+) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    v2 = bluegreen.repo.commit("v2")
+    deploy(bluegreen, v2)
+    live = slot_of(bluegreen)
+    warm = "green" if live == "blue" else "blue"
+    proxy = bluegreen.target().slots.proxy
+    proxy.api(f"set server be_preprod/{warm} state ready")  # as a killed run left it
+    assert bluegreen.target().slots.routed() is None  # two routed: none is "the" one
+    repaired = invoke("status", "--repair", "--env", "preprod")
+    assert repaired.returncode == 0, repaired.stderr + repaired.stdout
+    assert "kept " + live in repaired.stdout + repaired.stderr
+    assert bluegreen.target().slots.routed() == live
+    assert get(bluegreen.url()) == "v2 ok"
+
+
+def test_repair_after_haproxy_died_restarts_nothing_that_still_runs(
+    bluegreen: Project,
+) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    deploy(bluegreen, bluegreen.repo.commit("v2"))
+    live = slot_of(bluegreen)
+    pid = slot_pid(bluegreen, live)
+    ctl = Path(os.sys.executable).parent / "supervisorctl"
+    conf = bluegreen.root / "supervisor" / "supervisord.conf"
+    subprocess.run([str(ctl), "-c", str(conf), "stop", "proxy"], check=True)
+    assert "haproxy" in invoke("health", "--env", "preprod").stdout
+    repaired = invoke("status", "--repair", "--env", "preprod")
+    assert repaired.returncode == 0, repaired.stderr + repaired.stdout
+    assert "haproxy was not running" in repaired.stdout + repaired.stderr
+    assert slot_of(bluegreen) == live and slot_pid(bluegreen, live) == pid
+    assert get(bluegreen.url()) == "v2 ok"

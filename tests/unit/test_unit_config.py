@@ -433,3 +433,32 @@ def test_slot_ports_derive_from_the_port_and_are_checked() -> None:
     # In place, slot ports are never used: a high port is fine.
     kept = from_table({"port": 50000, "proxy": {"kind": "none"}}, project_dir=Path("."))
     assert kept.env("preprod").port == 50000
+    # "auto": checked only once the host is known to have haproxy.
+    auto = from_table(
+        {"env": {"preprod": {"port": 50000}, "prod": {"port": 50001}}},
+        project_dir=Path("."),
+    )
+    assert auto.env("preprod").proxy.kind == "auto"
+    with pytest.raises(ConfigError, match="proxy port 18500 is also prod's"):
+        from_table(
+            {"env": {"prod": {"port": 18500}}, "proxy": {"kind": "haproxy"}},
+            project_dir=Path("."),
+        )
+
+
+def test_auto_checks_the_slot_ports_once_haproxy_is_found(tmp_path: Path) -> None:
+    from invoke import Context
+
+    from cicd.config import ConfigError, from_table
+    from cicd.runner import Runner
+    from cicd.target import Target
+
+    table = {"env": {"preprod": {"port": 50000}, "prod": {"port": 50001}}}
+    settings = from_table(table, project_dir=tmp_path)
+    runner = Runner(Context())
+    runner.facts["which haproxy"] = True
+    with pytest.raises(ConfigError, match="green_port: 70000 is past 65535"):
+        _ = Target(runner, settings, "preprod").proxied
+    runner.facts["which haproxy"] = False
+    assert Target(runner, settings, "preprod").proxied is False
+

@@ -50,7 +50,7 @@ def test_each_runtime_follows_its_own_log(tmp_path: Path) -> None:
     assert in_place.argv[-1] == "/srv/cicd/preprod/logs/app.log"
     assert blue.argv[-1] == "/srv/cicd/preprod/logs/app-blue.log"
     container = ComposeRuntime(runner, settings, paths)
-    container._program = compose.V1  # known already: nothing is probed
+    runner.facts["compose"] = compose.V1  # known already: nothing is probed
     assert container.follow(7).argv[:1] == ("docker-compose",)
     assert container.follow(7).argv[-4:] == ("--tail", "7", "--follow", "app")
 
