@@ -54,7 +54,9 @@ class Proxy:
         self.fragment = hx.fragment_path(self.directory, self.env)
         self.socket = hx.socket_path(self.directory)
         self.backend = f"be_{self.env}"
-        self.haproxy = target.settings.proxy.haproxy
+        # The full path (Debian's is /usr/sbin/haproxy, off a user's PATH), so
+        # the config check and supervisord run the very program detected.
+        self.haproxy = target.haproxy_path() or target.settings.proxy.haproxy
         #: The fragment's ports or checks changed: the next switch reloads.
         self.reshaped = False
 

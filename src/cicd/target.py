@@ -109,12 +109,24 @@ class Target:
 
     def _has_haproxy(self) -> bool:
         """Whether the host has haproxy (asked once per host and run)."""
-        key = f"which {self.settings.proxy.haproxy}"
+        return bool(self.haproxy_path())
+
+    def haproxy_path(self) -> str:
+        """The full path of haproxy on the host, or "" (asked once per host and run).
+
+        Looked up on PATH and then supervisord's own PATH (/usr/sbin included),
+        so the program detected is the one supervisord will run.
+        """
+        from cicd.commands.supervisor import CLEAN_PATH
+
+        program = self.settings.proxy.haproxy
+        key = f"which {program}"
         if key not in self.runner.facts:
-            self.runner.facts[key] = self.runner.ok(
-                files.which(self.settings.proxy.haproxy)
-            )
-        return bool(self.runner.facts[key])
+            found = self.runner.run(files.locate(program, CLEAN_PATH), check=False)
+            lines = found.stdout.strip().splitlines()
+            self.runner.facts[key] = lines[-1] if found.ok and lines else ""
+        value = self.runner.facts[key]
+        return value if isinstance(value, str) else ""
 
     @property
     def slots(self) -> Slots:

@@ -456,9 +456,9 @@ def test_auto_checks_the_slot_ports_once_haproxy_is_found(tmp_path: Path) -> Non
     table = {"env": {"preprod": {"port": 50000}, "prod": {"port": 50001}}}
     settings = from_table(table, project_dir=tmp_path)
     runner = Runner(Context())
-    runner.facts["which haproxy"] = True
+    runner.facts["which haproxy"] = "/usr/sbin/haproxy"
     with pytest.raises(ConfigError, match="green_port: 70000 is past 65535"):
         _ = Target(runner, settings, "preprod").proxied
-    runner.facts["which haproxy"] = False
+    runner.facts["which haproxy"] = ""
     assert Target(runner, settings, "preprod").proxied is False
 

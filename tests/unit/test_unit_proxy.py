@@ -346,3 +346,20 @@ def test_the_load_counts_refused_connections_and_only_targets_loopback() -> None
         Load("http://192.0.2.1/")
     with pytest.raises(UsageError, match="only targets loopback"):
         Load("https://127.0.0.1/")
+
+
+def test_haproxy_is_found_off_a_users_path(tmp_path: Path) -> None:
+    """Debian's /usr/sbin/haproxy: looked up on supervisord's PATH too, in full."""
+    from cicd.commands import files
+
+    argv = files.locate("haproxy", "/usr/sbin:/sbin").argv
+    assert argv[-2:] == ("/usr/sbin:/sbin", "haproxy")
+    fake = tmp_path / "sbin"
+    fake.mkdir()
+    (fake / "haproxy").write_text("#!/bin/sh\n")
+    (fake / "haproxy").chmod(0o755)
+    runner = Runner(Context())
+    found = runner.run(files.locate("haproxy", str(fake)), check=False).stdout.strip()
+    assert found in (str(fake / "haproxy"), shutil.which("haproxy"))
+    missing = runner.run(files.locate("no-such-haproxy", str(fake)), check=False)
+    assert not missing.ok

@@ -162,6 +162,15 @@ def sha256(path: str) -> Command:
     return sh('[ ! -f "$1" ] || sha256sum < "$1" | cut -d" " -f1', path)
 
 
+def locate(program: str, extra_path: str) -> Command:
+    """Print the full path of ``program``, looked up on PATH then ``extra_path``.
+
+    Debian installs daemons such as haproxy in /usr/sbin, which is not on a
+    non-root user's PATH; exit 1 when it is found nowhere.
+    """
+    return sh('PATH="$PATH:$1"; command -v -- "$2"', extra_path, program)
+
+
 def which(*programs: str) -> Command:
     """Exit 0 when every program is an executable path or on ``PATH``.
 
