@@ -363,3 +363,117 @@ def test_haproxy_is_found_off_a_users_path(tmp_path: Path) -> None:
     assert found in (str(fake / "haproxy"), shutil.which("haproxy"))
     missing = runner.run(files.locate("no-such-haproxy", str(fake)), check=False)
     assert not missing.ok
+
+
+# -- more of the engine, without haproxy: the stand-in API and files --------------
+
+
+def test_ensure_does_nothing_when_config_is_as_wanted_and_haproxy_answers(
+    target: Target, api: FakeApi
+) -> None:
+    proxy = Proxy(target)
+    Path(proxy.conf).write_text(hx.global_conf(proxy.socket))
+    Path(proxy.fragment).write_text(proxy.fragment_conf("blue"))
+    program = Path(target.paths.supervisor) / "conf.d" / "proxy.conf"
+    program.parent.mkdir(parents=True)
+    program.write_text(proxy._program_conf())
+    assert proxy.ensure("blue") == []
+    assert api.commands == ["show info"]
+
+
+def test_a_config_haproxy_refuses_is_one_clear_error(tmp_path: Path) -> None:
+    table = {"root": str(tmp_path), "proxy": {"kind": "haproxy", "haproxy": "false"}}
+    target = Target(
+        Runner(Context()), from_table(table, project_dir=tmp_path), "preprod"
+    )
+    with pytest.raises(CicdError, match="haproxy refuses its config in .*: exit 1"):
+        Proxy(target).ensure(None)
+
+
+def test_a_reshaped_fragment_is_applied_by_a_reload_routing_to_the_new_slot(
+    target: Target, api: FakeApi
+) -> None:
+    proxy = Proxy(target)
+    proxy.haproxy = "true"  # `haproxy -c` passes
+    proxy.reshaped = True
+    port = target.settings.port_of("green")
+    original = api.answer
+
+    def with_ports(text: str) -> str:
+        return original(text).replace(" 1 - 0 0 - - 0", f" {port} - 0 0 - - 0")
+
+    api.answer = with_ports  # type: ignore[method-assign]
+    api.state = {"blue": [0, 5], "green": [2, 0]}  # what the new worker reports
+    proxy.route("green", "blue", timeout=2)
+    assert not proxy.reshaped
+    assert "server green 127.0.0.1:28500\n" in Path(proxy.fragment).read_text()
+
+
+def test_a_half_done_switch_keeps_the_slot_it_chose(
+    target: Target, api: FakeApi
+) -> None:
+    slots = Slots(target)
+    Path(target.paths.dir).mkdir(parents=True, exist_ok=True)
+    assert slots.finish_half_switch() is None  # one slot routed: nothing to do
+    api.state = {"blue": [2, 0], "green": [2, 4]}
+    Path(target.paths.live).write_text("green\n")
+    said = slots.finish_half_switch()
+    assert said == "haproxy routed to both slots (a switch cut short): kept green"
+    assert slots.routed() == "green"
+    # Nothing runs on the other slot here (no supervisord): nothing to stop.
+    assert slots.retire() is None
+    assert not Path(target.paths.warm).exists()
+
+
+def test_status_shows_each_slot(target: Target, api: FakeApi) -> None:
+    from cicd.status import format_slots, slots_status
+
+    Path(target.paths.dir).mkdir(parents=True, exist_ok=True)
+    Path(target.paths.releases, "c" * 40).mkdir(parents=True)
+    Slots(target).point("blue", "c" * 40)
+    Slots(target).keep_warm("green", "d" * 40, 60)
+    shown = slots_status(target)
+    assert shown is not None and shown["routed"] == "blue"
+    assert shown["blue"]["release"] == "c" * 40 and shown["green"]["release"] is None
+    line = format_slots("preprod", shown)
+    assert line.startswith("  preprod slots: blue ccccccc ")
+    assert "(routed)" in line and "green unused" in line
+
+
+def test_a_blue_green_plan_names_the_idle_slot(target: Target, api: FakeApi) -> None:
+    from cicd.plan import plan_deploy, plan_rollback
+
+    Path(target.paths.dir).mkdir(parents=True, exist_ok=True)
+    plan = plan_deploy([target], "e" * 40)
+    steps = "\n".join(plan.hosts[0].steps)
+    assert "switches: blue/green behind haproxy" in plan.notes
+    assert "start eeeeeee on the idle green slot (port 28500)" in steps
+    assert "switch haproxy blue → green" in steps
+    assert "the app run in place stops" in steps  # no fragment yet: the first switch
+    refused = plan_rollback([target], None)
+    assert refused.hosts[0].refused.startswith("preprod: no kept release")
+    assert refused.text().endswith("nothing was changed (--plan)")
+
+
+def test_health_requests_over_ssh_are_made_by_the_hosts_python(
+    web: tuple[str, list[int]],
+) -> None:
+    """The probe an SSH host runs, run here: the same script, the same answers."""
+    import sys
+
+    from cicd.health import FetchError
+    from cicd.probe import RemoteFetcher
+
+    url, status = web
+    fetcher = RemoteFetcher(Runner(Context()), sys.executable)
+    answer = fetcher.fetch(url, 5)
+    assert (answer.status_code, answer.text) == (200, "ok")
+    status[0] = 503
+    assert fetcher.fetch(url, 5).status_code == 503
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(FetchError, match="connection refused"):
+        fetcher.fetch(f"http://127.0.0.1:{port}/", 2)
+    with pytest.raises(FetchError, match="probe failed on"):
+        RemoteFetcher(Runner(Context()), "false").fetch(url, 2)
