@@ -202,13 +202,15 @@ SCHEMA: dict[str, Any] = {
         "haproxy": Key("haproxy", "The ``haproxy`` program (1.8 or newer)."),
         "blue_port": Key(
             0,
-            "Private port of the blue slot. 0: ``port`` + 10000.",
+            "Private port of the blue slot. 0: ``port`` + 10000 (− 10000 when "
+            "``port`` is above 45535).",
             at_least=0,
             at_most=65535,
         ),
         "green_port": Key(
             0,
-            "Private port of the green slot. 0: ``port`` + 20000.",
+            "Private port of the green slot. 0: ``port`` + 20000 (− 20000 when "
+            "``port`` is above 45535).",
             at_least=0,
             at_most=65535,
         ),
@@ -810,8 +812,8 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     }
     proxy = {
         **data["proxy"],
-        "blue_port": data["proxy"]["blue_port"] or data["port"] + 10000,
-        "green_port": data["proxy"]["green_port"] or data["port"] + 20000,
+        "blue_port": data["proxy"]["blue_port"] or _slot_port(data["port"], 10000),
+        "green_port": data["proxy"]["green_port"] or _slot_port(data["port"], 20000),
     }
     if proxy["kind"] == "haproxy":
         # "auto" is checked once the host is known to have haproxy
@@ -828,6 +830,11 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     }
     result: EnvSettings = _section(EnvSettings, data, name=name, url=url, **sections)
     return result
+
+
+def _slot_port(port: int, offset: int) -> int:
+    """A slot's derived port: above ``port``, or below it for a high ``port``."""
+    return port + offset if port + 20000 <= 65535 else port - offset
 
 
 def check_slot_ports(port: int, proxy: dict[str, Any], where: str) -> None:

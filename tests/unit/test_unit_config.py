@@ -423,8 +423,13 @@ def test_slot_ports_derive_from_the_port_and_are_checked() -> None:
     settings = from_table({}, project_dir=Path("."))
     assert settings.env("prod").proxy.slot_port("blue") == 18501
     assert settings.env("prod").proxy.slot_port("green") == 28501
-    with pytest.raises(ConfigError, match="past 65535"):
-        from_table({"port": 50000, "proxy": {"kind": "haproxy"}}, project_dir=Path("."))
+    # A high port gets its slots below it.
+    high = from_table(
+        {"env": {"preprod": {"port": 50000}}, "proxy": {"kind": "haproxy"}},
+        project_dir=Path("."),
+    )
+    assert high.env("preprod").proxy.slot_port("blue") == 40000
+    assert high.env("preprod").proxy.slot_port("green") == 30000
     with pytest.raises(ConfigError, match="must differ"):
         from_table(
             {"proxy": {"kind": "haproxy", "blue_port": 9000, "green_port": 9000}},
@@ -457,8 +462,12 @@ def test_auto_checks_the_slot_ports_once_haproxy_is_found(tmp_path: Path) -> Non
     settings = from_table(table, project_dir=tmp_path)
     runner = Runner(Context())
     runner.facts["which haproxy"] = "/usr/sbin/haproxy"
-    with pytest.raises(ConfigError, match="green_port: 70000 is past 65535"):
-        _ = Target(runner, settings, "preprod").proxied
+    assert Target(runner, settings, "preprod").proxied is True
+    clash = from_table(
+        {"env": {"preprod": {"port": 9000, "proxy": {"blue_port": 9000}}}},
+        project_dir=tmp_path,
+    )
+    with pytest.raises(ConfigError, match="must differ"):
+        _ = Target(runner, clash, "preprod").proxied
     runner.facts["which haproxy"] = ""
     assert Target(runner, settings, "preprod").proxied is False
-
