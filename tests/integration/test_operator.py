@@ -213,6 +213,31 @@ def test_only_one_of_two_runs_breaks_the_same_stale_lock(project: Project) -> No
     assert won.exited == 0 and (lock / "details").read_text() == fresh
 
 
+def test_a_breaker_killed_mid_way_does_not_block_the_lock_forever(
+    project: Project,
+) -> None:
+    target = project.target()
+    target.ensure_dirs()
+    lock = Path(target.paths.lock)
+    stale = json.dumps({"actor": "ada", "pid": 1})
+    lock.mkdir()
+    (lock / "details").write_text(stale)
+    claim = lock / ".breaking"
+    claim.mkdir()  # a breaker was killed right after claiming the lock
+    grave = f"{lock}.grave"
+    busy = target.runner.run(
+        files.break_lock(str(lock), stale, "{}", grave), check=False
+    )
+    assert busy.exited == 3  # a fresh claim: another breaker may be at work
+    old = time.time() - 120
+    os.utime(claim, (old, old))
+    won = target.runner.run(
+        files.break_lock(str(lock), stale, "{}", grave), check=False
+    )
+    assert won.exited == 0 and (lock / "details").read_text() == "{}"
+    assert not claim.exists()
+
+
 @pytest.mark.slow
 def test_two_runs_racing_on_a_stale_lock_end_with_one_holder(project: Project) -> None:
     lock = project.root / "preprod" / "lock"

@@ -132,10 +132,14 @@ def break_lock(lock_dir: str, stale: str, details: str, grave: str) -> Command:
     """
     return sh(
         'lock="$1"; stale="$2"; details="$3"; grave="$4"; '
+        # A breaker killed mid-way left its claim: after a minute it is void.
+        'if [ -n "$(find "$lock/.breaking" -maxdepth 0 -mmin +1 2>/dev/null)" ]; '
+        'then rmdir -- "$lock/.breaking" 2>/dev/null; fi; '
         'mkdir -- "$lock/.breaking" 2>/dev/null || exit 3; '
         'if [ "$(cat -- "$lock/details" 2>/dev/null)" != "$stale" ]; then '
         'rmdir -- "$lock/.breaking" 2>/dev/null; exit 3; fi; '
-        'mv -T -- "$lock" "$grave" || exit 3; rm -rf -- "$grave"; '
+        'mv -T -- "$lock" "$grave" || { rmdir -- "$lock/.breaking"; exit 3; }; '
+        'rm -rf -- "$grave"; '
         'mkdir -- "$lock" 2>/dev/null || exit 4; '
         'printf "%s" "$details" > "$lock/details" || { rm -rf -- "$lock"; exit 1; }',
         lock_dir,
