@@ -94,7 +94,10 @@ def test_rollback_plan_names_the_release_and_refuses_bad_input(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
+@pytest.mark.skipif(
+    shutil.which("haproxy") is None,
+    reason="needs haproxy (apt-get install haproxy; CI's .ci/run installs it)",
+)
 def test_blue_green_plan_names_the_slots(project: Project) -> None:
     project.write(proxy="haproxy")
     v1 = project.repo.commit("v1")

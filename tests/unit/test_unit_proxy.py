@@ -117,7 +117,10 @@ def test_builders_are_data() -> None:
     assert hx.fragment_path("/r/proxy", "prod") == "/r/proxy/conf.d/prod.cfg"
 
 
-@pytest.mark.skipif(shutil.which("haproxy") is None, reason="needs haproxy")
+@pytest.mark.skipif(
+    shutil.which("haproxy") is None,
+    reason="needs haproxy (apt-get install haproxy; CI's .ci/run installs it)",
+)
 def test_real_haproxy_accepts_the_generated_config(tmp_path: Path) -> None:
     (tmp_path / "conf.d").mkdir()
     (tmp_path / "haproxy.cfg").write_text(hx.global_conf(str(tmp_path / "s.sock")))
