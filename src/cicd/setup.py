@@ -718,7 +718,10 @@ def _start_locked(t: Target) -> Started:
     proxy = t.slots.ensure_proxy() if t.proxied else []
     before = t.runtime.status()
     timeline = Timeline(lambda line: None)
-    t.runtime.start()
+    if before != "RUNNING" or not t.proxied:
+        # Behind haproxy a live slot that runs is left alone: a changed program
+        # config reaches it with the next deploy, never by restarting what serves.
+        t.runtime.start()
     if before != "RUNNING":
         t.event(
             "restart", sha=sha, detail=f"start: the runtime was {before}", defer=True

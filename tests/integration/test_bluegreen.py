@@ -465,3 +465,14 @@ def test_repair_after_haproxy_died_restarts_nothing_that_still_runs(
     assert "haproxy was not running" in repaired.stdout + repaired.stderr
     assert slot_of(bluegreen) == live and slot_pid(bluegreen, live) == pid
     assert get(bluegreen.url()) == "v2 ok"
+
+
+def test_start_leaves_the_serving_slot_alone(bluegreen: Project) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    live = slot_of(bluegreen)
+    pid = slot_pid(bluegreen, live)
+    bluegreen.write('[tool.cicd.runtime.environment]\nEXTRA = "1"\n', proxy="haproxy")
+    started = invoke("start", "--env", "preprod")
+    assert started.returncode == 0, started.stderr + started.stdout
+    assert slot_pid(bluegreen, live) == pid  # not restarted for a config change
+    assert get(bluegreen.url()) == "v1 ok"
