@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, Project, invoke, invoke_argv
-from tests.integration.test_ssh import Hosts, fab, fleet_config, host_tables
-from tools.testinfra.sshd import SshFleet
+from tests.conftest import Project, invoke, invoke_argv
+from tests.integration.test_ssh import (
+    Hosts,
+    fab,
+    fab_argv,
+    fleet_config,
+    host_tables,
+)
 
 
 @pytest.mark.parametrize(
@@ -145,19 +149,6 @@ def test_fab_shows_and_follows_the_hosts_log_over_ssh(
     while time.monotonic() < deadline and tails_of(log):
         time.sleep(0.1)
     assert not tails_of(log)
-
-
-def fab_argv(fleet: SshFleet) -> list[str]:
-    """The command line of ``fab -S SSH_CONFIG`` with this repository's tasks."""
-    return [
-        sys.executable,
-        "-m",
-        "fabric",
-        "--search-root",
-        str(REPO_ROOT),
-        "-S",
-        str(fleet.ssh_config),
-    ]
 
 
 def tails_of(log: Path) -> list[str]:

@@ -30,21 +30,25 @@ BIN = Path(sys.executable).parent
 Hosts = Callable[[int], SshFleet]
 
 
+def fab_argv(fleet: SshFleet) -> list[str]:
+    """The command line of ``fab -S SSH_CONFIG`` with this repository's tasks."""
+    return [
+        sys.executable,
+        "-m",
+        "fabric",
+        "--search-root",
+        str(REPO_ROOT),
+        "-S",
+        str(fleet.ssh_config),
+    ]
+
+
 def fab(
     fleet: SshFleet, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``fab -S SSH_CONFIG ARGS`` from the repository root."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fabric",
-            "--search-root",
-            str(REPO_ROOT),
-            "-S",
-            str(fleet.ssh_config),
-            *args,
-        ],
+        [*fab_argv(fleet), *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
