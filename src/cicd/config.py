@@ -273,6 +273,16 @@ SCHEMA: dict[str, Any] = {
             above=0,
             at_most=600,
         ),
+        "patience": Key(
+            0.0,
+            "While an environment is still down at the end of a monitor run, a "
+            "re-checker in the background keeps checking it every "
+            "``retry_interval`` for up to this many seconds, so the recovery is "
+            "said within ``retry_interval`` of the app coming back; the next run "
+            "takes over from it. 0 (the default): none. The VM example sets 3300, "
+            "until the next hourly run.",
+            at_least=0,
+        ),
         "cert_days": Key(
             14,
             "Alert when the certificate of an ``https`` URL the monitor checks "
@@ -437,6 +447,7 @@ class MonitorSettings:
     reminder: float
     retries: int
     retry_interval: float
+    patience: float
     cert_days: int
     urls: tuple[str, ...]
 

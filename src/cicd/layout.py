@@ -18,6 +18,7 @@
       rejected.jsonl    notifications Discord refused for good, set aside
       intent            an unfinished switch ("X -> Y, restart pending"), until ready
       monitor.json      the hourly monitor's state (failures, down since, alerted)
+      monitor.pid       the monitor's background re-checker, while one runs
       monitor.jsonl     the monitor's history: one line per check (time, ok, reason)
       logs/             app (app.log), CI (ci-<sha>.log) and watcher logs
       watch/<sha>.json  the journal of the CI watcher of that sha
@@ -135,6 +136,11 @@ class EnvPaths:
     def monitor_history(self) -> str:
         """The monitor's history: one JSON line per check, read by the report."""
         return join(self.dir, "monitor.jsonl")
+
+    @property
+    def rechecker(self) -> str:
+        """The pid of the monitor's background re-checker while one runs."""
+        return join(self.dir, "monitor.pid")
 
     @property
     def app_log(self) -> str:

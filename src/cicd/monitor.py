@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import signal
 import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from posixpath import join
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -208,13 +211,15 @@ def run_monitor(
     *,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    patience: float = 0.0,
 ) -> MonitorResult:
     """Check an environment, advance its monitor state and notify on transitions.
 
     A failing check is retried ``retry_interval`` seconds apart until it passes or
     the alert threshold is reached, so one run can alert on a real outage while a
     single blip alerts nobody. While the environment is down it is re-checked up to
-    ``retries`` more times, stopping as soon as it has recovered.
+    ``retries`` more times — or, with ``patience`` (the background re-checker), for
+    up to that many seconds — stopping as soon as it has recovered.
 
     Returns:
         The last check's outcome, how many checks were made, the certificates read.
@@ -228,6 +233,7 @@ def run_monitor(
     target.runner.run(files.mkdirs(target.paths.dir))
     checks = 0
     rechecks = rules.retries
+    until = clock() + patience
     while True:
         ok, reason = health_line(target)
         if ok and rules.urls:
@@ -244,9 +250,9 @@ def run_monitor(
         if state.status == "up":
             if ok:
                 break  # healthy, or just recovered
-        elif rechecks == 0:
+        elif rechecks == 0 and clock() >= until:
             break
-        else:
+        elif rechecks:
             rechecks -= 1
         sleep(rules.retry_interval)
     certificates = tuple(_certificates(target))
@@ -444,3 +450,45 @@ def check_outside(
                 f"in a row): {why}"
             )
     return results
+
+
+def recheck_in_background(target: Target) -> str | None:
+    """Keep re-checking a down environment in the background; say how, in a line.
+
+    Starts ``python -m cicd health --env ENV --monitor --patience SECONDS`` in a
+    session of its own (it outlives the CI job, as the watcher does), after
+    stopping the one an earlier run left: one re-checker per environment, and the
+    newest run takes over. Not over SSH: the next run checks again.
+
+    Returns:
+        What was done, or why not, in one line; None when ``monitor.patience`` is 0.
+    """
+    rules = target.settings.monitor
+    if rules.patience <= 0:
+        return None
+    if target.runner.remote:
+        return "re-checked at the next run (no background re-checker over SSH)"
+    stop_rechecker(target)
+    from cicd.detach import spawn
+
+    log = join(target.paths.logs, "monitor-recheck.log")
+    target.runner.run(files.mkdirs(target.paths.logs))
+    argv = ["health", "--env", target.env, "--monitor"]
+    pid = spawn([*argv, "--patience", f"{rules.patience:g}"], log, target)
+    target.runner.run(files.write_atomic(target.paths.rechecker, f"{pid}\n"))
+    return (
+        f"re-checked every {rules.retry_interval:g}s in the background for up to "
+        f"{rules.patience:g}s (pid {pid}, log {log})"
+    )
+
+
+def stop_rechecker(target: Target) -> None:
+    """Stop the background re-checker an earlier run left, if it still runs."""
+    text = target.runner.output(files.read(target.paths.rechecker))
+    target.runner.run(files.remove(target.paths.rechecker))
+    if not text.isdigit() or int(text) == os.getpid():
+        return
+    try:
+        os.kill(int(text), signal.SIGTERM)
+    except OSError:
+        pass  # gone already, or not ours

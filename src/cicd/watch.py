@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -512,35 +510,9 @@ def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:
     else:
         target.runner.run(files.mkdirs(target.paths.logs))
         log = target.paths.watch_log(sha)
-    env = {**os.environ, "RUNNER_TRACKING_ID": ""}
-    if settings.path:
-        env["CICD_CONFIG"] = str(settings.path)
-    argv = [
-        sys.executable,
-        "-m",
-        "cicd",
-        "watch",
-        "--sha",
-        sha,
-        "--env",
-        target.env,
-    ]
-    try:
-        output = open(log, "ab")
-    except OSError as error:
-        raise CicdError(
-            f"cannot start the watcher: {log}: {error.strerror or error}"
-        ) from None
-    with output:
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-            cwd=str(settings.project_dir),
-        )
+    from cicd.detach import spawn
+
+    spawn(["watch", "--sha", sha, "--env", target.env], log, target)
     return log
 
 

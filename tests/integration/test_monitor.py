@@ -30,6 +30,7 @@ failures = 2
 successes = 2
 retries = {retries}
 retry_interval = {interval}
+patience = {patience}
 cert_days = 30
 urls = [{urls}]
 """
@@ -53,10 +54,16 @@ class Discord:
 
 
 def configure(
-    project: Project, retries: int = 0, interval: float = 0.2, urls: str = ""
+    project: Project,
+    retries: int = 0,
+    interval: float = 0.2,
+    urls: str = "",
+    patience: float = 0,
 ) -> None:
     """Rewrite the project's configuration with quick monitor thresholds."""
-    project.write(FAST.format(retries=retries, interval=interval, urls=urls))
+    project.write(
+        FAST.format(retries=retries, interval=interval, urls=urls, patience=patience)
+    )
 
 
 def self_signed(folder: Path, days: int) -> tuple[Path, Path]:
@@ -180,6 +187,52 @@ def test_a_down_environment_is_rechecked_and_recovers_within_the_run(
     assert failed.returncode == 1
     assert len(history(project)) - before == 4  # 2 to confirm, 2 re-checks
     assert json.loads(failed.stdout) and '"ok": false' in failed.stdout
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return False
+
+
+def test_still_down_at_the_end_of_a_run_is_rechecked_in_the_background(
+    project: Project, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    discord = Discord(httpserver)
+    monkeypatch.setenv("DISCORD_WEBHOOK_URL", discord.url)
+    configure(project, retries=0, interval=0.2, patience=60)
+    assert invoke("deploy.preprod", "--sha", project.repo.commit("v1")).returncode == 0
+    target = project.target()
+    target.runtime.stop()
+    pidfile = project.root / "preprod" / "monitor.pid"
+    first = invoke("health", "--env", "preprod", "--monitor")
+    assert first.returncode == 1
+    assert "re-checked every 0.2s in the background for up to 60s" in first.stdout
+    assert discord.saw("PREPROD is DOWN")
+    pid = int(pidfile.read_text())
+    assert alive(pid)
+    # The next run takes over: the earlier re-checker is stopped, a new one starts.
+    second = invoke("health", "--env", "preprod", "--monitor")
+    assert second.returncode == 1
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+    newer = int(pidfile.read_text())
+    assert newer != pid and alive(newer)
+    target.runtime.start()  # the app comes back between two hourly runs
+    deadline = time.monotonic() + 30
+    while not discord.saw("PREPROD recovered") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert discord.saw("PREPROD recovered"), discord.sent
+    deadline = time.monotonic() + 10
+    while alive(newer) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(newer) and not pidfile.exists()  # done once recovered
+    assert sum("recovered" in message for message in discord.sent) == 1
 
 
 def test_certificate_days_left_alert_and_the_outside_view(

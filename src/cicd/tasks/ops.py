@@ -71,6 +71,9 @@ def rollback(
         "json": "Print the results as JSON on stdout.",
         "url": "Public URLs to check from this machine instead (comma or space "
         "separated): the outside view of a VM.",
+        "patience": "With --monitor: keep re-checking a down environment for up to "
+        "this many seconds (what the background re-checker that a run starts "
+        "while an environment is down does).",
     },
 )
 def health(
@@ -80,16 +83,19 @@ def health(
     monitor: bool = False,
     json: bool = False,
     url: str = "",
+    patience: float = 0.0,
 ) -> None:
     """Run the health checks once; exit 1 if any environment fails.
 
     With --monitor (the hourly workflow), results feed a Gatus-style state kept on
     each host: a failing check is retried (monitor.retry_interval apart), an alert
     goes to Discord after 3 consecutive failures, a reminder at most every 6 h while
-    down; a down environment is re-checked within the run (monitor.retries) and
-    "recovered" is said after 2 consecutive passes. Never-deployed environments are
-    skipped; every check is kept in monitor.jsonl (for invoke report); https
-    certificates with fewer than monitor.cert_days days left are alerted.
+    down; a down environment is re-checked within the run (monitor.retries), then
+    by a re-checker in the background every monitor.retry_interval until the next
+    run (monitor.patience), and "recovered" is said after 2 consecutive passes.
+    Never-deployed environments are skipped; every check is kept in monitor.jsonl
+    (for invoke report); https certificates with fewer than monitor.cert_days days
+    left are alerted.
 
     With --url, public URLs are checked from here as a visitor would (confirmed
     failures alerted), so a VM that is down is noticed from outside.
@@ -100,15 +106,28 @@ def health(
 
         if env and all:
             raise UsageError("give --env NAME or --all, not both")
+        if patience < 0 or (patience and not monitor):
+            raise UsageError("--patience takes seconds (0 or more), with --monitor")
         results: dict[str, dict[str, Any]] = {}
         if url:
             results.update(_outside(c, url, bool(env or all or monitor), json))
         for name in [] if url else [env] if env else env_names():
             for t in targets(c, name):
                 if monitor:
-                    from cicd.monitor import run_monitor
+                    from cicd import monitor as watcher
 
-                    done = run_monitor(t, notifier(t))
+                    if not patience:
+                        # This run takes over from an earlier run's re-checker.
+                        watcher.stop_rechecker(t)
+                    done = watcher.run_monitor(t, notifier(t), patience=patience)
+                    if patience:
+                        from cicd.commands.files import remove
+
+                        t.runner.run(remove(t.paths.rechecker))
+                    elif done.status == "down" and not done.skipped:
+                        background = watcher.recheck_in_background(t)
+                        if background and not json:
+                            print(f"{name}: {background}")
                     ok, reason, skipped = done.ok, done.reason, done.skipped
                     # skipped, checks, status (up/down), certificates (days left)
                     extra = done.as_dict()
