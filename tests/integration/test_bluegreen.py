@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from cicd.notify import Notifier
 from cicd.rollback import rollback
 from tests.conftest import Project, free_port, invoke
 from tests.integration.test_deploy import deploy, get, ledger
-from tests.integration.test_ssh import BIN, fab
+from tests.integration.test_ssh import fab, fleet_config
 from tools.testinfra.sshd import SshFleet
 
 pytestmark = [
@@ -273,24 +272,7 @@ def test_a_fleet_switches_one_host_at_a_time_over_ssh(
     """Two hosts over real sshd, batch = 1: each host behind its own haproxy."""
     fleet = ssh_hosts(2)
     names = [host.name for host in fleet.hosts]
-    tables = ""
-    for host in fleet.hosts:
-        tables += f"""
-        [tool.cicd.host.{host.name}]
-        root = "{project.root / host.name}"
-        python = "{sys.executable}"
-        url = "http://{host.address}:{{port}}"
-        proxy.blue_port = {free_port()}
-        proxy.green_port = {free_port()}
-        [tool.cicd.host.{host.name}.runtime]
-        supervisord = "{BIN / 'supervisord'}"
-        supervisorctl = "{BIN / 'supervisorctl'}"
-        """
-    project.write(
-        tables,
-        preprod=f'hosts = {names!r}\nssh_config = "{fleet.ssh_config}"\nbatch = 1',
-        proxy="haproxy",
-    )
+    fleet_config(project, fleet, batch=1, proxy="haproxy")
     port = project.ports["preprod"]
     urls = [f"http://{host.address}:{port}/" for host in fleet.hosts]
     v1 = project.repo.commit("v1")

@@ -113,16 +113,28 @@ def test_unknown_host_key_is_refused(project: Project, ssh_hosts: Hosts) -> None
     assert not (project.root / "h1").exists()
 
 
-def fleet_config(project: Project, fleet: SshFleet, batch: int = 0) -> None:
-    """Configure preprod on every host of ``fleet``, each app on its own address."""
+def fleet_config(
+    project: Project, fleet: SshFleet, batch: int = 0, proxy: str = "none"
+) -> None:
+    """Configure preprod on every host of ``fleet``, each app on its own address.
+
+    With ``proxy = "haproxy"`` each host's two slots get free ports of their own
+    (the simulated hosts share this machine's loopback ports).
+    """
     names = [host.name for host in fleet.hosts]
     tables = ""
     for host in fleet.hosts:
+        slots = (
+            f"proxy.blue_port = {free_port()}\nproxy.green_port = {free_port()}"
+            if proxy != "none"
+            else ""
+        )
         tables += f"""
         [tool.cicd.host.{host.name}]
         root = "{project.root / host.name}"
         python = "{sys.executable}"
         url = "http://{host.address}:{{port}}"
+        {slots}
         [tool.cicd.host.{host.name}.runtime]
         supervisord = "{BIN / 'supervisord'}"
         supervisorctl = "{BIN / 'supervisorctl'}"
@@ -132,6 +144,7 @@ def fleet_config(project: Project, fleet: SshFleet, batch: int = 0) -> None:
         preprod=(
             f'hosts = {names!r}\nssh_config = "{fleet.ssh_config}"\nbatch = {batch}'
         ),
+        proxy=proxy,
     )
 
 
