@@ -2,8 +2,9 @@
 
 The pure parts of :mod:`tools.testinfra` are unit-tested in
 tests/unit/test_unit_testinfra.py; here sshd runs on 127.0.0.2, 127.0.0.3..., a
-second dockerd on its own socket, and ``local-env``'s stand-ins start, answer and
-stop. Each test skips with the way to get its component when it is absent.
+second dockerd on its own socket, ``local-env``'s stand-ins start, answer and
+stop, and the two-node swarm that ``swarm-up`` built answers from its namespaces.
+Each test skips with the way to get its component when it is absent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -29,9 +31,11 @@ from invoke import Context
 from tools.testinfra import docker, packages
 from tools.testinfra import process as proc
 from tools.testinfra import provision, sshd, standins
+from tools.testinfra import swarm as swarm_infra
 from tools.testinfra import tasks as infra
 from tools.testinfra.__main__ import main
 from tools.testinfra.sshd import SshFleet
+from tools.testinfra.swarm import Swarm
 
 #: fab cannot run a task with this pair (fabric 3.2.3 requires invoke<3).
 FAB_BROKEN = fabric.__version_info__ <= (3, 2, 2) and invoke.__version__[0] >= "3"
@@ -199,6 +203,75 @@ def test_dockerd_that_exits_is_a_clear_error(docker_engine: str) -> None:
     finally:
         docker.stop_dockerd(state)
         shutil.rmtree(state)
+
+
+# -- the two-node swarm (swarm-up) ----------------------------------------------------
+
+
+def _on(socket_path: str, *args: str) -> str:
+    return proc.run(docker.docker_argv(*args, socket_path=socket_path)).stdout
+
+
+@pytest.mark.docker
+def test_swarm_has_two_ready_nodes_each_in_its_namespace(swarm: Swarm) -> None:
+    listing = _on(swarm.manager_socket, "node", "ls", "--format", "{{.Status}}")
+    assert listing.split() == ["Ready", "Ready"]
+    # Both nodes have the host's hostname: a label tells them apart.
+    label = '{{index .Spec.Labels "cicd.node"}}'
+    nodes = _on(swarm.manager_socket, "node", "ls", "-q").split()
+    labels = _on(swarm.manager_socket, "node", "inspect", *nodes, "--format", label)
+    assert sorted(labels.split()) == ["node1", "node2"]
+    # A host-network container on the worker is in the worker's namespace.
+    run = ("run", "--rm", "--network", "host", swarm.image, "ip", "-4", "addr")
+    addresses = _on(swarm.worker_socket, *run)
+    assert f"inet {swarm.worker_addr}/24" in addresses
+    assert swarm.manager_addr not in addresses and "eth0" not in addresses
+    # ...and the swarm's ranges exist only in the namespaces.
+    assert swarm_infra.host_leaks() == []
+
+
+@pytest.mark.docker
+def test_swarm_registry_round_trip(swarm: Swarm) -> None:
+    image = f"{swarm.registry}/cicd-test-{uuid.uuid4().hex[:8]}:1"
+    sockets = (swarm.manager_socket, swarm.worker_socket)
+    try:
+        _on(swarm.manager_socket, "tag", swarm.image, image)
+        _on(swarm.manager_socket, "push", image)
+        _on(swarm.worker_socket, "pull", image)
+        inspect = ("image", "inspect", image, "--format", "{{.Id}}")
+        assert _on(swarm.worker_socket, *inspect) == _on(swarm.manager_socket, *inspect)
+    finally:
+        for socket_path in sockets:
+            rm = docker.docker_argv("image", "rm", image, socket_path=socket_path)
+            proc.run(rm, check=False)
+
+
+@pytest.mark.docker
+def test_swarm_global_host_service_runs_a_task_in_each_namespace(
+    swarm: Swarm,
+) -> None:
+    name = f"cicd-test-{uuid.uuid4().hex[:8]}"
+    create = ["service", "create", "-d", "--name", name, "--mode", "global"]
+    # --no-resolve-image: no registry lookup for a local image (none is reachable).
+    create += ["--network", "host", "--no-resolve-image"]
+    create += [swarm.image, "sh", "-c", "ip -4 addr; exec sleep 600"]
+    _on(swarm.manager_socket, *create)
+    sockets = (swarm.manager_socket, swarm.worker_socket)
+    task = f"label=com.docker.swarm.service.name={name}"
+    try:
+        seen: dict[str, str] = {}
+        limit = time.monotonic() + 60
+        while len(seen) < len(sockets) and time.monotonic() < limit:
+            for socket_path in sockets:
+                ids = _on(socket_path, "ps", "-q", "--filter", task).split()
+                logs = _on(socket_path, "logs", ids[0]) if ids else ""
+                if "inet " in logs:
+                    seen[socket_path] = logs
+            time.sleep(0.3)
+        assert f"inet {swarm.manager_addr}/24" in seen[swarm.manager_socket]
+        assert f"inet {swarm.worker_addr}/24" in seen[swarm.worker_socket]
+    finally:
+        _on(swarm.manager_socket, "service", "rm", name)
 
 
 # -- local stand-ins (local-env) ------------------------------------------------------

@@ -7,19 +7,22 @@ daemon: what starts sshd or dockerd is in tests/integration/test_testinfra.py.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import socket
 import subprocess
+import tomllib
 from pathlib import Path
 
 import paramiko
 import pytest
+import yaml
 from fabric import Connection
 from invoke.exceptions import Exit
 
 from tools.testinfra import docker, packages
 from tools.testinfra import process as proc
-from tools.testinfra import provision, sshd
+from tools.testinfra import provision, sshd, swarm
 from tools.testinfra import tasks as infra
 from tools.testinfra.__main__ import main
 from tools.testinfra.sshd import SshHost
@@ -67,6 +70,147 @@ def test_docker_commands_are_data(tmp_path: Path) -> None:
     assert check[-4:] == ["t:1", "busybox", "echo", "ok"]
     tar = docker.tar_argv(tmp_path, tmp_path / "r.tar")
     assert "--numeric-owner" in tar and tar[-1] == "."
+
+
+def test_swarm_network_commands_stay_inside_the_namespaces() -> None:
+    assert swarm.netns_add_argv("cicd-swarm1") == ["ip", "netns", "add", "cicd-swarm1"]
+    assert swarm.in_netns(Path("/run/netns/n"), ["ip", "a"]) == [
+        "nsenter",
+        "--net=/run/netns/n",
+        "ip",
+        "a",
+    ]
+    # The veth is made inside the manager's namespace, its peer straight in the
+    # worker's: never a link of the host namespace.
+    assert swarm.veth_argv() == [
+        "nsenter",
+        "--net=/run/netns/cicd-swarm1",
+        *("ip", "link", "add", "cicdsw1", "type", "veth"),
+        *("peer", "name", "cicdsw2", "netns", "cicd-swarm2"),
+    ]
+    assert swarm.addr_add_argv("cicd-swarm2", "cicdsw2", swarm.WORKER_ADDR) == [
+        "nsenter",
+        "--net=/run/netns/cicd-swarm2",
+        *("ip", "addr", "add", "10.231.0.2/24", "dev", "cicdsw2"),
+    ]
+    assert swarm.link_up_argv("cicd-swarm1", "lo")[-4:] == ["link", "set", "lo", "up"]
+    assert swarm.link_delete_argv("cicd-swarm1", "cicdsw1")[-3:] == [
+        "link",
+        "delete",
+        "cicdsw1",
+    ]
+    assert swarm.netns_delete_argv("x") == ["ip", "netns", "delete", "x"]
+
+
+def test_swarm_ranges_are_private_and_apart() -> None:
+    link = ipaddress.ip_network(f"{swarm.MANAGER_ADDR}/{swarm.PREFIX_LENGTH}", False)
+    assert ipaddress.ip_address(swarm.WORKER_ADDR) in link
+    overlay = ipaddress.ip_network(swarm.OVERLAY_POOL)
+    local = ipaddress.ip_network(swarm.LOCAL_POOL.split(",")[0].removeprefix("base="))
+    for network in (link, overlay, local):
+        assert network.is_private
+    assert not link.overlaps(overlay) and not overlay.overlaps(local)
+    assert not link.overlaps(local)
+    assert swarm.REGISTRY == f"{swarm.MANAGER_ADDR}:5000"
+
+
+def test_swarm_daemons_have_their_own_paths(tmp_path: Path) -> None:
+    config = tomllib.loads(swarm.containerd_config(tmp_path))
+    assert config["version"] == 2
+    assert config["root"] == str(tmp_path / "containerd")
+    assert config["state"] == str(tmp_path / "containerd-state")
+    assert config["grpc"]["address"] == str(tmp_path / "containerd.sock")
+    assert config["grpc"]["tcp_address"] == config["metrics"]["address"] == ""
+    assert "io.containerd.grpc.v1.cri" in config["disabled_plugins"]
+    assert swarm.containerd_argv(tmp_path, "cicd-swarm2") == [
+        "nsenter",
+        "--net=/run/netns/cicd-swarm2",
+        *("containerd", "--config", str(tmp_path / "containerd.toml")),
+    ]
+    argv = swarm.swarm_dockerd_argv(tmp_path, "cicd-swarm1")
+    assert argv[:3] == ["nsenter", "--net=/run/netns/cicd-swarm1", "dockerd"]
+    for flag in ("--storage-driver=vfs", *docker.DOCKERD_NETWORK_FLAGS):
+        assert flag in argv
+    options = dict(zip(argv[3::2], argv[4::2]))
+    assert options["--containerd"] == str(tmp_path / "containerd.sock")
+    assert options["--config-file"] == str(tmp_path / "daemon.json")
+    assert options["--insecure-registry"] == swarm.REGISTRY
+    assert options["--default-address-pool"] == swarm.LOCAL_POOL
+    for flag, name in (("--data-root", "docker"), ("--exec-root", "exec")):
+        assert options[flag] == str(tmp_path / name)
+    assert options["--pidfile"] == str(tmp_path / "dockerd.pid")
+    assert options["-H"] == f"unix://{tmp_path / 'docker.sock'}"
+    assert swarm.DOCKERD_ENV == {"DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"}
+
+
+def test_swarm_init_and_join_commands() -> None:
+    init = swarm.swarm_init_argv("/m.sock")
+    assert init[:5] == ["docker", "-H", "unix:///m.sock", "swarm", "init"]
+    options = dict(zip(init[5::2], init[6::2]))
+    assert options == {
+        "--advertise-addr": "10.231.0.1",
+        "--listen-addr": "10.231.0.1:2377",
+        "--default-addr-pool": swarm.OVERLAY_POOL,
+        "--default-addr-pool-mask-length": "24",
+    }
+    assert swarm.join_token_argv("/m.sock")[-4:] == [
+        "swarm",
+        "join-token",
+        "-q",
+        "worker",
+    ]
+    join = swarm.swarm_join_argv("/w.sock", "SWMTKN-1-x")
+    assert join[:5] == ["docker", "-H", "unix:///w.sock", "swarm", "join"]
+    assert dict(zip(join[5:-1:2], join[6:-1:2])) == {
+        "--token": "SWMTKN-1-x",
+        "--advertise-addr": "10.231.0.2",
+        "--listen-addr": "10.231.0.2:2377",
+    }
+    assert join[-1] == "10.231.0.1:2377"
+    assert swarm.node_ls_argv("/m.sock")[-4:] == [
+        "node",
+        "ls",
+        "--format",
+        "{{.Status}}",
+    ]
+    label = swarm.node_label_argv("/m.sock", "abc", "node2")
+    assert label[-4:] == ["update", "--label-add", "cicd.node=node2", "abc"]
+
+
+def test_registry_serves_plain_http_on_its_address_only(tmp_path: Path) -> None:
+    config = yaml.safe_load(swarm.registry_config(tmp_path))
+    assert config["http"] == {"addr": "10.231.0.1:5000"}
+    assert config["storage"]["filesystem"]["rootdirectory"] == str(tmp_path / "data")
+    assert "auth" not in config and "notifications" not in config
+    assert swarm.registry_argv(tmp_path) == [
+        "nsenter",
+        "--net=/run/netns/cicd-swarm1",
+        *("/usr/bin/docker-registry", "serve", str(tmp_path / "config.yml")),
+    ]
+    probe = swarm.registry_probe_argv()
+    assert probe[:2] == ["nsenter", "--net=/run/netns/cicd-swarm1"]
+    assert "-T" not in probe  # busybox 1.35's wget segfaults with it
+    assert probe[-1] == "http://10.231.0.1:5000/v2/"
+
+
+def test_swarm_description_and_its_absence(tmp_path: Path) -> None:
+    described = swarm.describe(tmp_path)
+    assert described.manager_socket == str(tmp_path / "swarm/node1/docker.sock")
+    assert described.worker_socket == str(tmp_path / "swarm/node2/docker.sock")
+    assert described.manager_netns == Path("/run/netns/cicd-swarm1")
+    assert described.worker_netns == Path("/run/netns/cicd-swarm2")
+    assert (described.manager_addr, described.worker_addr) == (
+        "10.231.0.1",
+        "10.231.0.2",
+    )
+    assert (described.registry, described.image) == (
+        "10.231.0.1:5000",
+        "cicd-busybox:latest",
+    )
+    # No engine on that socket: not a swarm (the fixture then skips).
+    assert swarm.ready_nodes(tmp_path) == 0 and not swarm.swarm_ok(tmp_path)
+    assert "swarm-up" in swarm.NEEDS_SWARM and "docker-registry" in swarm.NEEDS_SWARM
+    assert "docker-registry" in packages.PACKAGES
 
 
 def test_apt_commands_are_non_interactive() -> None:

@@ -4,11 +4,17 @@ From the repository root, with the standard library only::
 
     PYTHONPATH=. python3 -m tools.testinfra up --extra chromium  # packages, dockerd
     PYTHONPATH=. python3 -m tools.testinfra down                 # stop that dockerd
+    PYTHONPATH=. python3 -m tools.testinfra swarm-up             # two-node swarm, netns
+    PYTHONPATH=. python3 -m tools.testinfra swarm-down           # tear it all down
     PYTHONPATH=. python3 -m tools.testinfra local-env --dir DIR  # the stand-ins
     PYTHONPATH=. python3 -m tools.testinfra local-env-stop --dir DIR
 
 By hand, ``CICD_DEV_TASKS=1 invoke infra.up`` and ``infra.down`` do the same as up and
-down.
+down. ``swarm-up`` needs the packages ``up`` installs (not its dockerd): it starts a
+containerd and a dockerd in each of the network namespaces ``cicd-swarm1`` (manager,
+10.231.0.1, and the registry on 10.231.0.1:5000) and ``cicd-swarm2`` (worker,
+10.231.0.2), sockets ``STATE_DIR/swarm/node1/docker.sock`` and ``node2/docker.sock``
+(:mod:`tools.testinfra.swarm`); it does nothing when that swarm is already healthy.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.testinfra import docker, provision, standins
+from tools.testinfra import docker, provision, standins, swarm
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m tools.testinfra ACTION``.
 
-    ``up``/``down [--state-dir DIR]`` provision this machine. ``local-env --dir
+    ``up``/``down [--state-dir DIR]`` provision this machine, ``swarm-up``/
+    ``swarm-down [--state-dir DIR]`` the two-node swarm. ``local-env --dir
     DIR`` starts the infra checks' stand-ins and prints ``export`` lines for
     ``eval`` (progress on stderr); ``local-env-stop --dir DIR`` stops them.
     ``http-standin --dir DIR`` is the HTTP stand-in's own process.
@@ -33,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.testinfra", description=__doc__
     )
-    actions = ["up", "down", "local-env", "local-env-stop", "http-standin"]
+    needs_dir = ["local-env", "local-env-stop", "http-standin"]
+    actions = ["up", "down", "swarm-up", "swarm-down", *needs_dir]
     parser.add_argument("action", choices=actions)
     parser.add_argument("--state-dir", type=Path, default=docker.DEFAULT_STATE_DIR)
     parser.add_argument(
@@ -48,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sample-dir", type=Path, default=standins.APP_SAMPLE_DIR)
     args = parser.parse_args(argv)
-    if args.action in actions[2:] and args.dir is None:
+    if args.action in needs_dir and args.dir is None:
         parser.error(f"{args.action} needs --dir DIR")
     # local-env's stdout is eval'ed: everything else goes to stderr.
     out = sys.stderr if args.action.startswith("local-env") else sys.stdout
@@ -61,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             provision.up(args.state_dir, extra_packages=args.extra, say=say)
         elif args.action == "down":
             provision.down(args.state_dir, say=say)
+        elif args.action == "swarm-up":
+            swarm.up(args.state_dir, say=say)
+        elif args.action == "swarm-down":
+            swarm.down(args.state_dir, say=say)
         elif args.action == "local-env":
             variables = standins.local_env(args.dir, sample=args.sample_dir, say=say)
             exports = standins.export_lines(variables, args.prefix)

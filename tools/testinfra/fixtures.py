@@ -1,14 +1,17 @@
 """A pytest plugin of real components: a Docker engine, the busybox image, sshd hosts.
 
+And a two-node Docker Swarm (:func:`swarm`), which only ``swarm-up`` provisions.
+
 Registered for every test by ``pytest_plugins = ("tools.testinfra.fixtures",)`` in
 ``tests/conftest.py``. Each fixture skips with the way to get the component when it
 is absent; ``python3 -m tools.testinfra up`` (or ``CICD_DEV_TASKS=1 invoke infra.up``,
-or CI's ``.ci/run``) provides all of them.
+or CI's ``.ci/run``) provides all of them but the swarm (``swarm-up``, also in
+``.ci/run``).
 
 It also marks the tests that need them (:func:`pytest_collection_modifyitems`): a
-test using a fleet fixture is ``sshd``, one using the engine is ``docker``, and
-those, with the ``act`` ones, are ``slow``: ``nox -s quick`` leaves them to the
-full run.
+test using a fleet fixture is ``sshd``, one using the engine or the swarm is
+``docker``, and those, with the ``act`` ones, are ``slow``: ``nox -s quick`` leaves
+them to the full run.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pytest
 
 from tools.testinfra import docker, sshd
 from tools.testinfra.sshd import SshFleet
+from tools.testinfra.swarm import NEEDS_SWARM, Swarm, describe, swarm_ok
 
 #: The fixtures that start a component, and the marker each gives its tests.
 COMPONENT_FIXTURES = {
@@ -31,6 +35,7 @@ COMPONENT_FIXTURES = {
     "module_ssh_hosts": "sshd",
     "docker_engine": "docker",
     "busybox_image": "docker",
+    "swarm": "docker",
 }
 #: Tests with one of these markers need a heavy real component: they are also slow.
 HEAVY_MARKERS = ("sshd", "docker", "act")
@@ -74,6 +79,20 @@ def busybox_image(docker_engine: str) -> str:
     with _locked():
         docker.build_busybox_image(docker.BUSYBOX_TAG)
     return docker.BUSYBOX_TAG
+
+
+@pytest.fixture(scope="session")
+def swarm() -> Swarm:
+    """The two-node Docker Swarm in network namespaces, as ``swarm-up`` made it.
+
+    Skips unless the manager lists 2 Ready nodes. It never starts or stops the
+    swarm (``python3 -m tools.testinfra swarm-up`` does, outside pytest): every
+    pytest-xdist worker only checks, and tests share it, so a test removes the
+    services, containers and images it creates.
+    """
+    if not swarm_ok(docker.DEFAULT_STATE_DIR):
+        pytest.skip(NEEDS_SWARM)
+    return describe(docker.DEFAULT_STATE_DIR)
 
 
 def _fleets(
@@ -123,9 +142,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``slow`` every test that needs a heavy real component.
 
     A test using a fleet fixture (:func:`ssh_hosts`, :func:`module_ssh_hosts`) gets
-    ``sshd``, one using :func:`docker_engine` or :func:`busybox_image` gets
-    ``docker``; every test marked ``sshd``, ``docker`` or ``act`` then gets ``slow``.
-    A new test of that kind thus never slips into ``nox -s quick``.
+    ``sshd``, one using :func:`docker_engine`, :func:`busybox_image` or
+    :func:`swarm` gets ``docker``; every test marked ``sshd``, ``docker`` or ``act``
+    then gets ``slow``. A new test of that kind thus never slips into ``nox -s
+    quick``.
     """
     for item in items:
         fixtures = getattr(item, "fixturenames", ())

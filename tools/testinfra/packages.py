@@ -24,6 +24,9 @@ PACKAGES = (
     "busybox-static",
     # The zero-downtime proxy (blue/green deploys); its service is held back.
     "haproxy",
+    # The image registry of the swarm tests (tools/testinfra/swarm.py); its service
+    # is held back too: it is started inside the swarm's network namespace.
+    "docker-registry",
 )
 #: apt's hook that tells maintainer scripts whether to start services.
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
