@@ -15,6 +15,7 @@ from cicd.errors import CicdError
 from cicd.health import CheckResult, HealthCheck, Readiness, wait_ready
 from cicd.config import SLOTS
 from cicd.messages import LOG_TAIL_LINES, short
+from cicd.runtime.swarm import UpdateRolledBack
 from cicd.slots import other
 
 if TYPE_CHECKING:
@@ -127,8 +128,20 @@ def activate(
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
         target.switch(sha, running)
     failpoints.hit("switched")
-    with timeline.step("restart", f"restart the {target.env} app"):
-        target.runtime.restart()
+    if target.fronted:
+        from cicd.proxy import front_swarm
+
+        for line in front_swarm(target):
+            timeline.say(f"  {line}")
+    what = f"restart the {target.env} app"
+    if target.settings.runtime.kind == "swarm":
+        what = f"roll {short(sha)} out on the {target.env} swarm service"
+    try:
+        with timeline.step("restart", what):
+            target.runtime.restart()
+    except UpdateRolledBack as error:
+        target.event("health", sha=sha, outcome="failed", detail=str(error))
+        raise DeployFailed(str(error), log=last_lines(target.runtime)) from None
     target.event("restart", sha=sha, defer=True)
     failpoints.hit("restarted")
     try:

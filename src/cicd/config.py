@@ -38,7 +38,7 @@ STREAMLIT_COMMAND = (
     " --browser.gatherUsageStats false"
 )
 
-RUNTIME_KINDS = ("supervisor", "compose")
+RUNTIME_KINDS = ("supervisor", "compose", "swarm")
 PROXY_KINDS = ("auto", "haproxy", "none")
 #: The two slots of a blue/green environment, in the order they are first used.
 SLOTS = ("blue", "green")
@@ -152,7 +152,9 @@ SCHEMA: dict[str, Any] = {
     "runtime": {
         "kind": Key(
             "supervisor",
-            "``supervisor`` (the embedded default) or ``compose``.",
+            "``supervisor`` (the embedded default), ``compose`` (one container per "
+            "host, mounting the release) or ``swarm`` (a Docker Swarm service, one "
+            "image per sha, rolled out by the swarm; run from its manager).",
             choices=RUNTIME_KINDS,
         ),
         "command": Key(
@@ -181,11 +183,49 @@ SCHEMA: dict[str, Any] = {
             "Placeholder: ``{env}``.",
             placeholders=("env",),
         ),
-        "service": Key("app", "Compose service that runs the app."),
+        "service": Key("app", "Compose (or stack) service that runs the app."),
         "project": Key(
             "mangetamain-{env}",
-            "Compose project name. Placeholder: ``{env}``.",
+            "Compose project name, and the swarm's stack name. Placeholder: ``{env}``.",
             placeholders=("env",),
+        ),
+        "image": Key(
+            "mangetamain-app",
+            "The swarm's image repository: each release is ``IMAGE:SHA``, for ``kind "
+            '= "swarm"``.',
+        ),
+        "dockerfile": Key(
+            "30_docker/Dockerfile",
+            "Dockerfile inside the release that builds ``IMAGE:SHA`` (its ``release`` "
+            "stage), with the release as the build context.",
+        ),
+        "stack_file": Key(
+            "30_docker/stack.yml",
+            "Stack file inside the release (compose version 3.8), deployed with "
+            "``docker stack deploy``. Placeholder: ``{env}``.",
+            placeholders=("env",),
+        ),
+        "docker_host": Key(
+            "",
+            "The swarm manager's Docker API (``DOCKER_HOST``: ``unix:///...``, "
+            "``ssh://user@host``). Empty: docker's default on the host.",
+        ),
+        "registry": Key(
+            "",
+            "Registry the nodes pull ``IMAGE:SHA`` from (``host:port``); the image is "
+            "pushed there. Empty: it is copied to each of ``nodes`` with ``docker save "
+            "| docker load``.",
+        ),
+        "nodes": Key(
+            [],
+            "Docker APIs of the swarm's other nodes (``ssh://root@vm2``, "
+            "``unix:///...``), given the image when there is no ``registry``.",
+        ),
+        "update_timeout": Key(
+            300.0,
+            "Seconds a swarm rolling update (or the swarm's own rollback of it) may "
+            "take before the deploy fails.",
+            above=0,
         ),
     },
     "proxy": {
@@ -411,6 +451,13 @@ class RuntimeSettings:
     compose_file: str
     service: str
     project: str
+    image: str
+    dockerfile: str
+    stack_file: str
+    docker_host: str
+    registry: str
+    nodes: tuple[str, ...]
+    update_timeout: float
 
 
 @dataclass(frozen=True)
@@ -820,7 +867,15 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
         **data["runtime"],
         "compose_file": data["runtime"]["compose_file"].format(env=name),
         "project": data["runtime"]["project"].format(env=name),
+        "stack_file": data["runtime"]["stack_file"].format(env=name),
     }
+    if runtime["kind"] == "swarm" and len(data["hosts"]) > 1:
+        # One ledger and one lock for the environment: on the manager.
+        raise ConfigError(
+            f"{where}.hosts: the swarm runtime runs from the swarm's manager: list "
+            "one host (or none), its nodes come from the swarm "
+            f"(got {len(data['hosts'])})"
+        )
     proxy = {
         **data["proxy"],
         "blue_port": data["proxy"]["blue_port"] or _slot_port(data["port"], 10000),

@@ -335,6 +335,10 @@ class DeployRun:
                 detail="exported" if exported else "reused",
                 defer=True,
             )
+            if target.settings.runtime.kind == "swarm":
+                with timeline.step("image", f"image of {short(self.sha)}"):
+                    for line in target.prepare_image(self.sha):
+                        timeline.say(f"  {line}")
             failpoints.hit("exported")
             if self.plan.backup:
                 back_up(target, self.previous[target], timeline)

@@ -12,9 +12,11 @@ routes where the last switch did. What haproxy routes to is what serves
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 import time
+from collections.abc import Sequence
 from posixpath import join
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -42,10 +44,16 @@ class Proxy:
 
     Args:
         target: The environment on its host.
+        backends: In front of a swarm: each node's name, address and task port,
+            all routed to (the swarm rolls updates; haproxy's checks take a
+            restarting node out). None: the environment's two slots.
     """
 
-    def __init__(self, target: Target) -> None:
+    def __init__(
+        self, target: Target, backends: Sequence[tuple[str, str, int]] | None = None
+    ) -> None:
         self.target = target
+        self.backends = backends
         self.runner = target.runner
         self.env = target.env
         self.directory = target.paths.proxy
@@ -70,6 +78,11 @@ class Proxy:
             hx.Server(slot, "127.0.0.1", settings.proxy.slot_port(slot), slot == live)
             for slot in SLOTS
         ]
+        if self.backends is not None:
+            servers = [
+                hx.Server(re.sub(r"[^A-Za-z0-9_.-]", "_", name), host, port, True)
+                for name, host, port in self.backends
+            ]
         return hx.env_conf(self.env, address, settings.port, self.check_path, servers)
 
     @property
@@ -139,7 +152,14 @@ class Proxy:
         reshaped = bool(old[self.fragment]) and hx.structure(
             old[self.fragment]
         ) != hx.structure(wanted[self.fragment])
-        if reshaped and supervisor.program_status(PROGRAM) == "RUNNING":
+        running = reshaped and supervisor.program_status(PROGRAM) == "RUNNING"
+        if running and self.backends is not None:
+            # A swarm's nodes changed: no switch is coming, reload now.
+            self._write(stale)
+            supervisor.signal("USR2", PROGRAM)
+            self.wait_until_answering(reloaded=True)
+            return [f"haproxy reloaded: {self.env}'s nodes changed"]
+        if running:
             # New ports or checks: the live slot still listens where the running
             # config says, so the new fragment waits for the switch (a reload).
             del stale[self.fragment]
@@ -151,7 +171,7 @@ class Proxy:
         if stale:
             self._write(stale)
         removed = False
-        if not old[self.fragment]:
+        if not old[self.fragment] and self.backends is None:
             # First blue/green switch here: the app restarted in place holds the
             # public port haproxy is about to take.
             removed, lines = self._retire_in_place()
@@ -366,3 +386,23 @@ def _exchange(path: str, text: str) -> str:
         while data := conn.recv(65536):
             chunks.append(data)
     return b"".join(chunks).decode(errors="replace")
+
+
+def front_swarm(target: Target) -> list[str]:
+    """Make haproxy route the environment's address to every swarm node's task.
+
+    Returns:
+        What was started or reloaded, for the console.
+    """
+    from cicd.runtime.swarm import SwarmRuntime
+
+    runtime = target.runtime
+    assert isinstance(runtime, SwarmRuntime)
+    nodes = runtime.nodes()
+    names = [n.name for n in nodes]
+    backends = [
+        # Two nodes may share a hostname (cloned VMs): the address tells them apart.
+        (n.name if names.count(n.name) == 1 else f"{n.name}-{n.address}", n.address)
+        for n in nodes
+    ]
+    return Proxy(target, [(*b, runtime.port) for b in backends]).ensure(None)

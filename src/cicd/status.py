@@ -84,7 +84,33 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
         ],
         "warnings": list(state.warnings),
         "slots": slots_status(target) if state.current else None,
+        "swarm": swarm_status(target) if state.current else None,
     }
+
+
+def swarm_status(target: Target) -> dict[str, Any] | None:
+    """The swarm runtime: the service's image, its update, each task's node.
+
+    None for the other runtimes.
+    """
+    from cicd.runtime.swarm import SwarmRuntime
+
+    runtime = target.runtime
+    return runtime.describe() if isinstance(runtime, SwarmRuntime) else None
+
+
+def format_swarm(env: str, swarm: dict[str, Any]) -> str:
+    """One line: ``preprod swarm: 2/2 tasks run mangetamain-app:a1b2c3d (n1, n2)``."""
+    tasks = swarm["tasks"]
+    running = [t for t in tasks if t["state"].startswith("Running")]
+    images = sorted({t["image"] for t in running})
+    nodes = ", ".join(sorted(t["node"] for t in running)) or "no node"
+    shown = " + ".join(images) or swarm["image"] or "nothing"
+    update = f"; update {swarm['update']}" if swarm["update"] else ""
+    return (
+        f"  {env} swarm: {len(running)}/{len(tasks)} tasks run {shown} "
+        f"({nodes}){update}"
+    )
 
 
 def slots_status(target: Target) -> dict[str, Any] | None:
@@ -156,6 +182,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if row.get("slots"):
             lines.append(format_slots(row["env"], row["slots"]))
+        if row.get("swarm"):
+            lines.append(format_swarm(row["env"], row["swarm"]))
         if not row["healthy"] and row["current"]:
             lines.append(f"  {row['env']} health: {row['health']}")
         for warning in row["warnings"]:

@@ -91,8 +91,8 @@ class Target:
         """
         if self._proxied is None:
             kind = self.settings.proxy.kind
-            self._proxied = kind == "haproxy" or (
-                kind == "auto" and self._has_haproxy()
+            self._proxied = self.settings.runtime.kind != "swarm" and (
+                kind == "haproxy" or (kind == "auto" and self._has_haproxy())
             )
             if self._proxied and kind == "auto":
                 # Checked at load only for "haproxy": without haproxy on the
@@ -106,6 +106,18 @@ class Target:
                     f"tool.cicd.env.{self.env}",
                 )
         return self._proxied
+
+    @property
+    def fronted(self) -> bool:
+        """Whether haproxy fronts a swarm's nodes here (``proxy.kind``, as above).
+
+        The swarm rolls its own updates node by node; haproxy routes to every
+        node's task and its checks take a node out while its task restarts.
+        """
+        kind = self.settings.proxy.kind
+        return self.settings.runtime.kind == "swarm" and (
+            kind == "haproxy" or (kind == "auto" and self._has_haproxy())
+        )
 
     def _has_haproxy(self) -> bool:
         """Whether the host has haproxy (asked once per host and run)."""
@@ -149,7 +161,17 @@ class Target:
         if self._runtime is None:
             from cicd.runtime import runtime_for
 
-            self._runtime = runtime_for(self.runner, self.settings, self.paths)
+            if self.settings.runtime.kind == "swarm":
+                from cicd.runtime.swarm import SwarmRuntime
+
+                # Behind haproxy the tasks listen on the blue slot's port of
+                # every node; haproxy holds the environment's own.
+                port = self.settings.proxy.blue_port if self.fronted else None
+                self._runtime = SwarmRuntime(
+                    self.runner, self.settings, self.paths, port
+                )
+            else:
+                self._runtime = runtime_for(self.runner, self.settings, self.paths)
         return self._runtime
 
     # -- files --------------------------------------------------------------
@@ -343,14 +365,30 @@ class Target:
             True when exported now, False when an existing release was reused.
         """
         final = self.paths.release(sha)
-        if self.runner.ok(files.exists(final)):
-            return False
-        tmp = self.paths.release_tmp(sha)
-        self.runner.run(git.export(self.repo, sha, tmp))
-        venv = self.prepare_venv(tmp)
-        self.runner.run(files.link(venv, join(tmp, ".venv")))
-        self.runner.run(files.rename(tmp, final))
-        return True
+        swarm = self.settings.runtime.kind == "swarm"
+        exported = False
+        if not self.runner.ok(files.exists(final)):
+            tmp = self.paths.release_tmp(sha)
+            self.runner.run(git.export(self.repo, sha, tmp))
+            if not swarm:  # the swarm's image holds the dependencies
+                venv = self.prepare_venv(tmp)
+                self.runner.run(files.link(venv, join(tmp, ".venv")))
+            self.runner.run(files.rename(tmp, final))
+            exported = True
+        return exported
+
+    def prepare_image(self, sha: str) -> list[str]:
+        """The swarm runtime: build ``IMAGE:SHA`` and give it to the nodes.
+
+        Returns:
+            What was done, for the console (nothing for other runtimes).
+        """
+        from cicd.runtime.swarm import SwarmRuntime
+
+        runtime = self.runtime
+        if not isinstance(runtime, SwarmRuntime):
+            return []
+        return runtime.prepare(sha, self.paths.release(sha))
 
     def prepare_venv(self, release: str) -> str:
         """Return the venv for a release's requirements, building it if needed."""

@@ -1,7 +1,8 @@
 """Runtimes run the app of an environment's ``current`` release.
 
-Both implement :class:`Runtime`: ``supervisor`` (the embedded default, a real
-supervisord) and ``compose`` (docker compose v2 or docker-compose v1).
+Each implements :class:`Runtime`: ``supervisor`` (the embedded default, a real
+supervisord), ``compose`` (docker compose v2 or docker-compose v1) and ``swarm``
+(a Docker Swarm service with an image per sha).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def runtime_for(
     Behind the proxy each slot (``blue``, ``green``) is an instance of its own: its
     own program or compose project, port and release symlink.
     """
+    if settings.runtime.kind == "swarm":
+        from cicd.runtime.swarm import SwarmRuntime
+
+        return SwarmRuntime(runner, settings, paths)
     if settings.runtime.kind == "compose":
         from cicd.runtime.compose import ComposeRuntime
 

@@ -1,0 +1,356 @@
+"""The swarm runtime: one Docker Swarm service, an image per sha, rolled by the swarm.
+
+Run from the swarm's manager (``runtime.docker_host``, or docker's default there),
+which also keeps the environment's one ledger and lock. A deploy:
+
+1. builds ``IMAGE:SHA`` from the exported release (:meth:`SwarmRuntime.prepare`,
+   before anything is switched), and gives it to the nodes: pushed to
+   ``runtime.registry``, or copied to each of ``runtime.nodes`` with ``docker save
+   | docker load``;
+2. ``docker stack deploy`` with ``CICD_IMAGE=IMAGE:SHA`` (returns at once), then
+   polls the service's ``UpdateStatus`` until the swarm is done. An update the
+   swarm rolled back (its health check failed, ``failure_action: rollback``) is a
+   failed deploy: :class:`UpdateRolledBack`.
+
+Our rollback is a deploy of the older release's image by name, not ``docker service
+rollback``, which only knows the one previous spec. What runs is read from the
+tasks (``docker service ps``), never from ``current``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from posixpath import join, normpath
+from typing import TYPE_CHECKING, Any
+
+from cicd.commands import files
+from cicd.commands import swarm as sw
+from cicd.errors import CicdError
+
+if TYPE_CHECKING:
+    from cicd.commands import Command
+    from cicd.config import EnvSettings
+    from cicd.layout import EnvPaths
+    from cicd.runner import Runner
+
+#: The Dockerfile stage that holds the release's code.
+RELEASE_STAGE = "release"
+#: Seconds between two looks at a rolling update.
+POLL = 0.5
+
+
+class UpdateRolledBack(CicdError):
+    """The swarm rolled the update back (or paused it): the new image never took."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the service that is meant to run."""
+
+    node: str
+    image: str
+    state: str
+    error: str
+
+    @property
+    def running(self) -> bool:
+        """Whether the task runs now (``Running 5 seconds ago``)."""
+        return self.state.startswith("Running")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One swarm node: where haproxy reaches its task."""
+
+    name: str
+    address: str
+    ready: bool
+    active: bool
+
+
+def parse_tasks(text: str) -> list[Task]:
+    """Parse ``docker service ps --format '{{json .}}'`` output."""
+    tasks = []
+    for line in text.splitlines():
+        if not line.strip().startswith("{"):
+            continue
+        data = json.loads(line)
+        tasks.append(
+            Task(
+                node=str(data.get("Node", "")),
+                image=str(data.get("Image", "")),
+                state=str(data.get("CurrentState", "")),
+                error=str(data.get("Error", "")),
+            )
+        )
+    return tasks
+
+
+def parse_nodes(text: str) -> list[Node]:
+    """Parse :func:`cicd.commands.swarm.nodes` output (one node per line)."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) != 5:
+            continue
+        name, address, state, availability, manager = words
+        if address in ("0.0.0.0", "") and manager != "-":
+            address = manager.rsplit(":", 1)[0]
+        found.append(Node(name, address, state == "ready", availability == "active"))
+    return found
+
+
+class SwarmRuntime:
+    """Run an environment's app as a Docker Swarm service.
+
+    Args:
+        runner: Runs commands on the manager's host.
+        settings: The environment's settings.
+        paths: The environment's paths on that host.
+        port: The port the tasks listen on, on every node (the proxy's backend
+            port behind haproxy, else the environment's own).
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        settings: EnvSettings,
+        paths: EnvPaths,
+        port: int | None = None,
+    ) -> None:
+        self.runner = runner
+        self.settings = settings
+        self.paths = paths
+        self.port = settings.port if port is None else port
+        self.host = settings.runtime.docker_host
+        self.stack = settings.runtime.project
+        #: ``docker stack deploy`` names a stack's service ``STACK_SERVICE``.
+        self.service = f"{self.stack}_{settings.runtime.service}"
+
+    # -- images ---------------------------------------------------------------
+
+    def image(self, sha: str) -> str:
+        """The image of a release: ``[REGISTRY/]IMAGE:SHA``."""
+        runtime = self.settings.runtime
+        name = (
+            f"{runtime.registry}/{runtime.image}" if runtime.registry else runtime.image
+        )
+        return f"{name}:{sha}"
+
+    def sha_of(self, image: str) -> str | None:
+        """The sha an image of ours is tagged with, or None for another image."""
+        name, _, tag = image.split("@", 1)[0].rpartition(":")
+        return tag if tag and name == self.image("").rstrip(":") else None
+
+    def prepare(self, sha: str, release: str) -> list[str]:
+        """Make ``IMAGE:SHA`` exist on the manager and reach every node.
+
+        Idempotent: an image already built (or given) is not built (or given)
+        again.
+
+        Args:
+            sha: The release's commit.
+            release: Its exported directory (the build context).
+
+        Returns:
+            Lines for the console: what was built and where it went.
+
+        Raises:
+            CicdError: The build, the push or a copy failed (docker's last line).
+        """
+        image = self.image(sha)
+        said = []
+        if not self.runner.ok(sw.image_id(self.host, image)):
+            started = time.monotonic()
+            dockerfile = join(release, self.settings.runtime.dockerfile)
+            self._run(
+                sw.build(self.host, release, dockerfile, image, sha, RELEASE_STAGE),
+                f"building {image}",
+            )
+            said.append(f"built {image} ({time.monotonic() - started:.1f}s)")
+        if self.settings.runtime.registry:
+            self._run(sw.push(self.host, image), f"pushing {image}")
+            said.append(f"pushed {image}")
+        for node in self.settings.runtime.nodes:
+            if self.runner.ok(sw.image_id(node, image)):
+                continue
+            self._run(sw.copy_image(self.host, node, image), f"copying {image}")
+            said.append(f"copied {image} to {node}")
+        return said
+
+    def _run(self, command: Command, what: str) -> str:
+        result = self.runner.run(command, check=False)
+        if not result.ok:
+            lines = (result.stderr + result.stdout).strip().splitlines()
+            last = lines[-1].strip() if lines else f"exit {result.exited}"
+            raise CicdError(f"{what} failed on {self.runner.host}: {last}")
+        return result.stdout
+
+    # -- the service ----------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Fail with a clear message unless docker answers as a swarm manager."""
+        if not self.runner.ok(files.which("docker")):
+            raise CicdError(
+                f"docker not found on {self.runner.host} (install docker, or set "
+                "tool.cicd.runtime.kind = 'supervisor')"
+            )
+        role = self.runner.run(sw.swarm_role(self.host), check=False)
+        if role.stdout.split() != ["active", "true"]:
+            where = self.host or "docker's default socket"
+            raise CicdError(
+                f"{where} on {self.runner.host} is not a swarm manager "
+                f"({role.stdout.strip() or role.stderr.strip() or 'no answer'}): "
+                "run docker swarm init there, or set tool.cicd.runtime.docker_host"
+            )
+
+    def inspect(self) -> dict[str, Any] | None:
+        """The service as docker describes it, or None when there is none."""
+        result = self.runner.run(
+            sw.service_inspect(self.host, self.service), check=False
+        )
+        if not result.ok or not result.stdout.strip():
+            return None
+        data = json.loads(result.stdout)
+        return data if isinstance(data, dict) else None
+
+    def tasks(self) -> list[Task]:
+        """The service's tasks meant to run (none when there is no service)."""
+        result = self.runner.run(sw.service_tasks(self.host, self.service), check=False)
+        return parse_tasks(result.stdout) if result.ok else []
+
+    def nodes(self) -> list[Node]:
+        """The swarm's nodes, with the address haproxy reaches each one's task at."""
+        return parse_nodes(self._run(sw.nodes(self.host), "listing the swarm's nodes"))
+
+    def _release(self) -> tuple[str, str]:
+        target = self.runner.output(files.readlink(self.paths.current))
+        if not target:
+            raise CicdError(f"{self.settings.name}: no current release to run")
+        release = normpath(join(self.paths.dir, target))
+        sha = target.rstrip("/").rsplit("/", 1)[-1]
+        return sha, release
+
+    def start(self) -> None:
+        """Deploy the stack for ``current`` unless its image already runs."""
+        self.restart()
+
+    def restart(self) -> None:
+        """Roll the service to ``current``'s image and wait until the swarm is done.
+
+        Raises:
+            UpdateRolledBack: The swarm rolled the update back or paused it.
+            CicdError: Not done within ``runtime.update_timeout``.
+        """
+        sha, release = self._release()
+        self.prepare(sha, release)
+        image = self.image(sha)
+        before = self.inspect()
+        if before and _spec_image(before) == image and self._all_run(image):
+            return  # already what current says, on every task
+        started = (before or {}).get("UpdateStatus", {}).get("StartedAt")
+        env = {
+            "CICD_IMAGE": image,
+            "CICD_ENV": self.settings.name,
+            "CICD_PORT": str(self.port),
+        }
+        file = join(release, self.settings.runtime.stack_file)
+        self._run(
+            sw.stack_deploy(self.host, file, self.stack, env), "docker stack deploy"
+        )
+        self._wait(image, started, created=before is None)
+
+    def _all_run(self, image: str) -> bool:
+        tasks = self.tasks()
+        return bool(tasks) and all(t.running and t.image == image for t in tasks)
+
+    def _wait(self, image: str, started: str | None, *, created: bool) -> None:
+        """Poll until the swarm finished rolling ``image`` out (or back)."""
+        limit = time.monotonic() + self.settings.runtime.update_timeout
+        while time.monotonic() < limit:
+            data = self.inspect() or {}
+            update = data.get("UpdateStatus") or {}
+            state = update.get("State", "")
+            if update.get("StartedAt") != started and state in sw.UPDATE_DONE:
+                if state != "completed":
+                    raise UpdateRolledBack(
+                        f"the swarm {_said(state)} the update to {image}: "
+                        f"{update.get('Message', '')}".rstrip(": ")
+                    )
+                if self._all_run(image):
+                    return
+            elif (created or not update) and self._all_run(image):
+                # A new service (or a spec the swarm applied without an update
+                # record): its tasks running the image is the whole answer.
+                return
+            time.sleep(POLL)
+        tasks = ", ".join(f"{t.node} {t.image} {t.state}" for t in self.tasks())
+        raise CicdError(
+            f"{self.service}: not on {image} after "
+            f"{self.settings.runtime.update_timeout:g}s (tasks: {tasks or 'none'})"
+        )
+
+    def stop(self) -> None:
+        """Remove the stack (the next deploy creates it again)."""
+        self.runner.run(sw.stack_rm(self.host, self.stack), check=False)
+
+    def status(self) -> str:
+        """RUNNING (every task runs), UPDATING, STARTING, or DOWN (no service)."""
+        data = self.inspect()
+        if data is None:
+            return "DOWN"
+        state = (data.get("UpdateStatus") or {}).get("State", "")
+        if state in ("updating", "rollback_started"):
+            return "UPDATING"
+        tasks = self.tasks()
+        if tasks and all(t.running for t in tasks):
+            return "RUNNING"
+        return "STARTING" if tasks else "DOWN"
+
+    def serving(self) -> str:
+        """The release every running task runs, or ``""`` (none, or a mix)."""
+        images = {t.image for t in self.tasks() if t.running}
+        if len(images) != 1:
+            return ""
+        sha = self.sha_of(images.pop())
+        return self.paths.release(sha) if sha else ""
+
+    def describe(self) -> dict[str, Any]:
+        """What runs where: the spec's image and each task's node, image and state."""
+        data = self.inspect()
+        return {
+            "service": self.service,
+            "image": _spec_image(data) if data else None,
+            "update": ((data or {}).get("UpdateStatus") or {}).get("State") or None,
+            "tasks": [
+                {"node": t.node, "image": t.image, "state": t.state, "error": t.error}
+                for t in self.tasks()
+            ],
+        }
+
+    def logs(self, lines: int = 50) -> str:
+        """Return the tasks' last log lines (each prefixed with its task and node)."""
+        result = self.runner.run(
+            sw.service_logs(self.host, self.service, lines), check=False
+        )
+        return result.stdout + result.stderr
+
+    def follow(self, lines: int = 50) -> Command:
+        """``docker service logs --follow``: every task's last lines, then new ones."""
+        return sw.service_logs(self.host, self.service, lines, follow=True)
+
+
+def _spec_image(data: dict[str, Any]) -> str:
+    """The image a service's spec names (without a digest)."""
+    spec = data.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+    return str(spec.get("Image", "")).split("@", 1)[0]
+
+
+def _said(state: str) -> str:
+    return {
+        "rollback_completed": "rolled back",
+        "paused": "paused",
+        "rollback_paused": "paused the rollback of",
+    }.get(state, state)

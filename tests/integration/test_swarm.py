@@ -1,0 +1,322 @@
+"""The swarm runtime on a real two-node Docker Swarm, behind a real haproxy.
+
+The swarm (``python3 -m tools.testinfra swarm-up``; CI's ``.ci/run``) is two
+network namespaces joined by a veth pair, a dockerd and a containerd in each. The
+pipeline runs where a self-hosted runner would: on the manager. So each test body
+runs in a thread that entered the manager's network namespace (``setns``): the
+pipeline, haproxy (under the root's supervisord), the health checks and the
+bounded load all live there, on its loopback and the veth pair, and nowhere else.
+
+The app is the stand-in (busybox httpd serving a page): the real app's image needs
+a Python base image, which no registry here can give (see the note in
+``90_doc/source/swarm.rst``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+
+from cicd.deploy import DeployFailed, deploy_preprod
+from cicd.load import Load
+from cicd.notify import Notifier
+from cicd.rollback import rollback
+from cicd.runtime.swarm import SwarmRuntime
+from cicd.status import env_status, format_status
+from tests.conftest import AppRepo, Project, git
+from tools.testinfra.swarm import Swarm
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+
+DOCKERFILE = """\
+FROM {base} AS deps
+FROM deps AS release
+COPY app /www
+CMD {command}
+"""
+#: A well-behaved server: on SIGTERM it stops listening, lets the requests in
+#: flight finish, then exits (as PID 1, a bare httpd would ignore SIGTERM and be
+#: killed mid-response 10 s later).
+SERVE = (
+    '["sh", "-c", "httpd -f -p $CICD_PORT -h /www & '
+    "trap 'kill $!; sleep 1; exit 0' TERM; wait\"]"
+)
+#: Never listens: the swarm's health check fails, so does the update.
+NEVER_READY = '["sleep", "3600"]'
+STACK = """\
+version: "3.8"
+services:
+  app:
+    image: ${CICD_IMAGE}
+    networks: [hostnet]
+    environment:
+      CICD_PORT: "${CICD_PORT}"
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null",
+             "http://127.0.0.1:${CICD_PORT}/_stcore/health"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+    deploy:
+      mode: global
+      update_config:
+        parallelism: 1
+        order: stop-first
+        delay: 1s
+        monitor: 3s
+        failure_action: rollback
+      rollback_config:
+        parallelism: 1
+        order: stop-first
+        monitor: 3s
+      restart_policy:
+        condition: any
+        delay: 1s
+networks:
+  hostnet:
+    external: true
+    name: host
+"""
+
+
+def in_netns(netns: Path, body: Callable[[], T]) -> T:
+    """Run ``body`` in a thread that entered the network namespace ``netns``.
+
+    ``setns`` moves only the calling thread; the threads and processes it starts
+    inherit the namespace, the rest of pytest stays where it is.
+    """
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        handle = os.open(netns, os.O_RDONLY)
+        try:
+            if libc.setns(handle, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {netns}")
+        finally:
+            os.close(handle)
+        try:
+            result.append(body())
+        except BaseException as error:  # handed to the test's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name=f"in {netns.name}")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def commit_swarm_app(
+    repo: AppRepo, version: str, base: str, command: str = SERVE, healthy: bool = True
+) -> str:
+    """Commit a release: a page (and a health file) served by busybox httpd."""
+    www = repo.path / "app"
+    (www / "_stcore").mkdir(parents=True, exist_ok=True)
+    (www / "index.html").write_text(f"{version} ok\n")
+    (www / "_stcore" / "health").write_text("ok\n" if healthy else "")
+    (repo.path / "Dockerfile").write_text(DOCKERFILE.format(base=base, command=command))
+    (repo.path / "stack.yml").write_text(STACK)
+    git(repo.path, "add", "-A")
+    git(repo.path, "commit", "-qm", version)
+    return git(repo.path, "rev-parse", "HEAD")
+
+
+def docker(swarm_socket: str, *args: str) -> str:
+    """Run docker on one node's engine and return its output."""
+    return subprocess.run(
+        ["docker", "-H", f"unix://{swarm_socket}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+
+
+@pytest.fixture
+def swarm_project(project: Project, swarm: Swarm) -> Iterator[tuple[Project, Swarm]]:
+    """The project on the swarm runtime behind haproxy; stack and images removed."""
+    if shutil.which("haproxy") is None:
+        pytest.skip("needs haproxy (python3 -m tools.testinfra up installs it)")
+    name = f"cicdsw{uuid.uuid4().hex[:8]}"
+    project.write(
+        f"""
+        [tool.cicd.env.preprod.runtime]
+        kind = "swarm"
+        project = "{name}"
+        image = "{name}"
+        dockerfile = "Dockerfile"
+        stack_file = "stack.yml"
+        docker_host = "unix://{swarm.manager_socket}"
+        nodes = ["unix://{swarm.worker_socket}"]
+        update_timeout = 120
+        """,
+        deadline=30,
+        proxy="haproxy",
+    )
+    yield project, swarm
+    subprocess.run(
+        ["docker", "-H", f"unix://{swarm.manager_socket}", "stack", "rm", name],
+        capture_output=True,
+    )
+    for node in (swarm.manager_socket, swarm.worker_socket):
+        subprocess.run(
+            [
+                "docker",
+                "-H",
+                f"unix://{node}",
+                "node",
+                "update",
+                "--availability",
+                "active",
+                "self",
+            ],
+            capture_output=True,
+        )
+    time.sleep(1)  # the tasks stop before their images can go
+    for node in (swarm.manager_socket, swarm.worker_socket):
+        listed = subprocess.run(
+            ["docker", "-H", f"unix://{node}", "images", "-q", name],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if listed:
+            subprocess.run(
+                ["docker", "-H", f"unix://{node}", "rmi", "-f", *set(listed)],
+                capture_output=True,
+            )
+
+
+def page(project: Project) -> str:
+    """What a user gets at the environment's address (through haproxy)."""
+    return requests.get(project.url(), timeout=5).text.strip()
+
+
+def tasks(project: Project) -> list[tuple[str, str]]:
+    """(node, image) of each running task, as the manager reports them."""
+    runtime = project.target().runtime
+    assert isinstance(runtime, SwarmRuntime)
+    return sorted((t.node, t.image) for t in runtime.tasks() if t.running)
+
+
+def test_deploy_to_two_nodes_then_a_ci_failure_rollback_fails_no_request(
+    swarm_project: tuple[Project, Swarm],
+) -> None:
+    project, swarm = swarm_project
+
+    def body() -> dict[str, Any]:
+        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
+        target = project.target()
+        deploy_preprod([target], v1, Notifier(target))
+        assert page(project) == "v1 ok"
+        image = f"{project.target().settings.runtime.image}:{v1}"
+        assert [i for _, i in tasks(project)] == [image, image]  # on both nodes
+        assert image in docker(
+            swarm.worker_socket, "images", "--format", "{{.Repository}}:{{.Tag}}"
+        )  # saved, loaded
+        row = env_status(project.target())
+        assert row["serving"] == v1 and not row["drift"]
+        assert "2/2 tasks run" in format_status([row])
+
+        v2 = commit_swarm_app(project.repo, "v2", swarm.image)
+        with Load(project.url(), workers=4, seconds=240) as load:
+            deploy_preprod([project.target()], v2, Notifier(project.target()))
+            assert page(project) == "v2 ok"
+            rolled_to = load.tally.sent
+            # CI failed on v2: back to the last validated image, by name.
+            project.target().event("validated", sha=v1)
+            (result,) = rollback([project.target()], Notifier(project.target()))
+        assert result.sha == v1
+        assert page(project) == "v1 ok"
+        assert load.tally.failed == 0 and rolled_to > 20, load.tally.line()
+        return {"load": load.tally.line()}
+
+    in_netns(swarm.manager_netns, body)
+
+
+def test_an_image_that_never_gets_healthy_is_rolled_back_by_the_swarm(
+    swarm_project: tuple[Project, Swarm],
+) -> None:
+    project, swarm = swarm_project
+
+    def body() -> None:
+        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
+        deploy_preprod([project.target()], v1, Notifier(project.target()))
+        broken = commit_swarm_app(project.repo, "v2", swarm.image, NEVER_READY)
+        seen: set[str] = set()
+        with Load(project.url(), workers=2, seconds=240) as load:
+            with pytest.raises(DeployFailed, match="rolled back the update"):
+                deploy_preprod([project.target()], broken, Notifier(project.target()))
+            seen.add(page(project))
+        assert load.tally.failed == 0, load.tally.line()  # v1 served throughout
+        assert seen == {"v1 ok"}
+        state = project.target().state()
+        assert broken in state.bad and state.current == v1
+        image = f"{project.target().settings.runtime.image}:{v1}"
+        assert [i for _, i in tasks(project)] == [image, image]
+
+    in_netns(swarm.manager_netns, body)
+
+
+def test_a_node_drained_during_an_update_leaves_the_other_serving_the_new_image(
+    swarm_project: tuple[Project, Swarm],
+) -> None:
+    project, swarm = swarm_project
+
+    def body() -> None:
+        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
+        deploy_preprod([project.target()], v1, Notifier(project.target()))
+        v2 = commit_swarm_app(project.repo, "v2", swarm.image)
+        runtime = project.target().runtime
+        assert isinstance(runtime, SwarmRuntime)
+        worker = json.loads(
+            docker(swarm.worker_socket, "info", "--format", "{{json .Swarm.NodeID}}")
+        )
+        drained: list[str] = []
+
+        def drain_when_updating() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                data = runtime.inspect() or {}
+                if (data.get("UpdateStatus") or {}).get("State") == "updating":
+                    docker(
+                        swarm.manager_socket,
+                        "node",
+                        "update",
+                        "--availability",
+                        "drain",
+                        worker,
+                    )
+                    drained.append(worker)
+                    return
+                time.sleep(0.1)
+
+        drainer = threading.Thread(target=drain_when_updating)
+        with Load(project.url(), workers=2, seconds=240) as load:
+            drainer.start()
+            deploy_preprod([project.target()], v2, Notifier(project.target()))
+            drainer.join()
+        assert drained, "the update never started"
+        assert page(project) == "v2 ok"
+        image = f"{project.target().settings.runtime.image}:{v2}"
+        assert [i for _, i in tasks(project)] == [image]  # the drained node has none
+        # With two nodes, stop-first, no task runs while the one left restarts:
+        # requests fail for about a second then, and only then.
+        assert load.tally.outage < 5, load.tally.line()
+
+    in_netns(swarm.manager_netns, body)
