@@ -213,13 +213,14 @@ SCHEMA: dict[str, Any] = {
         "registry": Key(
             "",
             "Registry the nodes pull ``IMAGE:SHA`` from (``host:port``); the image is "
-            "pushed there. Empty: it is copied to each of ``nodes`` with ``docker save "
-            "| docker load``.",
+            "pushed there, and pulled ahead on each of ``nodes``. Empty: it is copied "
+            "to each of ``nodes`` with ``docker save | docker load``.",
         ),
         "nodes": Key(
             [],
             "Docker APIs of the swarm's other nodes (``ssh://root@vm2``, "
-            "``unix:///...``), given the image when there is no ``registry``.",
+            "``unix:///...``): each gets ``IMAGE:SHA`` before the update (copied, or "
+            "pulled from ``registry``).",
         ),
         "update_timeout": Key(
             300.0,

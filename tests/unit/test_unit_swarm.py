@@ -97,8 +97,8 @@ class FakeDocker:
         if words[:2] == ["image", "inspect"]:
             known = words[-1] in self.images.get(host, set())
             return Raw(stdout="sha256:1\n") if known else Raw(exited=1)
-        if words[0] in ("build", "push"):
-            tag = words[words.index("--tag") + 1] if words[0] == "build" else words[1]
+        if words[0] in ("build", "push", "pull"):
+            tag = words[words.index("--tag") + 1] if words[0] == "build" else words[-1]
             self.images[host].add(tag)
             return Raw(stdout="done\n")
         if words[:2] == ["stack", "deploy"]:
@@ -314,6 +314,10 @@ def test_a_registry_gets_the_image_instead_of_each_node(tmp_path: Any) -> None:
     assert said[0].startswith(f"built reg:5000/mangetamain-app:{SHA}")
     assert said[1] == f"pushed reg:5000/mangetamain-app:{SHA}"
     assert swarm.sha_of(f"reg:5000/mangetamain-app:{SHA}") == SHA
+    listed = runtime(tmp_path, fake, registry="reg:5000")  # nodes: pulled ahead
+    assert listed.prepare(SHA, "/r")[-1] == (
+        f"pulled reg:5000/mangetamain-app:{SHA} on {WORKER}"
+    )
     assert swarm.sha_of(f"other:{SHA}") is None
 
 

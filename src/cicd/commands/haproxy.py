@@ -77,9 +77,12 @@ def global_conf(socket: str) -> str:
         "  timeout http-request 10s\n"
         # Streamlit's websocket (/_stcore/stream) stays open as long as a tab does.
         "  timeout tunnel 1h\n"
-        # A connection refused by a slot going away is retried on the other one.
+        # A connection refused by a slot going away is retried on the other one,
+        # and so is one it accepted and then closed unanswered (its listener
+        # closing under a queued connection): a GET is safe to send again.
         "  retries 3\n"
         "  option redispatch 1\n"
+        "  retry-on conn-failure empty-response\n"
     )
 
 

@@ -67,6 +67,11 @@ def push(host: str, image: str) -> Command:
     return docker(host, "push", image)
 
 
+def pull(host: str, image: str) -> Command:
+    """Pull ``image`` from its registry onto the engine ``host``."""
+    return docker(host, "pull", "--quiet", image)
+
+
 def copy_image(source: str, dest: str, image: str) -> Command:
     """Copy ``image`` from one engine to another: ``docker save | docker load``.
 

@@ -176,6 +176,13 @@ class SwarmRuntime:
         for node in self.settings.runtime.nodes:
             if self.runner.ok(sw.image_id(node, image)):
                 continue
+            if self.settings.runtime.registry:
+                # Pulled ahead: the update waits for no pull, a node that cannot
+                # pull fails the deploy before anything switched, and a node set
+                # never to pull (DOCKER_SERVICE_PREFER_OFFLINE_IMAGE) has it.
+                self._run(sw.pull(node, image), f"pulling {image} on {node}")
+                said.append(f"pulled {image} on {node}")
+                continue
             self._run(sw.copy_image(self.host, node, image), f"copying {image}")
             said.append(f"copied {image} to {node}")
         return said
@@ -248,7 +255,7 @@ class SwarmRuntime:
         self.prepare(sha, release)
         image = self.image(sha)
         before = self.inspect()
-        if before and _spec_image(before) == image and self._all_run(image):
+        if before and _spec_image(before) == image and self._all_run(image, before):
             return  # already what current says, on every task
         started = (before or {}).get("UpdateStatus", {}).get("StartedAt")
         env = {
@@ -262,9 +269,21 @@ class SwarmRuntime:
         )
         self._wait(image, started, created=before is None)
 
-    def _all_run(self, image: str) -> bool:
+    def _all_run(self, image: str, data: dict[str, Any] | None = None) -> bool:
+        """Whether every task the service should have runs ``image``.
+
+        A global service has one task per ready, active node, and a node's task
+        can appear a moment after the others: counted against the nodes.
+        """
         tasks = self.tasks()
-        return bool(tasks) and all(t.running and t.image == image for t in tasks)
+        if not tasks or not all(t.running and t.image == image for t in tasks):
+            return False
+        mode = ((data or self.inspect() or {}).get("Spec") or {}).get("Mode") or {}
+        if "Global" in mode:
+            wanted = sum(n.ready and n.active for n in self.nodes())
+        else:
+            wanted = int((mode.get("Replicated") or {}).get("Replicas") or 1)
+        return len(tasks) >= wanted
 
     def _wait(self, image: str, started: str | None, *, created: bool) -> None:
         """Poll until the swarm finished rolling ``image`` out (or back)."""
@@ -279,9 +298,9 @@ class SwarmRuntime:
                         f"the swarm {_said(state)} the update to {image}: "
                         f"{update.get('Message', '')}".rstrip(": ")
                     )
-                if self._all_run(image):
+                if self._all_run(image, data):
                     return
-            elif (created or not update) and self._all_run(image):
+            elif (created or not update) and self._all_run(image, data):
                 # A new service (or a spec the swarm applied without an update
                 # record): its tasks running the image is the whole answer.
                 return
