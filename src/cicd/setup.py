@@ -189,6 +189,9 @@ def run_setup(
         compose_group = [t for t in group if t.settings.runtime.kind == "compose"]
         if compose_group:
             _check_compose(run, compose_group[0])
+        for t in group:
+            if t.settings.runtime.kind == "swarm":
+                _check_swarm(run, t)
         proxied = [t for t in group if t.settings.proxy.kind != "none"]
         if proxied:
             _check_proxy(run, proxied[0])
@@ -537,6 +540,42 @@ def _check_compose(run: _Run, t: Target) -> None:
         )
         return
     run.add(Check("compose", OK, f"{program} version answers"))
+
+
+def _check_swarm(run: _Run, t: Target) -> None:
+    """The swarm runtime: a swarm manager answers, and so does each listed node."""
+    from cicd.commands import swarm as sw
+
+    runtime = t.runtime
+    try:
+        runtime.preflight()
+    except CicdError as error:
+        run.add(
+            Check(
+                f"{t.env}: swarm",
+                MISSING,
+                str(error),
+                ("docker swarm init --advertise-addr ADDRESS   # on the manager",),
+            )
+        )
+        return
+    nodes = t.runner.run(sw.nodes(t.settings.runtime.docker_host), check=False)
+    count = len([line for line in nodes.stdout.splitlines() if line.strip()])
+    run.add(Check(f"{t.env}: swarm", OK, f"a manager answers; {count} node(s)"))
+    for node in t.settings.runtime.nodes:
+        answer = t.runner.run(sw.swarm_role(node), check=False)
+        if answer.ok:
+            run.add(Check(f"{t.env}: node {node}", OK, "its engine answers"))
+            continue
+        lines = (answer.stderr or answer.stdout).strip().splitlines()
+        run.add(
+            Check(
+                f"{t.env}: node {node}",
+                MISSING,
+                "docker info: " + (lines[-1] if lines else f"exit {answer.exited}"),
+                (f"fix runtime.nodes, or the SSH access to {node}'s engine",),
+            )
+        )
 
 
 def _check_host(run: _Run, fleet: Fleet, host: str) -> None:

@@ -349,6 +349,35 @@ def test_compose_needs_an_engine_and_a_compose(
     assert "supervisor" not in named
 
 
+@pytest.mark.parametrize("role", ["manager", "none"])
+def test_swarm_needs_a_manager_and_nodes_that_answer(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, role: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    answer = "active true" if role == "manager" else "inactive false"
+    # A stand-in docker: the manager's engine answers, the node's does not.
+    write_fake(
+        bin_dir,
+        "docker",
+        'case "$DOCKER_HOST" in *node2*) echo "Cannot connect" >&2; exit 1;; esac\n'
+        f'case "$1" in info) echo "{answer}";; '
+        "node) echo 'vm1 10.0.0.1 ready active 10.0.0.1:2377';; esac\n",
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin:/bin")
+    project.write(
+        preprod='runtime = { kind = "swarm", nodes = ["unix:///run/node2.sock"] }'
+    )
+    named = by_name(setup(project, tmp_path, envs=("preprod",)))
+    if role == "manager":
+        assert named["preprod: swarm"].status == OK
+        assert named["preprod: swarm"].detail == "a manager answers; 1 node(s)"
+        node = named["preprod: node unix:///run/node2.sock"]
+        assert node.status == MISSING and node.detail == "docker info: Cannot connect"
+    else:
+        assert named["preprod: swarm"].status == MISSING
+        assert "is not a swarm manager" in named["preprod: swarm"].detail
+
+
 def test_fleet_hosts_need_a_known_host_key(tmp_path: Path) -> None:
     known = tmp_path / "known_hosts"
     known.write_text(f"{HostKeys.hash_host('[127.0.0.9]:2222')} {HOST_KEY}\n")
