@@ -34,6 +34,7 @@ from bench_deploy import bench_deploy, bench_rollback
 from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
 from bench_runner import bench_runner
+from bench_swarm import bench_swarm
 from bench_watch import bench_watch
 from bench_zero_downtime import bench_zero_downtime
 
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "fleet": bench_fleet,
     "compose-rollback": bench_compose_rollback,
     "zero-downtime": bench_zero_downtime,
+    "swarm": bench_swarm,
     "demo": bench_demo,
 }
 OPT_IN = {"demo"}
