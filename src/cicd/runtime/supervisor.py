@@ -83,6 +83,12 @@ class SupervisorRuntime:
             )
 
     def _ctl(self, *args: str) -> tuple[int, str]:
+        if self.runner.here and not self.settings.runtime.supervisorctl:
+            from cicd.runtime.supervisor_rpc import LocalControl
+
+            answer = LocalControl(sv.socket_path(self.paths.supervisor)).call(args)
+            if answer is not None:
+                return answer
         result = self.runner.run(
             sv.ctl(self.supervisorctl, self.conf, *args), check=False
         )
