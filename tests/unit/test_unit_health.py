@@ -1,6 +1,7 @@
 """Unit tests of :mod:`cicd.health` against a real HTTP server on 127.0.0.1.
 
-pytest-httpserver stands in for the app; nothing is mocked below requests.
+pytest-httpserver stands in for the app (and raw sockets for a server that hangs
+or hangs up); nothing is mocked below the standard library's HTTP client.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cicd.health import CheckResult, HealthCheck, run_check, wait_ready
+import threading
+
+from cicd.health import (
+    CheckResult,
+    FetchError,
+    HealthCheck,
+    LocalFetcher,
+    run_check,
+    wait_ready,
+)
 
 
 def closed_port() -> int:
@@ -145,6 +155,73 @@ def test_connection_refused_is_a_failed_result() -> None:
     assert not result.ok
     assert result.status is None
     assert "refused" in result.reason.lower() or "connect" in result.reason.lower()
+
+
+def test_redirects_are_followed_and_the_charset_is_read(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/old").respond_with_data(
+        "", status=302, headers={"Location": "/health?x=1"}
+    )
+    httpserver.expect_request("/health", query_string="x=1").respond_with_data(
+        "caf\xe9 ok".encode("latin-1"), content_type="text/plain; charset=latin-1"
+    )
+    fetched = LocalFetcher().fetch(httpserver.url_for("/old"), 5)
+    assert (fetched.status_code, fetched.text) == (200, "caf\xe9 ok")
+
+
+def test_a_connection_kept_alive_is_reused_and_reopened_once_closed() -> None:
+    """A server that answers one request per connection, keep-alive promised."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    accepted: list[int] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = server.accept()
+            accepted.append(1)
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            time.sleep(0.05)
+            conn.close()  # closes the kept-alive connection behind the client
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    fetcher = LocalFetcher()
+    url = f"http://127.0.0.1:{port}/"
+    assert fetcher.fetch(url, 5).text == "ok"
+    time.sleep(0.2)
+    assert fetcher.fetch(url, 5).text == "ok"  # stale: reopened, not an error
+    thread.join(5)
+    server.close()
+    assert len(accepted) == 2
+
+
+def test_a_server_that_hangs_or_hangs_up_is_said_in_a_few_words() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/"
+    with pytest.raises(FetchError, match="^timed out$"):
+        LocalFetcher().fetch(url, 0.2)  # accepted by the backlog, never answered
+
+    server.close()
+    server = socket.socket()  # this one reads the request and hangs up
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/"
+
+    def hang_up() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    with pytest.raises(FetchError, match="^cannot connect$"):
+        LocalFetcher().fetch(url, 5)
+    thread.join(5)
+    server.close()
 
 
 def test_describe() -> None:
