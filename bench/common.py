@@ -270,6 +270,11 @@ class Project:
                 [tool.cicd.notify]
                 discord = false
 
+                # In place, as the shell baseline restarts: blue/green behind
+                # haproxy has a bench of its own (zero-downtime).
+                [tool.cicd.proxy]
+                kind = "none"
+
                 [tool.cicd.env.preprod]
                 port = {self.ports["preprod"]}
 
