@@ -15,10 +15,12 @@ a Python base image, which no registry here can give (see the note in
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -149,10 +151,17 @@ def docker(swarm_socket: str, *args: str) -> str:
 
 
 @pytest.fixture
-def swarm_project(project: Project, swarm: Swarm) -> Iterator[tuple[Project, Swarm]]:
+def swarm_project(
+    project: Project, swarm: Swarm, request: pytest.FixtureRequest
+) -> Iterator[tuple[Project, Swarm]]:
     """The project on the swarm runtime behind haproxy; stack and images removed."""
     if shutil.which("haproxy") is None:
         pytest.skip("needs haproxy (python3 -m tools.testinfra up installs it)")
+    # One swarm test at a time across pytest-xdist workers: a test drains a node,
+    # and every test counts the failed requests of its own load.
+    lock = (Path(tempfile.gettempdir()) / "cicd-swarm-tests.lock").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    request.addfinalizer(lock.close)
     name = f"cicdsw{uuid.uuid4().hex[:8]}"
     project.write(
         f"""
