@@ -79,6 +79,10 @@ def bench_app() -> list[Metric]:
                 [tool.cicd.notify]
                 discord = false
 
+                # In place: the restart-to-ready figure is the point here.
+                [tool.cicd.proxy]
+                kind = "none"
+
                 [tool.cicd.env.preprod]
                 port = {project.ports["preprod"]}
 

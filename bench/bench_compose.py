@@ -112,6 +112,10 @@ def write_config(project: Project, host: Any, name: str) -> None:
             [tool.cicd.notify]
             discord = false
 
+            # In place: the restart-to-ready figure is the point here.
+            [tool.cicd.proxy]
+            kind = "none"
+
             [tool.cicd.env.preprod]
             port = {project.ports["preprod"]}
 

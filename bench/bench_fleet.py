@@ -132,6 +132,11 @@ def write_fleet_config(
         [tool.cicd.notify]
         discord = false
 
+        # In place: the simulated hosts share this machine's loopback, where
+        # every host's blue/green slots would ask for the same two ports.
+        [tool.cicd.proxy]
+        kind = "none"
+
         [tool.cicd.env.preprod]
         port = {project.ports["preprod"]}
         hosts = {json.dumps(names)}
