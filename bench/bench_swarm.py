@@ -118,19 +118,7 @@ class SwarmSide:
             self.dir / "cicd.toml", self.dir / "root", *distinct_ports(AppRepo(source))
         )
         self.project.write(
-            f"""
-            [tool.cicd.env.preprod.runtime]
-            kind = "swarm"
-            project = "{self.name}"
-            image = "{self.name}"
-            dockerfile = "Dockerfile"
-            stack_file = "stack.yml"
-            docker_host = "unix://{swarm.manager_socket}"
-            nodes = ["unix://{swarm.worker_socket}"]
-            update_timeout = 120
-            """,
-            deadline=30,
-            proxy="haproxy",
+            test_swarm.swarm_config(swarm, self.name), deadline=30, proxy="haproxy"
         )
         self.env = clean_env(CICD_CONFIG=str(self.project.config_path))
         self.invoke_argv = invoke_argv

@@ -150,6 +150,21 @@ def docker(swarm_socket: str, *args: str) -> str:
     ).stdout
 
 
+def swarm_config(swarm: Swarm, name: str) -> str:
+    """Preprod on the swarm runtime: stack and image ``name``, copied to node 2."""
+    return f"""
+        [tool.cicd.env.preprod.runtime]
+        kind = "swarm"
+        project = "{name}"
+        image = "{name}"
+        dockerfile = "Dockerfile"
+        stack_file = "stack.yml"
+        docker_host = "unix://{swarm.manager_socket}"
+        nodes = ["unix://{swarm.worker_socket}"]
+        update_timeout = 120
+        """
+
+
 @pytest.fixture
 def swarm_project(
     project: Project, swarm: Swarm, request: pytest.FixtureRequest
@@ -163,21 +178,7 @@ def swarm_project(
     fcntl.flock(lock, fcntl.LOCK_EX)
     request.addfinalizer(lock.close)
     name = f"cicdsw{uuid.uuid4().hex[:8]}"
-    project.write(
-        f"""
-        [tool.cicd.env.preprod.runtime]
-        kind = "swarm"
-        project = "{name}"
-        image = "{name}"
-        dockerfile = "Dockerfile"
-        stack_file = "stack.yml"
-        docker_host = "unix://{swarm.manager_socket}"
-        nodes = ["unix://{swarm.worker_socket}"]
-        update_timeout = 120
-        """,
-        deadline=30,
-        proxy="haproxy",
-    )
+    project.write(swarm_config(swarm, name), deadline=30, proxy="haproxy")
     yield project, swarm
     subprocess.run(
         ["docker", "-H", f"unix://{swarm.manager_socket}", "stack", "rm", name],
