@@ -80,6 +80,7 @@ class FakeDocker:
     current: str = f"releases/{SHA}"
     deploys: list[dict[str, str]] = field(default_factory=list)
     _pending: tuple[str, int] | None = None
+    _tried: str = ""
 
     def __call__(self, argv: list[str]) -> Raw | None:
         if argv[:2] == ["sh", "-c"]:
@@ -109,6 +110,16 @@ class FakeDocker:
         if words[:2] == ["service", "inspect"]:
             return self.inspect()
         if words[:2] == ["service", "ps"]:
+            if "desired-state=running" not in words:  # the whole history
+                failed = {
+                    "Node": "node1",
+                    "Image": self._tried,
+                    "CurrentState": "Shutdown 1 second ago",
+                    "Error": (
+                        "task: non-zero exit (137): dockerexec: unhealthy container"
+                    ),
+                }
+                return Raw(stdout=json.dumps(failed) + "\n")
             return self.ps()
         if words[:2] == ["service", "logs"]:
             return Raw(stdout="app.1.x@node1    | serving\n")
@@ -140,6 +151,7 @@ class FakeDocker:
             return Raw()
         if self.spec != image:
             self._pending = (image, self.polls)
+            self._tried = image
             self.update = {"State": "updating", "StartedAt": f"t{len(self.deploys)}"}
         return Raw()
 
@@ -296,6 +308,12 @@ def test_an_update_the_swarm_rolled_back_is_a_failed_deploy(tmp_path: Any) -> No
     swarm = runtime(tmp_path, fake)
     with pytest.raises(UpdateRolledBack, match="rolled back the update to .*failure"):
         swarm.restart()
+    with pytest.raises(UpdateRolledBack) as caught:
+        swarm.restart()
+    # Why, in the words of the task the swarm stopped:
+    assert str(caught.value).endswith(
+        "(a task of it: task: non-zero exit (137): dockerexec: unhealthy container)"
+    )
     assert swarm.serving() == swarm.paths.release(OLD)  # the old image serves
 
 

@@ -130,6 +130,13 @@ def service_tasks(host: str, service: str) -> Command:
     )
 
 
+def service_history(host: str, service: str) -> Command:
+    """Print every task the service had, newest first, one JSON object per line."""
+    return docker(
+        host, "service", "ps", "--no-trunc", "--format", "{{json .}}", service
+    )
+
+
 def service_logs(
     host: str, service: str, lines: int, *, follow: bool = False
 ) -> Command:

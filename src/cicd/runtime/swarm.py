@@ -82,7 +82,8 @@ def parse_tasks(text: str) -> list[Task]:
                 node=str(data.get("Node", "")),
                 image=str(data.get("Image", "")),
                 state=str(data.get("CurrentState", "")),
-                error=str(data.get("Error", "")),
+                # docker quotes the error it prints ('"task: non-zero exit"').
+                error=str(data.get("Error", "")).strip().strip('"'),
             )
         )
     return tasks
@@ -294,9 +295,11 @@ class SwarmRuntime:
             state = update.get("State", "")
             if update.get("StartedAt") != started and state in sw.UPDATE_DONE:
                 if state != "completed":
+                    why = self._task_error(image)
                     raise UpdateRolledBack(
                         f"the swarm {_said(state)} the update to {image}: "
                         f"{update.get('Message', '')}".rstrip(": ")
+                        + (f" (a task of it: {why})" if why else "")
                     )
                 if self._all_run(image, data):
                     return
@@ -310,6 +313,16 @@ class SwarmRuntime:
             f"{self.service}: not on {image} after "
             f"{self.settings.runtime.update_timeout:g}s (tasks: {tasks or 'none'})"
         )
+
+    def _task_error(self, image: str) -> str:
+        """The newest error of a task that ran ``image`` ("" when none says)."""
+        result = self.runner.run(
+            sw.service_history(self.host, self.service), check=False
+        )
+        for task in parse_tasks(result.stdout if result.ok else ""):
+            if task.image == image and task.error:
+                return task.error
+        return ""
 
     def stop(self) -> None:
         """Remove the stack (the next deploy creates it again)."""
