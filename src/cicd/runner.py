@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+from invoke.context import Context as InvokeContext
+
 from cicd.commands import Command
 from cicd.errors import CommandFailed, ConnectionLost
 from cicd.redact import redact
@@ -59,9 +61,8 @@ class Runner:
         # threads, pty and watcher machinery we never use); the same shell line
         # through subprocess costs ~1 ms. Anything else (a fabric Connection, a
         # test's recording context) keeps its own run().
-        self._direct = type(context).__name__ == "Context" and (
-            type(context).__module__ == "invoke.context"
-        )
+        # Exactly invoke's Context: a fabric Connection is a subclass of it.
+        self._direct = type(context) is InvokeContext
         self._shell = "/bin/bash"
         if self._direct:
             run_config = getattr(getattr(context, "config", None), "run", None)

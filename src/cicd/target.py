@@ -161,17 +161,12 @@ class Target:
         if self._runtime is None:
             from cicd.runtime import runtime_for
 
-            if self.settings.runtime.kind == "swarm":
-                from cicd.runtime.swarm import SwarmRuntime
-
-                # Behind haproxy the tasks listen on the blue slot's port of
-                # every node; haproxy holds the environment's own.
-                port = self.settings.proxy.blue_port if self.fronted else None
-                self._runtime = SwarmRuntime(
-                    self.runner, self.settings, self.paths, port
-                )
-            else:
-                self._runtime = runtime_for(self.runner, self.settings, self.paths)
+            # A swarm behind haproxy: the tasks listen on the blue slot's port of
+            # every node; haproxy holds the environment's own.
+            port = self.settings.proxy.blue_port if self.fronted else None
+            self._runtime = runtime_for(
+                self.runner, self.settings, self.paths, port=port
+            )
         return self._runtime
 
     # -- files --------------------------------------------------------------

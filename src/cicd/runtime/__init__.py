@@ -49,17 +49,23 @@ class Runtime(Protocol):
 
 
 def runtime_for(
-    runner: Runner, settings: EnvSettings, paths: EnvPaths, slot: str | None = None
+    runner: Runner,
+    settings: EnvSettings,
+    paths: EnvPaths,
+    slot: str | None = None,
+    *,
+    port: int | None = None,
 ) -> Runtime:
     """Return the runtime configured for an environment (on one slot, if given).
 
     Behind the proxy each slot (``blue``, ``green``) is an instance of its own: its
-    own program or compose project, port and release symlink.
+    own program or compose project, port and release symlink. ``port``: the swarm's
+    tasks' port when haproxy fronts them (default: the environment's).
     """
     if settings.runtime.kind == "swarm":
         from cicd.runtime.swarm import SwarmRuntime
 
-        return SwarmRuntime(runner, settings, paths)
+        return SwarmRuntime(runner, settings, paths, port)
     if settings.runtime.kind == "compose":
         from cicd.runtime.compose import ComposeRuntime
 
