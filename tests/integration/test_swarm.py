@@ -280,9 +280,17 @@ def test_an_image_that_never_gets_healthy_is_rolled_back_by_the_swarm(
     in_netns(swarm.manager_netns, body)
 
 
-def test_a_node_drained_during_an_update_leaves_the_other_serving_the_new_image(
-    swarm_project: tuple[Project, Swarm],
+@pytest.mark.parametrize("which", ["not yet updated", "being updated"])
+def test_a_node_drained_during_an_update(
+    swarm_project: tuple[Project, Swarm], which: str
 ) -> None:
+    """Drain the node the update has not reached, or the one it is updating.
+
+    The first: the other node serves the new image. The second: the new task is
+    shut down inside the update's monitor window, which the swarm counts as a
+    failed task, so it rolls the update back; the deploy fails and says so, and
+    the old image serves on the node left.
+    """
     project, swarm = swarm_project
 
     def body() -> None:
@@ -291,38 +299,62 @@ def test_a_node_drained_during_an_update_leaves_the_other_serving_the_new_image(
         v2 = commit_swarm_app(project.repo, "v2", swarm.image)
         runtime = project.target().runtime
         assert isinstance(runtime, SwarmRuntime)
-        worker = json.loads(
-            docker(swarm.worker_socket, "info", "--format", "{{json .Swarm.NodeID}}")
-        )
+        old, new = (f"{project.target().settings.runtime.image}:{v}" for v in (v1, v2))
+        nodes = {
+            json.loads(docker(socket, "info", "--format", "{{json .Swarm.NodeID}}"))
+            for socket in (swarm.manager_socket, swarm.worker_socket)
+        }
         drained: list[str] = []
 
+        def images_on(node: str) -> list[str]:
+            return docker(
+                swarm.manager_socket,
+                "node",
+                "ps",
+                node,
+                "--filter",
+                f"name={runtime.service}",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Image}}",
+            ).split()
+
         def drain_when_updating() -> None:
+            # Which node the swarm updates first is its choice: wait for it.
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                data = runtime.inspect() or {}
-                if (data.get("UpdateStatus") or {}).get("State") == "updating":
+                updated = {node for node in nodes if new in images_on(node)}
+                if updated:
+                    (node,) = updated if which == "being updated" else nodes - updated
                     docker(
                         swarm.manager_socket,
                         "node",
                         "update",
                         "--availability",
                         "drain",
-                        worker,
+                        node,
                     )
-                    drained.append(worker)
+                    drained.append(node)
                     return
-                time.sleep(0.1)
+                time.sleep(0.05)
 
         drainer = threading.Thread(target=drain_when_updating)
         with Load(project.url(), workers=2, seconds=240) as load:
             drainer.start()
-            deploy_preprod([project.target()], v2, Notifier(project.target()))
+            if which == "being updated":
+                with pytest.raises(DeployFailed, match="rolled back the update"):
+                    deploy_preprod([project.target()], v2, Notifier(project.target()))
+            else:
+                deploy_preprod([project.target()], v2, Notifier(project.target()))
             drainer.join()
         assert drained, "the update never started"
-        assert page(project) == "v2 ok"
-        image = f"{project.target().settings.runtime.image}:{v2}"
+        serving, image = (v1, old) if which == "being updated" else (v2, new)
+        assert page(project) == ("v1 ok" if serving == v1 else "v2 ok")
         assert [i for _, i in tasks(project)] == [image]  # the drained node has none
-        # With two nodes, stop-first, no task runs while the one left restarts:
+        state = project.target().state()
+        assert state.current == serving and (v2 in state.bad) == (serving == v1)
+        # With two nodes, stop-first, no task may run while the one left restarts:
         # requests fail for about a second then, and only then.
         assert load.tally.outage < 5, load.tally.line()
 
