@@ -150,11 +150,13 @@ def activate(
         target.event("health", sha=sha, outcome="failed", detail=str(error))
         error.log = last_lines(target.runtime)
         raise
+    # With the intent's removal, after it in the same script: one round trip.
     target.event(
         "health",
         sha=sha,
         detail=f"ready after {readiness.attempts} attempt(s)",
         durations={"readiness": readiness.seconds},
+        later=True,
     )
     failpoints.hit("ready")
     intent.clear(target)

@@ -455,7 +455,8 @@ class DeployRun:
             target.event(
                 "prune", detail=" ".join(short(s) for s in removed), defer=True
             )
-        target.flush_events()
+        # With the lock's release: the run's last command on this host.
+        target.flush_events(later=True)
 
     def _recover(self, switched: list[Target]) -> None:
         """Put every switched host back on its previous release (all or nothing)."""

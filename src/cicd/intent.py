@@ -31,7 +31,8 @@ def begin(target: Target, running: str | None, sha: str, why: str) -> None:
         "host": socket.gethostname(),
         "time": now(),
     }
-    target.runner.run(
+    # Sent with the switch's own command, before it (one round trip for both).
+    target.runner.defer(
         files.write_atomic(target.paths.intent, json.dumps(details, sort_keys=True))
     )
 
@@ -49,8 +50,8 @@ def read(target: Target) -> dict[str, Any] | None:
 
 
 def clear(target: Target) -> None:
-    """The switch is finished (or undone)."""
-    target.runner.run(files.remove(target.paths.intent))
+    """The switch is finished (or undone): removed with the next command."""
+    target.runner.defer(files.remove(target.paths.intent))
 
 
 def describe(details: dict[str, Any]) -> str:

@@ -254,7 +254,11 @@ def parse_state(text: str) -> dict[str, Any] | None:
 
 def _release(target: Target) -> None:
     try:
-        target.runner.run(files.remove(target.paths.lock), check=False)
+        target.runner.run(
+            files.remove(target.paths.lock),
+            check=False,
+            prefetch=target.closing_reads(),
+        )
     except ConnectionLost:
         # The host is unreachable: the lock stays, and is stale for the next run
         # from here (our process will be gone), which breaks it.
@@ -266,9 +270,15 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
     runner = target.runner
     text = json.dumps(details, sort_keys=True)
     paths = target.paths
-    # The environment's directories are made in the same round trip.
-    taken = runner.run(files.make_lock(paths.lock, text, *paths.dirs), check=False)
+    # The environment's directories are made in the same round trip, and what
+    # the run reads first is read right after (kept by the runner).
+    taken = runner.run(
+        files.make_lock(paths.lock, text, *paths.dirs),
+        check=False,
+        prefetch=target.opening_reads(),
+    )
     if taken.ok:
+        target.dirs_made = True
         return
     raw = _read_raw(target)
     if raw is None:

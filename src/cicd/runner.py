@@ -3,14 +3,30 @@
 Under ``invoke`` the context is an :class:`invoke.Context` and commands run locally;
 under ``fab -H HOST`` it is a :class:`fabric.Connection` and the same commands run over
 SSH. Nothing else in :mod:`cicd` spawns a process on the target.
+
+Round trips. Over SSH a command costs a round trip and a shell on the host, so the
+runner sends several commands as one script when it can, still one command each,
+with its own output and exit status:
+
+- :meth:`Runner.defer` queues a command whose result nobody waits for (a mkdir, an
+  intent file): it runs just before the next command, in the same script. A
+  deferred command that fails raises there, naming itself, and nothing after it
+  runs.
+- ``run(command, prefetch=[...])`` runs read-only commands right after the one
+  asked for, in the same script, and keeps their results: the next ``run`` of one
+  of them is answered from there, once, unless another command ran in between.
 """
 
 from __future__ import annotations
 
+import atexit
+import secrets
 import signal
 import subprocess
 import sys
 import time
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
@@ -43,6 +59,26 @@ class Result:
         return self.exited == 0
 
 
+#: Every runner of this process, for :func:`flush_all`.
+_RUNNERS: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Run every runner's deferred commands (a task does this before it ends)."""
+    for runner in list(_RUNNERS):
+        runner.flush()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # The last resort of a task that ended without flush_all (a bug): the
+    # deferred commands still run, or the user hears that they did not.
+    try:
+        flush_all()
+    except Exception as error:  # at exit, a traceback would help no one
+        print(f"warning: deferred commands not run: {error}", file=sys.stderr)
+
+
 class Runner:
     """Run :class:`~cicd.commands.Command` values through a Context or Connection.
 
@@ -67,6 +103,14 @@ class Runner:
         if self._direct:
             run_config = getattr(getattr(context, "config", None), "run", None)
             self._shell = str(getattr(run_config, "shell", "") or self._shell)
+        # Scripts of several commands: on this machine and over fabric's SSH. A
+        # test's recording context sees every command on its own, as before.
+        self.batches = self._direct or type(context).__module__.startswith("fabric.")
+        self._queue: list[tuple[Command, Callable[[Result], None] | None]] = []
+        self._kept: dict[str, Result] = {}
+        #: Frames each command's output in a script; random, so no output forges it.
+        self._mark = f"@@cicd-{secrets.token_hex(6)}@@"
+        _RUNNERS.add(self)
 
     @property
     def remote(self) -> bool:
@@ -92,22 +136,130 @@ class Runner:
 
         return socket.gethostname()
 
-    def run(self, command: Command, *, check: bool = True) -> Result:
-        """Run one command and return its result.
+    def run(
+        self,
+        command: Command,
+        *,
+        check: bool = True,
+        prefetch: Sequence[Command] = (),
+    ) -> Result:
+        """Run one command (after any deferred ones) and return its result.
 
         Args:
             command: The built command.
             check: Raise :class:`~cicd.errors.CommandFailed` on a non-zero exit.
+            prefetch: Read-only commands this run will ask for next: they run in
+                the same script, right after ``command``, and their results are
+                kept for those next asks (see the module docstring).
 
         Returns:
             The command's output and exit status.
 
         Raises:
-            CommandFailed: The command exited non-zero and ``check`` is true.
+            CommandFailed: The command exited non-zero and ``check`` is true, or a
+                deferred command failed (then ``command`` did not run).
         """
         line = command.render()
+        kept = self._kept.pop(line, None)
+        if kept is not None and not self._queue:
+            result = kept
+        else:
+            self._kept.clear()
+            queued, self._queue = self._queue, []
+            extra = list(prefetch) if self.batches else []
+            lines = (
+                [c.render() for c, _ in queued] + [line] + [c.render() for c in extra]
+            )
+            results = self._script(lines, stop_after=len(queued))
+            for (deferred, then), done in zip(queued, results):
+                if done is None or not done.ok:
+                    failed = done or Result("", "did not run", -1, 0.0)
+                    raise CommandFailed(
+                        redact(deferred.render()),
+                        failed.exited,
+                        redact(failed.stderr),
+                    )
+                if then is not None:
+                    then(done)
+            result = results[len(queued)] or Result("", "did not run", -1, 0.0)
+            for read, done in zip(extra, results[len(queued) + 1 :]):
+                if done is not None:
+                    self._kept[read.render()] = done
+        if check and not result.ok:
+            raise CommandFailed(redact(line), result.exited, redact(result.stderr))
+        return result
+
+    def defer(
+        self, command: Command, then: Callable[[Result], None] | None = None
+    ) -> None:
+        """Run ``command`` just before the next one, in the same script.
+
+        For commands whose result nobody waits for. Where the runner cannot send a
+        script (a test's recording context), the command runs now, as ``run``
+        would.
+
+        Args:
+            command: The built command; it must succeed.
+            then: Called with its result once it ran.
+
+        Raises:
+            CommandFailed: Only when it runs now and fails.
+        """
+        self._kept.clear()
+        if not self.batches:
+            done = self.run(command)
+            if then is not None:
+                then(done)
+            return
+        self._queue.append((command, then))
+
+    def flush(self) -> None:
+        """Run the deferred commands now, before anything that bypasses the runner.
+
+        A runtime that talks to a daemon's socket itself, for example, flushes
+        first, so the files a deferred command writes are there.
+        """
+        if self._queue:
+            self.run(Command(("true",)))
+
+    @property
+    def pending(self) -> int:
+        """How many deferred commands wait for the next command."""
+        return len(self._queue)
+
+    def _script(self, lines: list[str], *, stop_after: int) -> list[Result | None]:
+        """Run ``lines`` in one shell; each one's result, None for those not run.
+
+        The first ``stop_after`` lines end the script when they fail; the others
+        run whatever came before them.
+        """
+        if len(lines) == 1:
+            return [self.execute(lines[0])]
+        mark = self._mark
+        parts = []
+        for index, line in enumerate(lines):
+            begin, end = f"{mark} {index}<", f"{mark} {index}>"
+            parts.append(
+                f"printf '%s\\n' '{begin}'; printf '\\n%s\\n' '{begin}' >&2\n"
+                f"{line}\n"
+                f"s=$?; printf '\\n%s %s\\n' '{end}' \"$s\"; "
+                f"printf '\\n%s\\n' '{end}' >&2\n"
+            )
+            if index < stop_after:
+                parts.append('[ "$s" -eq 0 ] || exit "$s"\n')
+        whole = self.execute("".join(parts), shown=lines)
+        return [_framed(whole, mark, index) for index in range(len(lines))]
+
+    def execute(self, line: str, *, shown: Sequence[str] = ()) -> Result:
+        """Send one shell line where commands run: one process, or one round trip.
+
+        Args:
+            line: The shell line (a script of several commands, or one).
+            shown: The commands it is made of, for ``verbose`` (default: ``line``).
+        """
         if self.verbose:
-            print(f"$ {redact(line)}", flush=True)
+            for each in shown or [line]:
+                print(f"$ {redact(each)}", flush=True)
         started = time.monotonic()
         try:
             if self.remote:
@@ -128,15 +280,12 @@ class Runner:
             from cicd.ssh import describe_failure
 
             raise ConnectionLost(describe_failure(self.host, error)) from None
-        result = Result(
+        return Result(
             stdout=raw.stdout,
             stderr=raw.stderr,
             exited=int(raw.exited),
             seconds=time.monotonic() - started,
         )
-        if check and not result.ok:
-            raise CommandFailed(redact(line), result.exited, redact(result.stderr))
-        return result
 
     def stream(self, command: Command, out: TextIO | None = None) -> int:
         """Run a command whose output goes to ``out`` as it comes, until it ends.
@@ -152,6 +301,8 @@ class Runner:
         Returns:
             Its exit code; 0 when it was interrupted with Ctrl-C.
         """
+        self.flush()
+        self._kept.clear()
         writer = _Redacting(out or sys.stdout)
         errors = _Redacting(sys.stderr)
         try:
@@ -180,6 +331,22 @@ class Runner:
     def output(self, command: Command) -> str:
         """Run a command that must succeed and return its stripped stdout."""
         return self.run(command).stdout.strip()
+
+
+def _framed(whole: Result, mark: str, index: int) -> Result | None:
+    """Command ``index``'s part of a script's result; None when it did not run."""
+    begin = f"{mark} {index}<\n"
+    start = whole.stdout.find(begin)
+    if start < 0:
+        return None
+    start += len(begin)
+    end = whole.stdout.find(f"\n{mark} {index}> ", start)
+    errors = whole.stderr.partition(f"\n{begin}")[2]
+    errors = errors.partition(f"\n{mark} {index}>\n")[0]
+    if end < 0:  # the script itself ended inside this command (its own exit)
+        return Result(whole.stdout[start:], errors, whole.exited or -1, whole.seconds)
+    status = whole.stdout[end:].split("\n", 2)[1].rsplit(" ", 1)[1]
+    return Result(whole.stdout[start:end], errors, int(status), whole.seconds)
 
 
 @dataclass(frozen=True)

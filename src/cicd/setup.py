@@ -41,6 +41,7 @@ from cicd.commands.prepare import (
     make_env_dirs,
     writable_dir,
 )
+from cicd.commands import compose as compose_commands
 from cicd.commands import systemd
 from cicd.errors import CicdError
 
@@ -535,6 +536,21 @@ def _check_compose(run: _Run, t: Target) -> None:
                 "compose",
                 MISSING,
                 str(error),
+                ("apt-get install docker-compose-v2   # as root (or docker-compose)",),
+            )
+        )
+        return
+    # A deploy only finds docker-compose on PATH (starting it costs 0.5 s); here
+    # it is run, so a broken one is found before a deploy needs it.
+    answer = t.runner.run(compose_commands.version(runtime.program), check=False)
+    if not answer.ok:
+        lines = (answer.stderr or answer.stdout).strip().splitlines()
+        run.add(
+            Check(
+                "compose",
+                MISSING,
+                f"{program} version: "
+                + (lines[-1] if lines else f"exit {answer.exited}"),
                 ("apt-get install docker-compose-v2   # as root (or docker-compose)",),
             )
         )

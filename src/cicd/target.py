@@ -13,7 +13,7 @@ from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
 from cicd import lock
-from cicd.commands import files, git
+from cicd.commands import Command, files, git
 from cicd.commands import venv as venv_commands
 from cicd.errors import UsageError, clip
 from cicd.health import Fetcher, LocalFetcher
@@ -23,7 +23,7 @@ from cicd.state import EnvState, replay
 
 if TYPE_CHECKING:
     from cicd.config import EnvSettings, Settings
-    from cicd.runner import Runner
+    from cicd.runner import Result, Runner
     from cicd.runtime import Runtime
     from cicd.slots import Slots
 
@@ -59,6 +59,8 @@ class Target:
         self._described: dict[str, tuple[str, str]] = {}
         #: Corrupt ledger lines this process reported already.
         self._acknowledged: set[int] = set()
+        #: The environment's directories exist (taking the lock made them).
+        self.dirs_made = False
 
     def _root(self) -> str:
         root = self.settings.root
@@ -172,32 +174,57 @@ class Target:
     # -- files --------------------------------------------------------------
 
     def ensure_dirs(self) -> None:
-        """Create the environment's directories (idempotent)."""
-        self.runner.run(files.mkdirs(*self.paths.dirs))
+        """Create the environment's directories (idempotent), with the next command."""
+        if not self.dirs_made:
+            self.runner.defer(files.mkdirs(*self.paths.dirs))
+            self.dirs_made = True
 
-    def record(self, event: Event, *, defer: bool = False) -> Event:
+    def opening_reads(self) -> list[Command]:
+        """What a run that took the lock reads first: the intent, then the state.
+
+        Sent with the lock's own command, they cost no round trip of their own.
+        """
+        return [files.read(self.paths.intent), files.snapshot(self.paths.dir)]
+
+    def closing_reads(self) -> list[Command]:
+        """What a run reads once it let the lock go: the watches left unfinished."""
+        return [files.list_files(self.paths.watch)]
+
+    def record(
+        self, event: Event, *, defer: bool = False, later: bool = False
+    ) -> Event:
         """Append an event to the ledger (with any deferred ones, in order).
 
         Args:
             event: The event.
-            defer: Keep it for the next write instead (saves a round trip for
-                events whose loss in a crash would not mislead: the ledger's
-                switch and health events are never deferred).
+            defer: Keep it for the next ledger write instead (saves a round trip
+                for events whose loss in a crash would not mislead: the ledger's
+                switch and health events are never kept back so).
+            later: Write it with the host's next command, whatever it is (the
+                runner's :meth:`~cicd.runner.Runner.defer`): it still lands before
+                anything that command or a later one does, so the ledger's order
+                holds; a crash before that command is a crash before this event.
         """
         self._pending.append(event)
         if not defer:
-            self.flush_events()
+            self.flush_events(later=later)
         return event
 
-    def flush_events(self) -> None:
-        """Write deferred events now."""
+    def flush_events(self, *, later: bool = False) -> None:
+        """Write deferred events now (``later``: with the host's next command)."""
         if self._pending:
             lines = [e.to_json() for e in self._pending]
-            done = self.runner.run(files.append_lines(self.paths.ledger, *lines))
             self._pending.clear()
-            torn = done.stdout.split()
-            if torn[:1] == ["torn"] and torn[1:2] and torn[1].isdigit():
-                self._report_torn(int(torn[1]))
+            append = files.append_lines(self.paths.ledger, *lines)
+            if later:
+                self.runner.defer(append, then=self._check_torn)
+            else:
+                self._check_torn(self.runner.run(append))
+
+    def _check_torn(self, done: Result) -> None:
+        torn = done.stdout.split()
+        if torn[:1] == ["torn"] and torn[1:2] and torn[1].isdigit():
+            self._report_torn(int(torn[1]))
 
     def _report_torn(self, number: int) -> None:
         """Say once that the ledger's last line had been cut short."""
@@ -215,9 +242,18 @@ class Target:
         self._acknowledged.update(numbers)
         self.event("ledger_repaired", detail=acknowledgement(numbers, why))
 
-    def event(self, name: EventName, *, defer: bool = False, **fields: Any) -> Event:
-        """Build and append an event of this environment."""
-        return self.record(Event(event=name, env=self.env, **fields), defer=defer)
+    def event(
+        self,
+        name: EventName,
+        *,
+        defer: bool = False,
+        later: bool = False,
+        **fields: Any,
+    ) -> Event:
+        """Build and append an event of this environment (see :meth:`record`)."""
+        return self.record(
+            Event(event=name, env=self.env, **fields), defer=defer, later=later
+        )
 
     def serving(self) -> str | None:
         """The sha of the release the running app really runs, or None.
@@ -250,7 +286,8 @@ class Target:
         """Point ``current`` at ``releases/<sha>`` atomically (relative link).
 
         The ledger's ``switch`` event (and any deferred ones) is appended in the same
-        command, right after the link changes.
+        command, right after the link changes; what the runtime's restart reads
+        first is read in the same round trip.
         """
         self._pending.append(
             Event(event="switch", env=self.env, sha=sha, previous=previous)
@@ -259,7 +296,8 @@ class Target:
         self.runner.run(
             files.switch_symlink(
                 self.paths.current, join("releases", sha), self.paths.ledger, *lines
-            )
+            ),
+            prefetch=self.runtime.restart_reads(),
         )
         self._pending.clear()
 
@@ -452,5 +490,6 @@ class Target:
         keep |= {s for s in (state.current, state.previous, state.validated) if s}
         doomed = [sha for sha in state.releases if sha not in keep]
         if doomed:
-            self.runner.run(files.remove(*(self.paths.release(s) for s in doomed)))
+            # With the run's last command (its lock's release): nothing reads them.
+            self.runner.defer(files.remove(*(self.paths.release(s) for s in doomed)))
         return doomed

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cicd.commands import cmd
+from cicd.commands import cmd, compose
 from cicd.config import from_table
 from cicd.errors import CicdError, CommandFailed
 from cicd.runner import Runner
@@ -114,6 +114,9 @@ def compose_host(
 
     def handler(argv: list[str]) -> Raw | None:
         env, argv = split_env(argv)
+        if script_call(argv, "docker compose version") is not None:  # detect()
+            found = "v2" if v2 and docker else "v1" if v1 else "docker" if docker else ""
+            return Raw(stdout=found + "\n" if found else "")
         if (which := script_call(argv, "command -v")) is not None:
             found = {"docker": docker, "docker-compose": v1}.get(which[0], False)
             return Raw(exited=0 if found else 1)
@@ -150,7 +153,7 @@ def test_compose_v2_is_detected_once(tmp_path: Path) -> None:
 
     assert runtime.program == ("docker", "compose")
     assert runtime.program == ("docker", "compose")
-    assert context.argvs == [["docker", "compose", "version"]]
+    assert context.argvs == [list(compose.detect().argv)]
 
 
 def test_compose_is_detected_once_for_both_slots(tmp_path: Path) -> None:
@@ -160,7 +163,7 @@ def test_compose_is_detected_once_for_both_slots(tmp_path: Path) -> None:
     green = ComposeRuntime(target.runner, target.settings, target.paths, "green")
 
     assert blue.program == green.program == ("docker", "compose")
-    assert context.argvs == [["docker", "compose", "version"]]
+    assert context.argvs == [list(compose.detect().argv)]
     assert (blue.project, green.project) == (
         "mangetamain-preprod-blue",
         "mangetamain-preprod-green",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cicd.commands import Command, cmd
+from cicd.commands import Command, cmd, sh
 
 V2 = ("docker", "compose")
 V1 = ("docker-compose",)
@@ -13,6 +13,21 @@ V1 = ("docker-compose",)
 def version(program: Sequence[str]) -> Command:
     """Exit 0 when this compose program works."""
     return cmd(*program, "version")
+
+
+def detect() -> Command:
+    """Print which compose this host has: ``v2``, ``v1``, ``docker`` (none) or nothing.
+
+    One command for what a deploy asks once: the plugin is asked (``docker compose
+    version``, the docker CLI's own start-up), ``docker-compose`` is only found on
+    PATH: starting it costs half a second (it is a Python program), and if it
+    does not work, ``up`` says so in its own words. Nothing: no docker at all.
+    """
+    return sh(
+        "if docker compose version >/dev/null 2>&1; then echo v2; "
+        "elif command -v docker-compose >/dev/null 2>&1; then echo v1; "
+        "elif command -v docker >/dev/null 2>&1; then echo docker; fi"
+    )
 
 
 def _base(program: Sequence[str], file: str, project: str) -> list[str]:

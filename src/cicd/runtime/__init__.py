@@ -31,6 +31,9 @@ class Runtime(Protocol):
     def restart(self) -> None:
         """(Re)start the app so it runs what ``current`` points to now."""
 
+    def restart_reads(self) -> list[Command]:
+        """The read-only commands ``restart`` begins with (read with the switch)."""
+
     def status(self) -> str:
         """One word: RUNNING, STOPPED, EXITED, ... or UNKNOWN."""
 

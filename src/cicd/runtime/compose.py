@@ -58,24 +58,27 @@ class ComposeRuntime:
 
         Asked once per host and run: every slot's runtime shares the answer.
         """
-        known = self.runner.facts.get("compose")
-        if isinstance(known, tuple):
-            return known
-        for candidate in (compose.V2, compose.V1):
-            if self.runner.ok(compose.version(candidate)):
-                self.runner.facts["compose"] = candidate
-                return candidate
+        found = self._detected()
+        if found == "v2":
+            return compose.V2
+        if found == "v1":
+            return compose.V1
         raise CicdError(
             f"docker compose not found on {self.runner.host} (install the "
             "docker compose plugin or docker-compose, or use the supervisor "
             "runtime)"
         )
 
+    def _detected(self) -> str:
+        known = self.runner.facts.get("compose")
+        if not isinstance(known, str):
+            known = self.runner.output(compose.detect())
+            self.runner.facts["compose"] = known
+        return known
+
     def preflight(self) -> None:
         """Fail with a clear message when docker or compose is missing."""
-        if not self.runner.ok(files.which("docker")) and not self.runner.ok(
-            files.which("docker-compose")
-        ):
+        if not self._detected():
             raise CicdError(
                 f"docker not found on {self.runner.host} (install docker, "
                 "or set tool.cicd.runtime.kind = 'supervisor')"
@@ -112,6 +115,13 @@ class ComposeRuntime:
         """Create and start the container for the current release."""
         self.restart()
 
+    def restart_reads(self) -> list[Command]:
+        """The release ``current`` names and its requirements' digest."""
+        return [files.readlink(self.link), files.sha256(self._requirements(self.link))]
+
+    def _requirements(self, release: str) -> str:
+        return join(release, self.settings.app_dir, self.settings.requirements)
+
     def restart(self) -> None:
         """Recreate the container so it mounts the release ``current`` points to.
 
@@ -120,10 +130,9 @@ class ComposeRuntime:
         change, and a rollback reuses the image it ran with.
         """
         program, file, project, service, env = self._args(self._release())
-        requirements = join(
-            env["CICD_RELEASE"], self.settings.app_dir, self.settings.requirements
-        )
-        digest = self.runner.output(files.sha256(requirements))
+        # Through the link: the file is the release's, and the command the one
+        # read ahead with the switch (restart_reads).
+        digest = self.runner.output(files.sha256(self._requirements(self.link)))
         env["CICD_IMAGE_TAG"] = digest[:16] if digest else "latest"
         self.runner.run(compose.up(program, file, project, service, env))
 

@@ -287,6 +287,10 @@ class KubernetesRuntime:
             )
         self.restart()
 
+    def restart_reads(self) -> list[Command]:
+        """Nothing to read ahead: ``restart`` begins by acting."""
+        return []
+
     def restart(self) -> None:
         """Roll the Deployment to the image of the release ``current`` names.
 

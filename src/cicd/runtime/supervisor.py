@@ -86,6 +86,7 @@ class SupervisorRuntime:
         if self.runner.here and not self.settings.runtime.supervisorctl:
             from cicd.runtime.supervisor_rpc import LocalControl
 
+            self.runner.flush()  # supervisord reads the files deferred writes make
             answer = LocalControl(sv.socket_path(self.paths.supervisor)).call(args)
             if answer is not None:
                 return answer
@@ -102,7 +103,9 @@ class SupervisorRuntime:
         Returns:
             The paths written.
         """
-        return self.write_programs({self.program_path: self._program_conf()})
+        written = self.write_programs({self.program_path: self._program_conf()})
+        self.runner.flush()
+        return written
 
     def write_programs(self, programs: dict[str, str]) -> list[str]:
         """Write supervisord's own files and these program files, where they differ.
@@ -110,11 +113,7 @@ class SupervisorRuntime:
         Returns:
             The paths written.
         """
-        wanted = {
-            self.conf: sv.daemon_conf(self.paths.supervisor),
-            sv.loader_path(self.paths.supervisor): sv.APP_ENV_LOADER,
-            **programs,
-        }
+        wanted = self._wanted(programs)
         sections = files.parse_snapshot(self.runner.run(files.read_all(*wanted)).stdout)
         stale = {
             path: content
@@ -122,12 +121,27 @@ class SupervisorRuntime:
             if sections.get(str(index), "") != content.strip("\n")
         }
         if stale:
-            self.runner.run(
+            # Written with the supervisorctl call that follows (one round trip).
+            self.runner.defer(
                 files.mkdirs(join(self.paths.supervisor, "conf.d"), self.paths.logs)
             )
             for path, content in stale.items():
-                self.runner.run(files.write_atomic(path, content))
+                self.runner.defer(files.write_atomic(path, content))
         return list(stale)
+
+    def _wanted(self, programs: dict[str, str]) -> dict[str, str]:
+        """The files of supervisord and these program files: path -> content."""
+        return {
+            self.conf: sv.daemon_conf(self.paths.supervisor),
+            sv.loader_path(self.paths.supervisor): sv.APP_ENV_LOADER,
+            **programs,
+        }
+
+    def restart_reads(self) -> list[Command]:
+        """The comparison of supervisord's files that ``restart`` begins with."""
+        return [
+            files.read_all(*self._wanted({self.program_path: self._program_conf()}))
+        ]
 
     @property
     def program_path(self) -> str:

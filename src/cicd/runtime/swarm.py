@@ -245,6 +245,10 @@ class SwarmRuntime:
         """Deploy the stack for ``current`` unless its image already runs."""
         self.restart()
 
+    def restart_reads(self) -> list[Command]:
+        """Nothing to read ahead: ``restart`` begins by acting."""
+        return []
+
     def restart(self) -> None:
         """Roll the service to ``current``'s image and wait until the swarm is done.
 

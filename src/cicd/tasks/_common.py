@@ -52,10 +52,15 @@ def reported(json_task: str = "", env: str | None = None) -> Iterator[None]:
             so a script reading stdout always gets one document.
         env: The environment, for that document.
     """
+    from cicd.runner import flush_all
+
     try:
         yield
+        # What the task deferred (an intent removed, ...) runs before it ends.
+        flush_all()
         sys.stdout.flush()
     except CicdError as error:
+        _flush_after(error)
         message = clip(redact(str(error)), 400)
         if json_task:
             emit_json(
@@ -73,6 +78,17 @@ def reported(json_task: str = "", env: str | None = None) -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise Exit(code=BROKEN_PIPE) from None
+
+
+def _flush_after(error: CicdError) -> None:
+    """Run what a failed task deferred; a failure there is said, not raised."""
+    from cicd.runner import flush_all
+
+    try:
+        flush_all()
+    except CicdError as late:
+        if late is not error:
+            print(f"warning: {clip(redact(str(late)), 400)}", file=sys.stderr)
 
 
 def check_host(name: str) -> str:
