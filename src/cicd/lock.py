@@ -270,18 +270,23 @@ def acquire(target: Target, details: dict[str, Any]) -> None:
     runner = target.runner
     text = json.dumps(details, sort_keys=True)
     paths = target.paths
-    # The environment's directories are made in the same round trip, and what
-    # the run reads first is read right after (kept by the runner).
-    taken = runner.run(
-        files.make_lock(paths.lock, text, *paths.dirs),
-        check=False,
-        prefetch=target.opening_reads(),
-    )
-    if taken.ok:
-        target.dirs_made = True
-        return
-    raw = _read_raw(target)
-    if raw is None:
+    for _ in range(3):
+        # The environment's directories are made in the same round trip, and
+        # what the run reads first is read right after (kept by the runner).
+        taken = runner.run(
+            files.make_lock(paths.lock, text, *paths.dirs),
+            check=False,
+            prefetch=target.opening_reads(),
+        )
+        if taken.ok:
+            target.dirs_made = True
+            return
+        raw = _read_raw(target)
+        if raw is not None:
+            break
+        # Gone already: another run was breaking it (renamed away, not yet
+        # taken again) or released it. Try again rather than blame the disk.
+    else:
         _refused(target, taken.stderr)
     holder = parse_state(f"held\n{raw}") or {}
     if holder and is_stale(holder):

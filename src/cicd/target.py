@@ -174,9 +174,9 @@ class Target:
     # -- files --------------------------------------------------------------
 
     def ensure_dirs(self) -> None:
-        """Create the environment's directories (idempotent), with the next command."""
+        """Create the environment's directories (once: taking the lock makes them)."""
         if not self.dirs_made:
-            self.runner.defer(files.mkdirs(*self.paths.dirs))
+            self.runner.run(files.mkdirs(*self.paths.dirs))
             self.dirs_made = True
 
     def opening_reads(self) -> list[Command]:

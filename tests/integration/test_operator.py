@@ -256,7 +256,7 @@ def test_two_runs_racing_on_a_stale_lock_end_with_one_holder(project: Project) -
         for n in (1, 2)
     ]
     codes = sorted(run.wait(timeout=60) for run in runs)
-    assert codes == [0, 3]
+    assert codes == [0, 3], [r.communicate() for r in runs]
     broken = [e for e in ledger(project) if e["event"] == "lock_broken"]
     assert len(broken) == 1
     assert [e["event"] for e in ledger(project)].count("locked") == 1
