@@ -43,6 +43,7 @@ from bench_fleet import (
     ledger_offsets,
     require_sshd,
     summarise_commands,
+    ROUND_TRIPS,
     traced_commands,
     tracer_script,
 )
@@ -265,10 +266,13 @@ def bench_compose_rollback() -> list[Metric]:
         ),
         Metric(
             "compose-rollback",
-            "commands over SSH per rollback",
+            "SSH round trips per rollback",
             float(commands["count"]),
             1,
             unit="",
+            value=float(commands["count"]),
+            limit=ROUND_TRIPS,
+            target=f"<= {ROUND_TRIPS}",
             meaning="one traced (untimed) run: " + commands["summary"],
         ),
     ]

@@ -59,6 +59,8 @@ SIZES = (1, 2, 4, 8)
 CPUS = os.cpu_count() or 1
 ROUNDS = 5
 LIMIT = 1.5
+#: The issue's target: round trips over SSH per host per deploy (and per rollback).
+ROUND_TRIPS = 5
 
 
 class BenchSkipped(Exception):
@@ -150,28 +152,30 @@ def write_fleet_config(
 
 
 #: Runs ``python TRACER fabric|invoke ARGS`` as ``python -m fabric|invoke ARGS``,
-#: with cicd's Runner.run wrapped so that each command's host, start (seconds from
-#: $BENCH_LAUNCHED), duration and first characters go to $BENCH_TRACE (JSON lines).
-#: Only for untimed diagnostic runs: the measured runs are plain processes.
+#: with cicd's Runner.execute wrapped so that each round trip's host, start
+#: (seconds from $BENCH_LAUNCHED), duration and commands (the first characters of
+#: each: a script sends several) go to $BENCH_TRACE (JSON lines). Only for untimed
+#: diagnostic runs: the measured runs are plain processes.
 TRACER = """\
 import json, os, sys, threading, time
 LAUNCHED = float(os.environ["BENCH_LAUNCHED"])
 import cicd.runner as runner
-original = runner.Runner.run
+original = runner.Runner.execute
 lock = threading.Lock()
 out = open(os.environ["BENCH_TRACE"], "a")
-def traced(self, command, *, check=True):
+def traced(self, line, *, shown=()):
     start = time.monotonic()
     at = time.time() - LAUNCHED
     try:
-        return original(self, command, check=check)
+        return original(self, line, shown=shown)
     finally:
+        commands = [c[:300] for c in (shown or [line])]
         row = {"at": at, "seconds": time.monotonic() - start, "host": self.host,
-               "command": command.render()[:600]}
+               "command": commands[0], "commands": commands}
         with lock:
             out.write(json.dumps(row) + "\\n")
             out.flush()
-runner.Runner.run = traced
+runner.Runner.execute = traced
 module, sys.argv = sys.argv[1], [sys.argv[1], *sys.argv[2:]]
 if module == "fabric":
     from fabric.main import program
@@ -208,16 +212,18 @@ def keep_trace(rows: list[dict[str, Any]], name: str) -> None:
 
 
 def summarise_commands(wall: float, rows: list[dict[str, Any]]) -> str:
-    """One line: how many commands, when the first left, the slowest ones."""
+    """One line: round trips and commands, when the first left, the slowest ones."""
     if not rows:
         return f"wall {wall:.2f}s; no command recorded"
     hosts = sorted({r["host"] for r in rows})
     per_host = len(rows) / len(hosts)
+    commands = sum(len(r.get("commands") or [r]) for r in rows) / len(hosts)
     busy = sum(r["seconds"] for r in rows) / len(hosts)
     slowest = sorted(rows, key=lambda r: -r["seconds"])[:3]
     text = (
         f"wall {wall:.2f}s; first command sent at +{rows[0]['at']:.2f}s; "
-        f"{per_host:g} commands per host, {busy:.2f}s of commands per host; "
+        f"{per_host:g} round trips ({commands:g} commands) per host, "
+        f"{busy:.2f}s of round trips per host; "
     )
     if len(hosts) > 1:
         firsts = [min(r["at"] for r in rows if r["host"] == h) for h in hosts]
@@ -232,8 +238,19 @@ def summarise_commands(wall: float, rows: list[dict[str, Any]]) -> str:
     return (
         text
         + "slowest: "
-        + "; ".join(f"{r['seconds']:.2f}s `{_words(r['command'])}`" for r in slowest)
+        + "; ".join(f"{r['seconds']:.2f}s `{_shown(r)}`" for r in slowest)
     )
+
+
+def round_trips_per_host(rows: list[dict[str, Any]]) -> float:
+    """Round trips (shell lines sent) per host of a trace."""
+    hosts = {r["host"] for r in rows}
+    return len(rows) / len(hosts) if hosts else 0.0
+
+
+def _shown(row: dict[str, Any]) -> str:
+    """A round trip's commands by their first words (``a; b`` for a script)."""
+    return "; ".join(_words(c) for c in row.get("commands") or [row["command"]])
 
 
 def _words(command: str) -> str:
@@ -430,7 +447,7 @@ def bench_fleet() -> list[Metric]:
                 argv, project.env(configs[count]), project.dir / "trace.jsonl"
             )
             keep_trace(rows, f"fleet-{count}-commands.jsonl")
-            traces[count] = (len(rows), summarise_commands(wall, rows))
+            traces[count] = (round_trips_per_host(rows), summarise_commands(wall, rows))
     finally:
         if fleet is not None:
             shutdown_hosts(project, fleet.hosts)
@@ -460,14 +477,17 @@ def bench_fleet() -> list[Metric]:
                 + _fmt(phases[count]),
             )
         )
-    for count, (commands, summary) in traces.items():
+    for count, (trips, summary) in traces.items():
         metrics.append(
             Metric(
                 "fleet",
-                f"commands over SSH, {count} host(s)",
-                float(commands),
+                f"SSH round trips per host, {count} host(s)",
+                trips,
                 1,
                 unit="",
+                value=trips,
+                limit=ROUND_TRIPS,
+                target=f"<= {ROUND_TRIPS}",
                 meaning=f"one traced (untimed) deploy: {summary}; "
                 f"build/bench/fleet-{count}-commands.jsonl",
             )

@@ -120,8 +120,8 @@ def deploy_preprod(
         DeployFailed: Not ready; the previous release runs again everywhere.
     """
     first = hosts[0]
+    sha = first.resolve(revision)  # the first host's tools are read with it
     collect(lambda t: t.runtime.preflight(), hosts)
-    sha = first.resolve(revision)
     author, subject = first.describe(sha)
     plan = DeployPlan(
         started=messages.preprod_started(first.env, sha, author, subject),
@@ -313,6 +313,7 @@ class DeployRun:
                 previous=self.previous[t],
                 outcome="started",
                 detail="forced: not validated by CI" if self.plan.forced else "",
+                later=True,
             ),
             self.hosts,
         )
@@ -328,7 +329,9 @@ class DeployRun:
         def prepare_one(target: Target) -> None:
             timeline = self.timelines[target]
             with timeline.step("export", f"export release {short(self.sha)}"):
-                exported = target.export(self.sha)
+                exported = target.export(
+                    self.sha, present=self.sha in self.states[target].releases
+                )
             target.event(
                 "export",
                 sha=self.sha,

@@ -169,14 +169,20 @@ def rollback_locked(
     if abandoned and abandoned not in state.bad:
         # Once per verdict: a CI failure already marked it bad before rolling back.
         target.event(
-            "marked_bad", sha=abandoned, outcome="bad", detail=f"rolled back: {reason}"
+            "marked_bad",
+            sha=abandoned,
+            outcome="bad",
+            detail=f"rolled back: {reason}",
+            defer=True,
         )
+    # With the lock's release: the rollback's last command on this host.
     target.event(
         "rollback",
         sha=sha,
         previous=abandoned,
         detail=reason,
         durations=timeline.durations,
+        later=True,
     )
     host = target.runner.host if target.runner.remote else None
     notifier.send(messages.rolled_back(target.env, sha, abandoned, reason, host))

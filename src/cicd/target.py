@@ -180,11 +180,15 @@ class Target:
             self.dirs_made = True
 
     def opening_reads(self) -> list[Command]:
-        """What a run that took the lock reads first: the intent, then the state.
+        """What a run that took the lock reads first: intent, state, runtime tools.
 
         Sent with the lock's own command, they cost no round trip of their own.
         """
-        return [files.read(self.paths.intent), files.snapshot(self.paths.dir)]
+        return [
+            files.read(self.paths.intent),
+            files.snapshot(self.paths.dir),
+            *self.runtime.preflight_reads(),
+        ]
 
     def closing_reads(self) -> list[Command]:
         """What a run reads once it let the lock go: the watches left unfinished."""
@@ -360,8 +364,11 @@ class Target:
     def _rev_parse(self, revision: str) -> str | None:
         if self.source_is_url and not self.runner.ok(files.exists(self.repo)):
             return None
+        # The runtime's preflight comes next (deploys): read in the same trip.
         result = self.runner.run(
-            git.resolve_described(self.repo, revision), check=False
+            git.resolve_described(self.repo, revision),
+            check=False,
+            prefetch=self.runtime.preflight_reads(),
         )
         sha, _, rest = result.stdout.strip().partition("\x00")
         if not (result.ok and re.fullmatch(r"[0-9a-f]{40}", sha)):
@@ -387,12 +394,17 @@ class Target:
 
     # -- releases -----------------------------------------------------------
 
-    def export(self, sha: str) -> bool:
+    def export(self, sha: str, *, present: bool | None = None) -> bool:
         """Make ``releases/<sha>`` a whole, ready release; reuse it when present.
 
         The tree is exported and its dependencies prepared in a hidden temporary
         directory, then renamed into place, so a release directory is always whole
         and never modified afterwards.
+
+        Args:
+            sha: The full sha.
+            present: Whether the release is there, when the caller knows (the
+                state read under the lock lists the whole releases); else asked.
 
         Returns:
             True when exported now, False when an existing release was reused.
@@ -400,7 +412,9 @@ class Target:
         final = self.paths.release(sha)
         swarm = self.settings.runtime.kind == "swarm"
         exported = False
-        if not self.runner.ok(files.exists(final)):
+        if present is None:
+            present = self.runner.ok(files.exists(final))
+        if not present:
             tmp = self.paths.release_tmp(sha)
             self.runner.run(git.export(self.repo, sha, tmp))
             if not swarm:  # the swarm's image holds the dependencies

@@ -115,7 +115,9 @@ def compose_host(
     def handler(argv: list[str]) -> Raw | None:
         env, argv = split_env(argv)
         if script_call(argv, "docker compose version") is not None:  # detect()
-            found = "v2" if v2 and docker else "v1" if v1 else "docker" if docker else ""
+            found = (
+                "v2" if v2 and docker else "v1" if v1 else "docker" if docker else ""
+            )
             return Raw(stdout=found + "\n" if found else "")
         if (which := script_call(argv, "command -v")) is not None:
             found = {"docker": docker, "docker-compose": v1}.get(which[0], False)

@@ -22,6 +22,9 @@ class Runtime(Protocol):
     def preflight(self) -> None:
         """Raise a clear error if the runtime's programs are missing."""
 
+    def preflight_reads(self) -> list[Command]:
+        """The read-only commands ``preflight`` begins with (read with the lock)."""
+
     def start(self) -> None:
         """Start the app if it is not running."""
 

@@ -76,6 +76,10 @@ class ComposeRuntime:
             self.runner.facts["compose"] = known
         return known
 
+    def preflight_reads(self) -> list[Command]:
+        """Which compose the host has, unless this run knows already."""
+        return [] if "compose" in self.runner.facts else [compose.detect()]
+
     def preflight(self) -> None:
         """Fail with a clear message when docker or compose is missing."""
         if not self._detected():
@@ -117,7 +121,11 @@ class ComposeRuntime:
 
     def restart_reads(self) -> list[Command]:
         """The release ``current`` names and its requirements' digest."""
-        return [files.readlink(self.link), files.sha256(self._requirements(self.link))]
+        return [
+            *self.preflight_reads(),
+            files.readlink(self.link),
+            files.sha256(self._requirements(self.link)),
+        ]
 
     def _requirements(self, release: str) -> str:
         return join(release, self.settings.app_dir, self.settings.requirements)

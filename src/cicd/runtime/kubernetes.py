@@ -244,6 +244,10 @@ class KubernetesRuntime:
 
     # -- the Runtime protocol ------------------------------------------------------
 
+    def preflight_reads(self) -> list[Command]:
+        """Nothing read ahead: ``preflight`` asks the engine, which may change."""
+        return []
+
     def preflight(self) -> None:
         """Fail clearly when kubectl, the cluster or the Deployment is missing."""
         _ = (self.deployment, self.container, self.namespace, self.repository)

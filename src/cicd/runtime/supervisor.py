@@ -68,10 +68,7 @@ class SupervisorRuntime:
 
     def preflight(self) -> None:
         """Fail with a clear message when supervisord or supervisorctl is missing."""
-        tools = {
-            shlex.split(self.supervisord)[0]: "supervisord",
-            shlex.split(self.supervisorctl)[0]: "supervisorctl",
-        }
+        tools = self._tools()
         result = self.runner.run(files.which(*tools), check=False)
         if not result.ok:
             program = result.stdout.strip() or next(iter(tools))
@@ -81,6 +78,16 @@ class SupervisorRuntime:
                 "(install the 'supervisor' package, or set "
                 f"tool.cicd.runtime.{key})"
             )
+
+    def _tools(self) -> dict[str, str]:
+        return {
+            shlex.split(self.supervisord)[0]: "supervisord",
+            shlex.split(self.supervisorctl)[0]: "supervisorctl",
+        }
+
+    def preflight_reads(self) -> list[Command]:
+        """Where supervisord and supervisorctl are."""
+        return [files.which(*self._tools())]
 
     def _ctl(self, *args: str) -> tuple[int, str]:
         if self.runner.here and not self.settings.runtime.supervisorctl:

@@ -198,6 +198,10 @@ class SwarmRuntime:
 
     # -- the service ----------------------------------------------------------
 
+    def preflight_reads(self) -> list[Command]:
+        """Nothing read ahead: ``preflight`` asks the engine, which may change."""
+        return []
+
     def preflight(self) -> None:
         """Fail with a clear message unless docker answers as a swarm manager."""
         if not self.runner.ok(files.which("docker")):
