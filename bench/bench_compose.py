@@ -62,7 +62,7 @@ from common import (
 )
 
 ROUNDS = 6
-LIMIT = 3.0
+LIMIT = 2.0
 
 COMPOSE = """\
 services:

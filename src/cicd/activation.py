@@ -15,6 +15,7 @@ from cicd.errors import CicdError
 from cicd.health import CheckResult, HealthCheck, Readiness, wait_ready
 from cicd.config import SLOTS
 from cicd.messages import LOG_TAIL_LINES, short
+from cicd.probe import RemoteFetcher
 from cicd.runtime.swarm import UpdateRolledBack
 from cicd.slots import other
 
@@ -133,6 +134,11 @@ def activate(
 
         for line in front_swarm(target):
             timeline.say(f"  {line}")
+    fetcher = target.fetcher()
+    if isinstance(fetcher, RemoteFetcher):
+        # The first readiness round goes with the restart's own round trip.
+        health = target.settings.health
+        fetcher.read_ahead(health.checks, health.deadline)
     what = f"restart the {target.env} app"
     if target.settings.runtime.kind == "swarm":
         what = f"roll {short(sha)} out on the {target.env} swarm service"

@@ -9,6 +9,9 @@ from cicd.commands import http
 from cicd.health import Fetched, FetchError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cicd.health import HealthCheck
     from cicd.runner import Runner
 
 
@@ -25,6 +28,22 @@ class RemoteFetcher:
     def __init__(self, runner: Runner, python: str) -> None:
         self.runner = runner
         self.python = python
+
+    def read_ahead(self, checks: Sequence[HealthCheck], deadline: float) -> None:
+        """Send the first readiness round's requests with the host's next command.
+
+        A restart is then followed by its first probes in the same round trip;
+        the round asks each with its own timeout (capped by a deadline that is
+        larger in any sane configuration), so the lines match and are answered
+        from what the runner kept.
+        """
+        self.runner.ahead(
+            [
+                http.probe(self.python, c.url, c.timeout)
+                for c in checks
+                if not c.rendered_contains and c.timeout < deadline
+            ]
+        )
 
     def fetch(self, url: str, timeout: float) -> Fetched:
         """GET ``url`` on the host; raise :class:`FetchError` when nothing answers."""

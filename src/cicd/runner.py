@@ -15,6 +15,7 @@ with its own output and exit status:
 - ``run(command, prefetch=[...])`` runs read-only commands right after the one
   asked for, in the same script, and keeps their results: the next ``run`` of one
   of them is answered from there, once, unless another command ran in between.
+  :meth:`Runner.ahead` does the same with whatever command runs next.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class Runner:
         self.batches = self._direct or type(context).__module__.startswith("fabric.")
         self._queue: list[tuple[Command, Callable[[Result], None] | None]] = []
         self._kept: dict[str, Result] = {}
+        self._ahead: list[Command] = []
         #: Frames each command's output in a script; random, so no output forges it.
         self._mark = f"@@cicd-{secrets.token_hex(6)}@@"
         _RUNNERS.add(self)
@@ -166,7 +168,8 @@ class Runner:
         else:
             self._kept.clear()
             queued, self._queue = self._queue, []
-            extra = list(prefetch) if self.batches else []
+            extra = [*prefetch, *self._ahead] if self.batches else []
+            self._ahead = []
             lines = (
                 [c.render() for c, _ in queued] + [line] + [c.render() for c in extra]
             )
@@ -212,6 +215,16 @@ class Runner:
                 then(done)
             return
         self._queue.append((command, then))
+
+    def ahead(self, reads: Sequence[Command]) -> None:
+        """Read these right after the next command that runs, whatever it is.
+
+        For reads a caller knows will follow a command it does not build itself
+        (the first health probes after a runtime's restart). Kept as ``prefetch``
+        keeps them: used once, and forgotten if another command runs first.
+        """
+        if self.batches:
+            self._ahead.extend(reads)
 
     def flush(self) -> None:
         """Run the deferred commands now, before anything that bypasses the runner.

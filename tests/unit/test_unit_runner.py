@@ -132,3 +132,16 @@ def test_a_context_that_is_neither_local_nor_ssh_runs_each_command_alone(
     assert log.read_text() == "now\n"  # ran at once, as run() would
     runner.run(cmd("true"), prefetch=[cmd("false")])
     assert len(context.lines) == 2  # no script, no read ahead
+
+
+def test_reads_ahead_of_whatever_runs_next(tmp_path: Path) -> None:
+    runner = Counting(Context())
+    page = tmp_path / "page"
+    probe = cmd("cat", str(page))
+    runner.ahead([probe])
+    runner.run(sh('echo "v2 ok" > "$1"', str(page)))  # a restart, say
+    assert runner.run(probe).stdout == "v2 ok\n" and len(runner.sent) == 1
+    runner.ahead([probe])
+    runner.run(sh('echo "v3 ok" > "$1"', str(page)))
+    runner.run(cmd("true"))  # ran in between: what was read is stale
+    assert runner.run(probe).stdout == "v3 ok\n" and len(runner.sent) == 4
