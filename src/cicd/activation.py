@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING
 
 from cicd import failpoints, intent
 from cicd.commands import files
-from cicd.errors import CicdError
+from cicd.errors import CicdError, UpdateRolledBack
 from cicd.health import CheckResult, HealthCheck, Readiness, wait_ready
 from cicd.config import SLOTS
 from cicd.messages import LOG_TAIL_LINES, short
 from cicd.probe import RemoteFetcher
-from cicd.runtime.swarm import UpdateRolledBack
 from cicd.slots import other
 
 if TYPE_CHECKING:

@@ -61,3 +61,7 @@ class CommandFailed(CicdError):
 
 class ConnectionLost(CicdError):
     """The SSH connection to a host failed or dropped; the message says which."""
+
+
+class UpdateRolledBack(CicdError):
+    """The swarm rolled the update back (or paused it): the new image never took."""

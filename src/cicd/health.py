@@ -14,10 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.client import HTTPConnection
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from cicd.commands.http import BODY_LIMIT
+
+if TYPE_CHECKING:
+    from cicd.render import Browser
 
 #: The first pause between readiness rounds; it doubles up to the interval.
 FIRST_INTERVAL = 0.05
@@ -204,6 +207,7 @@ def run_check(
     *,
     fetcher: Fetcher | None = None,
     timeout: float | None = None,
+    browser: Browser | None = None,
 ) -> CheckResult:
     """Run one check once.
 
@@ -211,6 +215,8 @@ def run_check(
         check: The condition.
         fetcher: Who makes the request (default: this machine).
         timeout: Override of the per-request timeout (e.g. the time left).
+        browser: The Chromium a rendered-page condition uses (default: one
+            started for it).
 
     Returns:
         The result; never raises for network errors, which are failures.
@@ -221,7 +227,8 @@ def run_check(
             return CheckResult(check, True, "skipped", 0.0, note=REMOTE_RENDER_NOTE)
         from cicd.render import render
 
-        seen = render(check.url, check.rendered_contains, timeout or check.timeout)
+        judge = browser.render if browser is not None else render
+        seen = judge(check.url, check.rendered_contains, timeout or check.timeout)
         return CheckResult(
             check, seen.ok, seen.reason, seen.seconds, fatal=seen.fatal, note=seen.note
         )
@@ -267,7 +274,10 @@ def _evaluate(check: HealthCheck, response: Any, seconds: float) -> str | None:
 
 
 def run_round(
-    checks: Sequence[HealthCheck], fetcher: Fetcher | None, left: float
+    checks: Sequence[HealthCheck],
+    fetcher: Fetcher | None,
+    left: float,
+    browser: Browser | None = None,
 ) -> tuple[CheckResult, ...]:
     """Run checks in order, stopping at the first failure (a browser is costly).
 
@@ -275,12 +285,15 @@ def run_round(
         checks: The conditions, cheapest first.
         fetcher: Who makes the requests (default: this machine).
         left: Seconds left: caps each HTTP request's timeout.
+        browser: The Chromium of rendered-page conditions, if started ahead.
     """
     fetcher = fetcher or LocalFetcher()
     results: list[CheckResult] = []
     for check in checks:
         timeout = min(check.timeout, left)
-        results.append(run_check(check, fetcher=fetcher, timeout=timeout))
+        results.append(
+            run_check(check, fetcher=fetcher, timeout=timeout, browser=browser)
+        )
         if not results[-1].ok:
             break
     return tuple(results)
@@ -314,6 +327,44 @@ def wait_ready(
         Whether the app became ready, after how many rounds and seconds.
     """
     fetcher = fetcher or LocalFetcher()
+    browser = _browser_for(checks, fetcher)
+    try:
+        return _poll(
+            checks,
+            fetcher,
+            browser,
+            deadline,
+            interval,
+            successes,
+            on_attempt,
+            clock,
+            sleep,
+        )
+    finally:
+        if browser is not None:
+            browser.close()
+
+
+def _browser_for(checks: Sequence[HealthCheck], fetcher: Fetcher) -> Browser | None:
+    """A Chromium started now when a condition needs one (it boots with the app)."""
+    if fetcher.remote or not any(c.rendered_contains for c in checks):
+        return None
+    from cicd.render import Browser, find_chromium
+
+    return Browser() if find_chromium() is not None else None
+
+
+def _poll(
+    checks: Sequence[HealthCheck],
+    fetcher: Fetcher,
+    browser: Browser | None,
+    deadline: float,
+    interval: float,
+    successes: int,
+    on_attempt: Callable[[int, tuple[CheckResult, ...]], None] | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> Readiness:
     start = clock()
     end = start + deadline
     streak = 0
@@ -323,7 +374,7 @@ def wait_ready(
         attempt += 1
         round_start = clock()
         left = max(end - round_start, 0.05)
-        results = run_round(checks, fetcher, left)
+        results = run_round(checks, fetcher, left, browser)
         if on_attempt:
             on_attempt(attempt, results)
         streak = streak + 1 if all(r.ok for r in results) else 0

@@ -158,20 +158,35 @@ class DevTools:
 
 
 def render(url: str, expected: str, timeout: float) -> Rendered:
-    """Load ``url`` in headless Chromium and watch it until it shows ``expected``.
+    """Load ``url`` in a headless Chromium started for it; see :meth:`Browser.render`.
 
-    It looks every :data:`LOOK_EVERY` seconds, until the text or Streamlit's
-    exception box appears or ``timeout`` seconds pass. Real time, not a virtual
-    time budget: a page whose server is slow under load gets the time it needs,
-    and a healthy page is judged as soon as it shows the text (about a second for
-    the app).
+    Readiness starts its :class:`Browser` ahead instead, so that Chromium's own
+    start-up overlaps the app's boot.
     """
-    started = time.monotonic()
-    binary = find_chromium()
-    if binary is None:
+    if find_chromium() is None:
         return Rendered(True, "skipped", 0.0, note=SKIPPED)
-    deadline = started + timeout
-    with tempfile.TemporaryDirectory(prefix="cicd-chromium-") as profile:
+    with Browser() as browser:
+        return browser.render(url, expected, timeout)
+
+
+class Browser:
+    """A headless Chromium started at once, and driven when a page is to be judged.
+
+    Started when readiness begins, it boots while the app does (about 0.7 s each
+    here): the rendered-page condition then costs the page, not the browser. One
+    browser serves every attempt of a readiness wait; a new tab per attempt.
+    """
+
+    def __init__(self) -> None:
+        self.binary = find_chromium()
+        self.pid = 0
+        self.tools: DevTools | None = None
+        self.failure = ""
+        self.profile = tempfile.TemporaryDirectory(prefix="cicd-chromium-")
+        if self.binary is not None:
+            self._start(self.binary)
+
+    def _start(self, binary: str) -> None:
         to_read, to_browser = os.pipe()
         from_browser, to_write = os.pipe()
         # The child's ends above fd 9, so mapping them onto 3 and 4 cannot
@@ -180,9 +195,9 @@ def render(url: str, expected: str, timeout: float) -> Rendered:
         # The browser expects its ends on fds 3 and 4 (posix_spawn maps them; no
         # shell, which could not name fds above 9).
         try:
-            pid = os.posix_spawn(
+            self.pid = os.posix_spawn(
                 binary,
-                chromium_argv(binary, profile),
+                chromium_argv(binary, self.profile.name),
                 _browser_environment(),
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, to_read, 3),
@@ -194,21 +209,55 @@ def render(url: str, expected: str, timeout: float) -> Rendered:
                 setsid=True,
             )
         except OSError as error:
-            for fd in (to_read, to_write, to_browser, from_browser):
+            for fd in (to_browser, from_browser):
                 os.close(fd)
-            reason = f"the browser did not start ({error.strerror or error})"
-            return Rendered(False, reason, time.monotonic() - started)
-        os.close(to_read)
-        os.close(to_write)
+            self.failure = f"the browser did not start ({error.strerror or error})"
+            return
+        finally:
+            os.close(to_read)
+            os.close(to_write)
+        self.tools = DevTools(to_browser, from_browser)
+
+    def render(self, url: str, expected: str, timeout: float) -> Rendered:
+        """Load ``url`` in a new tab and watch it until it shows ``expected``.
+
+        It looks every :data:`LOOK_EVERY` seconds, until the text or Streamlit's
+        exception box appears or ``timeout`` seconds pass. Real time, not a
+        virtual time budget: a page whose server is slow under load gets the time
+        it needs, and a healthy page is judged as soon as it shows the text.
+        """
+        started = time.monotonic()
+        if self.binary is None:
+            return Rendered(True, "skipped", 0.0, note=SKIPPED)
+        if self.tools is None:
+            return Rendered(False, self.failure, 0.0)
         try:
-            return _watch(DevTools(to_browser, from_browser), url, expected, deadline)
+            return _watch(self.tools, url, expected, started + timeout)
         except (BrowserGone, OSError, ValueError, KeyError, AttributeError) as error:
             reason = f"page did not load in the browser ({error})"
+            if isinstance(error, (BrowserGone, OSError)):
+                # Gone for good: the next attempt starts a new one.
+                self.close()
+                self.profile = tempfile.TemporaryDirectory(prefix="cicd-chromium-")
+                self._start(self.binary)
             return Rendered(False, reason, time.monotonic() - started)
-        finally:
-            os.close(to_browser)
-            os.close(from_browser)
-            _stop(pid)
+
+    def close(self) -> None:
+        """End the browser and every process it started; remove its profile."""
+        if self.tools is not None:
+            os.close(self.tools.to_browser)
+            os.close(self.tools.from_browser)
+            self.tools = None
+        if self.pid:
+            _stop(self.pid)
+            self.pid = 0
+        self.profile.cleanup()
+
+    def __enter__(self) -> Browser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _watch(tools: DevTools, url: str, expected: str, deadline: float) -> Rendered:
@@ -245,6 +294,14 @@ def _watch(tools: DevTools, url: str, expected: str, deadline: float) -> Rendere
         time.sleep(LOOK_EVERY)
     seconds = time.monotonic() - started
     fatal = problem.startswith("the app shows an exception")
+    try:  # one tab per attempt: the next one starts clean
+        tools.call(
+            "Target.closeTarget",
+            {"targetId": target["targetId"]},
+            deadline=time.monotonic() + 2,
+        )
+    except (BrowserGone, TimeoutError):
+        pass
     return Rendered(not problem, problem or "ok", seconds, fatal=fatal)
 
 

@@ -10,7 +10,7 @@ which also keeps the environment's one ledger and lock. A deploy:
 2. ``docker stack deploy`` with ``CICD_IMAGE=IMAGE:SHA`` (returns at once), then
    polls the service's ``UpdateStatus`` until the swarm is done. An update the
    swarm rolled back (its health check failed, ``failure_action: rollback``) is a
-   failed deploy: :class:`UpdateRolledBack`.
+   failed deploy: :class:`~cicd.errors.UpdateRolledBack`.
 
 Our rollback is a deploy of the older release's image by name, not ``docker service
 rollback``, which only knows the one previous spec. What runs is read from the
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files
 from cicd.commands import swarm as sw
-from cicd.errors import CicdError
+from cicd.errors import CicdError, UpdateRolledBack
 
 if TYPE_CHECKING:
     from cicd.commands import Command
@@ -39,10 +39,6 @@ if TYPE_CHECKING:
 RELEASE_STAGE = "release"
 #: Seconds between two looks at a rolling update.
 POLL = 0.5
-
-
-class UpdateRolledBack(CicdError):
-    """The swarm rolled the update back (or paused it): the new image never took."""
 
 
 @dataclass(frozen=True)
