@@ -16,6 +16,11 @@ fleet
     machine's CPUs: each T(N) says how many CPU seconds the machine was busy during
     it, which bounds the wall from below (busy / CPUs).
 
+    One more untimed deploy per N with the runner traced counts the SSH round
+    trips per host (target <= 5) and the commands they carry; the CPU per extra
+    host is split into the controller's and the hosts' side, and the floor of
+    T(8)/T(1) on this machine's CPUs is derived from it.
+
     Where the time goes is measured, not guessed: every stderr line of the deploy
     is time-stamped as it arrives, and each host's ledger events (their ``time`` is
     taken when the event happens, deferred or not) are read as offsets from the
