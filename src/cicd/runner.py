@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -260,7 +261,12 @@ class Runner:
             )
             if index < stop_after:
                 parts.append('[ "$s" -eq 0 ] || exit "$s"\n')
-        whole = self.execute("".join(parts), shown=lines)
+        script = "".join(parts)
+        if self.remote:
+            # The login shell on the host may not be a POSIX one (fish, csh):
+            # it only has to start sh, as for any single command.
+            script = shlex.join(["sh", "-c", script])
+        whole = self.execute(script, shown=lines)
         return [_framed(whole, mark, index) for index in range(len(lines))]
 
     def execute(self, line: str, *, shown: Sequence[str] = ()) -> Result:

@@ -11,13 +11,14 @@ import json
 import socket
 import stat
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from paramiko.client import RejectPolicy
 
 from cicd import render, ssh
-from cicd.health import HealthCheck, run_check
+from cicd.health import HealthCheck, run_check, wait_ready
 
 #: What the page shows: the app, Streamlit's empty shell, the app's exception.
 APP = ("Mangetamain - ratings", None)
@@ -30,6 +31,8 @@ BROWSER = """#!{python}
 # --remote-debugging-pipe does: it answers what the renderer asks, and shows the
 # page described in page.json (text, exception), or exits at once when told to.
 import json, os, sys
+with open({page!r} + ".launches", "a") as launches:
+    launches.write("launched\\n")
 page = json.load(open({page!r}))
 if page.get("exit") is not None:
     sys.exit(page["exit"])
@@ -49,6 +52,7 @@ while True:
         elif method == "Target.attachToTarget":
             result = {{"sessionId": "s1"}}
         elif method == "Runtime.evaluate":
+            page = json.load(open({page!r}))  # what the page shows now
             seen = {{"text": page["text"], "exception": page.get("exception")}}
             result = {{"result": {{"value": seen}}}}
         answer = {{"id": message["id"], "result": result}}
@@ -104,6 +108,55 @@ def test_a_page_that_did_not_load_fails(
     )
     result = run_check(rendered())
     assert not result.ok and "did not load" in result.reason
+
+
+def launches(tmp_path: Path) -> int:
+    """How many times the stand-in browser was started."""
+    path = tmp_path / "page.json.launches"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_readiness_starts_one_browser_for_every_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, *SHELL)))
+    check = HealthCheck(url="http://127.0.0.1:9/", rendered_contains="Mangetamain")
+    check = replace(check, timeout=0.3)
+    attempts: list[int] = []
+
+    def on_attempt(attempt: int, results: object) -> None:
+        attempts.append(attempt)
+        if attempt == 2:  # the app's script has run: the page shows its heading
+            (tmp_path / "page.json").write_text(json.dumps({"text": APP[0]}))
+
+    readiness = wait_ready([check], deadline=10, interval=0.05, on_attempt=on_attempt)
+    assert readiness.ok and readiness.attempts == 3, readiness
+    assert launches(tmp_path) == 1  # started once, before the first attempt
+
+
+def test_a_browser_that_died_is_started_again_for_the_next_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, "", exit=1))
+    )
+    with render.Browser() as browser:
+        first = browser.render("http://127.0.0.1:9/", "Mangetamain", 2)
+        second = browser.render("http://127.0.0.1:9/", "Mangetamain", 2)
+    assert not first.ok and "did not load" in first.reason
+    assert not second.ok and launches(tmp_path) == 2
+
+
+def test_a_browser_that_cannot_start_is_a_failed_condition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "chromium"
+    binary.write_text("not a program")  # executable, but exec fails
+    binary.chmod(0o755)
+    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(binary))
+    with render.Browser() as browser:
+        seen = browser.render("http://127.0.0.1:9/", "Mangetamain", 1)
+    assert not seen.ok and "the browser did not start" in seen.reason
 
 
 def test_without_chromium_the_condition_is_skipped_with_a_note(
