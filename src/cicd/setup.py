@@ -47,6 +47,7 @@ from cicd.errors import CicdError
 
 if TYPE_CHECKING:
     from cicd.config import EnvSettings
+    from cicd.runner import Result
     from cicd.runtime.supervisor import SupervisorRuntime
     from cicd.target import Target
 
@@ -465,13 +466,11 @@ def _check_unit(run: _Run, t: Target, program: str, conf: str) -> None:
     if result.ok:
         run.add(Check(verify_name, OK, f"systemd-analyze verify {verify_path}"))
         return
-    lines = (result.stderr or result.stdout).strip().splitlines()
     run.add(
         Check(
             verify_name,
             MISSING,
-            f"systemd-analyze verify {verify_path}: "
-            + (lines[-1] if lines else f"exit {result.exited}"),
+            f"systemd-analyze verify {verify_path}: {_last_line(result)}",
             (f"systemd-analyze verify {shlex.quote(verify_path)}",),
             blocking=False,
         )
@@ -503,6 +502,16 @@ def _check_proxy(run: _Run, t: Target) -> None:
     )
 
 
+#: How to get a compose, v2 (the plugin) or v1.
+COMPOSE_FIX = "apt-get install docker-compose-v2   # as root (or docker-compose)"
+
+
+def _last_line(result: Result) -> str:
+    """What a failed command said last (stderr, else stdout), or its exit code."""
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit {result.exited}"
+
+
 def _check_compose(run: _Run, t: Target) -> None:
     """A Docker engine that answers and a compose, v2 or v1."""
     from cicd.runtime.compose import ComposeRuntime
@@ -513,13 +522,12 @@ def _check_compose(run: _Run, t: Target) -> None:
             Check("docker", OK, f"the engine answers (server {info.stdout.strip()})")
         )
     else:
-        lines = (info.stderr or info.stdout).strip().splitlines()
         user = shlex.quote(run.options.user) if run.options.user else '"$(id -un)"'
         run.add(
             Check(
                 "docker",
                 MISSING,
-                "docker info: " + (lines[-1] if lines else f"exit {info.exited}"),
+                f"docker info: {_last_line(info)}",
                 (
                     f"apt-get install docker.io && usermod -aG docker {user}"
                     "   # as root",
@@ -531,29 +539,14 @@ def _check_compose(run: _Run, t: Target) -> None:
     try:
         program = " ".join(runtime.program)
     except CicdError as error:
-        run.add(
-            Check(
-                "compose",
-                MISSING,
-                str(error),
-                ("apt-get install docker-compose-v2   # as root (or docker-compose)",),
-            )
-        )
+        run.add(Check("compose", MISSING, str(error), (COMPOSE_FIX,)))
         return
     # A deploy only finds docker-compose on PATH (starting it costs 0.5 s); here
     # it is run, so a broken one is found before a deploy needs it.
     answer = t.runner.run(compose_commands.version(runtime.program), check=False)
     if not answer.ok:
-        lines = (answer.stderr or answer.stdout).strip().splitlines()
-        run.add(
-            Check(
-                "compose",
-                MISSING,
-                f"{program} version: "
-                + (lines[-1] if lines else f"exit {answer.exited}"),
-                ("apt-get install docker-compose-v2   # as root (or docker-compose)",),
-            )
-        )
+        detail = f"{program} version: {_last_line(answer)}"
+        run.add(Check("compose", MISSING, detail, (COMPOSE_FIX,)))
         return
     run.add(Check("compose", OK, f"{program} version answers"))
 
@@ -583,12 +576,11 @@ def _check_swarm(run: _Run, t: Target) -> None:
         if answer.ok:
             run.add(Check(f"{t.env}: node {node}", OK, "its engine answers"))
             continue
-        lines = (answer.stderr or answer.stdout).strip().splitlines()
         run.add(
             Check(
                 f"{t.env}: node {node}",
                 MISSING,
-                "docker info: " + (lines[-1] if lines else f"exit {answer.exited}"),
+                f"docker info: {_last_line(answer)}",
                 (f"fix runtime.nodes, or the SSH access to {node}'s engine",),
             )
         )

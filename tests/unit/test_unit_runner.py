@@ -55,7 +55,7 @@ def test_a_deferred_command_that_fails_stops_the_script_and_names_itself(
     with pytest.raises(CommandFailed) as failed:
         runner.run(write(after, "never"), check=False)  # check: about this one only
     assert "cannot write" in str(failed.value) and "exit 3" in str(failed.value)
-    assert "exit 3" in str(failed.value) and "never" not in str(failed.value)
+    assert "never" not in str(failed.value)
     assert not after.exists()  # nothing after the failure ran
     assert runner.run(cmd("true")).ok  # the queue is gone with it
 
