@@ -33,8 +33,8 @@ from cicd.setup import (
     failures,
     fixes,
     run_setup,
-    start_env,
 )
+from cicd.start import start_env
 from cicd.target import Target
 from tests.conftest import Project, git
 

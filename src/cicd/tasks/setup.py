@@ -125,7 +125,7 @@ def start(c: Any, env: str = "") -> None:
     with reported():
         from cicd.errors import CicdError
         from cicd.redact import redact
-        from cicd.setup import start_env
+        from cicd.start import start_env
 
         names = [env] if env else env_names()
         hosts = [(name, t) for name in names for t in targets(c, name)]
