@@ -8,7 +8,8 @@ Preprod (deploy first, CI watched afterwards)::
 Any failure after a switch puts every switched host back on its previous release,
 marks the new one bad and exits non-zero; a failure before any switch changes nothing.
 Production adds a typed ``DEPLOY`` confirmation, refuses a sha CI has not validated
-(unless forced, which the ledger records) and backs up persistent data first.
+or that was rolled back in production (unless forced with a reason, which the ledger
+records; see :func:`decide_prod`) and backs up persistent data first.
 
 The phases are the methods of :class:`DeployRun`, read top to bottom in
 :func:`run_deploy` — in the manner of Kamal's ``deploy`` command. Switching a release
@@ -18,20 +19,22 @@ every message are :mod:`cicd.messages`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from cicd import failpoints, lock, messages
 from cicd.activation import DeployFailed, activate, already_ready, recover
 from cicd.backup import back_up
-from cicd.errors import UsageError
+from cicd.errors import UsageError, clip
+from cicd.lock import REASON_LIMIT
 from cicd.messages import short
 from cicd.parallel import collect, each
 from cicd.progress import Timeline
 from cicd.repair import repair, report_corrupt
 
 if TYPE_CHECKING:
+    from cicd.ledger import Event
     from cicd.notify import Notifier
     from cicd.state import EnvState
     from cicd.target import Target
@@ -40,6 +43,9 @@ __all__ = [
     "CONFIRMATION",
     "DeployFailed",
     "DeployResult",
+    "ProdDecision",
+    "check_reason",
+    "decide_prod",
     "deploy_preprod",
     "deploy_prod",
     "run_deploy",
@@ -84,7 +90,8 @@ class DeployPlan:
         succeeded: The notification sent once every host is ready.
         batch: Hosts activated at a time (0: all at once).
         backup: Archive persistent data before the switch (production).
-        forced: The sha was not validated by CI (recorded in the ledger).
+        detail: What ``--force`` overrode and the reason given, recorded with the
+            deploy's start and end in the ledger ("" for an ordinary deploy).
         validated_by: The environment whose CI validation this sha carries over.
     """
 
@@ -92,8 +99,123 @@ class DeployPlan:
     succeeded: str
     batch: int = 0
     backup: bool = False
-    forced: bool = False
+    detail: str = ""
     validated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ProdDecision:
+    """Which sha ``deploy.prod`` deploys, or why it refuses.
+
+    Computed by :func:`decide_prod` for the run and for ``--plan`` alike.
+
+    Attributes:
+        sha: The full sha chosen (None: there was nothing to choose).
+        refused: The one-line refusal, "" when the deploy goes ahead.
+        detail: The refusal's ``detail`` in the ledger.
+        forced: What ``--force`` overrides ("" when nothing is overridden).
+    """
+
+    sha: str | None
+    refused: str = ""
+    detail: str = ""
+    forced: str = ""
+
+
+def check_reason(force: bool, reason: str) -> str:
+    """The ``--reason`` on one line and bounded; ``--force`` requires one.
+
+    Every override of production's checks is on purpose, so the ledger and the
+    notification say why.
+
+    Raises:
+        UsageError: ``--force`` without a reason; nothing was changed.
+    """
+    reason = clip(" ".join(reason.split()), REASON_LIMIT)
+    if force and not reason:
+        raise UsageError(
+            '--force needs --reason "...": say why production\'s checks are '
+            "overridden (it goes into the ledger and the notification); nothing "
+            "was changed"
+        )
+    return reason
+
+
+def _rolled_back(event: Event) -> str:
+    """When, by whom and why a release was marked bad in production, in words."""
+    detail = clip(event.detail.partition("\n")[0], 80)
+    rolled = detail.startswith("rolled back")
+    said = "was rolled back in prod" if rolled else "was marked bad in prod"
+    if event.time:
+        said += f" on {event.time[:16].replace('T', ' ')} UTC"
+    if event.actor:
+        said += f" by {clip(event.actor, 40)}"
+    why = detail.removeprefix("rolled back").strip(" :()") if rolled else detail
+    return said + (f" ({why})" if why else "")
+
+
+def decide_prod(
+    preprod: EnvState,
+    prod: Sequence[EnvState],
+    sha: str | None,
+    *,
+    force: bool,
+) -> ProdDecision:
+    """Choose production's sha and apply its checks: one rule for a run and a plan.
+
+    A release rolled back in production (marked bad there, as every rollback marks
+    the release it abandons) is never the default, even when it is still preprod's
+    last validated sha; redeploying it takes ``--sha`` and ``--force`` (and the
+    reason :func:`check_reason` requires). A sha CI has not validated on preprod
+    takes ``--force``.
+
+    Args:
+        preprod: Preprod's state: its validated sha is the default.
+        prod: Production's state on every host.
+        sha: The full sha named with ``--sha``, or None for the default.
+        force: ``--force`` was given.
+
+    Returns:
+        The decision: the sha, and why it is refused or what is forced.
+    """
+    chosen = sha or preprod.validated
+    if not chosen:
+        return ProdDecision(
+            None,
+            refused="preprod has no CI-validated sha yet; pass --sha (and --force "
+            '--reason "..." if CI has not validated it)',
+            detail="no validated sha on preprod",
+        )
+    forced = []
+    bad = next((e for e in (s.marked_bad(chosen) for s in prod) if e), None)
+    if bad is not None:
+        if sha is None:
+            return ProdDecision(
+                chosen,
+                refused=f"{short(chosen)}, preprod's last CI-validated sha, "
+                f"{_rolled_back(bad)}: deploy a newer validated sha with --sha SHA, "
+                f"or redeploy this one on purpose with --sha {short(chosen)} "
+                '--force --reason "..."',
+                detail="default skipped: rolled back in prod",
+            )
+        if not force:
+            return ProdDecision(
+                chosen,
+                refused=f"{short(chosen)} {_rolled_back(bad)}: to redeploy it on "
+                'purpose pass --force --reason "..."',
+                detail="rolled back in prod",
+            )
+        forced.append("rolled back in prod")
+    if not preprod.is_good(chosen):
+        if not force:
+            return ProdDecision(
+                chosen,
+                refused=f"sha {short(chosen)} has not been validated by CI on preprod "
+                '(or was marked bad); pass --force --reason "..." to deploy it anyway',
+                detail="not validated by CI",
+            )
+        forced.append("not validated by CI")
+    return ProdDecision(chosen, forced=", ".join(forced))
 
 
 def deploy_preprod(
@@ -140,6 +262,7 @@ def deploy_prod(
     force: bool,
     notifier: Notifier,
     batch: int = 0,
+    reason: str = "",
 ) -> DeployResult:
     """Deploy a CI-validated sha to production after a typed confirmation.
 
@@ -148,15 +271,20 @@ def deploy_prod(
         preprod: The environment whose validated sha is the default.
         revision: The sha to deploy; defaults to preprod's last validated sha.
         confirm: Must be exactly ``DEPLOY``.
-        force: Deploy a sha CI has not validated (recorded in the ledger).
+        force: Deploy a sha CI has not validated, or one rolled back in production
+            (recorded in the ledger).
         notifier: Where messages go.
         batch: Hosts activated at a time (0: all at once).
+        reason: Why (``--reason``): required with ``force``, recorded in the
+            ledger and sent with the start message.
 
     Raises:
-        UsageError: Not confirmed, no sha, or not validated; nothing changed.
+        UsageError: ``force`` without a reason, not confirmed, no sha, not
+            validated, or rolled back in production; nothing changed.
         DeployFailed: Not ready; the previous production release runs again.
     """
     first = hosts[0]
+    reason = check_reason(force, reason)
 
     def refuse(detail: str, message: str, sha: str | None = None) -> UsageError:
         for target in hosts:
@@ -172,38 +300,39 @@ def deploy_prod(
             "nothing was changed",
         )
     pre = preprod.state()
+    # Production's history too: a release rolled back there is not the default.
+    states = collect(lambda t: t.state(), hosts)
     notifier.say(
         f"PREPROD {short(pre.current)} (validated {short(pre.validated)})  →  "
-        f"PROD {short(first.current())}"
+        f"PROD {short(states[first].current)}"
     )
-    if revision:
-        sha = first.resolve(revision)
-    elif pre.validated:
-        sha = pre.validated
-    else:
+    decision = decide_prod(
+        pre,
+        list(states.values()),
+        first.resolve(revision) if revision else None,
+        force=force,
+    )
+    if decision.refused or decision.sha is None:
         raise refuse(
-            "no validated sha on preprod",
-            "preprod has no CI-validated sha yet; pass --sha (and --force if CI "
-            "has not validated it)",
+            decision.detail,
+            f"{decision.refused}; nothing was changed",
+            decision.sha,
         )
-    forced = not pre.is_good(sha)
-    if forced and not force:
-        raise refuse(
-            "not validated by CI",
-            f"sha {short(sha)} has not been validated by CI on preprod (or was "
-            "marked bad); pass --force to deploy it anyway. Nothing was changed",
-            sha,
-        )
+    sha = decision.sha
     collect(lambda t: t.runtime.preflight(), hosts)
+    said = [f"forced: {decision.forced}"] if decision.forced else []
     plan = DeployPlan(
-        started=messages.prod_started(first.env, sha, forced=forced),
+        started=messages.prod_started(
+            first.env, sha, forced=decision.forced, reason=reason
+        ),
         succeeded=messages.prod_succeeded(
             first.env, sha, first.settings.public_url or first.settings.url
         ),
         batch=batch,
         backup=True,
-        forced=forced,
-        validated_by=None if forced else preprod.env,
+        detail="; ".join(said + ([f"reason: {reason}"] if reason else [])),
+        # Validated on preprod: production's own rollbacks may pick it again.
+        validated_by=preprod.env if pre.is_good(sha) else None,
     )
     return run_deploy(hosts, sha, notifier, plan)
 
@@ -312,7 +441,7 @@ class DeployRun:
                 sha=self.sha,
                 previous=self.previous[t],
                 outcome="started",
-                detail="forced: not validated by CI" if self.plan.forced else "",
+                detail=self.plan.detail,
                 later=True,
             ),
             self.hosts,
@@ -433,6 +562,7 @@ class DeployRun:
             "deploy",
             sha=sha,
             previous=self.previous[target],
+            detail=self.plan.detail,
             durations=self.timelines[target].durations,
             defer=True,
         )

@@ -169,11 +169,20 @@ def preprod_succeeded(
     )
 
 
-def prod_started(env: str, sha: str, *, forced: bool) -> Message:
-    """A production deploy begins."""
+def prod_started(env: str, sha: str, *, forced: str = "", reason: str = "") -> Message:
+    """A production deploy begins.
+
+    Args:
+        env: The environment.
+        sha: The release deployed.
+        forced: What ``--force`` overrode ("not validated by CI", "rolled back in
+            prod"), or nothing.
+        reason: Why, as the person gave it with ``--reason``.
+    """
     return Message(
         f"🎯 {env.upper()} - Deployment started\nSHA: {short(sha)}"
-        + (" (FORCED: not validated by CI)" if forced else ""),
+        + (f" (FORCED: {forced})" if forced else "")
+        + (f"\nReason: {reason}" if reason else ""),
         WARNING,
         sha=sha,
     )

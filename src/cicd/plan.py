@@ -148,7 +148,8 @@ def plan_deploy(
         hosts: The environment on every host.
         sha: The full sha.
         backup: Production: persistent data archived first.
-        refused: Why the real run would refuse (production's checks), if it would.
+        refused: Why the real run would refuse, if it would: production's checks,
+            from :func:`cicd.deploy.decide_prod`.
     """
     first = hosts[0]
     mode = (
@@ -224,18 +225,6 @@ def plan_rollback(hosts: list[Target], to: str | None) -> Plan:
             host.steps.append(f"mark {short(state.current)} bad; record the rollback")
         plans.append(host)
     return Plan("roll back", hosts[0].env, chosen, plans)
-
-
-def prod_refusal(preprod: EnvState, sha: str, force: bool) -> str:
-    """Why ``deploy.prod`` would refuse ``sha`` ("" when it would go ahead)."""
-    if preprod.is_good(sha):
-        return ""
-    if force:
-        return ""
-    return (
-        f"{short(sha)} is not validated by CI on preprod (or was marked bad): the "
-        "real run needs --force"
-    )
 
 
 def show(plan: Plan, task: str, as_json: bool) -> None:

@@ -50,6 +50,18 @@ class EnvState:
         """Whether ``sha`` was validated by CI and not marked bad since."""
         return sha in self.validated_all and sha not in self.bad
 
+    def marked_bad(self, sha: str) -> Event | None:
+        """The ``marked_bad`` event behind ``sha``'s bad verdict, or None if not bad.
+
+        ``bad`` says whether; this says when, by whom and why (a rollback's event
+        reads ``rolled back: <reason>``), for messages that must explain it.
+        """
+        if sha not in self.bad:
+            return None
+        return next(
+            e for e in reversed(self.events) if e.event == "marked_bad" and e.sha == sha
+        )
+
     def deployed(self, sha: str) -> bool:
         """Whether a deploy of ``sha`` to this environment was ever started."""
         return any(e.event == "deploy" and e.sha == sha for e in self.events)

@@ -388,7 +388,16 @@ def test_a_second_environment_joins_the_running_haproxy_seamlessly(
     deploy(bluegreen, bluegreen.repo.commit("v1"))
     v2 = bluegreen.repo.commit("v2")
     with Load(bluegreen.url(), workers=8, seconds=60) as load:
-        done = invoke("deploy.prod", "--confirm", "DEPLOY", "--sha", v2, "--force")
+        done = invoke(
+            "deploy.prod",
+            "--confirm",
+            "DEPLOY",
+            "--sha",
+            v2,
+            "--force",
+            "--reason",
+            "test",
+        )
     assert done.returncode == 0, done.stderr + done.stdout
     assert "haproxy reloaded: it serves prod" in done.stdout + done.stderr
     assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()

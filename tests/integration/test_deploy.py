@@ -175,11 +175,19 @@ def test_prod_refuses_wrong_confirmation_and_unvalidated_sha(project: Project) -
     refused = [e for e in ledger(project, "prod") if e["event"] == "refused"]
     assert len(refused) == 3
     forced = deploy_prod(
-        [prod], preprod, v1, confirm="DEPLOY", force=True, notifier=Notifier(prod)
+        [prod],
+        preprod,
+        v1,
+        confirm="DEPLOY",
+        force=True,
+        reason="hotfix, CI is down",
+        notifier=Notifier(prod),
     )
     assert forced.outcome == "deployed"
     started = [e for e in ledger(project, "prod") if e["outcome"] == "started"]
-    assert "forced" in str(started[-1]["detail"])
+    assert started[-1]["detail"] == (
+        "forced: not validated by CI; reason: hotfix, CI is down"
+    )
 
 
 @pytest.mark.slow

@@ -166,7 +166,15 @@ def test_deploy_messages_link_the_runs_and_say_ci_only_when_watched(
     }
 
     prod = invoke(
-        "deploy.prod", "--confirm", "DEPLOY", "--sha", sha, "--force", env=workflow
+        "deploy.prod",
+        "--confirm",
+        "DEPLOY",
+        "--sha",
+        sha,
+        "--force",
+        "--reason",
+        "not validated yet",
+        env=workflow,
     )
 
     assert prod.returncode == 0, prod.stderr

@@ -65,10 +65,10 @@ def test_prod_plan_needs_no_confirmation_and_says_what_would_refuse(
     before = untouched(project, "prod")
     shown = invoke("deploy.prod", "--sha", v1, "--plan")
     assert shown.returncode == 0, shown.stderr
-    assert "not validated by CI on preprod" in shown.stdout
+    assert "not been validated by CI on preprod" in shown.stdout
     assert "back up shared into backups/" in shown.stdout
     assert untouched(project, "prod") == before  # not even a "refused" event
-    forced = invoke("deploy.prod", "--sha", v1, "--plan", "--force")
+    forced = invoke("deploy.prod", "--sha", v1, "--plan", "--force", "--reason", "x")
     assert "refused" not in forced.stdout
 
 

@@ -35,21 +35,33 @@ PLAN_HELP = (
 
 
 def _plan_prod(
-    hosts: list[Any], preprod: Any, sha: str, force: bool, json: bool
+    hosts: list[Any], preprod: Any, sha: str, force: bool, reason: str, json: bool
 ) -> None:
-    """``deploy.prod --plan``: production's own checks, then the deploy's steps."""
-    from cicd.errors import UsageError
-    from cicd.plan import plan_deploy, prod_refusal, show
+    """``deploy.prod --plan``: production's own checks, then the deploy's steps.
 
-    state = preprod.state()
-    full = hosts[0].resolve(sha) if sha else state.validated
-    if not full:
-        raise UsageError(
-            "preprod has no CI-validated sha yet; pass --sha (and --force if CI "
-            "has not validated it)"
-        )
-    refused = prod_refusal(state, full, force)
-    show(plan_deploy(hosts, full, backup=True, refused=refused), "deploy.prod", json)
+    The checks are the run's own (:func:`cicd.deploy.decide_prod`), so the plan
+    refuses exactly what the run would.
+    """
+    from cicd.deploy import check_reason, decide_prod
+    from cicd.errors import UsageError
+    from cicd.parallel import collect
+    from cicd.plan import plan_deploy, show
+
+    check_reason(force, reason)
+    states = collect(lambda t: t.state(), hosts)
+    decision = decide_prod(
+        preprod.state(),
+        list(states.values()),
+        hosts[0].resolve(sha) if sha else None,
+        force=force,
+    )
+    if decision.sha is None:
+        raise UsageError(decision.refused)  # nothing to plan
+    show(
+        plan_deploy(hosts, decision.sha, backup=True, refused=decision.refused),
+        "deploy.prod",
+        json,
+    )
 
 
 def result_document(task_name: str, result: Any) -> None:
@@ -122,8 +134,12 @@ def preprod(
 @task(
     help={
         "confirm": "Must be exactly DEPLOY; anything else cancels with exit 2.",
-        "sha": SHA_HELP + ". Default: preprod's last CI-validated sha.",
-        "force": "Deploy a sha CI has not validated (recorded in the ledger).",
+        "sha": SHA_HELP + ". Default: preprod's last CI-validated sha, unless "
+        "it was rolled back in prod (then refused: name a sha).",
+        "force": "Deploy a sha CI has not validated, or one rolled back in prod "
+        "(with --sha); needs --reason. Recorded in the ledger.",
+        "reason": "Why (required with --force): recorded in the ledger and sent "
+        "with the deploy's start message.",
         "json": "Print the result as JSON on stdout.",
         "lock_wait": LOCK_WAIT_HELP,
         "plan": PLAN_HELP + " No --confirm needed.",
@@ -137,12 +153,14 @@ def prod(
     json: bool = False,
     lock_wait: float = 0.0,
     plan: bool = False,
+    reason: str = "",
 ) -> None:
     """Deploy a CI-validated sha to production, after typing DEPLOY.
 
     Prints the PREPROD and PROD shas first, backs up the persistent data, then
     switches, restarts and checks readiness; on failure the previous production
-    release is restored automatically.
+    release is restored automatically. A release rolled back in production is
+    never the default: redeploying it takes --sha, --force and --reason.
     """
     with reported("deploy.prod" if json else "", "prod"):
         from cicd import lock
@@ -150,7 +168,7 @@ def prod(
 
         hosts = targets(c, "prod")
         if plan:
-            _plan_prod(hosts, targets(c, "preprod")[0], sha, force, json)
+            _plan_prod(hosts, targets(c, "preprod")[0], sha, force, reason, json)
             return
         with lock.waiting(lock_wait):
             result = deploy_prod(
@@ -161,6 +179,7 @@ def prod(
                 force=force,
                 notifier=notifier(hosts[0], hosts),
                 batch=hosts[0].settings.batch,
+                reason=reason,
             )
         if json:
             result_document("deploy.prod", result)

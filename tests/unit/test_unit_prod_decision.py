@@ -1,0 +1,149 @@
+"""Production's choice of sha and its checks, with no process.
+
+``decide_prod`` is what ``deploy.prod`` and ``deploy.prod --plan`` both ask: which
+sha goes to production, or why not. These tests build the two ledgers as deploys,
+rollbacks and verdicts write them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cicd import messages
+from cicd.deploy import check_reason, decide_prod
+from cicd.errors import UsageError
+from cicd.ledger import Event, EventName
+from cicd.state import EnvState, replay
+
+A, B = "a" * 40, "b" * 40
+WHEN = "2026-11-26T16:24:58.837067Z"
+
+
+def ev(env: str, name: EventName, sha: str, **fields: object) -> Event:
+    """One event of ``env``."""
+    return Event(event=name, env=env, sha=sha, **fields)  # type: ignore[arg-type]
+
+
+def preprod(*validated: str) -> EnvState:
+    """Preprod, where CI validated ``validated`` in that order."""
+    events = [ev("preprod", "validated", sha) for sha in validated]
+    return replay("preprod", events, validated=validated[-1] if validated else None)
+
+
+def prod(*events: Event) -> EnvState:
+    """Production after ``events``."""
+    return replay("prod", events)
+
+
+def rolled_back(sha: str, reason: str = "by hand") -> Event:
+    """The mark a rollback of production leaves on the release it abandons."""
+    return ev(
+        "prod",
+        "marked_bad",
+        sha,
+        outcome="bad",
+        detail=f"rolled back: {reason}",
+        time=WHEN,
+        actor="ada",
+    )
+
+
+def test_the_default_is_preprods_validated_sha() -> None:
+    decision = decide_prod(preprod(A, B), [prod()], None, force=False)
+    assert (decision.sha, decision.refused, decision.forced) == (B, "", "")
+
+
+def test_no_validated_sha_on_preprod_is_refused_with_nothing_chosen() -> None:
+    decision = decide_prod(preprod(), [prod()], None, force=True)
+    assert decision.sha is None
+    assert decision.refused.startswith("preprod has no CI-validated sha yet")
+    assert decision.detail == "no validated sha on preprod"
+
+
+def test_a_release_rolled_back_in_prod_is_never_the_default() -> None:
+    for force in (False, True):
+        decision = decide_prod(preprod(A, B), [prod(rolled_back(B))], None, force=force)
+        assert decision.sha == B
+        assert decision.refused == (
+            f"{B[:7]}, preprod's last CI-validated sha, was rolled back in prod on "
+            "2026-11-26 16:24 UTC by ada (by hand): deploy a newer validated sha "
+            f"with --sha SHA, or redeploy this one on purpose with --sha {B[:7]} "
+            '--force --reason "..."'
+        )
+        assert decision.detail == "default skipped: rolled back in prod"
+
+
+def test_one_host_that_rolled_it_back_is_enough() -> None:
+    fleet = [prod(), prod(rolled_back(B))]
+    assert decide_prod(preprod(B), fleet, None, force=False).refused
+
+
+def test_naming_a_release_rolled_back_in_prod_takes_force() -> None:
+    state = [prod(rolled_back(B, "slow pages"))]
+    refused = decide_prod(preprod(B), state, B, force=False)
+    assert refused.refused == (
+        f"{B[:7]} was rolled back in prod on 2026-11-26 16:24 UTC by ada "
+        '(slow pages): to redeploy it on purpose pass --force --reason "..."'
+    )
+    assert refused.detail == "rolled back in prod"
+    forced = decide_prod(preprod(B), state, B, force=True)
+    assert (forced.sha, forced.refused, forced.forced) == (B, "", "rolled back in prod")
+
+
+def test_a_release_that_failed_in_prod_is_said_to_be_marked_bad() -> None:
+    failed = ev("prod", "marked_bad", B, outcome="bad", detail="not ready\nlog")
+    decision = decide_prod(preprod(B), [prod(failed)], None, force=False)
+    assert f"{B[:7]}, preprod's last CI-validated sha, was marked bad in prod " in (
+        decision.refused
+    )
+    assert "(not ready\\nlog)" not in decision.refused  # its first line only
+    assert "(not ready)" in decision.refused
+
+
+def test_a_repaired_rollback_reads_as_a_rollback() -> None:
+    mark = ev("prod", "marked_bad", B, detail="rolled back (completed by repair)")
+    refused = decide_prod(preprod(B), [prod(mark)], None, force=False).refused
+    assert "was rolled back in prod on " in refused
+    assert " (completed by repair): deploy a newer" in refused
+
+
+def test_validated_again_in_prod_it_is_the_default_again() -> None:
+    # A deliberate redeploy records preprod's validation in production's ledger.
+    state = prod(rolled_back(B), ev("prod", "validated", B))
+    assert decide_prod(preprod(B), [state], None, force=False).refused == ""
+
+
+def test_a_sha_ci_has_not_validated_takes_force() -> None:
+    refused = decide_prod(preprod(A), [prod()], B, force=False)
+    assert refused.detail == "not validated by CI"
+    assert refused.refused.startswith(f"sha {B[:7]} has not been validated by CI")
+    forced = decide_prod(preprod(A), [prod(rolled_back(B))], B, force=True)
+    assert forced.forced == "rolled back in prod, not validated by CI"
+
+
+def test_force_needs_a_reason_kept_on_one_bounded_line() -> None:
+    for blank in ("", "  \n\t"):
+        with pytest.raises(UsageError, match=r'^--force needs --reason "\.\.\."'):
+            check_reason(True, blank)
+    assert check_reason(False, "") == ""
+    assert check_reason(True, " data\nfixed  ") == "data fixed"
+    assert len(check_reason(True, "x" * 500)) == 200
+
+
+def test_marked_bad_names_the_event_behind_the_verdict() -> None:
+    first, second = rolled_back(B, "one"), rolled_back(B, "two")
+    state = prod(first, ev("prod", "validated", B), second)
+    assert state.marked_bad(B) == second and state.marked_bad(A) is None
+    assert prod(first, ev("prod", "validated", B)).marked_bad(B) is None
+
+
+def test_a_forced_start_message_says_what_and_why() -> None:
+    text = messages.prod_started("prod", B, forced="rolled back in prod", reason="ok")
+    assert text.splitlines() == [
+        "🎯 PROD - Deployment started",
+        f"SHA: {B[:7]} (FORCED: rolled back in prod)",
+        "Reason: ok",
+    ]
+    assert messages.prod_started("prod", B) == (
+        f"🎯 PROD - Deployment started\nSHA: {B[:7]}"
+    )
