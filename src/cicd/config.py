@@ -576,6 +576,9 @@ class Settings:
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ``[tool.cicd.host.NAME]`` overrides, applied on top of any environment.
     host_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: False for the embedded default (a ``pyproject.toml`` with no ``[tool.cicd]``
+    #: table): over SSH a task then reads the host's own configuration instead.
+    explicit: bool = True
 
     def env(self, name: str, host: str | None = None) -> EnvSettings:
         """Return one environment's settings, as seen on ``host`` if given.
@@ -633,13 +636,7 @@ def load(path: Path | str | None = None) -> Settings:
             f"{CONFIG_VARIABLE} names a file that",
         )
     if path is None:
-        found = find_pyproject(Path.cwd())
-        if found is None:
-            raise ConfigError(
-                "no configuration found: run from the project checkout or set "
-                f"{CONFIG_VARIABLE} to a TOML file with a [tool.cicd] table"
-            )
-        path = found
+        path, origin = _found_config()
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(f"{origin} does not exist: {path}")
@@ -647,8 +644,42 @@ def load(path: Path | str | None = None) -> Settings:
     key = (path, stat.st_mtime_ns, stat.st_size)
     if key not in _LOADED:
         table = _read_toml(path).get("tool", {}).get("cicd", {})
-        _LOADED[key] = from_table(table, project_dir=path.parent, path=path)
+        settings = from_table(table, project_dir=path.parent, path=path)
+        # Only the cicd project's own pyproject.toml has no table: the default.
+        _LOADED[key] = dataclasses.replace(settings, explicit="cicd" in _tool(path))
     return _LOADED[key]
+
+
+def _tool(path: Path) -> dict[str, Any]:
+    tool = _read_toml(path).get("tool", {})
+    return tool if isinstance(tool, dict) else {}
+
+
+def _found_config() -> tuple[Path, str]:
+    """The configuration of a task run without ``CICD_CONFIG``, and its origin.
+
+    A ``[tool.cicd]`` table above the current directory comes first; then the
+    record ``setup`` wrote for this user (:mod:`cicd.record`), so that on a VM
+    ``cicd status`` works from any directory, even inside a checkout of the cicd
+    project itself; last, that project's embedded default.
+    """
+    from cicd import record
+
+    found = find_pyproject(Path.cwd())
+    if found is not None and "cicd" in _tool(found):
+        return found, "configuration file"
+    recorded = record.local_path()
+    if recorded.is_file():
+        where = str(recorded)
+        return Path(record.parse(recorded.read_text(), where).config), (
+            f"the configuration recorded in {where} names a file that"
+        )
+    if found is None:
+        raise ConfigError(
+            "no configuration found: run from the project checkout or set "
+            f"{CONFIG_VARIABLE} to a TOML file with a [tool.cicd] table"
+        )
+    return found, "configuration file"
 
 
 def from_table(

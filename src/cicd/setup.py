@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from cicd.errors import CicdError
 
 if TYPE_CHECKING:
     from cicd.config import EnvSettings
+    from cicd.record import Record
     from cicd.runner import Result
     from cicd.runtime.supervisor import SupervisorRuntime
     from cicd.target import Target
@@ -110,12 +112,16 @@ class Options:
         unit_dir: Where the systemd unit goes.
         user: ``User=`` of the unit (empty: none).
         command: How the run was invoked, for the "run this again" fixes.
+        record: What to record for the user running setup, who is the service
+            user (:mod:`cicd.record`); None: nothing (another user, over SSH, or
+            the embedded default).
     """
 
     check: bool = False
     unit_dir: str = systemd.UNIT_DIR
     user: str = ""
     command: str = "invoke setup"
+    record: Record | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,7 @@ def run_setup(
                 _check_swarm(run, t)
         proxied = [t for t in group if t.settings.proxy.kind != "none"]
         if proxied:
-            _check_proxy(run, proxied[0])
+            _check_proxy(run, proxied)
     if len(supervised) > 1:
         run.add(
             Check(
@@ -213,6 +219,8 @@ def run_setup(
     settings = [t.settings for t in targets] + [f.settings for f in fleets]
     if any(s.ci.provider == "github" for s in settings):
         _check_token(run, environ)
+    if options.record and targets:
+        _check_record(run, targets[0], options.record)
     return run.checks
 
 
@@ -361,7 +369,14 @@ def _check_supervisor(
                 "supervisor",
                 MISSING,
                 str(error),
-                ('"$CICD_VENV/bin/python" -m pip install supervisor',),
+                (
+                    (
+                        '"$CICD_VENV/bin/python" -m pip install supervisor'
+                        if first.runner.remote
+                        else shlex.join([sys.executable, "-m", "pip", "install"])
+                        + " supervisor"
+                    ),
+                ),
             )
         )
         return
@@ -476,13 +491,31 @@ def _check_unit(run: _Run, t: Target, program: str, conf: str) -> None:
     )
 
 
-def _check_proxy(run: _Run, t: Target) -> None:
-    """Check haproxy, for zero-downtime switches (needed by ``haproxy``)."""
+def _check_proxy(run: _Run, proxied: list[Target]) -> None:
+    """Check haproxy, for zero-downtime switches (needed by ``haproxy``).
+
+    It is looked up where supervisord runs it (``/usr/sbin`` included, which a
+    service user's PATH lacks), and the line names each environment's slot ports:
+    a VM's port plan needs them.
+    """
+    t = proxied[0]
     program = t.settings.proxy.haproxy
-    found = t.runner.run(cmd(program, "-v"), check=False)
-    if found.ok:
+    path = t.haproxy_path()
+    found = t.runner.run(cmd(path, "-v"), check=False) if path else None
+    if found is not None and found.ok:
         version = (found.stdout.strip().splitlines() or ["haproxy"])[0]
-        run.add(Check("haproxy", OK, f"{version}: blue/green deploys, no downtime"))
+        slots = "; ".join(
+            f"{p.env} {p.settings.port} -> slots {p.settings.proxy.blue_port} "
+            f"(blue), {p.settings.proxy.green_port} (green)"
+            for p in proxied
+        )
+        run.add(
+            Check(
+                "haproxy",
+                OK,
+                f"{path}: {version}: blue/green deploys, no downtime ({slots})",
+            )
+        )
         return
     required = t.settings.proxy.kind == "haproxy"
     run.add(
@@ -661,6 +694,33 @@ def known_host(host: str, ssh_config: str = "") -> KnownHost:
             keys.load(str(path))
     entry = hostname if port == 22 else f"[{hostname}]:{port}"
     return KnownHost(hostname, port, keys.lookup(entry) is not None, paths)
+
+
+#: The tool's programs linked into ``~/.local/bin`` for the service user.
+TOOLS = ("cicd", "invoke", "fab")
+
+
+def _check_record(run: _Run, t: Target, wanted: Record) -> None:
+    """Record this machine's configuration for its user; put the tool on PATH."""
+    from cicd import record
+
+    bin_dir = join(wanted.tool, "bin")
+    recorded = t.runner.run(record.read_command()).stdout == wanted.text()
+    linked = t.runner.ok(record.linked_tools_command(bin_dir, *TOOLS))
+    name = "this user"
+    what = (
+        f"~/.local/bin/{{{','.join(TOOLS)}}} -> {bin_dir} (on PATH from the next "
+        f"login); ~/{record.RECORD} names {wanted.config} (used without "
+        "CICD_CONFIG here, and by fab -H from another machine)"
+    )
+    if recorded and linked:
+        run.add(Check(name, OK, what))
+    elif run.options.check:
+        run.add(Check(name, MISSING, f"not yet: {what}", (run.options.command,)))
+    else:
+        t.runner.run(record.write_command(wanted))
+        t.runner.run(record.link_tools_command(bin_dir, *TOOLS))
+        run.add(Check(name, FIXED, what))
 
 
 def _check_token(run: _Run, environ: Mapping[str, str]) -> None:

@@ -68,15 +68,19 @@ def test_check_then_setup_then_nothing_left_to_do(
 ) -> None:
     units = tmp_path / "units"
     units.mkdir()
-    checked = invoke("setup", "--check", "--unit-dir", str(units))
+    # Run as the service user (--user is who runs it): its home gets the record.
+    home = {"HOME": str(tmp_path / "home")}
+    checked = invoke("setup", "--check", "--unit-dir", str(units), env=home)
     assert checked.returncode == 1, checked.stderr
     assert f"missing  root: {project.root} does not exist" in checked.stdout
-    assert f"invoke setup --unit-dir {units}" in checked.stdout
+    # The to-do names the tool by its path: the service user's PATH lacks it.
+    tool = Path(sys.executable).parent
+    assert f"  {tool / 'cicd'} setup --unit-dir {units}" in checked.stdout
     assert checked.stderr.strip().startswith("setup: missing: root, ")
     assert not project.root.exists() and not any(units.iterdir())
 
     user = getpass.getuser()
-    done = invoke("setup", "--unit-dir", str(units), "--user", user)
+    done = invoke("setup", "--unit-dir", str(units), "--user", user, env=home)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = status_lines(done.stdout)
     for expected in (
@@ -85,6 +89,7 @@ def test_check_then_setup_then_nothing_left_to_do(
         f"fixed    prod: app.env: {project.root}/prod/shared/app.env created empty",
         "fixed    supervisor config: written",
         f"fixed    systemd unit: {units / UNIT} written (User={user})",
+        f"fixed    this user: ~/.local/bin/{{cicd,invoke,fab}} -> {tool}",
     ):
         assert any(line.startswith(expected) for line in lines), (expected, lines)
     assert (
@@ -95,7 +100,24 @@ def test_check_then_setup_then_nothing_left_to_do(
     unit = (units / UNIT).read_text()
     assert f"User={user}" in unit and " -n -c " in unit
 
-    again = invoke("setup", "--check", "--unit-dir", str(units), "--user", user)
+    for name in ("cicd", "invoke", "fab"):
+        assert os.readlink(tmp_path / "home/.local/bin" / name) == str(tool / name)
+    # The record names this configuration: `cicd` finds it from anywhere.
+    recorded = (tmp_path / "home/.config/cicd/config.toml").read_text()
+    assert f'config = "{os.environ["CICD_CONFIG"]}"' in recorded
+    status = subprocess.run(
+        [str(tool / "cicd"), "status", "--json"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={**os.environ, **home, "CICD_CONFIG": ""},
+    )
+    # (Without it, from / and with no CICD_CONFIG: "no configuration found".)
+    assert json.loads(status.stdout)["error"] is None, status.stdout
+
+    again = invoke(
+        "setup", "--check", "--unit-dir", str(units), "--user", user, env=home
+    )
     assert again.returncode == 0, again.stdout
     assert all(line.startswith("ok ") for line in status_lines(again.stdout))
     assert "to do by hand" not in again.stdout

@@ -35,6 +35,7 @@ BROKEN_PIPE = 141
 JSON_SCHEMA = 1
 
 if TYPE_CHECKING:
+    from cicd.config import Settings
     from cicd.notify import Notifier
     from cicd.target import Target
 
@@ -129,12 +130,43 @@ def target(c: Any, env: str) -> Target:
     from cicd.target import Target
 
     runner = Runner(c)
-    if runner.remote:
-        from cicd.ssh import harden
+    if not runner.remote:
+        return Target(runner, config.load(), env)
+    from cicd.ssh import harden
 
-        check_host(runner.host)
-        harden(c)
-    return Target(runner, config.load(), env)
+    check_host(runner.host)
+    harden(c)
+    return Target(runner, host_settings(runner), env)
+
+
+def host_settings(runner: Any) -> Settings:
+    """The configuration of a task run on a host over SSH (``fab -H HOST``).
+
+    The configuration here, when there is one (``CICD_CONFIG``, or a
+    ``[tool.cicd]`` table); otherwise the one the host's setup recorded
+    (:mod:`cicd.record`). The root must be absolute either way: a relative one would
+    be a directory guessed in the SSH user's home.
+
+    Raises:
+        UsageError: No configuration here nor recorded there, or a relative root;
+            nothing was done on the host.
+    """
+    from cicd import config
+    from cicd.errors import UsageError
+    from cicd.record import remote_settings
+
+    settings = config.load()
+    if not settings.explicit:
+        settings = remote_settings(runner)
+    for name in sorted(settings.envs):
+        root = settings.env(name, runner.host).root
+        if not root.startswith("/"):
+            raise UsageError(
+                f"tool.cicd.env.{name}: root {clip(root, 60)!r} is relative: over SSH "
+                f"it would be a directory guessed on {runner.host}; set an absolute "
+                "root; nothing was done"
+            )
+    return settings
 
 
 def targets(c: Any, env: str) -> list[Target]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import shlex
+import sys
+from pathlib import Path
 from typing import Any
 
 from invoke.exceptions import Exit
@@ -19,7 +22,10 @@ from cicd.tasks._common import env_names, reported, target, targets
         "Not writable here: the unit is written under <root>/supervisor and the "
         "command that installs it is printed.",
         "user": "The account the systemd unit runs supervisord and the apps as "
-        "(User=); give the service user.",
+        "(User=); give the service user. Run as that user, setup also links "
+        "cicd, invoke and fab into ~/.local/bin and records this configuration "
+        "in ~/.config/cicd/config.toml (used without CICD_CONFIG, and by fab -H "
+        "from another machine).",
     }
 )
 def setup(
@@ -76,13 +82,14 @@ def setup(
         if not unit_dir.startswith("/"):
             raise UsageError(f"--unit-dir {unit_dir!r} must be an absolute path")
         remote = Runner(c).remote
-        again = (
-            ["fab", "-H", Runner(c).host, "setup"] if remote else ["invoke", "setup"]
-        )
+        again = ["fab", "-H", Runner(c).host, "setup"] if remote else _this_program()
         for flag, value in (("--env", env), ("--unit-dir", unit_dir), ("--user", user)):
             if value and not (flag == "--unit-dir" and value == systemd.UNIT_DIR):
                 again += [flag, value]
-        options = Options(check, unit_dir, user, shlex.join(again))
+        wanted = None
+        if not remote and user and user == getpass.getuser():
+            wanted = _record(settings)
+        options = Options(check, unit_dir, user, shlex.join(again), wanted)
         local, fleets = [], []
         for name, settings_of in envs.items():
             if settings_of.hosts and not remote:
@@ -104,6 +111,29 @@ def setup(
         if failed:
             raise Exit(f"setup: missing: {', '.join(c.name for c in failed)}", code=1)
         print("\nsetup: " + ("everything is in place" if check else "done"))
+
+
+def _this_program() -> list[str]:
+    """``setup`` as a command that works for whoever reads it: this tool's path.
+
+    The service user's PATH may have neither ``invoke`` nor ``cicd`` on it yet.
+    """
+    program = Path(sys.executable).parent / "cicd"
+    if program.is_file():
+        return [str(program), "setup"]
+    return [sys.executable, "-m", "cicd", "setup"]
+
+
+def _record(settings: Any) -> Any:
+    """What setup records for its user, or None for the embedded default."""
+    from cicd.record import Record
+
+    roots = {e.root for e in settings.envs.values()}
+    if not settings.explicit or settings.path is None:
+        return None
+    if not all(root.startswith("/") for root in roots):
+        return None
+    return Record(str(settings.path), sys.prefix)
 
 
 @task(
