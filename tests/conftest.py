@@ -34,6 +34,7 @@ SERVER = '''\
 import base64
 import hashlib
 import http.server
+import os
 import sys
 import time
 
@@ -67,10 +68,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         status = 500 if MODE == "error" else 200
+        body = BODY
+        if self.path.startswith("/env/"):
+            # The variable as this process started with it (app.env is read at start).
+            body = os.environ.get(self.path[len("/env/") :], "").encode()
         self.send_response(status)
-        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass

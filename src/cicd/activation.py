@@ -16,6 +16,7 @@ from cicd.health import CheckResult, HealthCheck, Readiness, wait_ready
 from cicd.config import SLOTS
 from cicd.messages import LOG_TAIL_LINES, short
 from cicd.probe import RemoteFetcher
+from cicd.runtime.supervisor import SupervisorRuntime
 from cicd.slots import other
 
 if TYPE_CHECKING:
@@ -175,12 +176,26 @@ def go_live(
     label: str,
     running: str | None,
     op: str = "deploy",
+    fresh: bool = False,
+    why: str = "",
 ) -> None:
     """Blue/green: start ``sha`` on the idle slot, get it ready there, switch to it.
 
     A slot that still runs ``sha`` warm and ready is switched back to with no
     restart. After a deploy the previous release stays warm on its slot
     (``proxy.warm``); after a rollback or a repair the abandoned one is stopped.
+
+    Args:
+        target: The environment on one host.
+        sha: The kept release to put into service.
+        timeline: Where step timings go.
+        label: What the readiness step is called.
+        running: What ran before (recorded as the switch's previous).
+        op: What switches (deploy, rollback, recover, repair, restart).
+        fresh: Start a new instance of ``sha`` on the idle slot even though one
+            already serves (a restart that re-reads ``shared/app.env``).
+            ``current`` is not switched: it already names ``sha``.
+        why: Added to the ledger's ``restart`` event.
 
     Raises:
         DeployFailed: ``sha`` did not get ready on its slot; haproxy never routed
@@ -200,8 +215,14 @@ def go_live(
     # haproxy's answer, else the last switch's choice: never start over the slot
     # that serves (or should) because haproxy was down or its check was failing.
     live = slots.routed() or (None if first else slots.intended())
-    slot = slots.find_warm(sha, live)
-    if live and slot is None and slots.release(live) == sha and slots.ready_now(live):
+    slot = None if fresh else slots.find_warm(sha, live)
+    if (
+        live
+        and not fresh
+        and slot is None
+        and slots.release(live) == sha
+        and slots.ready_now(live)
+    ):
         # It already serves (a repair after haproxy came back): nothing to start.
         target.switch(sha, running)
         target.event("health", sha=sha, detail=f"serving on the {live} slot")
@@ -216,13 +237,14 @@ def go_live(
         slots.point(slot, sha)
         with timeline.step("restart", f"start {short(sha)} on the {slot} slot"):
             runtime.restart()
-        target.event("restart", sha=sha, detail=f"{slot} slot", defer=True)
+        detail = f"{slot} slot" + (f", {why}" if why else "")
+        target.event("restart", sha=sha, detail=detail, defer=True)
         failpoints.hit("restarted")
         try:
             readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
         except DeployFailed as error:
             log = last_lines(runtime)
-            runtime.stop()
+            slots.stop(slot)
             # Nothing was switched: no intent is left for status to report.
             intent.clear(target)
             target.event("health", sha=sha, outcome="failed", detail=str(error))
@@ -241,7 +263,8 @@ def go_live(
         )
     failpoints.hit("ready")
     with timeline.step("switch", f"switch {target.env} to {short(sha)} ({slot})"):
-        target.switch(sha, running)
+        if not fresh:
+            target.switch(sha, running)
         failpoints.hit("switched")
         if first:
             for line in slots.start_proxy(slot):
@@ -268,6 +291,100 @@ def go_live(
             )
         else:
             slots.retire(live)
+
+
+def in_place(target: Target) -> Runtime:
+    """The runtime of the environment's app run in place (not on a slot).
+
+    With haproxy installed (``proxy.kind = "auto"``) but never switched to here,
+    the app still runs in place, until the next deploy moves it behind haproxy.
+    """
+    if not target.proxied:
+        return target.runtime
+    from cicd.runtime import runtime_for
+
+    return runtime_for(target.runner, target.settings, target.paths)
+
+
+def restart_current(target: Target, timeline: Timeline, why: str) -> str:
+    """Start the release ``current`` names afresh, so it reads its files again.
+
+    Behind haproxy with no downtime, as a deploy goes live: a new instance on the
+    idle slot, every readiness check there, the switch, then the old instance is
+    stopped (a previous release kept warm on the idle slot gives way). In place
+    the app restarts and is down until ready.
+
+    Args:
+        target: The environment on one host (the lock is held).
+        timeline: Where step timings go.
+        why: The ledger's detail of the restart.
+
+    Returns:
+        What was done, in words.
+
+    Raises:
+        DeployFailed: The new instance never got ready. Behind haproxy nothing was
+            switched and the old instance still serves.
+    """
+    from cicd.errors import UsageError
+
+    sha = target.current()
+    if not sha:
+        raise UsageError(f"{target.env} was never deployed: nothing to restart")
+    label = f"wait until the new {short(sha)} is ready"
+    if target.proxied and target.slots.proxy.configured():
+        slots = target.slots
+        live = slots.routed() or slots.intended()
+        idle = other(live) if live else SLOTS[0]
+        warm = slots.warm_until(idle) is not None
+        gives_way = slots.release(idle) if warm else None
+        intent.begin(target, sha, sha, "restart")
+        go_live(
+            target,
+            sha,
+            timeline,
+            label=label,
+            running=sha,
+            op="restart",
+            fresh=True,
+            why=why,
+        )
+        intent.clear(target)
+        new = slots.intended() or idle
+        said = (
+            f"{short(sha)} restarted on the {new} slot and switched to with no "
+            f"downtime, ready after {timeline.durations.get('readiness', 0):.1f}s; "
+            f"the {other(new)} slot stopped"
+        )
+        if gives_way:
+            said += (
+                f"; {short(gives_way)}, kept warm there, gave way (a rollback to it "
+                "starts it again)"
+            )
+        return said
+    runtime = in_place(target)
+    with timeline.step("restart", f"restart the {target.env} app in place"):
+        runtime.restart()
+    target.event("restart", sha=sha, detail=why, defer=True)
+    try:
+        readiness = wait_until_ready(target, timeline, label)
+    except DeployFailed as error:
+        target.event("health", sha=sha, outcome="failed", detail=str(error))
+        raise DeployFailed(
+            f"{error} (restarted in place: no haproxy here, nothing serves "
+            f"{target.env} now)",
+            log=last_lines(runtime),
+        ) from None
+    target.event(
+        "health",
+        sha=sha,
+        detail=f"ready after {readiness.attempts} attempt(s), {why}",
+        durations={"readiness": readiness.seconds},
+    )
+    return (
+        f"{short(sha)} restarted in place, ready after {readiness.seconds:.1f}s "
+        "(no haproxy here: the app was down meanwhile)"
+    )
 
 
 def already_ready(target: Target) -> bool:
@@ -337,11 +454,14 @@ def recover(
                 )
         elif target.proxied:
             for slot in SLOTS:
-                target.slots.runtime(slot).stop()
+                target.slots.stop(slot)
             target.runner.run(files.remove(target.paths.current, target.paths.live))
             intent.clear(target)
         else:
             target.runtime.stop()
+            if isinstance(target.runtime, SupervisorRuntime):
+                # Nothing to start at boot: no release is current any more.
+                target.runtime.set_autostart(False)
             target.runner.run(files.remove(target.paths.current))
             intent.clear(target)
         target.event(

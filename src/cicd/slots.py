@@ -21,15 +21,21 @@ from posixpath import basename
 from typing import TYPE_CHECKING
 
 from cicd.commands import files
+from cicd.commands import supervisor as sv
 from cicd.config import SLOTS
 from cicd.health import HealthCheck, wait_ready
 from cicd.messages import short
 from cicd.commands import haproxy as hx
 from cicd.proxy import Proxy, ProxyDown
+from cicd.runtime.supervisor import SupervisorRuntime
 
 if TYPE_CHECKING:
     from cicd.runtime import Runtime
     from cicd.target import Target
+
+
+#: The states of an app instance that is (or is about to be) up.
+RUNNING = ("RUNNING", "STARTING")
 
 
 def other(slot: str) -> str:
@@ -162,12 +168,38 @@ class Slots:
     def start_proxy(self, live: str) -> list[str]:
         """The first switch: remember ``live``, then start haproxy routing to it."""
         self.target.runner.run(files.write_atomic(self.target.paths.live, live + "\n"))
-        return self.proxy.ensure(live)
+        said = self.proxy.ensure(live)
+        self.boot_only(live)
+        return said
 
     def switch(self, to: str, away: str | None) -> None:
         """Route to ``to``, drain ``away``, and remember ``to`` as live."""
         self.target.runner.run(files.write_atomic(self.target.paths.live, to + "\n"))
         self.proxy.route(to, away)
+        self.boot_only(to)
+
+    def boot_only(self, live: str | None) -> None:
+        """Make the program files say that a fresh supervisord starts ``live`` only.
+
+        A reboot (or a killed supervisord) then brings back what serves and
+        nothing else: a release CI rejected or one rolled back stays stopped, and
+        the warm previous release is started by ``invoke start`` only inside its
+        window. Sent with the next command.
+        """
+        changes = [
+            (runtime.program_path, slot == live)
+            for slot in SLOTS
+            if isinstance(runtime := self.runtime(slot), SupervisorRuntime)
+        ]
+        if changes:
+            self.target.runner.defer(sv.set_autostart(*changes))
+
+    def stop(self, slot: str) -> None:
+        """Stop a slot's instance and keep it stopped across a reboot."""
+        runtime = self.runtime(slot)
+        runtime.stop()
+        if isinstance(runtime, SupervisorRuntime):
+            runtime.set_autostart(False)
 
     def keep_warm(self, slot: str, sha: str | None, seconds: float) -> str:
         """Keep the previous release running on ``slot`` for ``seconds``, or stop it.
@@ -205,10 +237,29 @@ class Slots:
         if not slot or slot == live:
             return None
         runtime = self.runtime(slot)
+        if isinstance(runtime, SupervisorRuntime):
+            runtime.set_autostart(False)
         if runtime.status() != "RUNNING":
             return None
         runtime.stop()
         return f"stopped the {slot} slot ({short(self.release(slot))})"
+
+    def warm_until(self, slot: str) -> float | None:
+        """Until when ``slot`` is kept warm (epoch seconds), or None: not warm now.
+
+        Warm means the ``warm`` file names this slot and the release its symlink
+        holds, and its window has not ended.
+        """
+        details = self.warm() or {}
+        until = details.get("until")
+        if (
+            details.get("slot") != slot
+            or not isinstance(until, (int, float))
+            or until <= time.time()
+            or details.get("sha") != self.release(slot)
+        ):
+            return None
+        return float(until)
 
     def retire_expired(self) -> str | None:
         """Stop the warm slot if its window has passed; what was done, or None."""
@@ -219,3 +270,22 @@ class Slots:
         if isinstance(until, (int, float)) and until > time.time():
             return None
         return self.retire(str(details.get("slot") or "") or None)
+
+    def outage(self) -> str | None:
+        """Why nothing serves this environment behind haproxy; None if something does.
+
+        haproxy down, routing to no slot, or routing only to slots whose app does
+        not run.
+        """
+        try:
+            routed = hx.routed(self.proxy.servers())
+        except ProxyDown:
+            return "haproxy is not running"
+        if not routed:
+            return f"haproxy routes {self.target.env} to no slot"
+        states = {slot: self.runtime(slot).status() for slot in routed}
+        if any(state in RUNNING for state in states.values()):
+            return None
+        return "; ".join(
+            f"the {slot} slot is {state}" for slot, state in states.items()
+        )

@@ -53,8 +53,33 @@ def serving_problem(target: Target) -> str | None:
     return None
 
 
+#: What a runtime says of an app that serves (or is about to, or rolls over).
+UP_STATES = ("RUNNING", "STARTING", "UPDATING")
+
+
+def outage(target: Target, current: str | None) -> str | None:
+    """Why nothing serves a deployed environment, or None.
+
+    None too for an environment never deployed: nothing is meant to serve it.
+    Behind haproxy: haproxy down, or routing to no running slot; else the app's
+    state (DOWN when supervisord itself is down).
+    """
+    if not current:
+        return None
+    from cicd.activation import in_place
+
+    if target.proxied and target.slots.proxy.configured():
+        return target.slots.outage()
+    state = in_place(target).status()
+    return None if state in UP_STATES else f"the app is {state}"
+
+
 def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
-    """Everything a person asks about one environment, as a dict."""
+    """Everything a person asks about one environment, as a dict.
+
+    ``down`` says why nothing serves an environment that was deployed (None when
+    something does, or when it never was).
+    """
     state = target.state()
     healthy, health = health_line(target) if state.current else (False, "not deployed")
     serving = target.serving() if state.current else None
@@ -70,6 +95,7 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
         "runtime": target.runtime.status() if state.current else "NOT DEPLOYED",
         "healthy": healthy,
         "health": health,
+        "down": outage(target, state.current),
         "lock": describe(state.lock) if state.lock else None,
         "releases": len(state.releases),
         "last_events": [
@@ -184,6 +210,11 @@ def format_status(rows: list[dict[str, Any]]) -> str:
             lines.append(format_slots(row["env"], row["slots"]))
         if row.get("swarm"):
             lines.append(format_swarm(row["env"], row["swarm"]))
+        if row.get("down"):
+            lines.append(
+                f"  {row['env']}: DOWN — {short(row['current'])} is deployed but "
+                f"nothing serves it: {row['down']} (`invoke start` starts it again)"
+            )
         if not row["healthy"] and row["current"]:
             lines.append(f"  {row['env']} health: {row['health']}")
         for warning in row["warnings"]:

@@ -103,11 +103,14 @@ def program_conf(
     directory: str,
     environment: Mapping[str, str],
     logfile: str,
+    autostart: bool = True,
 ) -> str:
     """Return the ``[program:NAME]`` section that runs one environment's app.
 
     ``directory`` is the environment's ``current`` symlink: supervisord changes into
     it at every spawn, so a restart after a switch runs the new release.
+    ``autostart`` says whether a supervisord that starts afresh (a reboot) starts
+    it: only what serves does (see :func:`set_autostart`).
     """
     env = ",".join(
         f'{key}="{_escape(_quote_escape(value))}"'
@@ -117,7 +120,7 @@ def program_conf(
         f"[program:{name}]",
         f"command={_escape(command)}",
         f"directory={_escape(directory)}",
-        "autostart=true",
+        f"autostart={_flag(autostart)}",
         "autorestart=true",
         # Readiness is judged by HTTP checks, not by supervisord's start timer.
         "startsecs=0",
@@ -134,6 +137,34 @@ def program_conf(
     if env:
         lines.append(f"environment={env}")
     return "\n".join(lines) + "\n"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def set_autostart(*changes: tuple[str, bool]) -> Command:
+    """Rewrite the ``autostart=`` line of program files, and nothing else.
+
+    What a fresh supervisord starts is what the files say, so each switch marks
+    the slot that serves ``true`` and the others ``false``. Only that line
+    changes, and only where it differs: a running program's file then differs
+    from what supervisord loaded by that line at most, and a serving program was
+    always loaded with ``autostart=true`` (it was started so), so a later
+    ``supervisorctl update`` never restarts what serves. A missing file is left
+    missing.
+
+    Args:
+        *changes: ``(program file, autostart)`` pairs.
+    """
+    args = [word for path, value in changes for word in (path, _flag(value))]
+    return sh(
+        'while [ $# -ge 2 ]; do f="$1"; v="$2"; shift 2; '
+        '[ -f "$f" ] || continue; grep -qx "autostart=$v" "$f" && continue; '
+        'tmp="$f.tmp.$$"; sed "s/^autostart=.*/autostart=$v/" "$f" > "$tmp" '
+        '&& mv -f "$tmp" "$f" || exit 1; done',
+        *args,
+    )
 
 
 def ctl(supervisorctl: str, conf: str, *args: str) -> Command:

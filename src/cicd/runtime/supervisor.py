@@ -21,12 +21,11 @@ from posixpath import join
 from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
 
-from cicd.commands import files
+from cicd.commands import Command, files
 from cicd.commands import supervisor as sv
 from cicd.errors import CicdError
 
 if TYPE_CHECKING:
-    from cicd.commands import Command
     from cicd.config import EnvSettings
     from cicd.layout import EnvPaths
     from cicd.runner import Runner
@@ -106,13 +105,41 @@ class SupervisorRuntime:
         """Write supervisord's files (conf, env-file loader, program) that differ.
 
         One round trip to compare; nothing is written when both are up to date.
+        The program starts with supervisord (``autostart``) only if it would serve:
+        see :meth:`boots`.
 
         Returns:
             The paths written.
         """
-        written = self.write_programs({self.program_path: self._program_conf()})
+        conf = self._program_conf(autostart=self.boots())
+        written = self.write_programs({self.program_path: conf})
         self.runner.flush()
         return written
+
+    def boots(self) -> bool:
+        """Whether a supervisord starting afresh (a reboot) should start this program.
+
+        Only what serves does: in place, an environment that was deployed; behind
+        haproxy, the slot the last switch chose (``<env>/live``), holding a release.
+        A never-deployed environment starts nothing (no "couldn't chdir").
+        """
+        if not self.runner.ok(files.exists(self.link)):
+            return False
+        return self.slot is None or (
+            self.runner.output(files.read(self.paths.live)) == self.slot
+        )
+
+    def autostart_command(self, autostart: bool) -> Command:
+        """The command that marks this program to start at boot, or not."""
+        return sv.set_autostart((self.program_path, autostart))
+
+    def set_autostart(self, autostart: bool) -> None:
+        """Mark this program to start with a fresh supervisord, or not.
+
+        Only the file's ``autostart=`` line changes (see
+        :func:`cicd.commands.supervisor.set_autostart`); sent with the next command.
+        """
+        self.runner.defer(self.autostart_command(autostart))
 
     def write_programs(self, programs: dict[str, str]) -> list[str]:
         """Write supervisord's own files and these program files, where they differ.
@@ -194,7 +221,15 @@ class SupervisorRuntime:
             self._start_daemon(timeout)
             return True
         if removed:
-            exited, output = self._ctl("update")
+            # Named groups only: a bare ``update`` would also apply every other
+            # changed file, restarting a program whose file was edited since.
+            _, changes = self._ctl("reread")
+            gone = [
+                line.split(":", 1)[0]
+                for line in changes.splitlines()
+                if line.endswith(": disappeared")
+            ]
+            exited, output = self._ctl("update", program, *gone)
         else:
             self._ctl("reread")
             exited, output = self._ctl("update", program)
@@ -225,7 +260,9 @@ class SupervisorRuntime:
         """The symlink to the release it runs: its slot's, or ``current``."""
         return self.paths.link(self.slot)
 
-    def _program_conf(self) -> str:
+    def _program_conf(self, autostart: bool = True) -> str:
+        # autostart: an instance is loaded so whenever cicd starts it, so the file
+        # of the one that serves never differs from what supervisord loaded.
         values = {
             "port": str(self.port),
             "address": self.address,
@@ -252,6 +289,7 @@ class SupervisorRuntime:
             directory=join(self.link, self.settings.app_dir),
             environment=environment,
             logfile=self.paths.app_log_of(self.slot),
+            autostart=autostart,
         )
 
     def start(self) -> None:

@@ -6,7 +6,18 @@ so ``invoke --list`` stays fast.
 
 from invoke.collection import Collection
 
-from cicd.tasks import audit, deploy, hooks, lock, notify, ops, report, setup, watch
+from cicd.tasks import (
+    audit,
+    deploy,
+    hooks,
+    lock,
+    notify,
+    ops,
+    report,
+    secrets,
+    setup,
+    watch,
+)
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
@@ -14,6 +25,7 @@ ns.add_collection(Collection.from_module(lock, name="lock"))
 ns.add_collection(Collection.from_module(notify, name="notify"))
 ns.add_collection(Collection.from_module(hooks, name="hooks"))
 ns.add_collection(Collection.from_module(watch, name="watch"))
+ns.add_collection(Collection.from_module(secrets, name="secrets"))
 for _task in (
     ops.rollback,
     ops.health,

@@ -190,7 +190,13 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
 
     SERVING is asked of the running process (or container), not of the current
     symlink; a mark (!) and a failed health say they differ. --repair fixes that.
+
+    Exits 1 when an environment that was deployed is served by nothing (its app, or
+    haproxy, is down: after a reboot, `invoke start` brings it back); its line says
+    so, and with --json the document has "ok": false and each row's "down" says
+    why. An environment never deployed is not a failure.
     """
+    down: list[str] = []
     with reported("status" if json else "", env or None):
         from cicd.status import env_status, format_status
 
@@ -208,10 +214,19 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
                         # With --json, stdout is the JSON document alone.
                         print(said, file=sys.stderr if json else sys.stdout)
         rows = [env_status(t) for name in names for t in targets(c, name)]
+        envs = [row["env"] for row in rows]
+        down = [
+            row["env"] + (f"@{row['host']}" if envs.count(row["env"]) > 1 else "")
+            for row in rows
+            if row["down"]
+        ]
+        error = f"nothing serves: {', '.join(down)}" if down else None
         if json:
-            emit_json("status", rows, env=env or None)
+            emit_json("status", rows, env=env or None, ok=not down, error=error)
         else:
             print(format_status(rows))
+    if down:
+        raise Exit(f"nothing serves: {', '.join(down)}", code=1)
 
 
 @task(help={"env": "Environment (default: preprod).", "json": "Print JSON."})

@@ -143,14 +143,27 @@ def _record(settings: Any) -> Any:
     }
 )
 def start(c: Any, env: str = "") -> None:
-    """Start the apps again after a reboot or a killed supervisord; wait until ready.
+    """Start what serves again after a reboot or a killed supervisord; wait until ready.
 
-    For each environment that has a ``current`` release (or the one given), the
-    runtime is started if it is down (supervisord, or ``docker compose up``) on that
-    release, and the environment's readiness checks are polled as a deploy does. One
-    line per environment; a never-deployed one is skipped with a line saying so.
-    Nothing is switched and no lock is taken. Exits 1 if an environment does not get
-    ready. With the systemd unit of ``invoke setup`` this happens by itself at boot.
+    For each environment that has a ``current`` release (or the one given), under
+    its lock: a switch a killed run left unfinished is completed or undone first;
+    then what served starts again, and only that. In place: the app, on the release
+    ``current`` names. Behind haproxy: haproxy, the live slot (the release
+    ``current`` names) and, while its window lasts, the previous release kept warm
+    on the other slot; a slot holding a release CI rejected, one rolled back or one
+    whose warm window ended is left stopped (stopped if found running). Then the
+    environment's readiness checks are polled as a deploy does. One line per
+    environment says what was started and what was left stopped, e.g.::
+
+        prod: 8a01b7c started on the blue slot (was DOWN), ready after 2.9s; the
+        green slot (3f9c2e1, rolled back) left stopped
+
+    A never-deployed environment is skipped with a line saying so. Nothing is
+    switched. Exits 1 if an environment does not get ready or cannot be started
+    (locked by another run, supervisord missing...): its line says why.
+    With the systemd unit of ``invoke setup`` supervisord starts at boot by itself,
+    and with it what serves (only the live slot: the program files say so); run
+    ``start`` then to bring back a warm previous release and check readiness.
     """
     with reported():
         from cicd.errors import CicdError
