@@ -267,7 +267,8 @@ def test_status_exits_1_when_a_deployed_environment_serves_nothing(
 def test_status_exits_1_when_haproxy_routes_to_a_slot_that_does_not_run(
     bluegreen: Project,
 ) -> None:
-    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    v1 = bluegreen.repo.commit("v1")
+    deploy(bluegreen, v1)
     live = slot_of(bluegreen)
     conf = bluegreen.root / "supervisor" / "supervisord.conf"
     subprocess.run(
@@ -276,6 +277,14 @@ def test_status_exits_1_when_haproxy_routes_to_a_slot_that_does_not_run(
     table = invoke("status", "--env", "preprod")
     assert table.returncode == 1, table.stdout + table.stderr
     assert f"nothing serves it: the {live} slot is STOPPED" in table.stdout
+    started = invoke("start", "--env", "preprod")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert re.match(
+        rf"preprod: {v1[:7]} started on the {live} slot \(was STOPPED\), ready "
+        r"after \d+\.\ds$",  # the other slot never held a release: not named
+        started.stdout,
+    ), started.stdout
+    assert invoke("status", "--env", "preprod").returncode == 0
 
 
 @needs_haproxy
@@ -313,4 +322,24 @@ def test_start_keeps_an_app_run_in_place_until_a_deploy_moves_it_behind_haproxy(
     assert get(project.url()) == "v1 ok"
     assert not (project.root / "proxy").exists()
     # Not down: the app serves in place (health says haproxy does not run yet).
+    assert invoke("status", "--env", "preprod").returncode == 0
+
+
+@needs_haproxy
+def test_start_settles_a_switch_a_killed_deploy_left_before_starting_anything(
+    bluegreen: Project,
+) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    v2 = bluegreen.repo.commit("v2")
+    killed = invoke("deploy.preprod", "--sha", v2, env={"CICD_FAILPOINT": "switched"})
+    assert killed.returncode in (-9, 137), killed.stderr
+    intent = bluegreen.root / "preprod" / "intent"
+    assert intent.exists()
+    reboot(bluegreen)
+    started = invoke("start", "--env", "preprod")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "unfinished switch" in started.stderr, started.stderr
+    assert started.stdout.startswith(f"preprod: {v2[:7]} "), started.stdout
+    assert not intent.exists()
+    assert get(bluegreen.url()) == "v2 ok"
     assert invoke("status", "--env", "preprod").returncode == 0

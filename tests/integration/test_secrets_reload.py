@@ -7,6 +7,8 @@ restarts. The stand-in app answers ``/env/NAME`` with the variable it started wi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from cicd.load import Load
@@ -14,6 +16,8 @@ from tests.conftest import Project, invoke
 from tests.integration.test_bluegreen import slot_of, slot_pid
 from tests.integration.test_deploy import deploy, get, ledger
 from tests.integration.test_reboot import bluegreen, needs_haproxy
+from tests.integration.test_ssh import fab, fleet_config
+from tools.testinfra.sshd import SshFleet
 
 __all__ = ["bluegreen"]  # the fixture, found by name
 
@@ -139,3 +143,39 @@ def test_reload_refuses_bad_input_and_a_held_lock(project: Project) -> None:
     assert done.returncode == 3, done.stderr
     helped = invoke("--help", "secrets.reload")
     assert "shared/app.env" in helped.stdout and "no downtime" in helped.stdout
+
+
+@needs_haproxy
+def test_reload_over_ssh_host_after_host_and_with_fab(
+    project: Project, ssh_hosts: Callable[[int], SshFleet]
+) -> None:
+    fleet = ssh_hosts(2)
+    fleet_config(project, fleet, proxy="haproxy")
+    port = project.ports["preprod"]
+    urls = [f"http://{host.address}:{port}/" for host in fleet.hosts]
+    deployed = invoke("deploy.preprod", "--sha", project.repo.commit("v1"))
+    assert deployed.returncode == 0, deployed.stderr
+    for index, host in enumerate(fleet.hosts):
+        path = project.root / host.name / "preprod" / "shared" / "app.env"
+        path.write_text(f"GREETING={SECRET}-{index}\n")
+        path.chmod(0o600)
+    with Load(urls[0], workers=2, seconds=120) as one:
+        done = invoke("secrets.reload", "--env", "preprod")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert one.tally.failed == 0, one.tally.line()
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        f"preprod@{host.name}" for host in fleet.hosts
+    ]
+    assert [get(url + "env/GREETING") for url in urls] == [
+        f"{SECRET}-0",
+        f"{SECRET}-1",
+    ]
+    first = fleet.hosts[0]
+    path = project.root / first.name / "preprod" / "shared" / "app.env"
+    path.write_text("GREETING=again\n")
+    done = fab(fleet, "-H", first.name, "secrets.reload", "--env", "preprod")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"preprod@{first.name}: "), done.stdout
+    assert get(urls[0] + "env/GREETING") == "again"
+    assert SECRET not in done.stdout + done.stderr

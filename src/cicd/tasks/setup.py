@@ -159,7 +159,9 @@ def start(c: Any, env: str = "") -> None:
         green slot (3f9c2e1, rolled back) left stopped
 
     A never-deployed environment is skipped with a line saying so. Nothing is
-    switched. Exits 1 if an environment does not get ready or cannot be started
+    switched, but to settle an unfinished switch or to put ``current`` back on the
+    live slot after a hand edit. Exits 1 if an environment does not get ready or
+    cannot be started
     (locked by another run, supervisord missing...): its line says why.
     With the systemd unit of ``invoke setup`` supervisord starts at boot by itself,
     and with it what serves (only the live slot: the program files say so); run
