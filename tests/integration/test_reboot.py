@@ -343,3 +343,35 @@ def test_start_settles_a_switch_a_killed_deploy_left_before_starting_anything(
     assert not intent.exists()
     assert get(bluegreen.url()) == "v2 ok"
     assert invoke("status", "--env", "preprod").returncode == 0
+
+
+@needs_haproxy
+def test_a_supervisorctl_update_after_a_switch_never_restarts_what_serves(
+    bluegreen: Project,
+) -> None:
+    """The autostart lines flipped at each switch are the only difference between a
+    program's file and what supervisord loaded, and the slot that serves was always
+    loaded with autostart=true: ``update`` leaves it alone."""
+    conf = bluegreen.root / "supervisor" / "supervisord.conf"
+
+    def update() -> None:
+        subprocess.run([SUPERVISORCTL, "-c", str(conf), "update"], check=True)
+
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    v2 = bluegreen.repo.commit("v2")
+    deploy(bluegreen, v2)
+    live = slot_of(bluegreen)
+    pid = slot_pid(bluegreen, live)
+    update()
+    assert slot_pid(bluegreen, live) == pid
+    # The warm slot's file says it does not start at boot: update stops it.
+    assert slot_pid(bluegreen, other(live)) is None
+    deploy(bluegreen, bluegreen.repo.commit("v3"))  # on the other slot; v2 warm
+    pid = slot_pid(bluegreen, live)
+    rolled = invoke("rollback", "--to", v2)  # a switch back to v2, still warm
+    assert rolled.returncode == 0, rolled.stderr
+    assert "switching back" in rolled.stdout + rolled.stderr
+    assert slot_of(bluegreen) == live and slot_pid(bluegreen, live) == pid
+    update()
+    assert slot_pid(bluegreen, live) == pid
+    assert get(bluegreen.url()) == "v2 ok"
