@@ -16,6 +16,7 @@ ready, with no downtime (:func:`cicd.activation.restart_current`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -50,7 +51,31 @@ class Started:
     line: str
 
 
-def start_env(t: Target, notifier: Notifier | None = None) -> Started:
+def observe(t: Target) -> dict[str, str]:
+    """The state of each instance of an environment's app, before anything starts.
+
+    ``start`` reads every environment's first: starting the first one's haproxy
+    starts supervisord, which starts the others' live slots at once, and those
+    must still be said to have been DOWN. Read-only.
+
+    Returns:
+        ``{"blue": ..., "green": ...}`` behind haproxy, ``{"app": ...}`` in place,
+        ``{}`` for an environment never deployed.
+    """
+    from cicd.activation import in_place
+
+    if not t.current():
+        return {}
+    if t.proxied and t.slots.proxy.configured():
+        return {slot: t.slots.runtime(slot).status() for slot in SLOTS}
+    return {"app": in_place(t).status()}
+
+
+def start_env(
+    t: Target,
+    notifier: Notifier | None = None,
+    before: dict[str, str] | None = None,
+) -> Started:
     """Start what serves an environment if it is down, and wait until it is ready.
 
     The recovery after a reboot without the systemd unit, or after supervisord was
@@ -63,6 +88,8 @@ def start_env(t: Target, notifier: Notifier | None = None) -> Started:
     Args:
         t: The environment on one host.
         notifier: Where a repair's progress lines go (default: the console).
+        before: What :func:`observe` saw before anything was started (default:
+            read now).
 
     Returns:
         What happened; ``ok`` is False when the app did not get ready.
@@ -74,42 +101,52 @@ def start_env(t: Target, notifier: Notifier | None = None) -> Started:
         # Read-only: a never-deployed environment gets nothing, not even a lock.
         return Started(t.env, None, None, "never deployed: skipped")
     with lock.hold([t], "start"):
-        return _start_locked(t, notifier or Notifier(t))
+        return _start_locked(t, notifier or Notifier(t), before)
 
 
-def _start_locked(t: Target, notifier: Notifier) -> Started:
+def _start_locked(
+    t: Target, notifier: Notifier, before: dict[str, str] | None
+) -> Started:
     from cicd.repair import repair
 
+    clock = time.monotonic()
     t.runtime.preflight()
     # Like every other command: a switch a killed run left unfinished first.
     repair(t, notifier)
     sha = t.current()
     if not sha:
         return Started(t.env, None, None, "never deployed: skipped")
+    seen = observe(t) if before is None else before
     if t.proxied and t.slots.proxy.configured():
-        return _start_slots(t, sha, notifier)
-    return _start_in_place(t, sha)
+        how, notes = _start_slots(t, sha, notifier, seen)
+    else:
+        how, notes = _start_in_place(t, sha, seen.get("app") or "DOWN"), []
+    return _ready(t, sha, how, notes, clock)
 
 
-def _start_in_place(t: Target, sha: str) -> Started:
+def _start_in_place(t: Target, sha: str, before: str) -> str:
+    """Start the app run in place; how, in words."""
     from cicd.activation import in_place
 
-    runtime = in_place(t)
-    before = runtime.status()
     # In place a changed program config reaches the app here (it restarts).
-    runtime.start()
+    in_place(t).start()
     if before != "RUNNING":
         t.event(
             "restart", sha=sha, detail=f"start: the runtime was {before}", defer=True
         )
-    how = "already running" if before == "RUNNING" else f"started (was {before})"
-    return _ready(t, sha, how, [])
+    return "already running" if before == "RUNNING" else f"started (was {before})"
 
 
-def _start_slots(t: Target, sha: str, notifier: Notifier) -> Started:
-    """Behind haproxy: haproxy, the live slot, the warm one in its window; no other."""
+def _start_slots(
+    t: Target, sha: str, notifier: Notifier, seen: dict[str, str]
+) -> tuple[str, list[str]]:
+    """Behind haproxy: haproxy, the live slot, the warm one in its window; no other.
+
+    Returns:
+        How the live slot was started, and what else was done, in words.
+    """
     slots = t.slots
-    before = {slot: slots.runtime(slot).status() for slot in SLOTS}
+    before = {slot: seen.get(slot) or "DOWN" for slot in SLOTS}
     live = slots.intended()
     if live is None or slots.release(live) != sha:
         # The last switch's slot does not hold ``current`` (a hand edit): put
@@ -148,7 +185,7 @@ def _start_slots(t: Target, sha: str, notifier: Notifier) -> Started:
         if before[live] in RUNNING
         else f"started on the {live} slot (was {before[live]})"
     )
-    return _ready(t, sha, how, [*([idle] if idle else []), *proxy])
+    return how, [*([idle] if idle else []), *proxy]
 
 
 def _settle_idle(t: Target, slot: str) -> str | None:
@@ -204,8 +241,12 @@ def _why_stopped(state: EnvState, sha: str, ended: bool) -> str:
     return "previous release, " + ("warm window ended" if ended else "not warm")
 
 
-def _ready(t: Target, sha: str, how: str, notes: list[str]) -> Started:
-    """Wait until the environment answers its checks; the line that says it all."""
+def _ready(t: Target, sha: str, how: str, notes: list[str], clock: float) -> Started:
+    """Wait until the environment answers its checks; the line that says it all.
+
+    The seconds said are counted from ``clock``: the start of this environment's
+    recovery, not of the last check only.
+    """
     from cicd.activation import DeployFailed, wait_until_ready
     from cicd.progress import Timeline
 
@@ -222,7 +263,8 @@ def _ready(t: Target, sha: str, how: str, notes: list[str]) -> Started:
         detail=f"start: ready after {readiness.attempts} attempt(s)",
         durations={"readiness": readiness.seconds},
     )
-    line = f"{short(sha)} {how}, ready after {readiness.seconds:.1f}s{tail}"
+    seconds = time.monotonic() - clock
+    line = f"{short(sha)} {how}, ready after {seconds:.1f}s{tail}"
     return Started(t.env, sha, True, line)
 
 

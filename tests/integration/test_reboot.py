@@ -157,6 +157,8 @@ def test_a_supervisord_started_on_its_files_alone_starts_only_the_live_slot(
         assert running == {"proxy", f"app-preprod-{first}"}, states(bluegreen)
         log = (bluegreen.root / "supervisor" / "supervisord.log").read_text()
         assert "couldn't chdir" not in log  # prod, never deployed, starts nothing
+        assert states(bluegreen)["app-prod-blue"] == "STOPPED"
+        assert not (bluegreen.root / "prod" / "logs" / "app-blue.log").exists()
         started = invoke("start")
         assert started.returncode == 0, started.stdout + started.stderr
         assert started.stdout.splitlines()[0].startswith(
@@ -375,3 +377,41 @@ def test_a_supervisorctl_update_after_a_switch_never_restarts_what_serves(
     update()
     assert slot_pid(bluegreen, live) == pid
     assert get(bluegreen.url()) == "v2 ok"
+
+
+@needs_haproxy
+def test_start_says_what_it_started_in_each_environment_of_the_one_supervisord(
+    bluegreen: Project,
+) -> None:
+    v1 = bluegreen.repo.commit("v1")
+    v2 = bluegreen.repo.commit("v2")
+    deploy(bluegreen, v1)
+    for sha in (v1, v2):
+        done = invoke(
+            "deploy.prod",
+            "--confirm",
+            "DEPLOY",
+            "--sha",
+            sha,
+            "--force",
+            "--reason",
+            "t",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert invoke("rollback", "--env", "prod", "--to", v1).returncode == 0
+    live = slot_of(bluegreen, "prod")
+    reboot(bluegreen)
+    started = invoke("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    preprod, prod = started.stdout.splitlines()
+    # Starting preprod's haproxy started supervisord, and with it prod's live
+    # slot: prod still says what the reboot had left it, DOWN.
+    assert preprod.startswith(f"preprod: {v1[:7]} started on the ")
+    assert preprod.endswith("; haproxy was not running (DOWN); started it")
+    assert re.match(
+        rf"prod: {v1[:7]} started on the {live} slot \(was DOWN\), ready after "
+        rf"\d+\.\ds; the {other(live)} slot \({v2[:7]}, rolled back\) left stopped$",
+        prod,
+    ), prod
+    assert get(bluegreen.url("prod")) == "v1 ok"
+    assert slot_pid(bluegreen, other(live), "prod") is None

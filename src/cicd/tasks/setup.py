@@ -170,15 +170,22 @@ def start(c: Any, env: str = "") -> None:
     with reported():
         from cicd.errors import CicdError
         from cicd.redact import redact
-        from cicd.start import start_env
+        from cicd.start import observe, start_env
 
         names = [env] if env else env_names()
         hosts = [(name, t) for name in names for t in targets(c, name)]
+        # Before anything starts: one supervisord runs every environment's apps.
+        seen = {}
+        for _, t in hosts:
+            try:
+                seen[t] = observe(t)
+            except CicdError:
+                pass  # said on its own line below
         failed = []
         for name, t in hosts:
             label = f"{name}@{t.runner.host}" if t.runner.remote else name
             try:
-                line = start_env(t)
+                line = start_env(t, before=seen.get(t))
             except CicdError as error:
                 print(f"{label}: error: {redact(str(error))}", flush=True)
                 failed.append(label)
