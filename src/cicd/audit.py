@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 #: A relative ``--since``: a number and a unit (s, m, h, d, w).
 RELATIVE = re.compile(r"^(\d{1,6})([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: A line of a detail that is a link: a URL or an absolute path (a CI log).
+LINK = re.compile(r"^(https?://|/)\S+$")
 #: Longest detail a table row shows (the JSON keeps the whole ledger detail).
 DETAIL_WIDTH = 60
 #: What a ``ci`` event's outcome means for a release's CI column.
@@ -104,7 +106,10 @@ def format_audit(rows: list[dict[str, Any]]) -> str:
     )
     lines = [header]
     for row in rows:
-        detail = " · ".join(str(row["detail"]).split("\n")).strip()
+        parts = str(row["detail"]).split("\n")
+        # A link (a CI run, a log file) is never cut: it goes whole on a line below.
+        links = [part.strip() for part in parts if LINK.match(part.strip())]
+        detail = " · ".join(p for p in parts if p.strip() not in links).strip()
         durations = format_durations(row["durations"])
         said = durations if durations != "-" else ""
         sha = short(row["sha"]) if row["sha"] else "-"
@@ -115,6 +120,7 @@ def format_audit(rows: list[dict[str, Any]]) -> str:
             f"{clip(row['host'], 16):<16} {row['event']:<15} {sha:<7}  "
             f"{clip(row['outcome'], 16):<16} {clip(said or '-', DETAIL_WIDTH)}"
         )
+        lines.extend(f"{'':<21}{link}" for link in links)
     return "\n".join(lines)
 
 

@@ -96,3 +96,20 @@ def test_a_negative_lock_wait_is_refused() -> None:
     with pytest.raises(UsageError, match="--lock-wait"):
         with waiting(-1):
             pass
+
+
+def test_a_link_in_a_detail_is_shown_whole_on_a_line_of_its_own() -> None:
+    log = "/srv/mangetamain/preprod/logs/ci-" + "d" * 40 + ".log"
+    events = [
+        Event(
+            "ci",
+            "preprod",
+            sha="d" * 40,
+            time="2026-12-02T11:00:00.0Z",
+            outcome="failure",
+            detail=f"the local CI command exited 1\n{log}",
+        )
+    ]
+    table = format_audit(audit_rows(replay("preprod", events))).splitlines()
+    assert table[1].endswith("failure          the local CI command exited 1")
+    assert table[2].strip() == log
