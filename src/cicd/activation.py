@@ -323,6 +323,7 @@ def restart_current(target: Target, timeline: Timeline, why: str) -> str:
         What was done, in words.
 
     Raises:
+        UsageError: The environment was never deployed; nothing changed.
         DeployFailed: The new instance never got ready. Behind haproxy nothing was
             switched and the old instance still serves.
     """

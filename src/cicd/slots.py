@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 #: The states of an app instance that is (or is about to be) up.
-RUNNING = ("RUNNING", "STARTING")
+ALIVE = ("RUNNING", "STARTING")
 
 
 def other(slot: str) -> str:
@@ -284,7 +284,7 @@ class Slots:
         if not routed:
             return f"haproxy routes {self.target.env} to no slot"
         states = {slot: self.runtime(slot).status() for slot in routed}
-        if any(state in RUNNING for state in states.values()):
+        if any(state in ALIVE for state in states.values()):
             return None
         return "; ".join(
             f"the {slot} slot is {state}" for slot, state in states.items()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from cicd.config import SLOTS
 from cicd.messages import short
-from cicd.slots import RUNNING, other
+from cicd.slots import ALIVE, other
 
 if TYPE_CHECKING:
     from cicd.notify import Notifier
@@ -167,11 +167,11 @@ def _start_slots(
     # mark to start at boot (the live slot only).
     proxy = slots.ensure_proxy()
     runtime = slots.runtime(live)
-    if runtime.status() not in RUNNING:
+    if runtime.status() not in ALIVE:
         # Never when it runs: a changed program config reaches the slot that
         # serves with the next deploy, never by restarting it.
         runtime.start()
-    if before[live] not in RUNNING:
+    if before[live] not in ALIVE:
         t.event(
             "restart",
             sha=sha,
@@ -182,7 +182,7 @@ def _start_slots(
     slots.boot_only(live)
     how = (
         f"already running on the {live} slot"
-        if before[live] in RUNNING
+        if before[live] in ALIVE
         else f"started on the {live} slot (was {before[live]})"
     )
     return how, [*([idle] if idle else []), *proxy]
@@ -208,7 +208,7 @@ def _settle_idle(t: Target, slot: str) -> str | None:
             "stopped" if stopped else "left stopped"
         )
     when = datetime.fromtimestamp(until, UTC).strftime("%H:%M:%S UTC")
-    if runtime.status() in RUNNING:
+    if runtime.status() in ALIVE:
         return (
             f"the {slot} slot ({short(sha)}, previous release) kept warm until {when}"
         )

@@ -261,8 +261,9 @@ class SupervisorRuntime:
         return self.paths.link(self.slot)
 
     def _program_conf(self, autostart: bool = True) -> str:
-        # autostart: an instance is loaded so whenever cicd starts it, so the file
-        # of the one that serves never differs from what supervisord loaded.
+        # True whenever cicd starts the instance: the one that serves was then
+        # always loaded with autostart=true, and flipping its file back to true
+        # (a switch back to a warm slot) leaves nothing for `update` to apply.
         values = {
             "port": str(self.port),
             "address": self.address,
