@@ -10,6 +10,7 @@ just before it, naming the user it is for::
        cicd setup --user mangetamain
 
 ``.. newcomer: as USER, exits N`` expects that exit code instead of 0.
+``.. newcomer: runbook`` runs the runbook page's marked steps at that point.
 ``.. newcomer: output`` before a ``code-block:: text`` says that the block before it
 prints those lines (see :func:`shows`). ``.. newcomer: reboot`` stands for a power
 loss and a boot at that point, and
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 
 MARK = re.compile(
     r"^\.\. newcomer: (?:as (?P<user>[a-z][a-z0-9-]*)(?:, exits (?P<exits>\d+))?"
-    r"|(?P<reboot>reboot)|(?P<output>output)|push, CI (?P<push>passes|fails))\s*$"
+    r"|(?P<reboot>reboot)|(?P<output>output)|(?P<page>runbook)"
+    r"|push, CI (?P<push>passes|fails))\s*$"
 )
 RULE = re.compile(r"^\s+(?P<old>\S.*?) => (?P<new>.+?)\s*$")
 
@@ -46,6 +48,7 @@ class Block:
         exits: The exit code the block must end with.
         push: For a push: how its CI run ends (``success`` or ``failure``).
         output: For shown output: the lines the block before prints.
+        page: Another page whose marked steps run here (``runbook``).
     """
 
     line: int
@@ -54,11 +57,12 @@ class Block:
     exits: int = 0
     push: str = ""
     output: str = ""
+    page: str = ""
 
     @property
     def reboot(self) -> bool:
         """Whether this step is a power loss followed by a boot."""
-        return not (self.user or self.push or self.output)
+        return not (self.user or self.push or self.output or self.page)
 
 
 def substitutions(source: str) -> list[tuple[str, str]]:
@@ -91,6 +95,8 @@ def blocks(source: str) -> list[Block]:
             continue
         if match["reboot"]:
             found.append(Block(index + 1, "", ""))
+        elif match["page"]:
+            found.append(Block(index + 1, "", "", page=match["page"]))
         elif match["output"]:
             found.append(Block(index + 1, "", "", output=_next_block(lines, index)))
         elif match["push"]:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from tools.testinfra.sshd import SshFleet
@@ -203,3 +204,22 @@ def test_fleet_deploys_to_three_hosts_all_or_nothing(
     status = json.loads(invoke("status", "--json", "--env", "preprod").stdout)["hosts"]
     assert sorted(row["host"] for row in status) == ["h1", "h2", "h3"]
     assert {row["current"] for row in status} == {v2}
+
+
+def test_fab_with_no_configuration_here_nor_on_the_host_creates_nothing(
+    ssh_hosts: Hosts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cicd.record import RECORD
+
+    home = Path.home()  # the simulated host's SSH user is this user
+    if (home / RECORD).exists():
+        pytest.skip(f"~/{RECORD} exists here: this machine has a configured cicd")
+    fleet = ssh_hosts(1)
+    monkeypatch.delenv("CICD_CONFIG", raising=False)
+    had_root = (home / ".cicd").exists()
+    # From the repository root: the cicd project's own pyproject.toml, no table.
+    result = fab(fleet, "-H", "h1", "rollback", "--env", "prod")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: no configuration for h1: none here")
+    assert "nothing was done" in result.stderr and "Traceback" not in result.stderr
+    assert (home / ".cicd").exists() == had_root  # no guessed root made there

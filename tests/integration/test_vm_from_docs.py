@@ -288,7 +288,7 @@ def start_vm_sshd(state: Path) -> SshHost:
 
 
 def run_block(
-    box: Sandbox, block: docblocks.Block, rules: list[tuple[str, str]]
+    box: Sandbox, page: Path, block: docblocks.Block, rules: list[tuple[str, str]]
 ) -> str:
     """Run one marked block as its user, in a login shell; return its output.
 
@@ -296,7 +296,7 @@ def run_block(
         AssertionError: The block failed: the page's line, the script and output.
     """
     script = docblocks.substituted(block.script, rules, **box.values())
-    path = box.dir / f"block-{block.line}.sh"
+    path = box.dir / f"{page.stem}-{block.line}.sh"
     path.write_text(script)
     path.chmod(0o644)
     user = LAPTOP if block.user == "laptop" else block.user
@@ -319,13 +319,13 @@ def run_block(
     took = time.monotonic() - started
     with TRANSCRIPT.open("a") as transcript:
         transcript.write(
-            f"=== {PAGE.name}:{block.line} as {user} ({took:.1f}s, exit "
+            f"=== {page.name}:{block.line} as {user} ({took:.1f}s, exit "
             f"{result.returncode})\n{script}--- output\n{output}\n"
         )
     if result.returncode != block.exits and user == LAPTOP and box.vm is not None:
         output += f"\n--- the VM's sshd log:\n{box.vm.log.read_text()[-3000:]}"
     assert result.returncode == block.exits, (
-        f"{PAGE.name}:{block.line}, as {user}, exited {result.returncode} "
+        f"{page.name}:{block.line}, as {user}, exited {result.returncode} "
         f"(the page expects {block.exits}) "
         f"after {took:.1f}s:\n{script}\n--- output:\n{output[-6000:]}"
     )
@@ -339,7 +339,14 @@ def test_the_vm_page_works_as_written(sandbox: Sandbox) -> None:
     outputs: list[tuple[docblocks.Block, str]] = []
     TRANSCRIPT.parent.mkdir(parents=True, exist_ok=True)
     TRANSCRIPT.write_text("")
-    for number, block in enumerate(docblocks.blocks(source), start=2):
+    steps = []
+    for block in docblocks.blocks(source):
+        if block.page:
+            page = PAGE.with_name(f"{block.page}.rst")
+            steps += [(page, b) for b in docblocks.blocks(page.read_text())]
+        else:
+            steps.append((PAGE, block))
+    for number, (page, block) in enumerate(steps, start=2):
         if block.push:
             push(sandbox, block.push, number)
             continue
@@ -347,7 +354,7 @@ def test_the_vm_page_works_as_written(sandbox: Sandbox) -> None:
             previous, output = outputs[-1]
             missing = docblocks.shows(block.output, output)
             assert not missing, (
-                f"{PAGE.name}:{block.line}: the output the page shows for line "
+                f"{page.name}:{block.line}: the output the page shows for line "
                 f"{previous.line} is not what it prints: {missing}\n{output}"
             )
             continue
@@ -356,7 +363,7 @@ def test_the_vm_page_works_as_written(sandbox: Sandbox) -> None:
             continue
         if block.user == "laptop":
             ensure_laptop_user()
-        outputs.append((block, run_block(sandbox, block, rules)))
+        outputs.append((block, run_block(sandbox, page, block, rules)))
         mark_ours()
     # The page ends with its uninstall: nothing of the VM is left.
     assert not ROOT.exists() and not UNIT.exists()
