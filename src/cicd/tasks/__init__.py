@@ -2,10 +2,15 @@
 
 Task modules import only invoke at load time; the engine is imported inside each task
 so ``invoke --list`` stays fast.
+
+Importing it routes every output of the process through the redaction filter
+(:func:`cicd.redact.install`): ``invoke``, ``fab`` and ``cicd`` all load it before
+any task runs, so no library's debug log or traceback prints a secret.
 """
 
 from invoke.collection import Collection
 
+from cicd import redact
 from cicd.tasks import (
     audit,
     deploy,
@@ -18,6 +23,8 @@ from cicd.tasks import (
     setup,
     watch,
 )
+
+redact.install()
 
 ns = Collection()
 ns.add_collection(Collection.from_module(deploy, name="deploy"))
