@@ -364,12 +364,14 @@ def restart_current(target: Target, timeline: Timeline, why: str) -> str:
             )
         return said
     runtime = in_place(target)
-    with timeline.step("restart", f"restart the {target.env} app in place"):
-        runtime.restart()
-    target.event("restart", sha=sha, detail=why, defer=True)
     try:
+        with timeline.step("restart", f"restart the {target.env} app in place"):
+            runtime.restart()
+        target.event("restart", sha=sha, detail=why, defer=True)
         readiness = wait_until_ready(target, timeline, label)
-    except DeployFailed as error:
+    except CicdError as error:
+        # An app that exits at once (a bad app.env line) fails supervisord's own
+        # start: the same outcome as one that never gets ready, said the same way.
         target.event("health", sha=sha, outcome="failed", detail=str(error))
         raise DeployFailed(
             f"{error} (restarted in place: no haproxy here, nothing serves "
