@@ -161,8 +161,8 @@ def start(c: Any, env: str = "") -> None:
     A never-deployed environment is skipped with a line saying so. Nothing is
     switched, but to settle an unfinished switch or to put ``current`` back on the
     live slot after a hand edit. Exits 1 if an environment does not get ready or
-    cannot be started
-    (locked by another run, supervisord missing...): its line says why.
+    cannot be started (locked by another run, supervisord missing...): its line
+    says why.
     With the systemd unit of ``invoke setup`` supervisord starts at boot by itself,
     and with it what serves (only the live slot: the program files say so); run
     ``start`` then to bring back a warm previous release and check readiness.
