@@ -138,6 +138,13 @@ def test_unreachable_api_is_inconclusive_and_hides_the_token(tmp_path: Path) -> 
     poll = github.poll(SHA)
     assert poll.state == INCONCLUSIVE and "unreachable" in poll.detail
     assert "t0k3n-value" not in json.dumps(poll.__dict__)
+    # A refused connection backs off as a 5xx does: 1 s, then 2, 4... up to 30.
+    assert github.wait_hint() == 1.0
+    waits = []
+    for _ in range(7):
+        github.poll(SHA)
+        waits.append(github.wait_hint())
+    assert waits == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Polls the workflow runs of the head sha, scoped to the CI workflow file. Each request
 carries ``If-None-Match`` with the last ETag, so an unchanged answer is a 304 that
 costs nothing against the rate limit. Rate limits (``x-ratelimit-remaining: 0`` with
-``x-ratelimit-reset``, or ``retry-after``) are honoured; 5xx answers back off. The
+``x-ratelimit-reset``, or ``retry-after``) are honoured; 5xx answers and refused or
+dropped connections back off (1 s, 2, 4... up to 30 s between polls). The
 token is sent only in the ``Authorization`` header and never printed.
 
 The token is ``CICD_GITHUB_TOKEN`` when set (long-lived, for the detached watcher),
@@ -190,10 +191,17 @@ class GitHubProvider:
         try:
             return self._http().get(url, timeout=10, **kwargs)
         except requests.RequestException as error:
-            self.counters.errors += 1
+            # A refused or dropped connection is GitHub (or the network) down, as
+            # a 5xx is: polling it every interval would only add load and noise.
+            self._back_off()
             return Poll(
                 INCONCLUSIVE, redact(f"GitHub unreachable ({type(error).__name__})")
             )
+
+    def _back_off(self) -> None:
+        """Count one more failure in a row and double the wait: 1 s, 2, 4... 30."""
+        self.counters.errors += 1
+        self._wait = min(0.5 * 2.0 ** min(self.counters.errors, 6), 30.0)
 
     def _body(self, response: requests.Response) -> dict[str, Any] | Poll:
         """The JSON object of a 200 answer, or the inconclusive Poll saying why not."""
@@ -219,8 +227,7 @@ class GitHubProvider:
         if status == 429 or (status == 403 and limited):
             return self._rate_limited(response)
         if status >= 500:
-            self.counters.errors += 1
-            self._wait = min(0.5 * 2.0 ** min(self.counters.errors, 6), 30.0)
+            self._back_off()
             return Poll(INCONCLUSIVE, f"GitHub answered {status}")
         hint = "" if self.token else " (no token: set CICD_GITHUB_TOKEN)"
         return Poll(
