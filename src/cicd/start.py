@@ -282,8 +282,8 @@ def reload_env(hosts: list[Target], notifier: Notifier) -> list[str]:
     Raises:
         UsageError: The environment was never deployed (nothing changed).
         LockHeld: Another run holds the environment.
-        DeployFailed: A new instance never got ready; behind haproxy the old
-            one still serves and nothing was switched.
+        cicd.activation.DeployFailed: A new instance never got ready; behind
+            haproxy the old one still serves and nothing was switched.
     """
     from cicd import lock
     from cicd.activation import DeployFailed, restart_current
