@@ -365,6 +365,8 @@ def test_the_vm_page_works_as_written(sandbox: Sandbox) -> None:
             ensure_laptop_user()
         outputs.append((block, run_block(sandbox, page, block, rules)))
         mark_ours()
+    # No program ever ran from an environment never deployed (its empty slot).
+    assert "couldn't chdir" not in TRANSCRIPT.read_text()
     # The page ends with its uninstall: nothing of the VM is left.
     assert not ROOT.exists() and not UNIT.exists()
     assert subprocess.run(["id", SERVICE], capture_output=True).returncode != 0
