@@ -104,6 +104,7 @@ def activate(
     label: str,
     running: str | None,
     op: str = "deploy",
+    reason: str = "",
 ) -> None:
     """Switch ``current`` to a kept release, restart the app and wait until ready.
 
@@ -115,13 +116,15 @@ def activate(
         running: What ran before (recorded as the switch's previous).
         op: What switches (deploy, rollback, recover), for the intent: a repair
             finishing a rollback records it as one.
+        reason: Why a rollback switches, kept in the intent so that a repair
+            finishing it records and says it as the rollback would have.
 
     Raises:
         DeployFailed: The release did not become ready (recorded in the ledger).
     """
     # The intent first: a run killed from here to "ready" is completed or undone
     # by the next command (cicd.repair).
-    intent.begin(target, running, sha, op)
+    intent.begin(target, running, sha, op, reason)
     if target.proxied:
         go_live(target, sha, timeline, label=label, running=running, op=op)
         intent.clear(target)
@@ -441,6 +444,7 @@ def recover(
                     label=f"wait until {short(previous)} is ready again",
                     running=sha,
                     op="recover",
+                    reason="deploy failed",
                 )
                 outcome = f"rolled back to {short(previous)}"
                 target.event(

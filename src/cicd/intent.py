@@ -21,8 +21,20 @@ if TYPE_CHECKING:
     from cicd.target import Target
 
 
-def begin(target: Target, running: str | None, sha: str, why: str) -> None:
-    """Record that ``current`` is about to go from ``running`` to ``sha``."""
+def begin(
+    target: Target, running: str | None, sha: str, why: str, reason: str = ""
+) -> None:
+    """Record that ``current`` is about to go from ``running`` to ``sha``.
+
+    Args:
+        target: The environment on one host.
+        running: What runs now.
+        sha: What it switches to.
+        why: What switches (deploy, rollback, recover, restart).
+        reason: Why, as the switch's own ledger event and message will say it:
+            a repair that completes the switch records and says the same (a CI
+            reason's run link kept apart, as its message links it).
+    """
     details = {
         "from": running,
         "to": sha,
@@ -31,6 +43,9 @@ def begin(target: Target, running: str | None, sha: str, why: str) -> None:
         "host": socket.gethostname(),
         "time": now(),
     }
+    if reason:
+        details["reason"] = str(reason)
+        details["ci_url"] = getattr(reason, "ci_url", "")
     # Sent with the switch's own command, before it (one round trip for both).
     target.runner.defer(
         files.write_atomic(target.paths.intent, json.dumps(details, sort_keys=True))

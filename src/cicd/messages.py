@@ -241,9 +241,19 @@ def deploy_failed(
 
 
 def rolled_back(
-    env: str, sha: str, abandoned: str | None, reason: str, host: str | None = None
+    env: str,
+    sha: str,
+    abandoned: str | None,
+    reason: str,
+    host: str | None = None,
+    *,
+    ci_url: str = "",
 ) -> Message:
-    """A rollback is done and ready (a reason that links a CI run keeps its link)."""
+    """A rollback is done and ready (a reason that links a CI run keeps its link).
+
+    ``ci_url``: the CI run's link when ``reason`` is plain text (a repair finishing
+    a rollback has the reason back from the intent file).
+    """
     where = f" on {host}" if host else ""
     return Message(
         f"🔄 {env.upper()} - Rolled back to {short(sha)}{where}"
@@ -251,7 +261,7 @@ def rolled_back(
         + f": {reason}",
         WARNING,
         sha=sha,
-        ci_url=getattr(reason, "ci_url", ""),
+        ci_url=ci_url or getattr(reason, "ci_url", ""),
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cicd import intent
+from cicd import intent, messages
 from cicd.activation import activate, already_ready, go_live, wait_until_ready
 from cicd.errors import CicdError
 from cicd.ledger import corrupt_lines
@@ -68,7 +68,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
         done = f"{short(current)} serves and is ready: nothing to redo"
         # Settled again: the state replay sees the switch followed by a pass.
         target.event("health", sha=current, detail="ready, found on repair")
-        _finish(target, pending, current)
+        _finish(target, pending, current, notifier)
         target.event("repair", sha=current, detail=f"{found}; {done}")
         intent.clear(target)
         return done
@@ -96,18 +96,25 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
     except CicdError as error:
         return _undo(target, pending, current, found, error, timeline)
     done = f"restarted {short(current)}: it serves and is ready"
-    _finish(target, pending, current)
+    _finish(target, pending, current, notifier)
     target.event("repair", sha=current, detail=f"{found}; {done}")
     intent.clear(target)
     notifier.say(f"{target.env}: repaired: {done}")
     return done
 
 
-def _finish(target: Target, pending: dict[str, object] | None, current: str) -> None:
-    """Record what the killed run would have recorded once its release was ready.
+def _finish(
+    target: Target,
+    pending: dict[str, object] | None,
+    current: str,
+    notifier: Notifier,
+) -> None:
+    """Record and say what the killed run would have once its release was ready.
 
-    A deploy ends with "deploy ok"; a rollback (by hand, or the recovery of a failed
-    deploy) marks the abandoned release bad and records the rollback.
+    A deploy ends with "deploy ok"; a rollback (by hand, the watcher's, or the
+    recovery of a failed deploy) marks the abandoned release bad, records the
+    rollback with the reason the intent kept and sends the same message as an
+    uninterrupted rollback: a rollback completed by a repair is a rollback.
     """
     if not pending or pending.get("to") != current:
         return
@@ -118,19 +125,30 @@ def _finish(target: Target, pending: dict[str, object] | None, current: str) -> 
             "deploy", sha=current, previous=abandoned, detail="completed by repair"
         )
     elif op in ("rollback", "recover"):
+        reason = str(pending.get("reason") or "")
+        said = f"{reason} (completed by repair)" if reason else "completed by repair"
         if abandoned and abandoned not in target.state().bad:
             target.event(
                 "marked_bad",
                 sha=abandoned,
                 outcome="bad",
-                detail=f"{'deploy failed' if op == 'recover' else 'rolled back'} "
-                "(completed by repair)",
+                detail=(
+                    "deploy failed (completed by repair)"
+                    if op == "recover"
+                    else f"rolled back: {said}"
+                ),
             )
-        target.event(
-            "rollback",
-            sha=current,
-            previous=abandoned,
-            detail="completed by repair",
+        target.event("rollback", sha=current, previous=abandoned, detail=said)
+        host = target.runner.host if target.runner.remote else None
+        notifier.send(
+            messages.rolled_back(
+                target.env,
+                current,
+                abandoned,
+                reason or "completed by repair",
+                host,
+                ci_url=str(pending.get("ci_url") or ""),
+            )
         )
 
 

@@ -156,6 +156,7 @@ def rollback_locked(
             label=f"wait until {short(sha)} is ready",
             running=state.current,
             op="rollback",
+            reason=reason,
         )
     except CicdError as error:
         target.event(

@@ -37,6 +37,7 @@ from cicd.ci import (
     PENDING,
     SUCCESS,
     SUPERSEDED,
+    VERDICTS,
     Poll,
     Provider,
 )
@@ -339,6 +340,10 @@ def decide(
                 )
             notifier.say(_already(home, journal))
             return str(journal["verdict"])
+        if journal.get("state") == ACTING:
+            # A run killed while acting on a verdict: that verdict is finished,
+            # never recorded again (a later passing re-run still revalidates).
+            poll = None
         if poll is not None:
             journal.update(
                 state="verdict",
@@ -402,7 +407,14 @@ def _revalidate(
 
 
 def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> None:
-    """Act on a verdict on every host of the environment (their locks are held)."""
+    """Act on a verdict on every host of the environment (their locks are held).
+
+    First the verdict is recorded (``ci`` events, a failed sha marked bad) and the
+    journal says so (``acting``); then it is acted on. A watcher killed after that
+    — its rollback cut short at any point — is resumed here without recording the
+    verdict twice, and a rollback that the repair before this call completed is
+    the rollback, not a newer release that "runs now".
+    """
     sha, verdict = str(journal["sha"]), str(journal["verdict"])
     detail = str(journal.get("detail", ""))
     url = str(journal.get("url") or "")
@@ -410,15 +422,18 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
     env = hosts[0].env
     states = {target: target.state() for target in hosts}
     running = [t for t in hosts if states[t].current == sha]
-    for target in hosts:
-        report_corrupt(target, states[target], notifier)
-        now = states[target].current
-        if verdict == FAILURE and now and now != sha:
-            # A newer deploy runs: the verdict is recorded, nothing is touched.
-            outcome, said = SUPERSEDED, f"{detail}; superseded by {short(now)}"
-        else:
-            outcome, said = verdict, detail
-        target.event("ci", sha=sha, outcome=outcome, detail=f"{said}\n{url}".strip())
+    recorded = journal.get("state") == ACTING
+    if not recorded:
+        _record(hosts, states, journal, notifier)
+        journal["state"] = ACTING
+        save_journal(hosts[0], journal)
+    # Rolled back by this verdict already: by this watcher before it was killed,
+    # or by the repair that completed its switch (this run's, or another command's).
+    rolled = [
+        t
+        for t in hosts
+        if recorded and t not in running and _rolled_back(states[t], sha)
+    ]
     if verdict == SUCCESS:
         for target in hosts:
             _validate(target, sha, states[target])
@@ -437,24 +452,57 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
         notifier.send(messages.ci_superseded(env, sha, detail, url))
         return
     if verdict == FAILURE:
-        for target in hosts:
-            if sha not in states[target].bad:
-                target.event(
-                    "marked_bad",
-                    sha=sha,
-                    outcome="bad",
-                    detail=f"CI failed: {detail}",
-                )
-        if not running:
+        if running:
+            _rollback(running, notifier, messages.ci_failed_reason(sha, failed, url))
+        elif not rolled:
             now = states[hosts[0]].current
             notifier.send(messages.ci_failed_not_running(env, sha, failed, url, now))
-            return
-        _rollback(running, notifier, messages.ci_failed_reason(sha, failed, url))
         return
     rolling = hosts[0].settings.ci.on_inconclusive == "rollback" and bool(running)
-    notifier.send(messages.ci_inconclusive(env, sha, detail, url, rolling))
+    if not rolled:
+        # Sent before rolling back: a rollback found done was announced already.
+        notifier.send(messages.ci_inconclusive(env, sha, detail, url, rolling))
     if rolling:
         _rollback(running, notifier, f"CI inconclusive for {short(sha)}")
+
+
+#: The journal's state once the verdict is recorded, while it is acted on.
+ACTING = "acting"
+
+
+def _record(
+    hosts: list[Target],
+    states: dict[Target, EnvState],
+    journal: dict[str, Any],
+    notifier: Notifier,
+) -> None:
+    """Record a verdict in every host's ledger: its ``ci`` event, a failed sha bad."""
+    sha, verdict = str(journal["sha"]), str(journal["verdict"])
+    detail = str(journal.get("detail", ""))
+    url = str(journal.get("url") or "")
+    for target in hosts:
+        report_corrupt(target, states[target], notifier)
+        now = states[target].current
+        if verdict == FAILURE and now and now != sha:
+            # A newer deploy runs: the verdict is recorded, nothing is touched.
+            outcome, said = SUPERSEDED, f"{detail}; superseded by {short(now)}"
+        else:
+            outcome, said = verdict, detail
+        target.event("ci", sha=sha, outcome=outcome, detail=f"{said}\n{url}".strip())
+        if verdict == FAILURE and sha not in states[target].bad:
+            target.event(
+                "marked_bad", sha=sha, outcome="bad", detail=f"CI failed: {detail}"
+            )
+
+
+def _rolled_back(state: EnvState, sha: str) -> bool:
+    """Whether a rollback away from ``sha`` followed its recorded CI verdict."""
+    for event in reversed(state.events):
+        if event.event == "ci" and event.sha == sha and event.outcome in VERDICTS:
+            return False
+        if event.event == "rollback" and event.previous == sha:
+            return event.outcome == "ok"
+    return False
 
 
 def _validate(target: Target, sha: str, state: EnvState) -> None:

@@ -22,6 +22,7 @@ from pytest_httpserver import HTTPServer
 
 from tests.conftest import Project, invoke
 from tests.github_fake import REPOSITORY, FakeGitHub
+from tests.integration.test_notify_cli import Discord
 
 # Each case kills a run and waits for the next command: 7 to 10 s each.
 pytestmark = pytest.mark.slow
@@ -321,7 +322,9 @@ def test_watchers_rollback_killed_then_resumed_acts_once(
     killed("watch", "--sha", v2, point=point)
     journal_path = project.root / "preprod" / "watch" / f"{v2}.json"
     journal = json.loads(journal_path.read_text())
-    assert journal["state"] == "verdict" and journal["verdict"] == "failure", journal
+    # Killed after the verdict was recorded, while acting on it: "acting".
+    state = "verdict" if point == "verdict" else "acting"
+    assert journal["state"] == state and journal["verdict"] == "failure", journal
     if point == "switched":
         pending = json.loads(intent_file(project).read_text())
         assert (pending["from"], pending["to"]) == (v2, v1), pending
@@ -341,6 +344,94 @@ def test_watchers_rollback_killed_then_resumed_acts_once(
     again = ok("watch", "--resume")
     assert "no interrupted watch to resume" in again.stdout, said(again)
     assert len(events(project, "marked_bad", sha=v2)) == 1
+
+
+# -- 3b. a rollback completed by a repair is told as a rollback ---------------
+
+#: The ledger events that tell a verdict's story (a repair adds its own around them).
+TOLD = ("ci", "marked_bad", "rollback", "validated", "deploy")
+
+
+def watch_story(
+    project: Project,
+    github: FakeGitHub,
+    discord: Discord,
+    bad: str,
+    good: str,
+    run_id: int,
+    point: str | None,
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, int]], str]:
+    """Deploy ``bad``, fail its CI, watch it (killed at ``point``, then resumed).
+
+    Returns:
+        What the watch told, with the shas and the run's link named by role: the
+        ledger's (event, outcome, sha) after the deploy, the Discord messages
+        (text, colour) and ``invoke releases``' CI column for ``bad``.
+    """
+    ok("deploy.preprod", "--sha", bad)
+    github.set_run(bad, "completed", "failure", run_id=run_id)
+    since = len(ledger(project))
+    sent = len(discord.bodies)
+    hook = {**discord.env, "CICD_FAILPOINT": ""}
+    if point is None:
+        watched = invoke("watch", "--sha", bad, env=hook, timeout=90)
+        assert watched.returncode == 0, said(watched)
+    else:
+        died = invoke("watch", "--sha", bad, env={**hook, "CICD_FAILPOINT": point})
+        assert died.returncode in KILLED, said(died)
+        watched = invoke("watch", "--resume", env=hook, timeout=90)
+        assert watched.returncode == 0, said(watched)
+        assert "resuming the watch" in watched.stderr, said(watched)
+    assert "nothing rolled back" not in watched.stderr, said(watched)
+    role = {bad: "BAD", good: "GOOD"}
+    run = f"actions/runs/{run_id}"
+
+    def named(text: str) -> str:
+        return text.replace(bad[:7], "BAD").replace(good[:7], "GOOD").replace(run, "R")
+
+    told = [
+        (e["event"], e["outcome"], role.get(e["sha"], e["sha"]))
+        for e in ledger(project)[since:]
+        if e["event"] in TOLD
+    ]
+    messages = [
+        (named(b["content"]), b["embeds"][0]["color"]) for b in discord.bodies[sent:]
+    ]
+    listed = json.loads(ok("releases", "--json", "--env", "preprod").stdout)
+    (ci,) = [r["ci"] for r in listed["hosts"][0]["releases"] if r["sha"] == bad]
+    return told, messages, ci
+
+
+@pytest.mark.parametrize("point", ["switched", "restarted", "ready"])
+def test_a_rollback_completed_by_a_repair_is_told_as_an_uninterrupted_one(
+    project: Project, github: FakeGitHub, httpserver: HTTPServer, point: str
+) -> None:
+    use_github(project, github)
+    discord = Discord(httpserver)
+    versions = commit_versions(project, "v1", "v2", "v3")
+    v1, v2, v3 = list(versions)
+    ok("deploy.preprod", "--sha", v1)
+    github.set_run(v1, "completed", "success", run_id=1)
+    ok("watch", "--sha", v1)
+    github.jobs = [{"name": "tests", "conclusion": "failure", "steps": []}]
+
+    plain = watch_story(project, github, discord, v2, v1, 2, None)
+    repaired = watch_story(project, github, discord, v3, v1, 3, point)
+
+    assert plain[0] == [
+        ("ci", "watching", "BAD"),
+        ("ci", "failure", "BAD"),
+        ("marked_bad", "bad", "BAD"),
+        ("rollback", "ok", "GOOD"),
+    ], story(project)
+    assert len(plain[1]) == 1 and "Rolled back to GOOD" in plain[1][0][0], plain
+    assert plain[2] == "bad"
+    # The same events, messages and CI state, whatever the kill interrupted.
+    assert repaired == plain, story(project)
+    assert_settled(project, versions)
+    (rolled,) = events(project, "rollback", sha=v1)[-1:]
+    assert rolled["previous"] == v3 and "completed by repair" in rolled["detail"]
+    assert rolled["detail"].startswith(f"CI failed for {v3[:7]}"), rolled
 
 
 # -- 4. the status table shows the drift, then its end ------------------------
