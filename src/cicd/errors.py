@@ -11,6 +11,12 @@ import re
 #: Longest value shown in a message; longer ones are cut (a 10 kB --sha is bad input).
 CLIP = 200
 SHELL_PREFIX = re.compile(r"^(sh|bash|dash): (line )?\d+: ")
+#: Closing lines that repeat that a tool failed without saying why (tar's); the
+#: line before them names the path and the OS's reason.
+TRAILERS = re.compile(
+    r"Error is not recoverable|Exiting with failure status due to previous errors"
+    r"|Child returned status \d+"
+)
 
 
 def clip(text: str, limit: int = CLIP) -> str:
@@ -51,12 +57,19 @@ class CommandFailed(CicdError):
         # The OS's own words (``cannot create /srv/x/ledger.jsonl: Read-only file
         # system``), not our quoted script; the command stays in ``.command``.
         if self.stderr:
-            detail = SHELL_PREFIX.sub("", self.stderr.splitlines()[-1])
+            detail = SHELL_PREFIX.sub("", _telling_line(self.stderr.splitlines()))
         else:
             program = command.split()[0] if command.split() else "?"
             shown = "a shell step" if program == "sh" else program
             detail = f"{shown} gave no error output"
-        super().__init__(f"{clip(detail)} (exit {exited})")
+        # Room for a long path with the OS's reason (the task's line clips at 400).
+        super().__init__(f"{clip(detail, 300)} (exit {exited})")
+
+
+def _telling_line(lines: list[str]) -> str:
+    """The last line that says why, skipping the tools' generic closing lines."""
+    telling = [line for line in lines if line.strip() and not TRAILERS.search(line)]
+    return (telling or lines)[-1]
 
 
 class ConnectionLost(CicdError):

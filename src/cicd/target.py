@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cicd import lock
 from cicd.commands import Command, files, git
 from cicd.commands import venv as venv_commands
-from cicd.errors import UsageError, clip
+from cicd.errors import CicdError, UsageError, clip
 from cicd.health import Fetcher, LocalFetcher
 from cicd.layout import EnvPaths
 from cicd.ledger import Event, EventName, acknowledgement, parse
@@ -417,10 +417,16 @@ class Target:
         if not present:
             tmp = self.paths.release_tmp(sha)
             self.runner.run(git.export(self.repo, sha, tmp))
-            if not swarm:  # the swarm's image holds the dependencies
-                venv = self.prepare_venv(tmp)
-                self.runner.run(files.link(venv, join(tmp, ".venv")))
-            self.runner.run(files.rename(tmp, final))
+            try:
+                if not swarm:  # the swarm's image holds the dependencies
+                    venv = self.prepare_venv(tmp)
+                    self.runner.run(files.link(venv, join(tmp, ".venv")))
+                self.runner.run(files.rename(tmp, final))
+            except CicdError:
+                # A half-made release never stays behind (the next export would
+                # sweep it too, but a failed one says so now).
+                self.runner.run(files.remove(tmp), check=False)
+                raise
             exported = True
         return exported
 

@@ -42,10 +42,16 @@ def append_lines(path: str, *lines: str) -> Command:
 
 
 def write_atomic(path: str, content: str) -> Command:
-    """Replace a file's content atomically: temp file, fsync, rename over."""
+    """Replace a file's content atomically: temp file, fsync, rename over.
+
+    The content goes through ``tee`` rather than a shell redirection so that a
+    write error names the file and the OS's reason (``tee: /srv/x.tmp.42: No space
+    left on device``; the shell's ``printf`` says only ``I/O error``); a failed
+    write leaves no temp file behind.
+    """
     return sh(
-        'tmp="$1.tmp.$$" && printf "%s" "$2" > "$tmp" && sync "$tmp" '
-        '&& mv -f "$tmp" "$1"',
+        'tmp="$1.tmp.$$"; { printf "%s" "$2" | tee -- "$tmp" > /dev/null && '
+        'sync "$tmp" && mv -f "$tmp" "$1"; } || { rm -f -- "$tmp"; exit 1; }',
         path,
         content,
     )
@@ -150,10 +156,14 @@ def break_lock(lock_dir: str, stale: str, details: str, grave: str) -> Command:
 
 
 def archive(archive_path: str, base: str, *members: str) -> Command:
-    """Create a gzip tar of ``members`` (relative to ``base``), written atomically."""
+    """Create a gzip tar of ``members`` (relative to ``base``), written atomically.
+
+    A failed archive (a full or read-only disk) leaves no partial file behind.
+    """
     return sh(
         'out="$1"; base="$2"; shift 2; tmp="$out.tmp.$$"; '
-        'tar -czf "$tmp" -C "$base" -- "$@" && mv -f "$tmp" "$out"',
+        '{ tar -czf "$tmp" -C "$base" -- "$@" && mv -f "$tmp" "$out"; } || '
+        '{ rm -f -- "$tmp"; exit 1; }',
         archive_path,
         base,
         *members,

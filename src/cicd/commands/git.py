@@ -55,13 +55,25 @@ def export(repo: str, sha: str, destination: str) -> Command:
 
     ``git archive`` writes a tar file beside the destination, then tar unpacks it, so
     no pipe (and no ``pipefail``) is needed: a failure of either step fails the
-    command.
+    command. Temporaries an earlier export left behind (``.SHA.tmp`` and its
+    ``.tar``, after a full disk or a kill) are swept first: exports run under the
+    environment's lock, so none is in use. A failed export removes its own, and its
+    error names the path with the tool's words (git's "No space left on device"
+    alone does not say where).
     """
     return sh(
         'repo="$1"; sha="$2"; dest="$3"; tar_file="$dest.tar"; '
-        'rm -rf -- "$dest" "$tar_file" && mkdir -p -- "$dest" && '
-        'git -C "$repo" archive --format=tar -o "$tar_file" "$sha" && '
-        'tar -xf "$tar_file" -C "$dest" && rm -f -- "$tar_file"',
+        'for old in "${dest%/*}"/.*.tmp "${dest%/*}"/.*.tmp.tar; do '
+        '[ ! -e "$old" ] || rm -rf -- "$old"; done; '
+        # The last line that says why (tar closes with "Error is not recoverable").
+        'fail() { rm -rf -- "$dest" "$tar_file"; why=$(printf "%s\\n" "$1" | '
+        'grep -v "not recoverable" | sed "/^$/d" | tail -n 1); '
+        'echo "export failed: $why (into $dest)" >&2; exit 1; }; '
+        'err=$(mkdir -p -- "$dest" 2>&1) || fail "$err"; '
+        'err=$(git -C "$repo" archive --format=tar -o "$tar_file" "$sha" 2>&1) || '
+        'fail "$err"; '
+        'err=$(tar -xf "$tar_file" -C "$dest" 2>&1) || fail "$err"; '
+        'rm -f -- "$tar_file"',
         repo,
         sha,
         destination,
