@@ -106,3 +106,24 @@ def test_a_read_only_backups_directory_names_the_path_and_the_reason(
     said = " ".join(str(e.get("detail")) for e in ledger(project, "prod"))
     assert "Read-only file system" in said and str(backups) in said
     assert not (project.root / "prod" / "current").exists()
+
+
+def test_a_write_to_a_full_disk_names_the_file_and_leaves_no_temp(
+    tmp_path: Path, mounted: list[Path]
+) -> None:
+    from invoke import Context
+
+    from cicd.commands import files
+    from cicd.errors import CommandFailed
+    from cicd.runner import Runner
+
+    full = tmp_path / "full"
+    full.mkdir()
+    mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full))
+    mounted.append(full)
+    fill(full)
+    with pytest.raises(CommandFailed) as raised:
+        Runner(Context()).run(files.write_atomic(str(full / "warm"), "x" * 100_000))
+    assert f"{full}/warm.tmp." in str(raised.value)
+    assert "No space left on device" in str(raised.value)
+    assert sorted(p.name for p in full.iterdir()) == ["filler"]
