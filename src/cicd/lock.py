@@ -91,7 +91,22 @@ def is_manual(details: dict[str, Any] | None) -> bool:
 
 
 def describe(details: dict[str, Any]) -> str:
-    """Return a one-line description of a lock holder."""
+    """Return a one-line description of a lock holder, saying when it is stale.
+
+    A holder whose process is gone (``kill -9``, a reboot) still holds the lock
+    until the next run breaks it: shown as a holder with no word of it, a person
+    would wait for a run that no longer exists.
+    """
+    if not is_stale(details):
+        return _holder(details)
+    return (
+        f"{_holder(details)} — STALE: pid {details.get('pid')} is gone on this "
+        "host (the next deploy, rollback or verdict breaks it)"
+    )
+
+
+def _holder(details: dict[str, Any]) -> str:
+    """Who holds a lock, since when and why, in one line."""
     if "raw" in details:
         return str(details["raw"])
     if is_manual(details):
@@ -231,8 +246,15 @@ def _release_all(targets: list[Target]) -> None:
 
 
 def read(target: Target) -> dict[str, Any] | None:
-    """The lock's details when it is held, else None (one round trip)."""
-    return parse_state(target.runner.run(files.lock_state(target.paths.lock)).stdout)
+    """The lock's details when it is held, else None (one round trip).
+
+    The details say too whether the holder is ``stale`` (its process gone, on this
+    host): ``lock.status --json`` shows them as read.
+    """
+    details = parse_state(target.runner.run(files.lock_state(target.paths.lock)).stdout)
+    if details is not None:
+        details["stale"] = is_stale(details)
+    return details
 
 
 def parse_state(text: str) -> dict[str, Any] | None:
@@ -341,7 +363,7 @@ def _break_stale(target: Target, holder: dict[str, Any], raw: str, text: str) ->
     )
     if done.exited not in (0, files.BROKEN_BUT_TAKEN):
         return False
-    broken = f"stale lock of {describe(holder)} (process gone)"
+    broken = f"stale lock of {_holder(holder)} (process gone)"
     print(f"{target.env}: broke the {broken}", file=sys.stderr)
     target.event("lock_broken", sha=holder.get("sha"), detail=broken)
     return done.exited == 0

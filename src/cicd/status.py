@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from cicd import intent
 from cicd.config import SLOTS
 from cicd.health import run_round
-from cicd.lock import describe
+from cicd.lock import describe, is_stale
 from cicd.messages import short
 
 if TYPE_CHECKING:
@@ -97,6 +97,8 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
         "health": health,
         "down": outage(target, state.current),
         "lock": describe(state.lock) if state.lock else None,
+        # Its holder's process is gone (on this host): the next run breaks it.
+        "lock_stale": state.lock is not None and is_stale(state.lock),
         "releases": len(state.releases),
         "last_events": [
             {

@@ -434,6 +434,44 @@ def test_a_rollback_completed_by_a_repair_is_told_as_an_uninterrupted_one(
     assert rolled["detail"].startswith(f"CI failed for {v3[:7]}"), rolled
 
 
+# -- 3c. a killed run's lock is shown stale wherever the lock is shown --------
+
+
+def test_a_killed_runs_lock_is_shown_stale_until_the_next_run_breaks_it(
+    project: Project,
+) -> None:
+    v1, v2, versions = deployed_and_validated(project)
+    killed("deploy.preprod", "--sha", v2, point="restarted")
+    holder = json.loads((project.root / "preprod" / "lock" / "details").read_text())
+    pid = holder["pid"]
+    stale = (
+        f"— STALE: pid {pid} is gone on this host (the next deploy, rollback or "
+        "verdict breaks it)"
+    )
+
+    text = ok("lock.status", "--env", "preprod").stdout.strip()
+    assert text.startswith(
+        f"preprod: {holder['actor']} on {holder['host']} (pid {pid})"
+    )
+    assert text.endswith(stale), text
+    (row,) = json.loads(ok("lock.status", "--json", "--env", "preprod").stdout)["hosts"]
+    assert row["locked"] is True and row["holder"]["stale"] is True, row
+    assert row["holder"]["pid"] == pid and row["description"].endswith(stale), row
+
+    table = ok("status", "--env", "preprod").stdout
+    (line,) = [x for x in table.splitlines() if x.startswith("preprod ")]
+    assert line.endswith(stale), table
+    status = status_row(project)
+    assert status["lock_stale"] is True and status["lock"].endswith(stale), status
+
+    # The next command breaks it; a free lock is stale no more.
+    ok("status", "--repair", "--env", "preprod")
+    assert status_row(project)["lock_stale"] is False
+    free = json.loads(ok("lock.status", "--json", "--env", "preprod").stdout)
+    assert free["hosts"][0]["locked"] is False, free
+    assert_settled(project, versions)
+
+
 # -- 4. the status table shows the drift, then its end ------------------------
 
 

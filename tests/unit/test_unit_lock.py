@@ -46,3 +46,20 @@ def test_a_zombie_is_not_alive() -> None:
     assert not process_alive(child.pid)
     child.wait()
     assert not process_alive(child.pid)
+
+
+def test_describe_says_a_holder_whose_process_is_gone_is_stale() -> None:
+    here = socket.gethostname()
+    details = {"actor": "root", "host": here, "time": "T", "why": "deploy"}
+    live = describe({**details, "pid": os.getpid()})
+    assert "STALE" not in live
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    dead = describe({**details, "pid": finished.pid})
+    assert dead.startswith(f"root on {here} (pid {finished.pid}) since T: deploy")
+    assert dead.endswith(
+        f" — STALE: pid {finished.pid} is gone on this host (the next deploy, "
+        "rollback or verdict breaks it)"
+    )
+    # Elsewhere, nothing here can tell: shown as a holder.
+    assert "STALE" not in describe({**details, "host": "elsewhere", "pid": 1})
