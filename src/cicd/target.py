@@ -12,10 +12,10 @@ import sys
 from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
-from cicd import lock
+from cicd import lock, lockfile
 from cicd.commands import Command, files, git
 from cicd.commands import venv as venv_commands
-from cicd.errors import CicdError, UsageError, clip
+from cicd.errors import CicdError, CommandFailed, UsageError, clip
 from cicd.health import Fetcher, LocalFetcher
 from cicd.layout import EnvPaths
 from cicd.ledger import Event, EventName, acknowledgement, parse
@@ -419,7 +419,7 @@ class Target:
             self.runner.run(git.export(self.repo, sha, tmp))
             try:
                 if not swarm:  # the swarm's image holds the dependencies
-                    venv = self.prepare_venv(tmp)
+                    venv = self.prepare_venv(tmp, sha)
                     self.runner.run(files.link(venv, join(tmp, ".venv")))
                 self.runner.run(files.rename(tmp, final))
             except CicdError:
@@ -443,28 +443,144 @@ class Target:
             return []
         return runtime.prepare(sha, self.paths.release(sha))
 
-    def prepare_venv(self, release: str) -> str:
-        """Return the venv for a release's requirements, building it if needed."""
-        requirements = join(release, self.settings.app_dir, self.settings.requirements)
-        digest = self.runner.output(files.sha256(requirements))
-        name = digest[:16] if digest else "no-requirements"
+    def prepare_venv(self, release: str, sha: str | None = None) -> str:
+        """Return the venv for a release's dependencies, building it if needed.
+
+        The venv is named by what it holds: the requirements file's content, or for
+        a lock (``uv.lock``, ``pylock.toml``) the lock, the interpreter and the
+        content of the local packages it installs from the release. Releases with
+        the same name share it; a failed build leaves no directory behind.
+
+        Args:
+            release: The (temporary) release directory.
+            sha: The release's sha: local packages are keyed by their git tree.
+
+        Raises:
+            CicdError: The interpreter does not satisfy the app's
+                ``requires-python`` (or ``.python-version``), uv is missing for a
+                lock, or an artifact failed its hash check (the line names it).
+        """
+        app = join(release, self.settings.app_dir)
+        requirements = join(app, self.settings.requirements)
+        kind = lockfile.kind_of(requirements)
+        sections = files.parse_snapshot(
+            self.runner.output(
+                files.read_all(
+                    requirements,
+                    join(app, "pyproject.toml"),
+                    join(app, ".python-version"),
+                )
+            )
+        )
+        content, pyproject, pinned = (sections.get(str(i), "") for i in range(3))
+        locked = kind != lockfile.REQUIREMENTS
+        python = self._interpreter()
+        interpreter = self._check_python(
+            python, lockfile.needs(pyproject, pinned), always=locked
+        )
+        if kind == lockfile.REQUIREMENTS:
+            # Same name as before locks existed: every venv already built is kept.
+            digest = self.runner.output(files.sha256(requirements))
+            name = digest[:16] if digest else "no-requirements"
+        else:
+            if not content:
+                raise CicdError(f"{self.settings.requirements}: not in the release")
+            digest = "lock"
+            local = lockfile.local_packages(content, kind, self.settings.app_dir)
+            trees = self._trees(sha, local)
+            name = lockfile.venv_key(content, interpreter, trees)
         venv = join(self.paths.venvs, name)
         if self.runner.ok(venv_commands.is_complete(venv)):
             return venv
-        installer = self._installer()
+        installer = "uv" if locked else self._installer()
+        if installer == "uv" and not self.runner.ok(files.which("uv")):
+            raise CicdError(
+                f"{self.settings.requirements} needs uv on {self.runner.host} "
+                "(install uv, or name a requirements file in `requirements`)"
+            )
         self.runner.run(files.remove(venv))
         self.runner.run(files.mkdirs(self.paths.venvs))
-        self.runner.run(
-            venv_commands.create(
-                self.python, venv, installer=installer, with_pip=bool(digest)
-            )
-        )
-        if digest:
+        try:
             self.runner.run(
-                venv_commands.install(venv, requirements, installer=installer)
+                venv_commands.create(
+                    python,
+                    venv,
+                    installer=installer,
+                    with_pip=bool(digest),
+                )
             )
-        self.runner.run(venv_commands.mark_complete(venv))
+            if kind == lockfile.UV_LOCK:
+                self.runner.run(venv_commands.sync_uv_lock(venv, app))
+            elif kind == lockfile.PYLOCK:
+                self.runner.run(venv_commands.sync_pylock(venv, requirements))
+            elif digest:
+                self.runner.run(
+                    venv_commands.install(
+                        venv,
+                        requirements,
+                        installer=installer,
+                        hashes=lockfile.has_hashes(content),
+                    )
+                )
+            self.runner.run(venv_commands.mark_complete(venv))
+        except CommandFailed as failed:
+            # Nothing half-built is left to be mistaken for a venv, nor reused.
+            self.runner.run(files.remove(venv), check=False)
+            package = lockfile.failed_package(failed.stderr)
+            if package:
+                raise CicdError(
+                    f"{package}: the artifact does not match its hash in "
+                    f"{self.settings.requirements}"
+                ) from failed
+            raise
         return venv
+
+    def _interpreter(self) -> str:
+        """The interpreter command: ``python``, or the uv-managed one it names."""
+        wanted = self.python
+        if re.match(r"^(cpython-|pypy)?\d+(\.\d+)*$", wanted) and self.runner.ok(
+            files.which("uv")
+        ):
+            found = self.runner.run(venv_commands.find_python(wanted), check=False)
+            if found.ok and found.stdout.strip():
+                return found.stdout.strip()
+        return wanted
+
+    def _check_python(self, wanted: str, needs: lockfile.Needs, always: bool) -> str:
+        """Refuse an interpreter the app does not accept.
+
+        Args:
+            wanted: The interpreter command.
+            needs: What the app asks for.
+            always: Ask the interpreter even when the app asks for nothing.
+
+        Returns:
+            The interpreter's path and version (part of a lock's venv key), or
+            ``""`` when it was not asked.
+        """
+        if not always and not needs.specifier and not needs.pinned:
+            return ""
+        result = self.runner.run(venv_commands.python_version(wanted), check=False)
+        path, _, version = result.stdout.strip().rpartition(" ")
+        if not result.ok or not version:
+            raise CicdError(
+                f"the app needs Python {needs.describe()}; {wanted} does not run "
+                f"on {self.runner.host} — set `python` or install it"
+            )
+        if not needs.accepts(version):
+            raise CicdError(
+                f"the app needs Python {needs.describe()}; {wanted} is {version} "
+                "— set `python` or install it"
+            )
+        return f"{path} {version}"
+
+    def _trees(self, sha: str | None, paths: list[str]) -> list[str]:
+        """The git tree ids of local packages at ``sha`` (their content)."""
+        if not paths or not sha:
+            return paths
+        return self.runner.output(
+            venv_commands.tree_ids(self.repo, sha, *paths)
+        ).split()
 
     def _installer(self) -> str:
         choice = self.settings.installer

@@ -1,7 +1,9 @@
-"""Builders for the app's dependency environment (a venv per requirements content).
+"""Builders for the app's dependency environment (a venv per lock or requirements).
 
-Dependencies are installed once per distinct requirements file, at release time, and
-never at restart: a rollback needs no package index.
+Dependencies are installed once per distinct lock (or requirements file), local
+packages and interpreter, at release time, and never at restart: a rollback needs no
+package index. Locks install frozen: nothing is resolved on the host, and every
+artifact is checked against the lock's hash.
 """
 
 from __future__ import annotations
@@ -21,12 +23,31 @@ def create(python: str, venv: str, *, installer: str, with_pip: bool) -> Command
     return cmd(python, "-m", "venv", *flags, venv)
 
 
-def install(venv: str, requirements: str, *, installer: str) -> Command:
-    """Install a requirements file into ``venv``."""
+def install(
+    venv: str, requirements: str, *, installer: str, hashes: bool = False
+) -> Command:
+    """Install a requirements file into ``venv``.
+
+    Args:
+        venv: The venv.
+        requirements: The requirements file.
+        installer: ``uv`` or ``pip``.
+        hashes: The file pins hashes: every artifact must match one, and a
+            requirement without a hash is refused (``--require-hashes``).
+    """
     python = join(venv, "bin", "python")
+    checked = ["--require-hashes"] if hashes else []
     if installer == "uv":
         return cmd(
-            "uv", "pip", "install", "--quiet", "--python", python, "-r", requirements
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            *checked,
+            "-r",
+            requirements,
         )
     return cmd(
         python,
@@ -35,9 +56,67 @@ def install(venv: str, requirements: str, *, installer: str) -> Command:
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        *checked,
         "-r",
         requirements,
     )
+
+
+def sync_uv_lock(venv: str, project: str) -> Command:
+    """Install a uv project's locked dependencies into ``venv``, frozen.
+
+    ``--frozen``: the lock is used as it is, never resolved or updated on the host;
+    uv checks every downloaded or cached artifact against the lock's hash. Only
+    the project's own dependencies are installed (``--no-default-groups``: no dev
+    or test group), local packages as copies (``--no-editable``: the venv is shared
+    by releases and must not point into one), and not the project itself, which
+    runs from its release.
+    """
+    return cmd(
+        "uv",
+        "sync",
+        "--quiet",
+        "--frozen",
+        "--no-default-groups",
+        "--no-editable",
+        "--no-install-project",
+        "--project",
+        project,
+        "--python",
+        join(venv, "bin", "python"),
+        env={"UV_PROJECT_ENVIRONMENT": venv},
+    )
+
+
+def sync_pylock(venv: str, lock: str) -> Command:
+    """Install a PEP 751 ``pylock.toml`` into ``venv`` exactly, hashes required."""
+    return cmd(
+        "uv",
+        "pip",
+        "sync",
+        "--quiet",
+        "--require-hashes",
+        "--python",
+        join(venv, "bin", "python"),
+        lock,
+    )
+
+
+def python_version(python: str) -> Command:
+    """Print an interpreter's full path and version (``/usr/bin/python3 3.11.2``)."""
+    return cmd(
+        python,
+        "-c",
+        "import platform, sys; print(sys.executable, platform.python_version())",
+    )
+
+
+def find_python(request: str) -> Command:
+    """Print the path of a uv-managed or system interpreter matching ``request``.
+
+    Only what is on the host already: ``--no-python-downloads``.
+    """
+    return cmd("uv", "python", "find", "--no-python-downloads", request)
 
 
 def mark_complete(venv: str) -> Command:
@@ -48,3 +127,11 @@ def mark_complete(venv: str) -> Command:
 def is_complete(venv: str) -> Command:
     """Exit 0 when ``venv`` was fully built."""
     return cmd("test", "-e", join(venv, COMPLETE_MARKER))
+
+
+def tree_ids(repo: str, sha: str, *paths: str) -> Command:
+    """Print the git tree id of each release-relative path at ``sha``, one a line.
+
+    A local package's tree id is its content: it keys the venv it is built into.
+    """
+    return cmd("git", "-C", repo, "rev-parse", *(f"{sha}:{path}" for path in paths))

@@ -1,0 +1,255 @@
+"""A uv project with a lock and a local package, deployed for real under supervisord.
+
+The packages come from a local index of tiny wheels built here (``file://`` links
+carrying their sha256, as PyPI's do), so the lock records hashes and uv installs
+offline; nothing stands in for uv, git or supervisord.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from cicd.deploy import DeployFailed, DeployResult, deploy_preprod
+from cicd.notify import Notifier
+from cicd.rollback import rollback
+from tests.conftest import SERVER, Project, git
+
+UV = shutil.which("uv") or str(Path(__file__).resolve().parents[2] / ".venv/bin/uv")
+pytestmark = pytest.mark.skipif(not os.access(UV, os.X_OK), reason="uv is not here")
+
+#: The stand-in server, answering with its version and what the local package says.
+LOCKED_SERVER = "import datautils\n" + SERVER.replace(
+    'BODY = open("version.txt", "rb").read()',
+    'BODY = (open("version.txt").read().strip() + " " + datautils.hello()).encode()',
+)
+
+
+def wheel(index: Path, name: str, version: str, body: str) -> None:
+    """Build a pure-Python wheel and list it in the ``index`` with its sha256."""
+    files = {
+        f"{name}/__init__.py": body,
+        f"{name}-{version}.dist-info/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        ),
+        f"{name}-{version}.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    path = index / "files" / f"{name}-{version}-py3-none-any.whl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, content in files.items():
+            archive.writestr(member, content)
+            digest = hashlib.sha256(content.encode()).digest()
+            encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            record.append(f"{member},sha256={encoded},{len(content)}")
+        record.append(f"{name}-{version}.dist-info/RECORD,,")
+        archive.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record))
+    page = index / "simple" / name
+    page.mkdir(parents=True, exist_ok=True)
+    links = [
+        f'<a href="{p.as_uri()}#sha256={hashlib.sha256(p.read_bytes()).hexdigest()}">'
+        f"{p.name}</a>"
+        for p in sorted((index / "files").glob(f"{name}-*.whl"))
+    ]
+    (page / "index.html").write_text("<html><body>" + "".join(links) + "</body></html>")
+
+
+class LockedApp:
+    """The stand-in app as a uv project: ``app/`` with a lock, ``libs/datautils``."""
+
+    def __init__(self, project: Project, index: Path) -> None:
+        self.project = project
+        self.index = index
+        self.path = project.repo.path
+
+    def commit(
+        self,
+        version: str,
+        *,
+        tinydep: str = "1.0",
+        hello: str = "hi",
+        python: str = ">=3.9",
+    ) -> str:
+        """Write the project, lock it with uv against the local index, commit."""
+        app = self.path / "app"
+        app.mkdir(exist_ok=True)
+        (app / "server.py").write_text(LOCKED_SERVER)
+        (app / "version.txt").write_text(f"{version} ok\n")
+        (app / "mode.txt").write_text("ok\n")
+        (app / "pyproject.toml").write_text(f"""\
+[project]
+name = "app"
+version = "0.1.0"
+requires-python = "{python}"
+dependencies = ["datautils", "tinydep=={tinydep}"]
+
+[tool.uv]
+package = false
+
+[tool.uv.sources]
+datautils = {{ path = "../libs/datautils" }}
+
+[dependency-groups]
+dev = ["devonly"]
+""")
+        lib = self.path / "libs" / "datautils"
+        (lib / "src" / "datautils").mkdir(parents=True, exist_ok=True)
+        (lib / "pyproject.toml").write_text("""\
+[project]
+name = "datautils"
+version = "0.1.0"
+requires-python = ">=3.9"
+dependencies = ["tinydep"]
+
+[build-system]
+requires = ["uv_build>=0.8,<0.20"]
+build-backend = "uv_build"
+""")
+        (lib / "src" / "datautils" / "__init__.py").write_text(
+            f"def hello():\n    return {hello!r}\n"
+        )
+        subprocess.run(
+            [UV, "lock", "--quiet", "--index-url", (self.index / "simple").as_uri()],
+            cwd=app,
+            check=True,
+        )
+        git(self.path, "add", "-A")
+        git(self.path, "commit", "-q", "-m", version)
+        sha = git(self.path, "rev-parse", "HEAD")
+        self.project.repo.shas.append(sha)
+        return sha
+
+
+@pytest.fixture
+def locked(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> LockedApp:
+    """A locked stand-in app; uv runs offline with a cache of its own."""
+    index = tmp_path / "index"
+    wheel(index, "tinydep", "1.0", "VERSION = '1.0'\n")
+    wheel(index, "tinydep", "2.0", "VERSION = '2.0'\n")
+    wheel(index, "devonly", "1.0", "")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+    monkeypatch.setenv("UV_PYTHON", os.path.realpath(os.sys.executable))
+    monkeypatch.setenv("PATH", f"{Path(UV).parent}{os.pathsep}{os.environ['PATH']}")
+    project.write(preprod='requirements = "uv.lock"')
+    return LockedApp(project, index)
+
+
+def deploy(project: Project, sha: str) -> DeployResult:
+    """Deploy ``sha`` to preprod like the task does."""
+    target = project.target()
+    return deploy_preprod([target], sha, Notifier(target))
+
+
+def served(project: Project) -> str:
+    """What the app answers."""
+    return requests.get(project.url(), timeout=5).text.strip()
+
+
+def venv_of(project: Project, sha: str) -> str:
+    """The venv a release runs with."""
+    return os.path.realpath(project.root / "preprod" / "releases" / sha / ".venv")
+
+
+def installed(venv: str) -> set[str]:
+    """The distributions in a venv."""
+    found = Path(venv).glob("lib/python*/site-packages/*.dist-info")
+    return {p.name.split("-")[0] for p in found}
+
+
+def test_a_locked_app_with_a_local_package_deploys_and_rolls_back(
+    locked: LockedApp,
+) -> None:
+    project = locked.project
+    first = locked.commit("v1")
+    deploy(project, first)
+    assert served(project) == "v1 ok hi"
+    venv = venv_of(project, first)
+    # The lock's runtime dependencies and the local package; no dev group.
+    assert installed(venv) == {"datautils", "tinydep"}
+
+    second = locked.commit("v2", hello="hello")  # only the local package changed
+    deploy(project, second)
+    assert served(project) == "v2 ok hello"
+    assert venv_of(project, second) != venv  # its content keys the venv
+
+    target = project.target()
+    (result,) = rollback([target], Notifier(target), to=first, reason="test")
+    assert result.sha == first
+    assert served(project) == "v1 ok hi"  # no reinstall: the kept venv
+
+
+@pytest.mark.slow
+def test_a_changed_lock_builds_a_venv_an_unchanged_one_reuses_it(
+    locked: LockedApp,
+) -> None:
+    project = locked.project
+    first = locked.commit("v1")
+    deploy(project, first)
+    code_only = locked.commit("v2")
+    deploy(project, code_only)
+    assert venv_of(project, code_only) == venv_of(project, first)
+    bumped = locked.commit("v3", tinydep="2.0")
+    deploy(project, bumped)
+    assert venv_of(project, bumped) != venv_of(project, first)
+    assert list(Path(venv_of(project, bumped)).glob("lib/*/site-packages/tinydep-2.0*"))
+    venvs = sorted(p.name for p in (project.root / "venvs").iterdir())
+    assert len(venvs) == 2
+
+
+def test_an_artifact_that_no_longer_matches_its_hash_fails_before_the_switch(
+    locked: LockedApp,
+) -> None:
+    project = locked.project
+    first = locked.commit("v1")
+    deploy(project, first)
+    bumped = locked.commit("v2", tinydep="2.0")
+    # The wheel the lock pinned is replaced by another of the same name.
+    tampered = locked.index / "files" / "tinydep-2.0-py3-none-any.whl"
+    with zipfile.ZipFile(tampered, "a") as archive:
+        archive.writestr("tinydep/evil.py", "STOLEN = True\n")
+    before = set((project.root / "venvs").iterdir())
+    with pytest.raises(DeployFailed) as failed:
+        deploy(project, bumped)
+    line = str(failed.value)
+    assert "tinydep==2.0" in line and "\n" not in line
+    assert os.readlink(project.root / "preprod" / "current") == f"releases/{first}"
+    assert not (project.root / "preprod" / "releases" / bumped).exists()
+    assert set((project.root / "venvs").iterdir()) == before  # nothing half-built
+    assert served(project) == "v1 ok hi"
+
+
+def test_an_app_asking_for_a_python_the_host_lacks_is_refused(
+    locked: LockedApp,
+) -> None:
+    project = locked.project
+    first = locked.commit("v1")
+    deploy(project, first)
+    # Locked with the ``requires-python`` it had, then raised beyond any host.
+    locked.commit("v2")
+    pyproject = locked.path / "app" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('">=3.9"', '">=3.99.1"', 1))
+    git(locked.path, "commit", "-q", "-am", "needs 3.99")
+    picky = git(locked.path, "rev-parse", "HEAD")
+    with pytest.raises(DeployFailed) as failed:
+        deploy(project, picky)
+    assert "the app needs Python >=3.99.1;" in str(failed.value)
+    assert "— set `python` or install it" in str(failed.value)
+    assert os.readlink(project.root / "preprod" / "current") == f"releases/{first}"
+    assert not (project.root / "preprod" / "releases" / picky).exists()
