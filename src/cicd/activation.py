@@ -41,9 +41,12 @@ class DeployFailed(CicdError):
 
 
 def last_lines(runtime: Runtime) -> str:
-    """The app's last log lines for a failure message ("" when unreadable)."""
+    """The last log lines of the release that failed ("" when unreadable).
+
+    Only its own: the lines a previous release left in the same log are not its.
+    """
     try:
-        return runtime.logs(LOG_TAIL_LINES)
+        return runtime.release_logs(LOG_TAIL_LINES)
     except CicdError:
         return ""
 

@@ -366,6 +366,39 @@ def test_a_crashing_release_is_never_routed_to_and_its_log_is_shown(
     assert get(bluegreen.url()) == "v1 ok"
 
 
+def log_block(said: str) -> list[str]:
+    """The lines of the "Last N lines of the preprod app's log" block of a failure."""
+    head = "lines of the preprod app's log:\n```\n"
+    assert head in said, said
+    return said.split(head, 1)[1].split("\n```", 1)[0].splitlines()
+
+
+def test_a_failed_releases_log_tail_shows_its_lines_not_the_slots_previous_ones(
+    bluegreen: Project,
+) -> None:
+    deploy(bluegreen, bluegreen.repo.commit("v1"))
+    deploy(bluegreen, bluegreen.repo.commit("v2"))
+    # v1 stays warm on the idle slot, where the next release starts: what it
+    # wrote there is in that slot's log (the stand-in app itself is quiet).
+    idle = "green" if slot_of(bluegreen) == "blue" else "blue"
+    log = bluegreen.root / "preprod" / "logs" / f"app-{idle}.log"
+    with log.open("a") as app:
+        app.write("".join(f"v1 served request {n}\n" for n in range(30)))
+    bluegreen.write(proxy="haproxy", deadline=1.5)
+    crash = bluegreen.repo.commit("v3", mode="crash")
+
+    done = invoke("deploy.preprod", "--sha", crash)
+
+    assert done.returncode == 1, done.stderr
+    said = done.stdout + done.stderr
+    assert f"on the {idle} slot, never routed to" in said, said
+    shown = log_block(said)
+    # Only v3's own attempts (supervisord restarts it): none of v1's lines.
+    assert shown and set(shown) == {"crashing at start, as a broken release would"}
+    assert "v1 served" in log.read_text()  # still in the file, for a person
+    assert get(bluegreen.url()) == "v2 ok"
+
+
 def test_new_slot_ports_are_applied_at_the_switch_with_no_failed_request(
     bluegreen: Project,
 ) -> None:

@@ -95,6 +95,31 @@ def test_logs_show_why_a_release_crashed_and_follow_new_lines(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
+def test_a_failed_deploy_shows_the_log_lines_of_its_release_only(
+    project: Project,
+) -> None:
+    project.write(deadline=1.5)
+    assert invoke("deploy.preprod", "--sha", project.repo.commit("v1")).returncode == 0
+    log = project.root / "preprod" / "logs" / "app.log"
+    with log.open("a") as app:
+        app.write("".join(f"v1 served request {n}\n" for n in range(30)))
+    crash = project.repo.commit("v2", mode="crash")
+
+    failed = invoke("deploy.preprod", "--sha", crash)
+
+    assert failed.returncode == 1, failed.stderr
+    said = failed.stdout + failed.stderr
+    head = "lines of the preprod app's log:\n```\n"
+    assert head in said, said
+    shown = said.split(head, 1)[1].split("\n```", 1)[0].splitlines()
+    assert shown and set(shown) == {"crashing at start, as a broken release would"}
+    # `invoke logs` shows the whole file: each release's start is marked in it.
+    whole = invoke("logs", "--lines", "200").stdout
+    assert "v1 served request 29" in whole
+    assert f"--- cicd: start of release {crash} at " in whole
+
+
 def test_follow_refuses_several_configured_hosts(
     project: Project, tmp_path: Path
 ) -> None:

@@ -528,10 +528,20 @@ def test_app_env_file_is_loaded_literally_before_the_app(tmp_path: Path) -> None
     loader = tmp_path / "app-env.sh"
     loader.write_text(supervisor.APP_ENV_LOADER)
     line = supervisor.with_app_env(str(loader), str(env_file), show)
+    # supervisord starts it in the release's app directory, through a symlink.
+    app = tmp_path / "releases" / "abc123" / "app"
+    app.mkdir(parents=True)
+    (tmp_path / "current").symlink_to(app)
     done = subprocess.run(
-        shlex.split(line), capture_output=True, text=True, cwd=tmp_path, check=True
+        shlex.split(line),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "current",
+        check=True,
     )
-    assert done.stdout == "s3cret value $(touch pwned)|prod"
+    mark, shown = done.stdout.split("\n", 1)
+    assert mark.startswith(supervisor.START_MARK + "abc123 at 20"), mark
+    assert shown == "s3cret value $(touch pwned)|prod"
     assert not (tmp_path / "pwned").exists()
     # No file: the app starts all the same; a bad line stops it with a message.
     missing = supervisor.with_app_env(str(loader), str(tmp_path / "no.env"), "true")
@@ -539,6 +549,32 @@ def test_app_env_file_is_loaded_literally_before_the_app(tmp_path: Path) -> None
     env_file.write_text("not a variable line\n")
     bad = subprocess.run(shlex.split(line), capture_output=True, text=True)
     assert bad.returncode == 78 and "not a KEY=VALUE line" in bad.stderr
+
+
+def test_a_log_tail_keeps_the_lines_of_the_release_started_last(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app-blue.log"
+
+    def tail(lines: int) -> list[str]:
+        argv = supervisor.tail_since_start(str(log), lines).argv
+        return subprocess.run(argv, capture_output=True, text=True).stdout.split()
+
+    assert tail(5) == []  # no log yet
+    log.write_text("before 1\nbefore 2\n")
+    assert tail(5) == ["before", "1", "before", "2"]  # no mark: tailed whole
+    mark = supervisor.START_MARK
+    log.write_text(
+        f"old\n{mark}aaa at T1 ---\na1\na2\n{mark}bbb at T2 ---\nb1\n"
+        # supervisord restarts a crashing release: its attempts are all its own.
+        f"{mark}bbb at T3 ---\nb2\nb3\n"
+    )
+    assert tail(20) == ["b1", "b2", "b3"]
+    assert tail(2) == ["b2", "b3"]
+    assert tail(0) == ["b3"]
+    with log.open("a") as more:
+        more.write(f"{mark}aaa at T4 ---\nagain\n")
+    assert tail(20) == ["again"]
 
 
 def conf_values(text: str) -> dict[str, str]:

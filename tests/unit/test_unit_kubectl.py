@@ -902,6 +902,7 @@ def test_logs_and_follow(tmp_path: Path) -> None:
     runtime = runtime_for(tmp_path, cluster, container="web")
 
     assert runtime.logs(5) == "logs output\n"
+    assert runtime.release_logs(5) == "logs output\n"  # a pod runs one release
     assert cluster.calls("logs")[0][:6] == [
         "kubectl",
         "logs",

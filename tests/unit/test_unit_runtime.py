@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from cicd.commands import cmd, compose
+from cicd.commands.supervisor import START_MARK
 from cicd.config import from_table
 from cicd.errors import CicdError, CommandFailed
 from cicd.runner import Runner
@@ -282,9 +283,11 @@ def test_compose_stop_and_logs(tmp_path: Path) -> None:
 
     runtime.stop()
     runtime.logs(20)
+    runtime.release_logs(20)  # each start recreates the container: its log alone
 
     commands = [split_env(a)[1][6:] for a in context.argvs[1:]]
-    assert commands == [["stop", "app"], ["logs", "--no-color", "--tail", "20", "app"]]
+    logs = ["logs", "--no-color", "--tail", "20", "app"]
+    assert commands == [["stop", "app"], logs, logs]
 
 
 # -- supervisor -----------------------------------------------------------------
@@ -523,6 +526,8 @@ def test_supervisor_logs_tail_the_app_log(tmp_path: Path) -> None:
 
     assert target.runtime.logs(2) == "line 1\nline 2\n"
     assert context.argvs[-1][4:] == [f"{target.paths.logs}/app.log", "2"]
+    assert target.runtime.release_logs(3) == "line 1\nline 2\n"
+    assert context.argvs[-1][4:7] == [f"{target.paths.logs}/app.log", "3", START_MARK]
 
 
 # -- the runner the runtimes go through ----------------------------------------

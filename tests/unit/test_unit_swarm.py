@@ -359,6 +359,7 @@ def test_status_logs_nodes_and_stop(tmp_path: Any) -> None:
     assert swarm.describe()["image"] is None
     swarm.restart()
     assert "serving" in swarm.logs(5)
+    assert "serving" in swarm.release_logs(5)
     assert swarm.follow(5).argv[-1] == "mangetamain-preprod_app"
     assert [(n.name, n.address, n.active) for n in swarm.nodes()] == [
         ("vm1", "10.0.0.1", True),

@@ -17,8 +17,17 @@ CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Loads the app's own secrets from an env file (``KEY=VALUE`` lines, ``#``
 #: comments), each value taken literally — never evaluated — then runs the app. A
 #: file of its own: supervisord cuts a command line at " ;" (an inline comment).
+#:
+#: It first writes a start mark (:data:`START_MARK`) naming the release it starts
+#: into the app's log: a slot's (or the in-place app's) log holds the lines of
+#: every release that ran there, and a failure's log tail shows only those of the
+#: release that failed (:func:`tail_since_start`).
 APP_ENV_LOADER = """\
 # Written by cicd. Usage: sh app-env.sh ENV_FILE COMMAND...
+here=$(pwd -P)
+here=${here##*/releases/}
+printf '%s%s at %s ---\\n' '--- cicd: start of release ' "${here%%/*}" \\
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 f="$1"
 shift
 if [ -f "$f" ]; then
@@ -39,6 +48,34 @@ if [ -f "$f" ]; then
 fi
 exec "$@"
 """
+
+
+#: How the loader's start mark begins; the release's name follows, then a space.
+START_MARK = "--- cicd: start of release "
+
+#: Keeps the last ``n`` lines after the last start of a release (a start mark
+#: naming another release than the one before it empties what was kept; the
+#: restarts of one release, a crash loop, keep adding). The marks are left out.
+_SINCE_START = (
+    'index($0, m) == 1 { r = substr($0, length(m) + 1); sub(/ .*/, "", r); '
+    "if (r != last) { last = r; c = 0 }; next } "
+    "{ kept[c % n] = $0; c++ } "
+    "END { for (i = (c > n ? c - n : 0); i < c; i++) print kept[i % n] }"
+)
+
+
+def tail_since_start(log: str, lines: int) -> Command:
+    """The last ``lines`` lines of an app's log written by the release started last.
+
+    A log with no start mark (written before marks were) is tailed whole.
+    """
+    return sh(
+        '[ ! -f "$1" ] || awk -v n="$2" -v m="$3" "$4" "$1"',
+        log,
+        str(max(lines, 1)),
+        START_MARK,
+        _SINCE_START,
+    )
 
 
 def _escape(value: str) -> str:

@@ -43,6 +43,13 @@ class Runtime(Protocol):
     def logs(self, lines: int = 50) -> str:
         """The app's last output lines."""
 
+    def release_logs(self, lines: int = 50) -> str:
+        """The last output lines of the release started last, none of an earlier one.
+
+        What a failure shows: an instance's log may hold the lines of every
+        release that ran there before.
+        """
+
     def follow(self, lines: int = 50) -> Command:
         """The command that prints the app's last lines, then each new one."""
 

@@ -178,6 +178,10 @@ class ComposeRuntime:
         """Return the container's last log lines."""
         return self.runner.run(compose.logs(*self._args(), lines), check=False).stdout
 
+    def release_logs(self, lines: int = 50) -> str:
+        """The container's last log lines: each start recreates the container."""
+        return self.logs(lines)
+
     def follow(self, lines: int = 50) -> Command:
         """``compose logs --follow``: the container's last lines, then each new one."""
         return compose.logs(*self._args(), lines, follow=True)

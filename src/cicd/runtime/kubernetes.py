@@ -421,6 +421,10 @@ class KubernetesRuntime:
         # A pod that cannot start has no log, and kubectl's error says why.
         return result.stdout if result.ok else result.stderr
 
+    def release_logs(self, lines: int = 50) -> str:
+        """One pod's last log lines: a pod runs one release."""
+        return self.logs(lines)
+
     def follow(self, lines: int = 50) -> Command:
         """``kubectl logs --follow``: one pod's last lines, then each new one."""
         return kubectl.logs(

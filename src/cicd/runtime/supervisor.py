@@ -358,6 +358,15 @@ class SupervisorRuntime:
         log = self.paths.app_log_of(self.slot)
         return self.runner.run(files.sh_tail(log, lines)).stdout
 
+    def release_logs(self, lines: int = 50) -> str:
+        """The last lines of the app's log written since its last release began.
+
+        The log of a slot (or of the app in place) holds the lines of each release
+        that ran there; the env-file loader marks each start in it.
+        """
+        log = self.paths.app_log_of(self.slot)
+        return self.runner.run(sv.tail_since_start(log, lines)).stdout
+
     def follow(self, lines: int = 50) -> Command:
         """``tail -F`` of the app's log: its last lines, then each new one."""
         return files.follow(self.paths.app_log_of(self.slot), lines)

@@ -373,6 +373,14 @@ class SwarmRuntime:
         )
         return result.stdout + result.stderr
 
+    def release_logs(self, lines: int = 50) -> str:
+        """The tasks' last log lines, each prefixed with its task and node.
+
+        The swarm keeps the tasks an update replaced, so their lines may come too:
+        the prefix tells them apart.
+        """
+        return self.logs(lines)
+
     def follow(self, lines: int = 50) -> Command:
         """``docker service logs --follow``: every task's last lines, then new ones."""
         return sw.service_logs(self.host, self.service, lines, follow=True)
