@@ -117,11 +117,19 @@ def test_errors_are_inconclusive_and_say_how_long_to_wait(
     )
     github.poll(SHA)
     assert github.wait_hint() == 60
-    # A 403 without rate-limit headers is a missing permission, not a reason to wait.
+    # A bare 403 is GitHub's secondary rate limit (no header says so): wait a
+    # minute, as GitHub asks, and say GitHub's own words.
     httpserver.clear()
-    httpserver.expect_request(RUNS).respond_with_data("forbidden", 403)
+    httpserver.expect_request(RUNS).respond_with_json(
+        {
+            "message": "You have exceeded a secondary rate limit.",
+            "documentation_url": "https://docs.github.com/rest",
+        },
+        status=403,
+    )
     refused = github.poll(SHA)
-    assert "403" in refused.detail and github.wait_hint() == 0
+    assert "403" in refused.detail and "secondary rate limit" in refused.detail
+    assert github.wait_hint() >= 60
     httpserver.clear()
     httpserver.expect_request(RUNS).respond_with_data("<html>oops</html>", 200)
     assert github.poll(SHA).detail == "GitHub answered 200 with no JSON"
@@ -175,7 +183,7 @@ def test_only_real_failures_fail_a_sha(
 def test_a_run_cancelled_by_a_newer_push_is_superseded(httpserver: HTTPServer) -> None:
     newer = {**run("cancelled"), "id": 10, "run_number": 4, "head_sha": "b" * 40}
     httpserver.expect_request(
-        RUNS, query_string={"branch": "main", "event": "push", "per_page": "10"}
+        RUNS, query_string={"branch": "main", "event": "push", "per_page": "100"}
     ).respond_with_json({"workflow_runs": [newer, run("cancelled")]})
     httpserver.expect_request(RUNS).respond_with_json(
         {"workflow_runs": [run("cancelled", head_branch="main")]}
@@ -224,3 +232,74 @@ def test_a_run_without_a_number_is_named_by_its_id(httpserver: HTTPServer) -> No
         {"workflow_runs": [run(None, "in_progress", run_number=None)]}
     )
     assert provider(httpserver).poll(SHA).detail == "run id 9 in_progress"
+
+
+def test_only_push_runs_decide_as_in_the_verdict_job(httpserver: HTTPServer) -> None:
+    # ci.yml runs on push and pull_request; ci-verdict.yml acts on push runs only.
+    pull = {**run("failure"), "id": 12, "run_number": 8, "event": "pull_request"}
+    push = {**run("success"), "event": "push"}
+    httpserver.expect_request(
+        RUNS, query_string={"head_sha": SHA, "event": "push", "per_page": "100"}
+    ).respond_with_json({"workflow_runs": [pull, push]})
+    assert provider(httpserver).poll(SHA).state == SUCCESS
+
+
+def test_the_newest_attempt_of_a_run_decides(httpserver: HTTPServer) -> None:
+    first = run("failure", run_attempt=1, jobs_url="")
+    rerun = run("success", run_attempt=2)
+    httpserver.expect_request(RUNS).respond_with_json({"workflow_runs": [rerun, first]})
+    poll = provider(httpserver).poll(SHA)
+    assert (poll.state, poll.detail) == (SUCCESS, "run 3 attempt 2 succeeded")
+
+
+def test_runs_are_read_past_the_first_page(httpserver: HTTPServer) -> None:
+    page_two = httpserver.url_for("/page2")
+    httpserver.expect_request(RUNS).respond_with_json(
+        {"workflow_runs": [run("failure", jobs_url="")]},
+        headers={"Link": f'<{page_two}>; rel="next", <{page_two}>; rel="last"'},
+    )
+    newer = {**run("success"), "id": 11, "run_number": 5}
+    httpserver.expect_request("/page2").respond_with_json({"workflow_runs": [newer]})
+    github = provider(httpserver)
+    poll = github.poll(SHA)
+    assert (poll.state, poll.detail) == (SUCCESS, "run 5 succeeded")
+    assert github.counters.requests == 2
+
+
+def test_a_failed_job_past_the_first_page_is_named(httpserver: HTTPServer) -> None:
+    jobs_url = httpserver.url_for("/jobs")
+    httpserver.expect_request(RUNS).respond_with_json(
+        {"workflow_runs": [run("failure", jobs_url=jobs_url)]}
+    )
+    passed = [{"name": f"job {n}", "conclusion": "success"} for n in range(100)]
+    httpserver.expect_request(
+        "/jobs", query_string={"filter": "latest", "per_page": "100"}
+    ).respond_with_json(
+        {"total_count": 101, "jobs": passed},
+        headers={"Link": f'<{jobs_url}?page=2>; rel="next"'},
+    )
+    failed = {"name": "docs", "conclusion": "failure", "steps": []}
+    httpserver.expect_request("/jobs", query_string="page=2").respond_with_json(
+        {"total_count": 101, "jobs": [failed]}
+    )
+    assert provider(httpserver).poll(SHA).failed == ("docs",)
+
+
+@pytest.mark.parametrize("token, counted", [("t0k3n-value", 1), ("", 2)])
+def test_a_304_is_free_only_with_a_token(
+    httpserver: HTTPServer, token: str, counted: int
+) -> None:
+    etag = '"v1"'
+
+    def answer(request: object) -> object:
+        from werkzeug import Response
+
+        if request.headers.get("If-None-Match") == etag:  # type: ignore[attr-defined]
+            return Response(status=304, headers={"ETag": etag})
+        body = json.dumps({"workflow_runs": [run(None, "queued")]})
+        return Response(body, 200, {"ETag": etag}, content_type="application/json")
+
+    httpserver.expect_request(RUNS).respond_with_handler(answer)
+    github = GitHubProvider("acme/app", token=token, api_url=httpserver.url_for(""))
+    assert github.poll(SHA).state == github.poll(SHA).state == PENDING
+    assert (github.counters.requests, github.counters.counted) == (2, counted)

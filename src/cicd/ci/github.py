@@ -1,11 +1,16 @@
 """GitHub Actions as the CI provider, through the REST API with requests.
 
-Polls the workflow runs of the head sha, scoped to the CI workflow file. Each request
-carries ``If-None-Match`` with the last ETag, so an unchanged answer is a 304 that
-costs nothing against the rate limit. Rate limits (``x-ratelimit-remaining: 0`` with
-``x-ratelimit-reset``, or ``retry-after``) are honoured; 5xx answers and refused or
-dropped connections back off (1 s, 2, 4... up to 30 s between polls). The
-token is sent only in the ``Authorization`` header and never printed.
+Polls the ``push`` runs of the head sha, scoped to the CI workflow file: the runs the
+``ci-verdict`` workflow acts on, so the two never disagree (a ``pull_request`` run of
+the same sha is not the deploy's CI). Lists are read 100 to a page and followed through
+the ``Link`` header, never assumed to fit one page nor to come newest first. Each poll
+carries ``If-None-Match`` with the last ETag, so an unchanged answer is a 304, which
+GitHub does not count against the rate limit when the request is authorized (without a
+token it counts like any other). Rate limits (``x-ratelimit-remaining: 0`` with
+``x-ratelimit-reset``, or ``retry-after``) are honoured; a bare 403 (GitHub's secondary
+rate limit sends no header) waits at least a minute; 5xx answers and refused or dropped
+connections back off (1 s, 2, 4... up to 30 s between polls). The token is sent only in
+the ``Authorization`` header and never printed.
 
 The token is ``CICD_GITHUB_TOKEN`` when set (long-lived, for the detached watcher),
 else ``GITHUB_TOKEN``. A job's ``GITHUB_TOKEN`` expires when its job ends, so a
@@ -16,6 +21,7 @@ arrives through the ``workflow_run`` job (:meth:`GitHubProvider.run`) instead.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +49,15 @@ EXPIRED = (
     "set CICD_GITHUB_TOKEN (a fine-grained token with actions:read) for the watcher, "
     "or let the ci-verdict workflow decide"
 )
+#: The most GitHub serves per page (``per_page``'s maximum).
+PER_PAGE = "100"
+#: Pages followed at most per list, so a runaway ``Link`` chain cannot loop forever.
+MAX_PAGES = 10
+#: The event whose runs decide, as in ``ci-verdict.yml`` (``workflow_run.event``).
+EVENT = "push"
+#: GitHub asks for at least a minute's wait after a secondary rate limit.
+SECONDARY_WAIT = 60.0
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
 @dataclass
@@ -55,7 +70,7 @@ class Counters:
 
     @property
     def counted(self) -> int:
-        """Requests counted against the rate limit (304 answers are free)."""
+        """Requests counted against the rate limit (authorized 304 answers are free)."""
         return self.requests - self.not_modified
 
 
@@ -146,22 +161,54 @@ class GitHubProvider:
         return wait
 
     def poll(self, sha: str) -> Poll:
-        """Look at the newest run of ``sha`` once."""
+        """Look at the newest ``push`` run of ``sha`` once."""
         headers = {"If-None-Match": self.etag} if self.etag else {}
-        response = self._get(
-            self.runs_url(), params={"head_sha": sha, "per_page": "20"}, headers=headers
-        )
+        query = {"head_sha": sha, "event": EVENT, "per_page": PER_PAGE}
+        response = self._get(self.runs_url(), params=query, headers=headers)
         if isinstance(response, Poll):
             return response
         if response.status_code == 304 and self._last is not None:
-            self.counters.not_modified += 1
+            # GitHub counts a 304 as free only when the request was authorized.
+            if self.token:
+                self.counters.not_modified += 1
             return self._interpret(self._last, sha)
         body = self._body(response)
         if isinstance(body, Poll):
             return body
+        runs = self._rest(response, body, "workflow_runs")
+        if isinstance(runs, Poll):
+            return runs
         self.etag = response.headers.get("ETag", "")
-        self._last = body
-        return self._interpret(body, sha)
+        self._last = {**body, "workflow_runs": runs}
+        return self._interpret(self._last, sha)
+
+    def _rest(
+        self, response: requests.Response, body: dict[str, Any], key: str
+    ) -> list[Any] | Poll:
+        """Every item of a list, following the ``Link`` header's ``next`` pages.
+
+        Args:
+            response: The first page's answer.
+            body: Its JSON object.
+            key: The list's key (``workflow_runs``, ``jobs``).
+
+        Returns:
+            The items of all pages, or the inconclusive Poll of a page that failed.
+        """
+        items = list(body.get(key) or [])
+        following = _next_page(response)
+        for _ in range(MAX_PAGES - 1):
+            if not following:
+                break
+            page = self._get(following)
+            if isinstance(page, Poll):
+                return page
+            more = self._body(page)
+            if isinstance(more, Poll):
+                return more
+            items.extend(more.get(key) or [])
+            following = _next_page(page)
+        return items
 
     def run(self, sha: str, run_id: str) -> Poll:
         """Read one run by id (the ``workflow_run`` event's), for ``sha``.
@@ -226,13 +273,25 @@ class GitHubProvider:
         )
         if status == 429 or (status == 403 and limited):
             return self._rate_limited(response)
+        hint = "" if self.token else " (no token: set CICD_GITHUB_TOKEN)"
+        if status == 403:
+            # A secondary rate limit comes as a bare 403 (no retry-after, requests
+            # left): GitHub asks for a minute's wait, and polling it sooner prolongs
+            # it. A missing permission waits as long: it will not heal sooner.
+            self._wait = max(self._wait, SECONDARY_WAIT)
+            return Poll(
+                INCONCLUSIVE,
+                redact(
+                    f"GitHub answered 403{hint}: {_said(response)}; "
+                    f"waiting {self._wait:.0f}s"
+                ),
+            )
         if status >= 500:
             self._back_off()
             return Poll(INCONCLUSIVE, f"GitHub answered {status}")
-        hint = "" if self.token else " (no token: set CICD_GITHUB_TOKEN)"
         return Poll(
             INCONCLUSIVE,
-            redact(f"GitHub answered {status}{hint}: {response.text[:120]}"),
+            redact(f"GitHub answered {status}{hint}: {_said(response)}"),
         )
 
     def _rate_limited(self, response: Any) -> Poll:
@@ -244,7 +303,7 @@ class GitHubProvider:
         elif remaining == "0" and reset:
             self._wait = max(float(reset) - self.clock(), 0.0) + 1.0
         else:
-            self._wait = 60.0
+            self._wait = SECONDARY_WAIT
         return Poll(
             INCONCLUSIVE,
             f"rate limited by GitHub ({response.status_code}); "
@@ -252,17 +311,18 @@ class GitHubProvider:
         )
 
     def _interpret(self, body: dict[str, Any], sha: str) -> Poll:
-        runs = [r for r in body.get("workflow_runs", []) if r.get("head_sha") == sha]
+        # The query already asks for push runs; a server that ignored ``event``
+        # must not let a pull_request run of the sha decide either.
+        runs = [
+            r
+            for r in body.get("workflow_runs", [])
+            if r.get("head_sha") == sha and r.get("event", EVENT) == EVENT
+        ]
         if not runs:
             return Poll(PENDING, "no CI run yet")
-        run = max(
-            runs,
-            key=lambda r: (
-                r.get("run_number") or 0,
-                r.get("id") or 0,
-                r.get("run_attempt") or 1,
-            ),
-        )
+        # The newest run, and of a run its newest attempt: a re-run that passes
+        # decides over the attempt that failed.
+        run = max(runs, key=_newest)
         url = str(run.get("html_url", ""))
         attempt = run.get("run_attempt") or 1
         # The run number when GitHub gives one, else its id: never "run ?".
@@ -296,7 +356,8 @@ class GitHubProvider:
         branch = run.get("head_branch")
         if not branch:
             return ""
-        query = {"branch": branch, "event": "push", "per_page": "10"}
+        # One page of the newest runs suffices: a newer push is on the first one.
+        query = {"branch": branch, "event": EVENT, "per_page": PER_PAGE}
         response = self._get(self.runs_url(), params=query)
         if isinstance(response, Poll) or response.status_code != 200:
             return ""
@@ -304,22 +365,31 @@ class GitHubProvider:
         if body is None:
             return ""
         key = (run.get("run_number") or 0, run.get("id") or 0)
-        for other in body.get("workflow_runs", []):
-            newer = (other.get("run_number") or 0, other.get("id") or 0) > key
-            if newer and other.get("head_sha") != run.get("head_sha"):
-                return str(other.get("head_sha", ""))
-        return ""
+        newer = [
+            other
+            for other in body.get("workflow_runs", [])
+            if (other.get("run_number") or 0, other.get("id") or 0) > key
+            and other.get("head_sha") != run.get("head_sha")
+        ]
+        return str(max(newer, key=_newest).get("head_sha", "")) if newer else ""
 
     def _failed_jobs(self, run: dict[str, Any]) -> tuple[str, ...]:
         """Names of the failed jobs and steps (one more request, on failure only)."""
         jobs_url = run.get("jobs_url") or (
             f"{self.api_url}/repos/{self.repository}/actions/runs/{run.get('id')}/jobs"
         )
-        response = self._get(jobs_url)
+        # The latest attempt's jobs, all of them: a failed job past the first
+        # page (GitHub's default is 30) must still be named.
+        query = {"filter": "latest", "per_page": PER_PAGE}
+        response = self._get(jobs_url, params=query)
         if isinstance(response, Poll):
             return ()
         body = _json(response) if response.status_code == 200 else None
-        jobs = body.get("jobs", []) if body else []
+        if body is None:
+            return ()
+        jobs = self._rest(response, body, "jobs")
+        if isinstance(jobs, Poll):
+            jobs = list(body.get("jobs") or [])
         failed: list[str] = []
         for job in jobs:
             if job.get("conclusion") not in FAILED_CONCLUSIONS:
@@ -345,3 +415,26 @@ def _json(response: requests.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _newest(run: dict[str, Any]) -> tuple[int, int, int]:
+    """Order runs by number, then attempt (a re-run keeps its number), then id."""
+    return (
+        int(run.get("run_number") or 0),
+        int(run.get("run_attempt") or 1),
+        int(run.get("id") or 0),
+    )
+
+
+def _next_page(response: requests.Response) -> str:
+    """The ``rel="next"`` URL of a ``Link`` header, or ``""`` on the last page."""
+    found = _NEXT.search(response.headers.get("Link", ""))
+    return found.group(1) if found else ""
+
+
+def _said(response: requests.Response) -> str:
+    """The words of GitHub: its JSON error's ``message``, else the body's start."""
+    body = _json(response)
+    message = body.get("message") if body else None
+    text = message if isinstance(message, str) and message.strip() else response.text
+    return " ".join(text.split())[:120]
