@@ -62,6 +62,10 @@ class Key:
         above: The number must be greater than this.
         at_most: Largest allowed number.
         placeholders: For a template: the ``{names}`` it may use.
+        relative: The value is a path inside the release (no ``/`` start, no
+            ``..``, one line).
+        length: For a string: the fewest and most characters it may have.
+        forbidden: For a string: substrings it may not contain (in any case).
     """
 
     default: Any
@@ -71,6 +75,10 @@ class Key:
     above: float | None = None
     at_most: float | None = None
     placeholders: tuple[str, ...] | None = None
+    #: A path inside the release: relative, never climbing out of it.
+    relative: bool = False
+    length: tuple[int, int] | None = None
+    forbidden: tuple[str, ...] = ()
 
 
 #: Every key of ``[tool.cicd]`` (and of ``[tool.cicd.env.NAME]``), by section.
@@ -90,14 +98,23 @@ SCHEMA: dict[str, Any] = {
         "The app's directory inside a release; the runtime command runs there.",
     ),
     "requirements": Key(
-        "requirements.txt",
-        "Requirements file of the app, relative to ``app_dir``; one venv is built per "
-        "distinct content, at release time.",
+        "auto",
+        "The app's dependencies, relative to ``app_dir``: a ``uv.lock`` (installed "
+        "frozen with ``uv sync``, no dev or test group), a ``pylock.toml`` (PEP 751, "
+        "``uv pip sync``) or a requirements file (``--require-hashes`` when it pins "
+        "hashes). ``auto``: the first of ``uv.lock``, ``pylock.toml`` and "
+        "``requirements.txt`` the release has. A lock's venv is keyed by the lock, "
+        "the interpreter and its local packages' content; a requirements file's by "
+        "its content. Built once per key at release time, shared by releases.",
+        relative=True,
     ),
     "python": Key(
         "",
-        "Interpreter that builds the venvs. Empty: this interpreter locally, "
-        "``python3`` over SSH.",
+        "Interpreter that builds the venvs: a command or path, or a version such as "
+        "``3.13`` that ``uv python find`` resolves among the interpreters uv "
+        "manages or finds on the host (never downloaded). Empty: this interpreter "
+        "locally, ``python3`` over SSH. The app's ``requires-python`` and "
+        "``.python-version`` are checked against it before the release is made.",
     ),
     "installer": Key(
         "auto",
@@ -341,7 +358,13 @@ SCHEMA: dict[str, Any] = {
     "notify": {
         "discord": Key(True, "Send to Discord when ``DISCORD_WEBHOOK_URL`` is set."),
         "username": Key(
-            "Mangetamain CI/CD", "Name the Discord messages are posted under."
+            "Mangetamain CI/CD",
+            "Name the Discord messages are posted under: 1 to 80 characters, "
+            "without ``clyde`` or ``discord`` in it (Discord refuses every message "
+            "of a webhook whose name breaks these rules).",
+            # Discord's published limits (tests/data/published_api.json).
+            length=(1, 80),
+            forbidden=("clyde", "discord"),
         ),
     },
     "ci": {
@@ -845,6 +868,18 @@ def _check_rule(spec: Key, value: Any, name: str) -> None:
         raise ConfigError(f"{name}: must be greater than {spec.above:g}")
     if spec.at_most is not None and value > spec.at_most:
         raise ConfigError(f"{name}: must be at most {spec.at_most:g}, got {value!r}")
+    if spec.length is not None and not (spec.length[0] <= len(value) <= spec.length[1]):
+        low, high = spec.length
+        raise ConfigError(
+            f"{name}: must be {low} to {high} characters, got {len(value)}"
+        )
+    for word in spec.forbidden:
+        if word in value.lower():
+            raise ConfigError(f"{name}: must not contain {word!r}, got {value!r}")
+    if spec.relative and (
+        not value or value.startswith("/") or ".." in value.split("/") or "\n" in value
+    ):
+        raise ConfigError(f"{name}: a path inside the app's directory, got {value!r}")
     if spec.placeholders is not None:
         templates = value.values() if isinstance(value, dict) else [value]
         for template in templates:

@@ -22,12 +22,39 @@ import tomllib
 from dataclasses import dataclass
 from posixpath import basename, join, normpath
 
+#: ``requirements = "auto"``: the first of these the app's directory has.
+AUTO = "auto"
+CANDIDATES = ("uv.lock", "pylock.toml", "requirements.txt")
+
 UV_LOCK = "uv"
 PYLOCK = "pylock"
 REQUIREMENTS = "requirements"
 
 _PYLOCK_NAME = re.compile(r"^pylock(\.[^.]+)?\.toml$")
 _CLAUSE = re.compile(r"^\s*(~=|===|==|!=|<=|>=|<|>)?\s*([0-9][0-9A-Za-z.*+!-]*)\s*$")
+
+
+def candidates(requirements: str) -> tuple[str, ...]:
+    """The file names ``requirements`` may mean, in order of preference."""
+    return CANDIDATES if requirements == AUTO else (requirements,)
+
+
+def chosen(requirements: str, contents: list[str]) -> tuple[str, str]:
+    """The dependency file a release uses and its content, from :func:`candidates`.
+
+    Args:
+        requirements: The ``requirements`` setting.
+        contents: The content of each candidate (empty: absent).
+
+    Returns:
+        ``(name, content)``; the name is the setting itself (or the last
+        candidate, for ``auto``) when no candidate has content.
+    """
+    names = candidates(requirements)
+    for name, content in zip(names, contents):
+        if content.strip():
+            return name, content
+    return names[-1], ""
 
 
 def kind_of(path: str) -> str:
@@ -198,9 +225,8 @@ def venv_key(lock: str, interpreter: str, trees: list[str]) -> str:
 
 
 _HASH_MISMATCH = re.compile(r"[Hh]ash mismatch for `?([^`\s]+)`?")
-_PIP_MISMATCH = re.compile(
-    r"^\s*([A-Za-z0-9_.-]+)[^\n]*from [^\n]*:\n\s*Expected sha256", re.M
-)
+#: pip's ``    NAME==1.0 from https://...:`` line, followed by ``Expected sha256``.
+_PIP_MISMATCH = re.compile(r"^\s*(\S+) from [^\n]*:\n\s*Expected sha256", re.M)
 _PIP_MISSING = re.compile(
     r"requirements must have their versions pinned|"
     r"[Hh]ashes are required in --require-hashes mode"

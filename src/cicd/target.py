@@ -17,6 +17,7 @@ from cicd.commands import Command, files, git
 from cicd.commands import venv as venv_commands
 from cicd.errors import CicdError, CommandFailed, UsageError, clip
 from cicd.health import Fetcher, LocalFetcher
+from cicd.inputs import REVISION_PATTERN
 from cicd.layout import EnvPaths
 from cicd.ledger import Event, EventName, acknowledgement, parse
 from cicd.state import EnvState, replay
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
     from cicd.slots import Slots
 
 SHA_PATTERN = re.compile(r"^[0-9a-fA-F]{7,40}$")
-#: What a revision from the user may look like (a sha, HEAD, a branch, a tag, with
-#: git's ``~ ^ @{}`` suffixes); it reaches git only as one argument after
-#: ``--end-of-options``, and a leading ``-`` is refused before that.
-REVISION_PATTERN = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9._/@{}^~+-]{0,199}$")
 URL_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)")
 
 
@@ -461,18 +458,21 @@ class Target:
                 lock, or an artifact failed its hash check (the line names it).
         """
         app = join(release, self.settings.app_dir)
-        requirements = join(app, self.settings.requirements)
-        kind = lockfile.kind_of(requirements)
+        names = lockfile.candidates(self.settings.requirements)
         sections = files.parse_snapshot(
             self.runner.output(
                 files.read_all(
-                    requirements,
+                    *(join(app, name) for name in names),
                     join(app, "pyproject.toml"),
                     join(app, ".python-version"),
                 )
             )
         )
-        content, pyproject, pinned = (sections.get(str(i), "") for i in range(3))
+        texts = [sections.get(str(i), "") for i in range(len(names) + 2)]
+        name, content = lockfile.chosen(self.settings.requirements, texts[:-2])
+        pyproject, pinned = texts[-2:]
+        requirements = join(app, name)
+        kind = lockfile.kind_of(name)
         locked = kind != lockfile.REQUIREMENTS
         python = self._interpreter()
         interpreter = self._check_python(
@@ -484,7 +484,7 @@ class Target:
             name = digest[:16] if digest else "no-requirements"
         else:
             if not content:
-                raise CicdError(f"{self.settings.requirements}: not in the release")
+                raise CicdError(f"{name}: not in the release")
             digest = "lock"
             local = lockfile.local_packages(content, kind, self.settings.app_dir)
             trees = self._trees(sha, local)
@@ -495,7 +495,7 @@ class Target:
         installer = "uv" if locked else self._installer()
         if installer == "uv" and not self.runner.ok(files.which("uv")):
             raise CicdError(
-                f"{self.settings.requirements} needs uv on {self.runner.host} "
+                f"{name} needs uv on {self.runner.host} "
                 "(install uv, or name a requirements file in `requirements`)"
             )
         self.runner.run(files.remove(venv))
@@ -529,8 +529,7 @@ class Target:
             package = lockfile.failed_package(failed.stderr)
             if package:
                 raise CicdError(
-                    f"{package}: the artifact does not match its hash in "
-                    f"{self.settings.requirements}"
+                    f"{package}: the artifact does not match its hash in " f"{name}"
                 ) from failed
             raise
         return venv

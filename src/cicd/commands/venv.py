@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from posixpath import join
 
-from cicd.commands import Command, cmd
+from cicd.commands import Command, cmd, sh
 
 COMPLETE_MARKER = ".complete"
 
@@ -135,3 +135,13 @@ def tree_ids(repo: str, sha: str, *paths: str) -> Command:
     A local package's tree id is its content: it keys the venv it is built into.
     """
     return cmd("git", "-C", repo, "rev-parse", *(f"{sha}:{path}" for path in paths))
+
+
+def digest_first(*paths: str) -> Command:
+    """Print the SHA-256 of the first of ``paths`` that exists, or nothing."""
+    # Read through stdin: sha256sum escapes names with backslashes or newlines.
+    return sh(
+        'for f; do if [ -f "$f" ]; then sha256sum < "$f" | cut -d" " -f1; '
+        "exit; fi; done",
+        *paths,
+    )

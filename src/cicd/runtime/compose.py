@@ -10,7 +10,8 @@ from __future__ import annotations
 from posixpath import join, normpath
 from typing import TYPE_CHECKING
 
-from cicd.commands import compose, files
+from cicd import lockfile
+from cicd.commands import compose, files, venv
 from cicd.errors import CicdError
 
 if TYPE_CHECKING:
@@ -124,23 +125,26 @@ class ComposeRuntime:
         return [
             *self.preflight_reads(),
             files.readlink(self.link),
-            files.sha256(self._requirements(self.link)),
+            self._digest(self.link),
         ]
 
-    def _requirements(self, release: str) -> str:
-        return join(release, self.settings.app_dir, self.settings.requirements)
+    def _digest(self, release: str) -> Command:
+        """The digest of the app's lock (or requirements file) in ``release``."""
+        app = join(release, self.settings.app_dir)
+        names = lockfile.candidates(self.settings.requirements)
+        return venv.digest_first(*(join(app, name) for name in names))
 
     def restart(self) -> None:
         """Recreate the container so it mounts the release ``current`` points to.
 
-        ``CICD_IMAGE_TAG`` names the image after the app's requirements, so compose
+        ``CICD_IMAGE_TAG`` names the image after the app's lock, so compose
         builds a new image (dependencies installed at build time) only when they
         change, and a rollback reuses the image it ran with.
         """
         program, file, project, service, env = self._args(self._release())
         # Through the link: the file is the release's, and the command the one
         # read ahead with the switch (restart_reads).
-        digest = self.runner.output(files.sha256(self._requirements(self.link)))
+        digest = self.runner.output(self._digest(self.link))
         env["CICD_IMAGE_TAG"] = digest[:16] if digest else "latest"
         self.runner.run(compose.up(program, file, project, service, env))
 
