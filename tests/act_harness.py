@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.discord_fake import FakeDiscord
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACT_DIR = Path(__file__).resolve().parent / "act"
 CHECKOUT_STANDIN = ACT_DIR / "checkout"
@@ -686,47 +688,12 @@ def leaks(pid_list: Iterable[int], values: Iterable[str]) -> dict[int, list[str]
 
 
 @dataclass
-class DiscordSink:
-    """A Discord webhook on the local HTTP server: keeps every message posted."""
+class DiscordSink(FakeDiscord):
+    """A Discord webhook on the local HTTP server: keeps every message it saved.
 
-    server: Any
+    As strict as Discord (:class:`tests.discord_fake.FakeDiscord`): a payload past a
+    published limit is refused with 400 (code 50035), and ``wait=true`` returns the
+    saved message; ``messages`` and :meth:`texts` hold what Discord would show.
+    """
+
     path: str = "/api/webhooks/1/tok-act-secret"
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def install(self) -> DiscordSink:
-        """Register the webhook's handler on the server."""
-        from werkzeug import Response
-
-        def receive(request: Any) -> Any:
-            try:
-                self.messages.append(json.loads(request.get_data() or b"{}"))
-            except ValueError:
-                self.messages.append({"content": request.get_data(as_text=True)})
-            return Response(status=204)
-
-        self.server.expect_request(self.path, method="POST").respond_with_handler(
-            receive
-        )
-        return self
-
-    @property
-    def url(self) -> str:
-        """The webhook URL (a secret)."""
-        return str(self.server.url_for(self.path))
-
-    def texts(self) -> list[str]:
-        """Every message's text: content and embeds' titles and descriptions."""
-        texts = []
-        for message in self.messages:
-            parts = [str(message.get("content") or "")]
-            for embed in message.get("embeds") or []:
-                parts += [
-                    str(embed.get("title") or ""),
-                    str(embed.get("description") or ""),
-                ]
-                parts += [
-                    f"{f.get('name', '')} {f.get('value', '')}"
-                    for f in embed.get("fields") or []
-                ]
-            texts.append("\n".join(p for p in parts if p))
-        return texts

@@ -1,6 +1,9 @@
 """Notifications: always to the console, to Discord when ``DISCORD_WEBHOOK_URL`` is set.
 
-Notifications never break a deploy. A Discord 429 is retried after its
+Notifications never break a deploy. A message counts as delivered only when Discord
+returns it: the webhook is executed with ``?wait=true``, so Discord answers with the
+saved message (its id is the proof) or with an error, where without it a message that
+is not saved returns no error at all. A Discord 429 is retried after its
 ``retry_after``; other failures are retried briefly, then the message is kept in the
 environment's outbox and sent before the next message of a later run, marked
 *delayed* with the time it was first sent. A message Discord refuses for good (a 4xx
@@ -12,7 +15,9 @@ is lost, nothing blocks, and the webhook URL never reaches any output.
 On Discord a message is an embed coloured by its outcome (green success, red
 failure, amber warning or in progress, grey info) with links to the commit, the CD
 run, the CI run and the public URL; its plain text goes along as ``content``, for
-readers whose client hides embeds.
+readers whose client hides embeds. Every payload is fitted to Discord's published
+limits before it is sent (:func:`fit`): a text too long is cut with an ellipsis, a
+link too long is left out, so a long message is shortened, never refused.
 """
 
 from __future__ import annotations
@@ -38,10 +43,22 @@ if TYPE_CHECKING:
     from cicd.target import Target
 
 WEBHOOK_VARIABLE = "DISCORD_WEBHOOK_URL"
+# Discord's limits, as published (tests/data/published_api.json records their
+# source; a test checks these against it).
 #: Discord rejects message content longer than this.
 DISCORD_LIMIT = 2000
 #: Discord's limits on an embed's title, description and field values.
 TITLE_LIMIT, DESCRIPTION_LIMIT, FIELD_LIMIT = 256, 4096, 1024
+#: A field's name, the footer's text and the author's name.
+FIELD_NAME_LIMIT, FOOTER_LIMIT, AUTHOR_LIMIT = 256, 2048, 256
+#: All titles, descriptions, field names and values, footers and authors together.
+EMBED_TOTAL_LIMIT = 6000
+#: Embeds per message and fields per embed.
+EMBEDS_LIMIT, FIELDS_LIMIT = 10, 25
+#: Any URL of an embed (its link, the author's, icons, images).
+URL_LIMIT = 2048
+#: The name a message is posted under (``username``): 1 to 80 characters.
+USERNAME_MIN, USERNAME_MAX = 1, 80
 #: Undelivered (and set-aside) messages kept at most; the oldest are dropped beyond.
 OUTBOX_LIMIT = 200
 #: The embed colour of each outcome.
@@ -64,12 +81,14 @@ class Delivery:
         permanent: Discord refused the message itself (a 4xx other than 429):
             sending it again would fail the same way.
         status: Discord's HTTP status, 0 when there was no answer.
+        message_id: The id of the message Discord saved: the proof of delivery.
     """
 
     ok: bool
     reason: str = ""
     permanent: bool = False
     status: int = 0
+    message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -370,6 +389,9 @@ class Notifier:
 
     def _deliver_entry(self, payload: dict[str, Any]) -> Delivery:
         """Deliver a payload; an embed Discord finds malformed falls back to text."""
+        # Fitted at the last moment: a delayed mark or an older outbox entry may
+        # have pushed a payload past a limit since it was built.
+        payload = fit(payload)
         delivery = self._deliver(payload)
         if delivery.status == 400 and payload.get("embeds"):
             plain = {k: v for k, v in payload.items() if k != "embeds"}
@@ -390,8 +412,13 @@ class Notifier:
         reason = ""
         for attempt in range(4):
             try:
+                # wait=true: Discord answers with the saved message or an error;
+                # without it, a message that is not saved returns no error.
                 response = self._session.post(
-                    self.webhook, json=payload, timeout=self.timeout
+                    self.webhook,
+                    params={"wait": "true"},
+                    json=payload,
+                    timeout=self.timeout,
                 )
             except requests.RequestException as error:
                 reason = redact(f"{type(error).__name__}")
@@ -401,7 +428,7 @@ class Notifier:
                 continue
             status = response.status_code
             if status < 300:
-                return Delivery(True, status=status)
+                return _confirmed(response)
             reason = f"Discord answered {status}"
             if status == 429:
                 wait = _retry_after(response)
@@ -419,6 +446,135 @@ class Notifier:
                 continue
             return Delivery(False, reason, status=status)
         return Delivery(False, reason)
+
+
+def _confirmed(response: Any) -> Delivery:
+    """A 2xx answer: delivered when it carries the saved message, else unproven.
+
+    An answer without the message (a 204, as a proxy or a stand-in ignoring
+    ``wait=true`` gives) does not say the message was saved: it stays in the
+    outbox and is sent again, so a message may arrive twice but is never lost.
+    """
+    status = response.status_code
+    try:
+        message = response.json()
+    except ValueError:
+        message = None
+    ident = message.get("id") if isinstance(message, dict) else None
+    if isinstance(ident, str) and ident.strip():
+        return Delivery(True, status=status, message_id=ident)
+    return Delivery(
+        False, f"Discord answered {status} without the message it saved", False, status
+    )
+
+
+def fit(payload: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a webhook payload within Discord's published limits.
+
+    Texts too long are cut with an ellipsis (the embeds' 6,000-character total
+    first from the descriptions, then the field values, footers and titles); a URL
+    longer than 2,048 characters is left out, as a cut one would be a broken link;
+    a ``username`` is cut to 80 characters, and an empty one left out (the
+    webhook's own name applies). Never raises: a long message is shortened, not
+    refused.
+
+    Args:
+        payload: The message as built (or as kept in the outbox).
+
+    Returns:
+        The payload Discord accepts.
+    """
+    fitted = copy.deepcopy(payload)
+    if isinstance(fitted.get("content"), str):
+        fitted["content"] = _clip(fitted["content"], DISCORD_LIMIT)
+    if "username" in fitted:
+        name = fitted["username"]
+        if isinstance(name, str) and name.strip():
+            fitted["username"] = _clip(name, USERNAME_MAX)
+        else:
+            del fitted["username"]
+    embeds = fitted.get("embeds")
+    if isinstance(embeds, list):
+        del embeds[EMBEDS_LIMIT:]
+        kept = [e for e in embeds if isinstance(e, dict)]
+        for embed in kept:
+            _fit_embed(embed)
+        _fit_total(kept)
+        fitted["embeds"] = kept
+    return fitted
+
+
+def _fit_embed(embed: dict[str, Any]) -> None:
+    """Clip each text of one embed to its own limit; leave out over-long URLs."""
+    for key, limit in (("title", TITLE_LIMIT), ("description", DESCRIPTION_LIMIT)):
+        if isinstance(embed.get(key), str):
+            embed[key] = _clip(embed[key], limit)
+    for key, limit in (("footer", FOOTER_LIMIT), ("author", AUTHOR_LIMIT)):
+        part = embed.get(key)
+        text_key = "text" if key == "footer" else "name"
+        if isinstance(part, dict) and isinstance(part.get(text_key), str):
+            part[text_key] = _clip(part[text_key], limit)
+    fields = embed.get("fields")
+    if isinstance(fields, list):
+        del fields[FIELDS_LIMIT:]
+        for field in fields:
+            if isinstance(field, dict):
+                field["name"] = _clip(str(field.get("name") or "…"), FIELD_NAME_LIMIT)
+                field["value"] = _clip(str(field.get("value") or "…"), FIELD_LIMIT)
+    for part in (
+        embed,
+        *(embed.get(k) for k in ("author", "footer", "image", "thumbnail")),
+    ):
+        if not isinstance(part, dict):
+            continue
+        for key in ("url", "icon_url"):
+            if len(str(part.get(key) or "")) > URL_LIMIT:
+                del part[key]
+
+
+def _texts(embeds: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """Where each counted text lives, in the order they are given up.
+
+    Descriptions first (the longest, and repeated in ``content``), then field
+    values from the last, footers, titles, field names, authors.
+    """
+    places: list[tuple[dict[str, Any], str]] = []
+    for embed in embeds:
+        places.append((embed, "description"))
+    for embed in embeds:
+        fields = [f for f in embed.get("fields") or [] if isinstance(f, dict)]
+        places.extend((field, "value") for field in reversed(fields))
+    for embed in embeds:
+        if isinstance(embed.get("footer"), dict):
+            places.append((embed["footer"], "text"))
+    places.extend((embed, "title") for embed in embeds)
+    for embed in embeds:
+        fields = [f for f in embed.get("fields") or [] if isinstance(f, dict)]
+        places.extend((field, "name") for field in reversed(fields))
+    for embed in embeds:
+        if isinstance(embed.get("author"), dict):
+            places.append((embed["author"], "name"))
+    return [(part, key) for part, key in places if isinstance(part.get(key), str)]
+
+
+def embed_total(embeds: list[dict[str, Any]]) -> int:
+    """The characters Discord counts against the embeds' 6,000 total."""
+    return sum(len(part[key]) for part, key in _texts(embeds))
+
+
+def _fit_total(embeds: list[dict[str, Any]]) -> None:
+    """Shorten the embeds' texts until their total is within 6,000 characters."""
+    for part, key in _texts(embeds):
+        over = embed_total(embeds) - EMBED_TOTAL_LIMIT
+        if over <= 0:
+            return
+        text = part[key]
+        # A field's name and value must not be empty: keep one character there.
+        keep = max(len(text) - over, 1 if key in ("name", "value") else 0)
+        if keep == 0 and key == "description":
+            del part[key]
+        else:
+            part[key] = _clip(text, max(keep, 1))
 
 
 def _refusal(response: Any, reason: str) -> str:

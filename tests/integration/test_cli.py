@@ -18,6 +18,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.conftest import Project, invoke, invoke_in_background, wait_for_switch
+from tests.discord_fake import FakeDiscord
 
 
 def test_list_and_help_explain_every_task() -> None:
@@ -164,6 +165,7 @@ def test_discord_429_is_retried_and_500_goes_to_the_outbox(
 ) -> None:
     webhook = httpserver.url_for("/api/webhooks/123/s3cr3t-t0ken")
     calls: list[dict[str, object]] = []
+    discord = FakeDiscord(httpserver, "/api/webhooks/123/s3cr3t-t0ken")
 
     def rate_limited_once(request: Request) -> Response:
         calls.append(request.get_json())
@@ -171,7 +173,7 @@ def test_discord_429_is_retried_and_500_goes_to_the_outbox(
             return Response(
                 json.dumps({"retry_after": 0.2}), 429, content_type="application/json"
             )
-        return Response("", 204)
+        return discord.answer(request)
 
     httpserver.expect_request("/api/webhooks/123/s3cr3t-t0ken").respond_with_handler(
         rate_limited_once
@@ -209,7 +211,7 @@ def test_discord_429_is_retried_and_500_goes_to_the_outbox(
     httpserver.expect_request("/api/webhooks/123/s3cr3t-t0ken").respond_with_handler(
         lambda request: (
             delivered.append(request.get_json()["content"]),
-            Response("", 204),
+            discord.answer(request),
         )[1]
     )
     result = invoke(

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from pytest_httpserver import HTTPServer
-from werkzeug import Response
 
 from tests.conftest import Project, invoke
+from tests.discord_fake import FakeDiscord
 from tests.integration.test_ssh import Hosts, fab, host_tables
 
 #: A webhook path as Discord's: /api/webhooks/<id>/<token>.
@@ -29,9 +29,7 @@ SECRETS = ("d3bug-w3bh00k-t0ken", TOKEN, APP_TOKEN)
 
 def secret_env(server: HTTPServer) -> dict[str, str]:
     """The webhook on ``server`` and token-like GitHub tokens, as a workflow has."""
-    server.expect_request(HOOK, method="POST").respond_with_handler(
-        lambda _: Response("", 204)
-    )
+    FakeDiscord(server, HOOK).install()
     return {
         "DISCORD_WEBHOOK_URL": server.url_for(HOOK),
         "GITHUB_TOKEN": TOKEN,
@@ -65,7 +63,7 @@ def test_invoke_debug_deploy_and_its_watcher_print_no_secret(
     assert result.returncode == 0, result.stderr
     assert_no_secret(result.stdout, result.stderr)
     # The debug log is there, and shows the request without its token.
-    assert "POST *** HTTP/1.1" in result.stderr
+    assert "POST ***?wait=true HTTP/1.1" in result.stderr
     validated = project.root / "preprod" / "validated"
     deadline = time.monotonic() + 60
     while not validated.exists() and time.monotonic() < deadline:
@@ -77,7 +75,7 @@ def test_invoke_debug_deploy_and_its_watcher_print_no_secret(
         time.sleep(0.2)  # the watcher's last message is sent after `validated`
     watcher = log.read_text()
     assert_no_secret(watcher)
-    assert "POST *** HTTP/1.1" in watcher  # it did debug-log its own requests
+    assert "POST ***?wait=true HTTP/1.1" in watcher  # it did debug-log its own requests
 
 
 def test_cicd_program_debug_prints_no_secret(
@@ -92,7 +90,7 @@ def test_cicd_program_debug_prints_no_secret(
     )
     assert result.returncode == 0, result.stderr
     assert_no_secret(result.stdout, result.stderr)
-    assert "POST *** HTTP/1.1" in result.stderr
+    assert "POST ***?wait=true HTTP/1.1" in result.stderr
 
 
 def test_fab_debug_over_ssh_prints_no_secret(
@@ -112,4 +110,6 @@ def test_fab_debug_over_ssh_prints_no_secret(
     )
     assert result.returncode == 0, result.stderr
     assert_no_secret(result.stdout, result.stderr)
-    assert "paramiko" in result.stderr and "POST *** HTTP/1.1" in result.stderr
+    assert (
+        "paramiko" in result.stderr and "POST ***?wait=true HTTP/1.1" in result.stderr
+    )

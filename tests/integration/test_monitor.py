@@ -21,6 +21,7 @@ from werkzeug import Request, Response
 
 from cicd.monitor import certificate, history_line
 from tests.conftest import Project, free_port, invoke, invoke_in_background
+from tests.discord_fake import FakeDiscord
 
 pytestmark = pytest.mark.slow  # real deploys under supervisord
 
@@ -41,12 +42,13 @@ class Discord:
 
     def __init__(self, server: HTTPServer) -> None:
         self.sent: list[str] = []
+        self.fake = FakeDiscord(server, "/hook/monitor")
         server.expect_request("/hook/monitor").respond_with_handler(self.receive)
         self.url = server.url_for("/hook/monitor")
 
     def receive(self, request: Request) -> Response:
         self.sent.append(json.dumps(request.get_json(), ensure_ascii=False))
-        return Response("", 204)
+        return self.fake.answer(request)
 
     def saw(self, text: str) -> bool:
         """Whether any message so far contains ``text``."""

@@ -15,6 +15,7 @@ from cicd.deploy import deploy_preprod
 from cicd.monitor import DEFAULT_RULES, MonitorState, advance, run_monitor
 from cicd.notify import Notifier
 from tests.conftest import Project, invoke
+from tests.discord_fake import FakeDiscord
 
 REMINDER_SECONDS = DEFAULT_RULES.reminder
 
@@ -45,10 +46,11 @@ def test_monitor_run_alerts_on_a_real_outage_then_recovers(
     project: Project, httpserver: HTTPServer
 ) -> None:
     sent: list[str] = []
+    fake = FakeDiscord(httpserver, "/hook/abc123secret")
 
     def discord(request: Request) -> Response:
         sent.append(request.get_json()["content"])
-        return Response("", 204)
+        return fake.answer(request)
 
     httpserver.expect_request("/hook/abc123secret").respond_with_handler(discord)
     webhook = httpserver.url_for("/hook/abc123secret")
@@ -91,7 +93,7 @@ def test_notify_send_and_flush(project: Project, httpserver: HTTPServer) -> None
     assert result.returncode == 0
     assert "kept in the outbox" in result.stderr and "xyz789secret" not in result.stderr
     httpserver.clear()
-    httpserver.expect_request("/hook/xyz789secret").respond_with_data("", 204)
+    FakeDiscord(httpserver, "/hook/xyz789secret").install()
     flushed = invoke("notify.flush", "--env", "preprod", env=env)
     assert "delivered 1, 0 still kept" in flushed.stdout
     assert invoke("notify.send").returncode == 2

@@ -13,6 +13,7 @@ from werkzeug import Request, Response
 
 from cicd.notify import COLOURS
 from tests.conftest import Project, invoke
+from tests.discord_fake import FakeDiscord
 from tests.integration.test_ssh import Hosts, fab, fleet_config, host_tables
 
 HOOK = "/api/webhooks/42/n0tify-s3cret"
@@ -25,14 +26,18 @@ class Discord:
 
     def __init__(self, server: HTTPServer) -> None:
         self.server = server
-        self.status = 204
+        self.status = 200
         self.bodies: list[dict[str, Any]] = []
+        # A success is answered as Discord does: the saved message (wait=true).
+        self.fake = FakeDiscord(server, HOOK)
         server.expect_request(HOOK, method="POST").respond_with_handler(self._answer)
 
     def _answer(self, request: Request) -> Response:
         self.bodies.append(request.get_json())
         if self.status == 404:
             return Response('{"message": "Unknown Webhook"}', 404)
+        if self.status == 200:
+            return self.fake.answer(request)
         return Response("", self.status)
 
     @property
@@ -95,7 +100,7 @@ def test_a_refused_message_is_set_aside_reported_and_requeued(
     discord.status = 503
     invoke("notify.send", "--text", "🔄 later", env=discord.env)  # to the outbox
 
-    discord.status = 204
+    discord.status = 200
     report = invoke("notify.flush", "--env", "preprod", env=discord.env)
     assert report.returncode == 0, report.stderr
     lines = report.stdout.splitlines()

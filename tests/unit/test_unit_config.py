@@ -471,3 +471,23 @@ def test_auto_checks_the_slot_ports_once_haproxy_is_found(tmp_path: Path) -> Non
         _ = Target(runner, clash, "preprod").proxied
     runner.facts["which haproxy"] = ""
     assert Target(runner, settings, "preprod").proxied is False
+
+
+@pytest.mark.parametrize(
+    ("username", "said"),
+    [
+        ("", "must be 1 to 80 characters, got 0"),
+        ("x" * 81, "must be 1 to 80 characters, got 81"),
+        ("Our Discord bot", "must not contain 'discord'"),
+        ("CLYDE", "must not contain 'clyde'"),
+    ],
+)
+def test_a_username_discord_refuses_fails_at_load(
+    tmp_path: Path, username: str, said: str
+) -> None:
+    # Discord refuses every message posted under such a name, the text-only retry
+    # included: say so at load, in one line naming the key, not message by message.
+    message = config_error(tmp_path, {"notify": {"username": username}})
+    assert message.startswith("tool.cicd.env.")
+    assert ".notify.username: " + said in message and "\n" not in message
+    assert settings(tmp_path, {"notify": {"username": "x" * 80}})

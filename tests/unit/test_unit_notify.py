@@ -24,6 +24,7 @@ from cicd.config import from_table
 from cicd.notify import COLOURS, DISCORD_LIMIT, Notifier
 from cicd.runner import Runner
 from cicd.target import Target
+from tests.discord_fake import FakeDiscord
 
 WEBHOOK_PATH = "/api/webhooks/987654321098/s3cr3t-T0KEN_value"
 TOKEN = "s3cr3t-T0KEN_value"
@@ -86,12 +87,10 @@ def test_without_webhook_only_the_console_is_used(
     assert notifier.pending() == []
 
 
-def test_delivered_on_204(
+def test_delivered_when_discord_returns_the_saved_message(
     webhook: str, notifier: Notifier, httpserver: HTTPServer, waits: list[float]
 ) -> None:
-    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
-        "", status=204
-    )
+    FakeDiscord(httpserver, WEBHOOK_PATH).install()
 
     assert notifier.send("preprod deployed abc1234") is True
 
@@ -117,8 +116,8 @@ def test_rate_limited_then_delivered(
     httpserver.expect_ordered_request(WEBHOOK_PATH, method="POST").respond_with_json(
         {"message": "You are being rate limited.", "retry_after": 0.2}, status=429
     )
-    httpserver.expect_ordered_request(WEBHOOK_PATH, method="POST").respond_with_data(
-        "", status=204
+    httpserver.expect_ordered_request(WEBHOOK_PATH, method="POST").respond_with_handler(
+        FakeDiscord(httpserver, WEBHOOK_PATH).answer
     )
 
     assert notifier.send("prod deployed") is True
@@ -166,9 +165,7 @@ def test_outbox_is_delivered_oldest_first_after_recovery(
     assert notifier.send("second") is False
     assert [e["payload"]["content"] for e in notifier.pending()] == ["first", "second"]
     httpserver.clear()
-    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
-        "", status=204
-    )
+    FakeDiscord(httpserver, WEBHOOK_PATH).install()
 
     assert notifier.send("third") is True
 
@@ -182,9 +179,7 @@ def test_outbox_is_delivered_oldest_first_after_recovery(
 def test_long_content_is_truncated(
     webhook: str, notifier: Notifier, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
-        "", status=204
-    )
+    FakeDiscord(httpserver, WEBHOOK_PATH).install()
 
     assert notifier.send("x" * 2500) is True
 
@@ -235,11 +230,9 @@ def fields(embed: dict[str, Any]) -> dict[str, str]:
     return {f["name"]: f["value"] for f in embed.get("fields", [])}
 
 
-def accept(httpserver: HTTPServer) -> None:
-    """Answer every webhook post with 204."""
-    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
-        "", status=204
-    )
+def accept(httpserver: HTTPServer) -> FakeDiscord:
+    """Answer every webhook post as Discord does (the saved message with wait=true)."""
+    return FakeDiscord(httpserver, WEBHOOK_PATH).install()
 
 
 @pytest.mark.parametrize(
@@ -392,13 +385,14 @@ def test_a_message_discord_refuses_is_set_aside_and_blocks_nothing(
     notifier.send("healthy")
     httpserver.clear()
     received: list[str] = []
+    discord = FakeDiscord(httpserver, WEBHOOK_PATH)
 
     def answer(request: Request) -> Response:
         content = request.get_json()["content"]
         received.append(content)
         if "poison" in content:
             return Response('{"message": "Unknown Webhook", "code": 10015}', 404)
-        return Response("", 204)
+        return discord.answer(request)
 
     httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_handler(answer)
 
@@ -437,10 +431,12 @@ def test_a_new_message_refused_goes_aside_not_to_the_outbox(
 def test_a_malformed_embed_falls_back_to_the_plain_text(
     webhook: str, notifier: Notifier, httpserver: HTTPServer, console: io.StringIO
 ) -> None:
+    discord = FakeDiscord(httpserver, WEBHOOK_PATH)
+
     def answer(request: Request) -> Response:
         if "embeds" in request.get_json():
             return Response('{"embeds": ["0"]}', 400)
-        return Response("", 204)
+        return discord.answer(request)
 
     httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_handler(answer)
 
@@ -499,3 +495,91 @@ def test_rate_limited_past_the_longest_wait_goes_to_the_outbox(
 
     assert waits == [] and notifier.rejected() == []
     assert [e["payload"]["content"] for e in notifier.pending()] == ["✅ done"]
+
+
+def test_wait_true_is_asked_and_the_saved_message_is_the_proof(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer
+) -> None:
+    discord = accept(httpserver)
+
+    assert notifier.send("✅ PREPROD - Deployed") is True
+
+    assert discord.waits == ["true"]
+    assert [m["content"] for m in discord.messages] == ["✅ PREPROD - Deployed"]
+
+
+def test_an_answer_without_the_saved_message_keeps_it_in_the_outbox(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer, console: io.StringIO
+) -> None:
+    # A 204 (what Discord answers without wait=true, or a proxy in between) does
+    # not say the message was saved: nothing proves it arrived, so it is kept.
+    httpserver.expect_request(WEBHOOK_PATH, method="POST").respond_with_data(
+        "", status=204
+    )
+
+    assert notifier.send("✅ PREPROD - Deployed") is False
+
+    assert [e["payload"]["content"] for e in notifier.pending()] == [
+        "✅ PREPROD - Deployed"
+    ]
+    assert notifier.rejected() == []
+    assert "without the message it saved" in console.getvalue()
+
+
+def test_a_long_message_is_shortened_to_discords_limits_never_refused(
+    webhook: str, tmp_path: Path, httpserver: HTTPServer, console: io.StringIO
+) -> None:
+    # A long public URL and a long log tail together cross the embeds' 6,000
+    # characters; a CI URL past 2,048 characters would be refused as the link.
+    discord = accept(httpserver)
+    public = "https://mangetamain.example/" + "p" * 1500
+    target = make_target(tmp_path, public_url=public)
+    notifier = Notifier(target, console=console)
+    ci_url = "https://github.com/acme/app/actions/runs/1?" + "q" * 2100
+    text = "❌ PREPROD - " + "t" * 300 + "\n" + "log line\n" * 600
+    message = messages.Message(text, "failure", sha=SHA, ci_url=ci_url, url=public)
+
+    assert notifier.send(message) is True
+
+    assert discord.refused == []
+    ((saved),) = discord.messages
+    (embed,) = saved["embeds"]  # the embed, not the text-only fallback
+    assert len(embed["title"]) == 256 and embed["title"].endswith("…")
+    assert embed["description"].endswith("…")
+    assert "url" not in embed  # a cut link would be a broken one
+    assert len(saved["content"]) <= DISCORD_LIMIT
+    counted = [embed["title"], embed["description"], embed["footer"]["text"]]
+    counted += [f["name"] + f["value"] for f in embed["fields"]]
+    assert len("".join(counted)) <= 6000
+
+
+def test_an_outbox_entry_past_the_limits_is_fitted_when_sent(
+    webhook: str, notifier: Notifier, httpserver: HTTPServer
+) -> None:
+    # Written by an older version, or marked delayed since: fitted at send time.
+    discord = accept(httpserver)
+    outbox = Path(notifier.target.paths.outbox)
+    outbox.parent.mkdir(parents=True)
+    old = {
+        "time": "2026-12-01T00:00:00Z",
+        "payload": {
+            "content": "c" * 2000,
+            "username": "u" * 120,
+            "embeds": [
+                {
+                    "title": "old",
+                    "description": "d" * 4096,
+                    "footer": {"text": "f" * 2048},
+                    "fields": [{"name": "n", "value": ""}] * 30,
+                }
+            ],
+        },
+    }
+    outbox.write_text(json.dumps(old) + "\n")
+
+    assert notifier.flush_outbox().delivered == 1
+
+    assert discord.refused == []
+    ((saved),) = discord.messages
+    assert len(saved["username"]) == 80 and len(saved["content"]) == 2000
+    assert len(saved["embeds"][0]["fields"]) == 25
