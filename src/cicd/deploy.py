@@ -299,6 +299,9 @@ def deploy_prod(
             f"confirmation must be exactly {CONFIRMATION} (got {confirm!r}); "
             "nothing was changed",
         )
+    # A revision that names no commit is bad input: one line, before anything
+    # else is said.
+    wanted = first.resolve(revision) if revision else None
     pre = preprod.state()
     # Production's history too: a release rolled back there is not the default.
     states = collect(lambda t: t.state(), hosts)
@@ -306,12 +309,7 @@ def deploy_prod(
         f"PREPROD {short(pre.current)} (validated {short(pre.validated)})  →  "
         f"PROD {short(states[first].current)}"
     )
-    decision = decide_prod(
-        pre,
-        list(states.values()),
-        first.resolve(revision) if revision else None,
-        force=force,
-    )
+    decision = decide_prod(pre, list(states.values()), wanted, force=force)
     if decision.refused or decision.sha is None:
         raise refuse(
             decision.detail,

@@ -23,6 +23,7 @@ from cicd.tasks import (
     setup,
     watch,
 )
+from cicd.tasks._common import guard
 
 redact.install()
 
@@ -46,5 +47,7 @@ for _task in (
     setup.start,
 ):
     ns.add_task(_task)  # type: ignore[arg-type]
+# Every option and environment value is checked before any task body runs.
+guard(ns)
 
 __all__ = ["ns"]

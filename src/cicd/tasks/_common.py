@@ -9,26 +9,21 @@ number of hosts (see :func:`emit_json` and the task reference)::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from invoke.collection import Collection
 from invoke.exceptions import Exit
 
 from cicd.errors import CicdError, UsageError, clip
+from cicd.inputs import check_environment, check_host, check_options
 from cicd.redact import redact
 
-#: A host as ``fab -H`` takes it: [user@]name-or-address[:port], nothing a shell
-#: or ssh would read as more (no spaces, quotes, ``$``, ``;``, leading ``-``).
-HOST = re.compile(
-    r"^(?:[A-Za-z0-9._-]+@)?"
-    r"(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[[0-9A-Fa-f:.]+\])"
-    r"(?::\d{1,5})?$"
-)
 #: What a process killed by a closed pipe exits with (128 + SIGPIPE).
 BROKEN_PIPE = 141
 #: The version of the ``--json`` document's shape; raised on any incompatible change.
@@ -81,6 +76,39 @@ def reported(json_task: str = "", env: str | None = None) -> Iterator[None]:
         raise Exit(code=BROKEN_PIPE) from None
 
 
+def guard(collection: Collection, prefix: str = "") -> None:
+    """Check every task's options and the environment before its body runs.
+
+    The task boundary of :mod:`cicd.inputs`: one rule for every task, so a new
+    task or option is covered without a line of its own. A bad value ends the
+    task with one line and exit 2 (and the ``--json`` document), before anything
+    is read or changed.
+
+    Args:
+        collection: The collection, walked with its sub-collections.
+        prefix: The collection's dotted name (``deploy.``).
+    """
+    for name, each in collection.tasks.items():
+        if getattr(each.body, "guarded", False):
+            continue
+        full = prefix + name if collection.default != name else prefix.rstrip(".")
+        each.body = _guarded(each.body, full or name)
+    for name, sub in collection.collections.items():
+        guard(sub, f"{prefix}{name}.")
+
+
+def _guarded(body: Callable[..., Any], name: str) -> Callable[..., Any]:
+    @functools.wraps(body)
+    def checked(c: Any, *args: Any, **kwargs: Any) -> Any:
+        with reported(name if kwargs.get("json") is True else ""):
+            check_options(kwargs)
+            check_environment()
+        return body(c, *args, **kwargs)
+
+    checked.guarded = True  # type: ignore[attr-defined]
+    return checked
+
+
 def _flush_after(error: CicdError) -> None:
     """Run what a failed task deferred; a failure there is said, not raised."""
     from cicd.runner import flush_all
@@ -90,20 +118,6 @@ def _flush_after(error: CicdError) -> None:
     except CicdError as late:
         if late is not error:
             print(f"warning: {clip(redact(str(late)), 400)}", file=sys.stderr)
-
-
-def check_host(name: str) -> str:
-    """Refuse a host that is not a host name, address or ssh_config alias.
-
-    Raises:
-        UsageError: Shell metacharacters, spaces, a leading dash...; exit 2.
-    """
-    if not HOST.match(name) or name.startswith("-"):
-        raise UsageError(
-            f"not a valid host: {clip(name, 60)!r} (expected [user@]host[:port] "
-            "or an ssh_config alias)"
-        )
-    return name
 
 
 def seconds(value: str, flag: str) -> float | None:
@@ -117,7 +131,9 @@ def seconds(value: str, flag: str) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        number = -1.0
+        number = float("nan")
+    if number < 0:
+        raise UsageError(f"{flag} must be 0 or more seconds, got {clip(value, 40)!r}")
     if not number >= 0 or number == float("inf"):
         raise UsageError(f"{flag} must be a number of seconds, got {clip(value, 40)!r}")
     return number

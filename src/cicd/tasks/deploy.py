@@ -12,6 +12,7 @@ from cicd.tasks._common import (
     emit_json,
     notifier,
     reported,
+    seconds,
     targets,
 )
 
@@ -88,7 +89,7 @@ def preprod(
     env: str = "preprod",
     watch: bool = False,
     json: bool = False,
-    lock_wait: float = 0.0,
+    lock_wait: str = "",
     plan: bool = False,
 ) -> None:
     """Deploy a commit to preprod at once (deploy first, CI is watched afterwards).
@@ -114,7 +115,7 @@ def preprod(
             return
         fleet = configured_fleet(c, hosts)
         n = notifier(hosts[0], hosts)
-        with lock.waiting(lock_wait):
+        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
             result = deploy_preprod(
                 hosts, revision, n, batch=hosts[0].settings.batch, watch=watch
             )
@@ -151,7 +152,7 @@ def prod(
     sha: str = "",
     force: bool = False,
     json: bool = False,
-    lock_wait: float = 0.0,
+    lock_wait: str = "",
     plan: bool = False,
     reason: str = "",
 ) -> None:
@@ -170,7 +171,7 @@ def prod(
         if plan:
             _plan_prod(hosts, targets(c, "preprod")[0], sha, force, reason, json)
             return
-        with lock.waiting(lock_wait):
+        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
             result = deploy_prod(
                 hosts,
                 targets(c, "preprod")[0],

@@ -14,6 +14,7 @@ from cicd.tasks._common import (
     host_row,
     notifier,
     reported,
+    seconds,
     target,
     targets,
 )
@@ -35,7 +36,7 @@ def rollback(
     env: str = "preprod",
     to: str = "",
     json: bool = False,
-    lock_wait: float = 0,
+    lock_wait: str = "",
     plan: bool = False,
 ) -> None:
     """Roll back to a kept release: switch, restart, wait until ready.
@@ -55,7 +56,7 @@ def rollback(
             check_to(to)
             show(plan_rollback(hosts, to or None), "rollback", json)
             return
-        with lock.waiting(lock_wait):
+        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
             done = do_rollback(hosts, notifier(hosts[0], hosts), to=to or None)
         if json:
             rows = [host_row(t, **r.as_dict()) for t, r in zip(hosts, done)]
@@ -83,7 +84,7 @@ def health(
     monitor: bool = False,
     json: bool = False,
     url: str = "",
-    patience: float = 0.0,
+    patience: str = "",
 ) -> None:
     """Run the health checks once; exit 1 if any environment fails.
 
@@ -106,7 +107,8 @@ def health(
 
         if env and all:
             raise UsageError("give --env NAME or --all, not both")
-        if patience < 0 or (patience and not monitor):
+        wait = seconds(patience, "--patience") or 0.0
+        if wait and not monitor:
             raise UsageError("--patience takes seconds (0 or more), with --monitor")
         results: dict[str, dict[str, Any]] = {}
         if url:
@@ -116,11 +118,11 @@ def health(
                 if monitor:
                     from cicd import monitor as watcher
 
-                    if not patience:
+                    if not wait:
                         # This run takes over from an earlier run's re-checker.
                         watcher.stop_rechecker(t)
-                    done = watcher.run_monitor(t, notifier(t), patience=patience)
-                    if patience:
+                    done = watcher.run_monitor(t, notifier(t), patience=wait)
+                    if wait:
                         from cicd.commands.files import remove
 
                         t.runner.run(remove(t.paths.rechecker))

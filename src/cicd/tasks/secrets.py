@@ -6,7 +6,7 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import notifier, reported, targets
+from cicd.tasks._common import notifier, reported, seconds, targets
 
 
 @task(
@@ -17,7 +17,7 @@ from cicd.tasks._common import notifier, reported, targets
         "waited for.",
     }
 )
-def reload(c: Any, env: str = "", lock_wait: float = 0.0) -> None:
+def reload(c: Any, env: str = "", lock_wait: str = "") -> None:
     """Restart the app so it reads <root>/<env>/shared/app.env again (after an edit).
 
     The app loads app.env only when it starts. Behind haproxy there is no downtime:
@@ -43,7 +43,7 @@ def reload(c: Any, env: str = "", lock_wait: float = 0.0) -> None:
         if not env:
             raise UsageError("--env is required: the environment whose app.env changed")
         hosts = targets(c, env)
-        with lock.waiting(lock_wait):
+        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
             done = reload_env(hosts, notifier(hosts[0], hosts))
         for line in done:
             print(line, flush=True)
