@@ -22,7 +22,6 @@ nox.options.sessions = ["lint", "docs", "infra", "tests"]
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 APP = ROOT / "10_preprod"
-APP_PYPROJECT = nox.project.load_toml(APP / "pyproject.toml")
 PYTHON_FILES = ["src", "tests", "tasks.py", "fabfile.py", "noxfile.py", "10_preprod"]
 PYTHON_FILES += ["50_test", "tools"]
 FLOOR = "90"
@@ -33,10 +32,29 @@ def _group(name: str) -> list[str]:
     return nox.project.dependency_groups(PYPROJECT, name)
 
 
-def _install_app(session: nox.Session) -> None:
-    """Install the app's pinned runtime requirements and its test group."""
-    session.install("-r", str(APP / "requirements.txt"))
-    session.install(*nox.project.dependency_groups(APP_PYPROJECT, "test"))
+def _install_app(session: nox.Session, *groups: str) -> None:
+    """Install the app's locked dependencies (and ``groups``) from 10_preprod/uv.lock.
+
+    The very lock a deploy installs from (``requirements = "auto"`` finds it), so
+    CI tests the dependency set that is deployed: ``--frozen`` resolves nothing,
+    uv checks every artifact against the lock's hashes, ``--inexact`` keeps what
+    the session installed before (the pipeline's own test group).
+    """
+    options = [f"--group={group}" for group in groups]
+    session.run_install(
+        "uv",
+        "sync",
+        "--quiet",
+        "--frozen",
+        "--inexact",
+        "--no-default-groups",
+        "--no-install-project",
+        *options,
+        f"--project={APP}",
+        f"--python={session.virtualenv.location}",
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        external=True,
+    )
 
 
 @nox.session
@@ -71,7 +89,7 @@ def tests(session: nox.Session) -> None:
     are then skipped).
     """
     session.install("-e", ".", *_group("test"))
-    _install_app(session)
+    _install_app(session, "test")
     report = ["--cov-report=term-missing:skip-covered", f"--cov-fail-under={FLOOR}"]
     if not session.posargs:
         with session.chdir(APP):
@@ -120,8 +138,8 @@ def infra(session: nox.Session) -> None:
     tools.testinfra local-env``) are exported that way, so they never reach ``tests``.
     """
     session.install("-e", ".", *_group("test"))
-    # The data checks read the bucket with the app's own code and pinned libraries.
-    session.install("-r", str(APP / "requirements.txt"))
+    # The data checks read the bucket with the app's own code and locked libraries.
+    _install_app(session)
     prefix = "INFRA_CHECK_"
     env = {
         name.removeprefix(prefix): value
@@ -169,7 +187,7 @@ def app(session: nox.Session) -> None:
 
     This is the local CI command of ``nox -s demo``: the gate of what is deployed.
     """
-    _install_app(session)
+    _install_app(session, "test")
     session.install("flake8", "black")
     with session.chdir(APP):
         session.run("flake8", "src", "tests")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from posixpath import basename, join
+from posixpath import basename, dirname, join
 from typing import TYPE_CHECKING, Any
 
 from cicd import lock, lockfile
@@ -481,23 +481,21 @@ class Target:
         if kind == lockfile.REQUIREMENTS:
             # Same name as before locks existed: every venv already built is kept.
             digest = self.runner.output(files.sha256(requirements))
-            name = digest[:16] if digest else "no-requirements"
+            key = digest[:16] if digest else "no-requirements"
         else:
             if not content:
                 raise CicdError(f"{name}: not in the release")
             digest = "lock"
             local = lockfile.local_packages(content, kind, self.settings.app_dir)
             trees = self._trees(sha, local)
-            name = lockfile.venv_key(content, interpreter, trees)
-        venv = join(self.paths.venvs, name)
+            key = lockfile.venv_key(content, interpreter, trees)
+        venv = join(self.paths.venvs, key)
         if self.runner.ok(venv_commands.is_complete(venv)):
             return venv
-        installer = "uv" if locked else self._installer()
-        if installer == "uv" and not self.runner.ok(files.which("uv")):
-            raise CicdError(
-                f"{name} needs uv on {self.runner.host} "
-                "(install uv, or name a requirements file in `requirements`)"
-            )
+        # A lock is installed by uv (found on PATH or beside the interpreter) into
+        # a bare venv: ``python -m venv`` needs no uv on PATH.
+        uv = self._uv(name) if locked else "uv"
+        installer = "pip" if locked else self._installer()
         self.runner.run(files.remove(venv))
         self.runner.run(files.mkdirs(self.paths.venvs))
         try:
@@ -506,13 +504,13 @@ class Target:
                     python,
                     venv,
                     installer=installer,
-                    with_pip=bool(digest),
+                    with_pip=bool(digest) and not locked,
                 )
             )
             if kind == lockfile.UV_LOCK:
-                self.runner.run(venv_commands.sync_uv_lock(venv, app))
+                self.runner.run(venv_commands.sync_uv_lock(venv, app, uv))
             elif kind == lockfile.PYLOCK:
-                self.runner.run(venv_commands.sync_pylock(venv, requirements))
+                self.runner.run(venv_commands.sync_pylock(venv, requirements, uv))
             elif digest:
                 self.runner.run(
                     venv_commands.install(
@@ -529,10 +527,27 @@ class Target:
             package = lockfile.failed_package(failed.stderr)
             if package:
                 raise CicdError(
-                    f"{package}: the artifact does not match its hash in " f"{name}"
+                    f"{package}: the artifact does not match its hash in {name}"
                 ) from failed
             raise
         return venv
+
+    def _uv(self, lock: str) -> str:
+        """The path of uv: on PATH, or beside the interpreter (``pip install uv``).
+
+        Raises:
+            CicdError: uv is found nowhere; a lock cannot be installed without it.
+        """
+        beside = dirname(self.python) if "/" in self.python else ""
+        found = self.runner.run(
+            files.locate("uv", beside or "/nonexistent"), check=False
+        )
+        if found.ok and found.stdout.strip():
+            return found.stdout.strip()
+        raise CicdError(
+            f"{lock} needs uv on {self.runner.host} "
+            "(install uv, or name a requirements file in `requirements`)"
+        )
 
     def _interpreter(self) -> str:
         """The interpreter command: ``python``, or the uv-managed one it names."""

@@ -12,7 +12,9 @@ import hashlib
 import os
 import shutil
 import subprocess
+import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,8 +83,15 @@ class LockedApp:
         tinydep: str = "1.0",
         hello: str = "hi",
         python: str = ">=3.9",
+        extra: dict[str, str] | None = None,
     ) -> str:
-        """Write the project, lock it with uv against the local index, commit."""
+        """Write the project, lock it with uv against the local index, commit.
+
+        ``extra``: more files, by path in the repository.
+        """
+        for name, text in (extra or {}).items():
+            (self.path / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.path / name).write_text(text)
         app = self.path / "app"
         app.mkdir(exist_ok=True)
         (app / "server.py").write_text(LOCKED_SERVER)
@@ -253,3 +262,124 @@ def test_an_app_asking_for_a_python_the_host_lacks_is_refused(
     assert "— set `python` or install it" in str(failed.value)
     assert os.readlink(project.root / "preprod" / "current") == f"releases/{first}"
     assert not (project.root / "preprod" / "releases" / picky).exists()
+
+
+#: The app under compose: busybox httpd serves the release's page and the secret
+#: the container got from ``env_file`` (compose reads app.env, not our env).
+COMPOSE = """\
+services:
+  app:
+    image: {image}
+    network_mode: host
+    init: true
+    env_file:
+      - ${{CICD_APP_ENV:-/dev/null}}
+    volumes:
+      - ${{CICD_RELEASE}}/app:/www:ro
+    command:
+      - sh
+      - -c
+      - >-
+        mkdir -p /tmp/w && cp /www/version.txt /tmp/w/index.html &&
+        printf %s "$$APP_SECRET" > /tmp/w/secret &&
+        exec httpd -f -p 127.0.0.1:${{CICD_PORT}} -h /tmp/w
+"""
+
+
+@pytest.fixture
+def composed(locked: LockedApp, busybox_image: str) -> Iterator[tuple[LockedApp, str]]:
+    """The locked app under the compose runtime; its containers removed after."""
+    name = f"cicdtest{uuid.uuid4().hex[:8]}"
+    locked.project.write(
+        f"""
+        [tool.cicd.env.preprod.runtime]
+        kind = "compose"
+        compose_file = "compose.yml"
+        service = "app"
+        project = "{name}"
+        """,
+        preprod='requirements = "uv.lock"',
+    )
+    yield locked, busybox_image
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_locked_app_under_compose_gets_its_secrets_from_app_env(
+    composed: tuple[LockedApp, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked, image = composed
+    project = locked.project
+    shared = project.root / "preprod" / "shared"
+    shared.mkdir(parents=True)
+    (shared / "app.env").write_text("APP_SECRET=s3cr3t value\n")
+    (shared / "app.env").chmod(0o600)
+    monkeypatch.delenv("APP_SECRET", raising=False)
+    files = {"compose.yml": COMPOSE.format(image=image)}
+    first = locked.commit("v1", extra=files)
+    deploy(project, first)
+    assert served(project) == "v1 ok"
+    secret = requests.get(project.url() + "secret", timeout=5).text
+    assert secret == "s3cr3t value"
+    assert installed(venv_of(project, first)) == {"datautils", "tinydep"}
+
+    second = locked.commit("v2", tinydep="2.0", extra=files)
+    deploy(project, second)
+    assert served(project) == "v2 ok"
+    target = project.target()
+    (result,) = rollback([target], Notifier(target), to=first, reason="test")
+    assert result.sha == first and served(project) == "v1 ok"
+
+
+def test_a_lock_without_uv_on_the_host_is_refused(
+    locked: LockedApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = locked.project
+    sha = locked.commit("v1")
+    # Neither on PATH nor beside the interpreter (the tests' venv has no uv).
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    if shutil.which("uv") or (Path(os.sys.executable).parent / "uv").exists():
+        pytest.skip("uv is installed system-wide or beside this interpreter")
+    with pytest.raises(DeployFailed, match="uv.lock needs uv on"):
+        deploy(project, sha)
+    assert not (project.root / "preprod" / "current").exists()
+    assert not list((project.root / "venvs").glob("*"))
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_a_hashed_requirements_file_is_installed_with_its_hashes_checked(
+    locked: LockedApp, installer: str
+) -> None:
+    project = locked.project
+    project.write(preprod=f'installer = "{installer}"')
+    wheel_path = locked.index / "files" / "tinydep-1.0-py3-none-any.whl"
+    good = hashlib.sha256(wheel_path.read_bytes()).hexdigest()
+    links = f"--no-index\n--find-links {locked.index / 'files'}\n"
+
+    def commit(version: str, digest: str) -> str:
+        app = locked.path / "app"
+        app.mkdir(exist_ok=True)
+        (app / "server.py").write_text(SERVER)
+        (app / "version.txt").write_text(f"{version} ok\n")
+        (app / "mode.txt").write_text("ok\n")
+        (app / "requirements.txt").write_text(
+            f"{links}tinydep==1.0 --hash=sha256:{digest}\n"
+        )
+        git(locked.path, "add", "-A")
+        git(locked.path, "commit", "-q", "-m", version)
+        return git(locked.path, "rev-parse", "HEAD")
+
+    first = commit("v1", good)
+    deploy(project, first)
+    assert installed(venv_of(project, first)) >= {"tinydep"}
+    bad = commit("v2", "0" * 64)  # the artifact no longer matches
+    with pytest.raises(DeployFailed, match="tinydep"):
+        deploy(project, bad)
+    assert os.readlink(project.root / "preprod" / "current") == f"releases/{first}"
+    assert len(list((project.root / "venvs").iterdir())) == 1

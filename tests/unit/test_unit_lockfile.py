@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from invoke import Context
 
 from cicd import config, lockfile
 from cicd.commands import Command, venv
 from cicd.errors import ConfigError
+from cicd.runner import Runner
+from cicd.runtime.compose import app_env_file
 
 UV_LOCK = """\
 version = 1
@@ -210,3 +213,12 @@ def test_requirements_must_stay_in_the_app(tmp_path: Path, value: str) -> None:
     )
     with pytest.raises(ConfigError, match="requirements: a path inside"):
         config.load(path)
+
+
+def test_the_app_env_file_is_dev_null_when_there_is_none(tmp_path: Path) -> None:
+    runner = Runner(Context())
+    app_env = tmp_path / "shared dir" / "app.env"
+    assert app_env_file(runner, str(app_env)) == "/dev/null"
+    app_env.parent.mkdir()
+    app_env.write_text("A=1\n")
+    assert app_env_file(runner, str(app_env)) == str(app_env)

@@ -238,6 +238,8 @@ def test_compose_restart_recreates_the_current_release(tmp_path: Path) -> None:
         "CICD_SHARED": target.paths.shared,
         # No requirements file on this fake host: the image keeps its default tag.
         "CICD_IMAGE_TAG": "latest",
+        # The app's secrets: compose reads the file (env_file), never our env.
+        "CICD_APP_ENV": target.paths.app_env,
     }
 
 

@@ -276,6 +276,7 @@ def test_first_deploy_builds_copies_and_creates_the_stack(tmp_path: Any) -> None
         "CICD_IMAGE": image,
         "CICD_ENV": "preprod",
         "CICD_PORT": "8500",
+        "CICD_APP_ENV": swarm.paths.app_env,
         "DOCKER_HOST": MANAGER,
     }
     assert swarm.status() == "RUNNING"

@@ -62,7 +62,7 @@ def install(
     )
 
 
-def sync_uv_lock(venv: str, project: str) -> Command:
+def sync_uv_lock(venv: str, project: str, uv: str = "uv") -> Command:
     """Install a uv project's locked dependencies into ``venv``, frozen.
 
     ``--frozen``: the lock is used as it is, never resolved or updated on the host;
@@ -73,7 +73,7 @@ def sync_uv_lock(venv: str, project: str) -> Command:
     runs from its release.
     """
     return cmd(
-        "uv",
+        uv,
         "sync",
         "--quiet",
         "--frozen",
@@ -88,10 +88,10 @@ def sync_uv_lock(venv: str, project: str) -> Command:
     )
 
 
-def sync_pylock(venv: str, lock: str) -> Command:
+def sync_pylock(venv: str, lock: str, uv: str = "uv") -> Command:
     """Install a PEP 751 ``pylock.toml`` into ``venv`` exactly, hashes required."""
     return cmd(
-        "uv",
+        uv,
         "pip",
         "sync",
         "--quiet",

@@ -126,6 +126,7 @@ class ComposeRuntime:
             *self.preflight_reads(),
             files.readlink(self.link),
             self._digest(self.link),
+            files.exists(self.paths.app_env),
         ]
 
     def _digest(self, release: str) -> Command:
@@ -146,6 +147,7 @@ class ComposeRuntime:
         # read ahead with the switch (restart_reads).
         digest = self.runner.output(self._digest(self.link))
         env["CICD_IMAGE_TAG"] = digest[:16] if digest else "latest"
+        env["CICD_APP_ENV"] = app_env_file(self.runner, self.paths.app_env)
         self.runner.run(compose.up(program, file, project, service, env))
 
     def stop(self) -> None:
@@ -189,3 +191,13 @@ class ComposeRuntime:
     def follow(self, lines: int = 50) -> Command:
         """``compose logs --follow``: the container's last lines, then each new one."""
         return compose.logs(*self._args(), lines, follow=True)
+
+
+def app_env_file(runner: Runner, app_env: str) -> str:
+    """The file a compose or stack file's ``env_file`` names: the app's secrets.
+
+    ``<root>/<env>/shared/app.env`` when it exists, else ``/dev/null`` (an
+    ``env_file`` must name a file, and v1's cannot be optional). Compose reads it
+    itself, so a secret never passes through the job's environment or argv.
+    """
+    return app_env if runner.ok(files.exists(app_env)) else "/dev/null"

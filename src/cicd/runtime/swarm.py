@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from cicd.commands import files
 from cicd.commands import swarm as sw
 from cicd.errors import CicdError, UpdateRolledBack
+from cicd.runtime.compose import app_env_file
 
 if TYPE_CHECKING:
     from cicd.commands import Command
@@ -267,6 +268,8 @@ class SwarmRuntime:
             "CICD_IMAGE": image,
             "CICD_ENV": self.settings.name,
             "CICD_PORT": str(self.port),
+            # ``env_file`` is read by ``docker stack deploy`` on this manager.
+            "CICD_APP_ENV": app_env_file(self.runner, self.paths.app_env),
         }
         file = join(release, self.settings.runtime.stack_file)
         self._run(
