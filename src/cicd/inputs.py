@@ -40,7 +40,7 @@ class Kind:
 
     Attributes:
         expected: What it must be, for the message ("a number of seconds").
-        limit: Its longest accepted length, in characters.
+        limit: Its longest accepted length, in characters (in bytes for a path).
         pattern: What the whole value must match, when its shape is known.
         lines: It may hold several lines (a message); else one line.
         ascii: Printable ASCII only: it goes into an HTTP header or a URL.
@@ -174,8 +174,12 @@ def check(name: str, value: str, kind: Kind) -> str:
     """
     if not value:
         return value
-    if len(value) > kind.limit:
-        problem = f"{len(value)} characters (at most {kind.limit})"
+    # A path's limits are the kernel's, in bytes (PATH_MAX, NAME_MAX): a name in
+    # Cyrillic takes two bytes a character.
+    size = len(value.encode(errors="surrogateescape")) if kind.part else len(value)
+    unit = "bytes" if kind.part else "characters"
+    if size > kind.limit:
+        problem = f"{size} {unit} (at most {kind.limit})"
     elif bad := _unprintable(value, kind):
         problem = f"a character {_shown(bad, kind)} at position {value.index(bad) + 1}"
         if kind.ascii and bad.isprintable() and not kind.secret:

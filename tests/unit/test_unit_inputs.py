@@ -48,6 +48,7 @@ def test_good_values_pass_unchanged(kind: object, value: str) -> None:
         (URL, "https://exämple.test", "(only printable ASCII goes into a URL"),
         (URL, "not a url", "got 'not a url'"),
         (PATH, "/tmp/" + "n" * 300, "a name of 300 bytes (at most 255)"),
+        (PATH, "/ж" * 1500, "got 4500 bytes (at most 4096)"),
     ],
 )
 def test_bad_values_are_refused_in_one_clipped_line(
