@@ -568,7 +568,9 @@ def _fit_total(embeds: list[dict[str, Any]]) -> None:
         over = embed_total(embeds) - EMBED_TOTAL_LIMIT
         if over <= 0:
             return
-        text = part[key]
+        text = part.get(key)
+        if not isinstance(text, str):
+            continue  # the same part met twice, its description already gone
         # A field's name and value must not be empty: keep one character there.
         keep = max(len(text) - over, 1 if key in ("name", "value") else 0)
         if keep == 0 and key == "description":
