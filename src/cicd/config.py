@@ -75,7 +75,6 @@ class Key:
     above: float | None = None
     at_most: float | None = None
     placeholders: tuple[str, ...] | None = None
-    #: A path inside the release: relative, never climbing out of it.
     relative: bool = False
     length: tuple[int, int] | None = None
     forbidden: tuple[str, ...] = ()
