@@ -303,3 +303,15 @@ def test_a_304_is_free_only_with_a_token(
     github = GitHubProvider("acme/app", token=token, api_url=httpserver.url_for(""))
     assert github.poll(SHA).state == github.poll(SHA).state == PENDING
     assert (github.counters.requests, github.counters.counted) == (2, counted)
+
+
+def test_a_page_that_fails_makes_the_poll_inconclusive(httpserver: HTTPServer) -> None:
+    # Half a list is not the list: the newest run may be on the page that failed.
+    page_two = httpserver.url_for("/page2")
+    httpserver.expect_request(RUNS).respond_with_json(
+        {"workflow_runs": [run("failure", jobs_url="")]},
+        headers={"Link": f'<{page_two}>; rel="next"'},
+    )
+    httpserver.expect_request("/page2").respond_with_data("boom", 502)
+    poll = provider(httpserver).poll(SHA)
+    assert (poll.state, poll.detail) == (INCONCLUSIVE, "GitHub answered 502")
