@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import secrets
 import socket
 import sys
@@ -23,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from cicd.commands import files
 from cicd.errors import (
@@ -369,7 +370,59 @@ def _break_stale(target: Target, holder: dict[str, Any], raw: str, text: str) ->
     return done.exited == 0
 
 
-def _refused(target: Target, stderr: str) -> None:
+def claim(target: Target, path: str, details: dict[str, Any]) -> dict[str, Any] | None:
+    """Take a lock directory of its own (not the environment's), as :func:`acquire`.
+
+    For a claim on one thing rather than on the environment — the CI watcher's
+    claim on a sha — so two runs never do that thing at once: ``mkdir`` decides,
+    and a claim whose holder is gone (on this host) is broken and taken.
+
+    Args:
+        target: The environment on its host.
+        path: The lock directory; its parent is made if missing.
+        details: Who claims it (:func:`holder`).
+
+    Returns:
+        None when this run holds the claim now, else the live holder's details.
+
+    Raises:
+        CicdError: The disk refused the ``mkdir`` (read-only, full).
+    """
+    runner = target.runner
+    text = json.dumps(details, sort_keys=True)
+    for _ in range(3):
+        taken = runner.run(
+            files.make_lock(path, text, posixpath.dirname(path)), check=False
+        )
+        if taken.ok:
+            return None
+        state = runner.run(files.lock_state(path)).stdout
+        found = parse_state(state)
+        if found is None:
+            continue  # released between the two commands: try again
+        if not is_stale(found):
+            return found
+        raw = state.strip("\n").partition("\n")[2]
+        grave = f"{path}.broken.{os.getpid()}.{secrets.token_hex(4)}"
+        broken = runner.run(files.break_lock(path, raw, text, grave), check=False)
+        if broken.exited == 0:
+            return None
+        # Another run broke it first and may hold it now: look again.
+    found = parse_state(runner.run(files.lock_state(path)).stdout)
+    if found is None:
+        _refused(target, taken.stderr)
+    return found
+
+
+def unclaim(target: Target, path: str) -> None:
+    """Give a claim taken with :func:`claim` back."""
+    try:
+        target.runner.run(files.remove(path), check=False)
+    except ConnectionLost:
+        pass  # stale for the next run from here, which breaks it
+
+
+def _refused(target: Target, stderr: str) -> NoReturn:
     """The lock is not held, yet could not be taken: the disk said no.
 
     Raises:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import socket
 import time
 from collections.abc import Callable
@@ -144,24 +145,102 @@ def watch(
         The verdict: ``success``, ``failure``, ``superseded`` or ``inconclusive``.
 
     Raises:
-        LockHeld: Another live watcher is watching this sha.
+        LockHeld: Another watcher of this sha, followed, gave no verdict in time.
     """
     target = hosts[0]
-    ci = target.settings.ci
     journal = load_journal(target, sha)
     if journal and journal.get("state") == "done":
         notifier.say(_already(target, journal))
         return str(journal["verdict"])
-    if (
-        journal
-        and journal.get("pid") != os.getpid()
-        and _alive(journal)
-        and journal.get("state") == "watching"
-    ):
-        raise LockHeld(
-            f"{short(sha)} is already watched by pid {journal.get('pid')} "
-            f"on {journal.get('host')}"
-        )
+    followed = _claim_or_follow(target, sha, notifier, sleep, clock)
+    if followed is not None:
+        return followed
+    try:
+        return _watch(hosts, sha, notifier, provider, sleep, clock)
+    finally:
+        lock.unclaim(target, claim_path(target, sha))
+
+
+def claim_path(target: Target, sha: str) -> str:
+    """The directory whose ``mkdir`` makes a process the one watcher of ``sha``."""
+    return posixpath.join(target.paths.watch, f"{sha}.watcher")
+
+
+#: Seconds a second watcher follows the first beyond the CI deadline and lock
+#: wait (the verdict's rollback, a readiness wait) before it gives up.
+FOLLOW_MARGIN = 300.0
+
+
+def _claim_or_follow(
+    target: Target,
+    sha: str,
+    notifier: Notifier,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> str | None:
+    """Become the one watcher of ``sha``, or follow the one there is to its verdict.
+
+    Two watchers of one sha (``deploy --watch``'s detached one and a person's
+    ``invoke watch``) would run CI twice in one scratch directory. The claim
+    (:func:`cicd.lock.claim`) lets one watch; the other says who watches and
+    waits for the verdict in the journal, taking over if that watcher dies.
+
+    Returns:
+        None when this process is the watcher now; else the verdict followed.
+
+    Raises:
+        LockHeld: The other watcher gave no verdict by the CI deadline, the lock
+            wait and :data:`FOLLOW_MARGIN` (it may run on another host).
+    """
+    ci = target.settings.ci
+    path = claim_path(target, sha)
+    details = lock.holder("watch", sha)
+    interval = min(max(ci.poll_interval, 0.2), 5.0)
+    give_up = clock() + ci.deadline + ci.lock_wait + FOLLOW_MARGIN
+    followed: dict[str, Any] | None = None
+    while True:
+        holder = lock.claim(target, path, details)
+        if holder is None:
+            if followed:
+                notifier.say(
+                    f"{target.env}: the watcher of {short(sha)} is gone "
+                    f"({lock.describe(followed)}): watching it here"
+                )
+            return None
+        journal = load_journal(target, sha)
+        if journal and journal.get("state") == "done":
+            notifier.say(_already(target, journal))
+            return str(journal["verdict"])
+        if followed is None:
+            notifier.say(
+                f"{target.env}: {short(sha)} is already watched by "
+                f"{lock.describe(holder)}; following it to its verdict"
+            )
+        followed = holder
+        if clock() >= give_up:
+            raise LockHeld(
+                f"{target.env}: {short(sha)} is watched by {lock.describe(holder)} "
+                "and no verdict came in time; nothing was changed"
+            )
+        sleep(interval)
+
+
+def _watch(
+    hosts: list[Target],
+    sha: str,
+    notifier: Notifier,
+    provider: Provider | None,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> str:
+    """Watch CI for ``sha`` and act on its verdict; this process is its watcher."""
+    target = hosts[0]
+    ci = target.settings.ci
+    # Read again: a watcher followed until it died may have moved it on.
+    journal = load_journal(target, sha)
+    if journal and journal.get("state") == "done":
+        notifier.say(_already(target, journal))
+        return str(journal["verdict"])
     if journal is None:
         journal = new_journal(target, sha, clock(), ci.deadline)
         target.event(

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from cicd.deploy import deploy_preprod
+from cicd.errors import LockHeld
+from cicd.lock import describe
+from cicd.lock import holder as lock_holder
 from cicd.notify import Notifier
 from cicd.watch import load_journal, watch
 from tests.conftest import Project, invoke
@@ -479,3 +484,127 @@ def test_a_missing_local_ci_tool_is_inconclusive_not_a_failure(
     assert not events(project, "marked_bad")
     detail = [e["detail"] for e in events(project, "ci")][-1]
     assert "could not start (not found)" in str(detail)
+
+
+# -- one watcher per sha ----------------------------------------------------------
+
+
+def counting_ci(project: Project, runs: Path, seconds: float = 3) -> None:
+    """Local CI that appends a line to ``runs`` each time it starts, then passes."""
+    use_local_ci(
+        project,
+        f"sh -c 'echo run >> {runs}; sleep {seconds}; grep -q v1 app/version.txt'",
+    )
+
+
+def wait_for(what: Callable[[], bool], timeout: float = 60) -> None:
+    """Wait until ``what()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_deploy_watch_then_a_watch_by_hand_run_ci_once(
+    project: Project, tmp_path: Path
+) -> None:
+    runs = tmp_path / "ci-runs"
+    counting_ci(project, runs)
+    sha = project.repo.commit("v1")
+    started = invoke("deploy.preprod", "--sha", sha, "--watch")
+    assert started.returncode == 0 and "in the background" in started.stderr
+
+    by_hand = invoke("watch", "--sha", sha)
+
+    log = project.root / "preprod" / "logs" / f"watch-{sha}.log"
+    verdict = f"preprod: CI success for {sha[:7]}"
+    wait_for(lambda: verdict in log.read_text())
+    said = by_hand.stdout + by_hand.stderr + log.read_text()
+    assert by_hand.returncode == 0, said
+    assert by_hand.stdout.strip() == verdict
+    assert "cp:" not in said and "File exists" not in said, said
+    assert runs.read_text().splitlines() == ["run"], said  # one CI run
+    # One of the two watched; the other said who and followed it to the verdict.
+    assert said.count("following it to its verdict") == 1, said
+    assert re.search(r"is already watched by \S+ on \S+ \(pid \d+\) since 20", said)
+    assert len(events(project, "validated")) == 1
+    assert [e["outcome"] for e in events(project, "ci")] == ["watching", "success"]
+    assert not (project.root / "preprod" / "watch" / f"{sha}.watcher").exists()
+
+
+@pytest.mark.slow
+def test_two_watches_of_one_sha_started_together_run_ci_once(
+    project: Project, tmp_path: Path
+) -> None:
+    runs = tmp_path / "ci-runs"
+    counting_ci(project, runs)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    argv = [sys.executable, "-m", "cicd", "watch", "--sha", sha]
+    env = {**os.environ, "CICD_CONFIG": str(project.config_path)}
+    both = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=90) for p in both]
+
+    said = "\n".join(out.decode() + err.decode() for out, err in outputs)
+    assert [p.returncode for p in both] == [0, 0], said
+    assert runs.read_text().splitlines() == ["run"], said
+    assert said.count("following it to its verdict") == 1, said
+    assert said.count(f"preprod: CI success for {sha[:7]}") == 2, said
+    assert "cp:" not in said
+    assert len(events(project, "validated")) == 1
+
+
+def test_a_second_watcher_follows_takes_over_from_a_dead_one_or_gives_up(
+    project: Project, tmp_path: Path
+) -> None:
+    runs = tmp_path / "ci-runs"
+    counting_ci(project, runs, seconds=0)
+    sha = project.repo.commit("v1")
+    deploy(project, sha)
+    target = project.target()
+    claim = project.root / "preprod" / "watch" / f"{sha}.watcher"
+    claim.mkdir(parents=True)
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = {**lock_holder("watch", sha), "pid": first.pid}
+    (claim / "details").write_text(json.dumps(holder, sort_keys=True))
+    said: list[str] = []
+    notifier = Notifier(target)
+    notifier.say = said.append  # type: ignore[method-assign]
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    # No verdict from a live watcher by the deadline: exit 3, naming it.
+    def wait(seconds: float) -> None:
+        now[0] += 10_000
+
+    with pytest.raises(LockHeld, match=rf"is watched by .*\(pid {first.pid}\)"):
+        watch([target], sha, notifier, sleep=wait, clock=clock)
+    assert said == [
+        f"preprod: {sha[:7]} is already watched by {describe(holder)}; "
+        "following it to its verdict"
+    ]
+    assert not runs.exists()
+
+    # The watcher followed dies: its claim is broken and the watch goes on here.
+    def die(seconds: float) -> None:
+        first.kill()
+        first.wait()
+
+    said.clear()
+    assert watch([target], sha, notifier, sleep=die, clock=clock) == "success"
+    assert said[1].startswith(f"preprod: the watcher of {sha[:7]} is gone (")
+    assert "STALE" in said[1] and said[1].endswith("): watching it here")
+    assert runs.read_text().splitlines() == ["run"]
+    assert not claim.exists()  # given back
+    # Decided: a later watch says so at once.
+    said.clear()
+    assert watch([target], sha, notifier) == "success"
+    assert said == [
+        f"preprod: CI verdict for {sha[:7]} already decided by the watcher: success"
+    ]
