@@ -84,6 +84,10 @@ class Needs:
     specifier: str = ""
     pinned: str = ""
 
+    def __bool__(self) -> bool:
+        """Whether the app asks for anything."""
+        return bool(self.specifier or self.pinned)
+
     def describe(self) -> str:
         """The request as a reader says it: ``>=3.13.7``, ``3.13 (.python-version)``."""
         parts = [self.specifier] if self.specifier else []

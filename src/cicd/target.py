@@ -475,6 +475,7 @@ class Target:
         kind = lockfile.kind_of(name)
         locked = kind != lockfile.REQUIREMENTS
         python = self._interpreter()
+        local: list[str] = []
         interpreter = self._check_python(
             python, lockfile.needs(pyproject, pinned), always=locked
         )
@@ -510,7 +511,9 @@ class Target:
             if kind == lockfile.UV_LOCK:
                 self.runner.run(venv_commands.sync_uv_lock(venv, app, uv))
             elif kind == lockfile.PYLOCK:
-                self.runner.run(venv_commands.sync_pylock(venv, requirements, uv))
+                self.runner.run(
+                    venv_commands.sync_pylock(venv, requirements, uv, local=bool(local))
+                )
             elif digest:
                 self.runner.run(
                     venv_commands.install(
@@ -577,9 +580,10 @@ class Target:
         result = self.runner.run(venv_commands.python_version(wanted), check=False)
         path, _, version = result.stdout.strip().rpartition(" ")
         if not result.ok or not version:
+            asked = f"the app needs Python {needs.describe()}; " if needs else ""
             raise CicdError(
-                f"the app needs Python {needs.describe()}; {wanted} does not run "
-                f"on {self.runner.host} — set `python` or install it"
+                f"{asked}{wanted} does not run on {self.runner.host} — set `python` "
+                "or install it"
             )
         if not needs.accepts(version):
             raise CicdError(

@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -84,6 +85,7 @@ class LockedApp:
         hello: str = "hi",
         python: str = ">=3.9",
         extra: dict[str, str] | None = None,
+        pylock: bool = False,
     ) -> str:
         """Write the project, lock it with uv against the local index, commit.
 
@@ -134,6 +136,15 @@ build-backend = "uv_build"
             cwd=app,
             check=True,
         )
+        if pylock:
+            # The PEP 751 form of the same lock, as ``uv export`` writes it.
+            subprocess.run(
+                [UV, "export", "--quiet", "--frozen", "--no-default-groups"]
+                + ["--no-emit-project", "--format", "pylock.toml"]
+                + ["--output-file", "pylock.toml"],
+                cwd=app,
+                check=True,
+            )
         git(self.path, "add", "-A")
         git(self.path, "commit", "-q", "-m", version)
         sha = git(self.path, "rev-parse", "HEAD")
@@ -383,3 +394,62 @@ def test_a_hashed_requirements_file_is_installed_with_its_hashes_checked(
         deploy(project, bad)
     assert os.readlink(project.root / "preprod" / "current") == f"releases/{first}"
     assert len(list((project.root / "venvs").iterdir())) == 1
+
+
+def test_a_pylock_toml_deploys_with_its_local_package_and_hashes(
+    locked: LockedApp,
+) -> None:
+    project = locked.project
+    project.write(preprod='requirements = "pylock.toml"')
+    first = locked.commit("v1", pylock=True)
+    deploy(project, first)
+    assert served(project) == "v1 ok hi"
+    assert installed(venv_of(project, first)) == {"datautils", "tinydep"}
+    bumped = locked.commit("v2", tinydep="2.0", pylock=True)
+    with zipfile.ZipFile(
+        locked.index / "files" / "tinydep-2.0-py3-none-any.whl", "a"
+    ) as z:
+        z.writestr("tinydep/evil.py", "STOLEN = True\n")
+    with pytest.raises(DeployFailed, match="tinydep==2.0: the artifact does not match"):
+        deploy(project, bumped)
+    assert served(project) == "v1 ok hi"
+
+
+def test_python_may_name_a_version_uv_finds_and_a_missing_one_is_refused(
+    locked: LockedApp,
+) -> None:
+    project = locked.project
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    project.write(preprod=f'requirements = "uv.lock"\npython = "{version}"')
+    first = locked.commit("v1")
+    deploy(project, first)
+    assert served(project) == "v1 ok hi"
+    config = Path(venv_of(project, first), "pyvenv.cfg").read_text()
+    assert f"version = {version}." in config or f"version_info = {version}." in config
+
+    project.write(preprod='requirements = "uv.lock"\npython = "/nowhere/python3"')
+    second = locked.commit("v2")
+    with pytest.raises(DeployFailed, match="/nowhere/python3 does not run on"):
+        deploy(project, second)
+    assert served(project) == "v1 ok hi"
+
+
+def test_a_missing_lock_is_named(locked: LockedApp) -> None:
+    project = locked.project
+    sha = project.repo.commit("v1")  # the stand-in app, without any lock
+    with pytest.raises(DeployFailed, match="uv.lock: not in the release"):
+        deploy(project, sha)
+
+
+def test_a_release_prepared_without_its_sha_keys_local_packages_by_path(
+    locked: LockedApp, tmp_path: Path
+) -> None:
+    sha = locked.commit("v1")
+    release = tmp_path / "release"
+    release.mkdir()
+    tree = subprocess.run(
+        ["git", "-C", str(locked.path), "archive", sha], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(release)], input=tree, check=True)
+    venv = locked.project.target().prepare_venv(str(release))
+    assert installed(venv) == {"datautils", "tinydep"}

@@ -174,6 +174,9 @@ def test_venv_builders() -> None:
     assert sync.env == (("UV_PROJECT_ENVIRONMENT", "/v/abc"),)
     pylock = venv.sync_pylock("/v/abc", "/r/app/pylock.toml")
     assert "--require-hashes" in pylock.argv and pylock.argv[-1] == "/r/app/pylock.toml"
+    # Local directories have no hash: every hash the lock has is still checked.
+    local = venv.sync_pylock("/v/abc", "/r/app/pylock.toml", "/opt/uv", local=True)
+    assert local.argv[0] == "/opt/uv" and "--verify-hashes" in local.argv
     hashed = venv.install("/v/a b", "/r/req.txt", installer="pip", hashes=True)
     assert "--require-hashes" in hashed.argv
     assert (

@@ -88,14 +88,25 @@ def sync_uv_lock(venv: str, project: str, uv: str = "uv") -> Command:
     )
 
 
-def sync_pylock(venv: str, lock: str, uv: str = "uv") -> Command:
-    """Install a PEP 751 ``pylock.toml`` into ``venv`` exactly, hashes required."""
+def sync_pylock(
+    venv: str, lock: str, uv: str = "uv", *, local: bool = False
+) -> Command:
+    """Install a PEP 751 ``pylock.toml`` into ``venv`` exactly, hashes checked.
+
+    Args:
+        venv: The venv.
+        lock: The ``pylock.toml``.
+        uv: The uv program.
+        local: The lock installs local directories, which have no hash:
+            ``--verify-hashes`` (every hash the lock has is checked) instead of
+            ``--require-hashes`` (a package without one is refused).
+    """
     return cmd(
         uv,
         "pip",
         "sync",
         "--quiet",
-        "--require-hashes",
+        "--verify-hashes" if local else "--require-hashes",
         "--python",
         join(venv, "bin", "python"),
         lock,
