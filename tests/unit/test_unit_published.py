@@ -9,6 +9,7 @@ answer is what is published, so neither can drift into a private dialect.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -230,9 +231,7 @@ def test_the_notifiers_payload_and_query_are_published(
     discord = FakeDiscord(httpserver).install()
     settings = from_table({}, project_dir=tmp_path)
     target = Target(Runner(invoke.Context()), settings, "preprod")
-    sender = notify.Notifier(
-        target, webhook=discord.url, console=open("/dev/null", "w")
-    )
+    sender = notify.Notifier(target, webhook=discord.url, console=io.StringIO())
     assert sender.send("✅ PREPROD - Deployed") is True
     (request, _), *_ = httpserver.log
     assert set(request.args) <= set(DC["execute_webhook"]["query"])
