@@ -21,7 +21,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from cicd.deploy import deploy_preprod
-from cicd.errors import LockHeld
+from cicd.errors import CicdError, LockHeld
 from cicd.lock import describe
 from cicd.lock import holder as lock_holder
 from cicd.notify import Notifier
@@ -608,3 +608,23 @@ def test_a_second_watcher_follows_takes_over_from_a_dead_one_or_gives_up(
     assert said == [
         f"preprod: CI verdict for {sha[:7]} already decided by the watcher: success"
     ]
+
+
+def test_a_claim_is_taken_once_and_a_refusing_disk_says_where(
+    project: Project, tmp_path: Path
+) -> None:
+    from cicd import lock
+
+    target = project.target()
+    path = str(tmp_path / "watch" / "abc.watcher")
+    mine = lock.holder("watch", "abc")
+    assert lock.claim(target, path, mine) is None
+    # A live holder (this process) is named, never broken.
+    assert lock.claim(target, path, {**mine, "why": "other"}) == mine
+    lock.unclaim(target, path)
+    assert not Path(path).exists()
+    # Under a file, mkdir fails and nobody holds it: the OS's words and the root.
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(CicdError, match=r"cannot write under .*/file.*: File exists"):
+        lock.claim(target, str(blocked / "abc.watcher"), mine)
