@@ -352,11 +352,14 @@ def test_a_lock_without_uv_on_the_host_is_refused(
     locked: LockedApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = locked.project
-    sha = locked.commit("v1")
-    # Neither on PATH nor beside the interpreter (the tests' venv has no uv).
+    # The system's interpreter, with no uv on PATH nor beside it (the tool's venv
+    # has one: uv is a dependency of cicd).
+    system = "/usr/bin/python3"
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    if shutil.which("uv") or (Path(os.sys.executable).parent / "uv").exists():
-        pytest.skip("uv is installed system-wide or beside this interpreter")
+    if not os.access(system, os.X_OK) or shutil.which("uv"):
+        pytest.skip("needs /usr/bin/python3 and no uv in /usr/bin or /bin")
+    project.write(preprod=f'requirements = "uv.lock"\npython = "{system}"')
+    sha = locked.commit("v1")
     with pytest.raises(DeployFailed, match="uv.lock needs uv on"):
         deploy(project, sha)
     assert not (project.root / "preprod" / "current").exists()
