@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import stat
@@ -50,6 +51,8 @@ TRANSCRIPT = REPO_ROOT / "build" / "newcomer" / "vm-setup.log"
 ROOT = Path("/srv/mangetamain")
 #: The file that marks a user's home and the root as the tier's own.
 MARKER = ".cicd-newcomer-tier"
+#: Variables naming the CA bundle this machine's clients must trust.
+CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 #: The watcher's token on the VM, as the page exports it (the stand-in checks it).
 GITHUB_TOKEN = "github_pat_newcomer"
 #: A documented block may install packages from the index: its longest wait.
@@ -296,6 +299,16 @@ def run_block(
         AssertionError: The block failed: the page's line, the script and output.
     """
     script = docblocks.substituted(block.script, rules, **box.values())
+    # This machine's own CA settings pass through (its network adds a CA that
+    # uv, unlike pip with /etc/pip.conf, only trusts through them).
+    script = (
+        "".join(
+            f"export {name}={shlex.quote(os.environ[name])}\n"
+            for name in CA_VARIABLES
+            if os.environ.get(name)
+        )
+        + script
+    )
     path = box.dir / f"{page.stem}-{block.line}.sh"
     path.write_text(script)
     path.chmod(0o644)
