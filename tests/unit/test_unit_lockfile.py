@@ -218,10 +218,13 @@ def test_requirements_must_stay_in_the_app(tmp_path: Path, value: str) -> None:
         config.load(path)
 
 
-def test_the_app_env_file_is_dev_null_when_there_is_none(tmp_path: Path) -> None:
+def test_the_app_env_file_is_made_empty_and_private_when_there_is_none(
+    tmp_path: Path,
+) -> None:
     runner = Runner(Context())
     app_env = tmp_path / "shared dir" / "app.env"
-    assert app_env_file(runner, str(app_env)) == "/dev/null"
-    app_env.parent.mkdir()
+    assert app_env_file(runner, str(app_env)) == str(app_env)
+    assert app_env.read_text() == "" and app_env.stat().st_mode & 0o777 == 0o600
     app_env.write_text("A=1\n")
     assert app_env_file(runner, str(app_env)) == str(app_env)
+    assert app_env.read_text() == "A=1\n"  # never overwritten

@@ -36,9 +36,14 @@ def create_private_file(path: str) -> Command:
     """Create an empty file with mode 0600; an existing file is left untouched.
 
     ``set -C`` (noclobber) makes the creation fail rather than truncate a file that
-    appeared meanwhile: the content is never overwritten.
+    appeared meanwhile: the content is never overwritten. ``command :`` keeps a
+    refused redirection from ending the shell (it would, on the special built-in
+    ``:``), so a file that exists is success.
     """
-    return sh('umask 077 && set -C && : > "$1" || [ -f "$1" ]', path)
+    return sh(
+        'umask 077 && set -C && { [ -f "$1" ] || command : > "$1" || [ -f "$1" ]; }',
+        path,
+    )
 
 
 def chmod(mode: str, path: str) -> Command:

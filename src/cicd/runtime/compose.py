@@ -7,11 +7,12 @@ container so it mounts what ``current`` points to now.
 
 from __future__ import annotations
 
-from posixpath import join, normpath
+from posixpath import dirname, join, normpath
 from typing import TYPE_CHECKING
 
 from cicd import lockfile
 from cicd.commands import compose, files, venv
+from cicd.commands.prepare import create_private_file
 from cicd.errors import CicdError
 
 if TYPE_CHECKING:
@@ -196,8 +197,11 @@ class ComposeRuntime:
 def app_env_file(runner: Runner, app_env: str) -> str:
     """The file a compose or stack file's ``env_file`` names: the app's secrets.
 
-    ``<root>/<env>/shared/app.env`` when it exists, else ``/dev/null`` (an
-    ``env_file`` must name a file, and v1's cannot be optional). Compose reads it
-    itself, so a secret never passes through the job's environment or argv.
+    ``<root>/<env>/shared/app.env``, created empty (mode 0600) when missing, as
+    ``setup`` does: an ``env_file`` must name a regular file (docker-compose v1
+    refuses ``/dev/null``, and cannot make it optional). Compose reads it itself,
+    so a secret never passes through the job's environment or argv.
     """
-    return app_env if runner.ok(files.exists(app_env)) else "/dev/null"
+    runner.run(files.mkdirs(dirname(app_env)))
+    runner.run(create_private_file(app_env))
+    return app_env
