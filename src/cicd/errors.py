@@ -11,11 +11,12 @@ import re
 #: Longest value shown in a message; longer ones are cut (a 10 kB --sha is bad input).
 CLIP = 200
 SHELL_PREFIX = re.compile(r"^(sh|bash|dash): (line )?\d+: ")
-#: Closing lines that repeat that a tool failed without saying why (tar's); the
-#: line before them names the path and the OS's reason.
+#: Lines that repeat that a tool failed without saying why (tar's closing lines,
+#: and its "Broken pipe" when its compressing child died first, in either order);
+#: another line names the path and the OS's reason.
 TRAILERS = re.compile(
     r"Error is not recoverable|Exiting with failure status due to previous errors"
-    r"|Child returned status \d+"
+    r"|Child returned status \d+|Cannot write: Broken pipe"
 )
 
 

@@ -55,6 +55,7 @@ def test_tars_closing_lines_give_way_to_the_line_that_says_why() -> None:
     stderr = (
         "tar (child): /srv/m/prod/backups/x.tar.gz.tmp.7: Cannot open: Read-only "
         "file system\ntar (child): Error is not recoverable: exiting now\n"
+        "tar: /srv/m/prod/backups/x.tar.gz.tmp.7: Cannot write: Broken pipe\n"
         "tar: Child returned status 2\ntar: Error is not recoverable: exiting now\n"
     )
     assert str(CommandFailed("sh -c ...", 2, stderr)) == (
