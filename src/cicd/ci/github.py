@@ -104,6 +104,10 @@ class GitHubProvider:
         self.counters = Counters()
         self.etag = ""
         self._last: dict[str, Any] | None = None
+        #: The in-progress run's jobs, their ETag and the run they belong to.
+        self.jobs_etag = ""
+        self._jobs: list[dict[str, Any]] = []
+        self._jobs_of = ""
         self._wait = 0.0
         self._session: requests.Session | None = None
 
@@ -331,6 +335,12 @@ class GitHubProvider:
         ident = f"{run.get('id', '')}/{attempt}"
         if run.get("status") != "completed":
             status = run.get("status", "pending")
+            # A failed job means a failed run: act on it now rather than after
+            # the run's slowest job (fail fast shortens a bad commit's exposure).
+            failed = self._failing_jobs(run, ident) if status == "in_progress" else ()
+            if failed:
+                detail = f"{label} failing (job failed while the run is in progress)"
+                return Poll(FAILURE, detail, url, failed, run=ident)
             return Poll(PENDING, f"{label} {status}", url, run=ident)
         conclusion = run.get("conclusion")
         if conclusion == SUCCESS:
@@ -373,11 +383,47 @@ class GitHubProvider:
         ]
         return str(max(newer, key=_newest).get("head_sha", "")) if newer else ""
 
+    def _failing_jobs(self, run: dict[str, Any], ident: str) -> tuple[str, ...]:
+        """Failed jobs of a run still in progress (one conditional request a poll).
+
+        The jobs list carries its own ETag, so while nothing changes each poll's
+        jobs request is a 304 (free when authorized). A cancelled job is not a
+        failure here: a run cancelled by a newer push cancels its jobs first, and
+        only the completed run says whether it was superseded.
+        """
+        if ident != self._jobs_of:
+            self.jobs_etag, self._jobs, self._jobs_of = "", [], ident
+        headers = {"If-None-Match": self.jobs_etag} if self.jobs_etag else {}
+        query = {"filter": "latest", "per_page": PER_PAGE}
+        response = self._get(self._jobs_url(run), params=query, headers=headers)
+        if isinstance(response, Poll):
+            return ()
+        if response.status_code == 304 and self.jobs_etag:
+            if self.token:
+                self.counters.not_modified += 1
+            return _failed_names(self._jobs)
+        body = _json(response) if response.status_code == 200 else None
+        if body is None:
+            # Trouble reading jobs is no verdict: the run's own status still decides.
+            return ()
+        jobs = self._rest(response, body, "jobs")
+        if isinstance(jobs, Poll):
+            return ()
+        self.jobs_etag = response.headers.get("ETag", "")
+        self._jobs = jobs
+        return _failed_names(jobs)
+
+    def _jobs_url(self, run: dict[str, Any]) -> str:
+        """The run's jobs endpoint, as GitHub names it in the run."""
+        return str(
+            run.get("jobs_url")
+            or f"{self.api_url}/repos/{self.repository}/actions/runs/{run.get('id')}"
+            "/jobs"
+        )
+
     def _failed_jobs(self, run: dict[str, Any]) -> tuple[str, ...]:
         """Names of the failed jobs and steps (one more request, on failure only)."""
-        jobs_url = run.get("jobs_url") or (
-            f"{self.api_url}/repos/{self.repository}/actions/runs/{run.get('id')}/jobs"
-        )
+        jobs_url = self._jobs_url(run)
         # The latest attempt's jobs, all of them: a failed job past the first
         # page (GitHub's default is 30) must still be named.
         query = {"filter": "latest", "per_page": PER_PAGE}
@@ -390,22 +436,27 @@ class GitHubProvider:
         jobs = self._rest(response, body, "jobs")
         if isinstance(jobs, Poll):
             jobs = list(body.get("jobs") or [])
-        failed: list[str] = []
-        for job in jobs:
-            if job.get("conclusion") not in FAILED_CONCLUSIONS:
-                continue
-            steps = [
-                s.get("name", "?")
-                for s in job.get("steps", [])
-                if s.get("conclusion") in FAILED_CONCLUSIONS
-            ]
-            name = job.get("name", "?")
-            (
-                failed.extend(f"{name} › {step}" for step in steps)
-                if steps
-                else failed.append(name)
-            )
-        return tuple(failed)
+        return _failed_names(jobs)
+
+
+def _failed_names(jobs: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Names of the failed jobs, and of their failed steps (``job › step``)."""
+    failed: list[str] = []
+    for job in jobs:
+        if job.get("conclusion") not in FAILED_CONCLUSIONS:
+            continue
+        steps = [
+            s.get("name", "?")
+            for s in job.get("steps", [])
+            if s.get("conclusion") in FAILED_CONCLUSIONS
+        ]
+        name = job.get("name", "?")
+        (
+            failed.extend(f"{name} › {step}" for step in steps)
+            if steps
+            else failed.append(name)
+        )
+    return tuple(failed)
 
 
 def _json(response: requests.Response) -> dict[str, Any] | None:
