@@ -31,6 +31,7 @@ from common import REPO_ROOT, Metric, log
 from bench_app import bench_app, bench_demo
 from bench_compose import bench_compose_rollback
 from bench_deploy import bench_deploy, bench_rollback
+from bench_exposure import bench_exposure
 from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
 from bench_runner import bench_runner
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "rollback": bench_rollback,
     "list": bench_list,
     "watch": bench_watch,
+    "exposure": bench_exposure,
     "runner": bench_runner,
     "app": bench_app,
     "fleet": bench_fleet,
