@@ -247,7 +247,15 @@ def project(
     )
     project.write()
     monkeypatch.setenv("CICD_CONFIG", str(project.config_path))
-    for name in ("DISCORD_WEBHOOK_URL", "GITHUB_ACTOR", "GITHUB_SHA"):
+    # In GitHub's CI these are set for the test process itself: a test's deploy
+    # must neither write to that job's summary nor annotate it.
+    for name in (
+        "DISCORD_WEBHOOK_URL",
+        "GITHUB_ACTOR",
+        "GITHUB_SHA",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_ACTIONS",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield project
     shutdown_supervisord(root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json as json_module
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def reported(json_task: str = "", env: str | None = None) -> Iterator[None]:
+def reported(
+    json_task: str = "", env: str | None = None, *, summary: str = ""
+) -> Iterator[None]:
     """Turn a :class:`~cicd.errors.CicdError` into a one-line message and exit code.
 
     The message is redacted and kept to one line of bounded length. A reader that
@@ -47,6 +50,8 @@ def reported(json_task: str = "", env: str | None = None) -> Iterator[None]:
             then also the JSON document (``"ok": false``, ``"error"``, no hosts),
             so a script reading stdout always gets one document.
         env: The environment, for that document.
+        summary: The task's name when its failure belongs in the job's summary and
+            as an ``::error::`` annotation (deploy, verdict, rollback, monitor).
     """
     from cicd.runner import flush_all
 
@@ -58,6 +63,9 @@ def reported(json_task: str = "", env: str | None = None) -> Iterator[None]:
     except CicdError as error:
         _flush_after(error)
         message = clip(redact(str(error)), 400)
+        if summary:
+            failed = document(summary, [], env=env, ok=False, error=message)
+            report_to_github(failed, json=bool(json_task))
         if json_task:
             emit_json(
                 json_task,
@@ -261,7 +269,21 @@ def emit_json(
         error: The one-line error when it did not.
         **fields: The task's own top-level keys (documented per task).
     """
-    document = {
+    made = document(task, hosts, env=env, ok=ok, error=error, **fields)
+    print(json.dumps(made, indent=2, sort_keys=True), file=sys.stdout, flush=True)
+
+
+def document(
+    task: str,
+    hosts: list[dict[str, Any]],
+    *,
+    env: str | None = None,
+    ok: bool = True,
+    error: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The one document of a task's result (see :func:`emit_json` for the fields)."""
+    return {
         "schema": JSON_SCHEMA,
         "task": task,
         "env": env,
@@ -270,4 +292,78 @@ def emit_json(
         "hosts": hosts,
         **fields,
     }
-    print(json.dumps(document, indent=2, sort_keys=True), file=sys.stdout, flush=True)
+
+
+def finish(
+    task: str,
+    hosts: list[dict[str, Any]],
+    *,
+    json: bool,
+    env: str | None = None,
+    ok: bool = True,
+    error: str | None = None,
+    github: dict[str, Any] | None = None,
+    summarize: bool = True,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Render a task's result once computed: ``--json``, job summary, annotation.
+
+    Args:
+        task: The task's name.
+        hosts: One object per host, as :func:`emit_json` takes them.
+        json: Whether ``--json`` was asked (then the document is printed).
+        env: The environment, or None.
+        ok: Whether the task succeeded.
+        error: The one-line reason when it did not (annotated in Actions).
+        github: What only the summary shows (``serving``, ``public_url``, and
+            facts such as a verdict's ``detail``, ``url`` and ``failed`` jobs).
+        summarize: Whether the result belongs in the job's summary.
+        **fields: The task's own top-level keys.
+
+    Returns:
+        The document.
+    """
+    made = document(task, hosts, env=env, ok=ok, error=error, **fields)
+    if json:
+        print(json_module.dumps(made, indent=2, sort_keys=True), flush=True)
+    if summarize:
+        report_to_github(made, json=json, **(github or {}))
+    return made
+
+
+def report_to_github(made: dict[str, Any], *, json: bool, **extra: Any) -> None:
+    """Append the job summary and, on failure, print the ``::error`` annotation.
+
+    Args:
+        made: The task's document.
+        json: Whether stdout carries the ``--json`` document (the annotation then
+            goes to stderr, which the runner reads as well).
+        **extra: ``serving``, ``public_url`` and summary-only facts.
+    """
+    from cicd import summary
+
+    shown = {k: extra.pop(k) for k in ("serving", "public_url") if k in extra}
+    summary.write({**made, **extra}, **shown)
+    if not made.get("ok", True) and made.get("error"):
+        title = f"{made['task']} {made.get('env') or ''}".strip()
+        summary.annotate(title, str(made["error"]), sys.stderr if json else None)
+
+
+def on_github(hosts: list[Target]) -> dict[str, Any]:
+    """What serves on each host and the public URL, asked only for a summary.
+
+    Asking the runtime costs a round trip per host: done only when the job has a
+    summary file to show it in.
+    """
+    from cicd import summary
+
+    if not os.environ.get(summary.SUMMARY_VARIABLE):
+        return {}
+    serving: dict[str, str | None] = {}
+    for t in hosts:
+        try:
+            serving[t.runner.host] = t.serving()
+        except CicdError:
+            # A runtime that cannot say is shown as unknown, never a failed task.
+            serving[t.runner.host] = None
+    return {"serving": serving, "public_url": hosts[0].settings.public_url}

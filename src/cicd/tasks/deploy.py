@@ -9,8 +9,9 @@ from invoke.tasks import task
 
 from cicd.tasks._common import (
     configured_fleet,
-    emit_json,
+    finish,
     notifier,
+    on_github,
     reported,
     seconds,
     targets,
@@ -65,12 +66,18 @@ def _plan_prod(
     )
 
 
-def result_document(task_name: str, result: Any) -> None:
-    """Print a deploy's result as the ``--json`` document (one shape for all)."""
+def result_document(
+    task_name: str,
+    result: Any,
+    *,
+    json: bool = True,
+    github: dict[str, Any] | None = None,
+) -> None:
+    """Render a deploy's result: ``--json`` (one shape for all), job summary."""
     fields = result.as_dict()
     hosts = [{"env": fields["env"], **host} for host in fields.pop("hosts")]
     env = fields.pop("env")
-    emit_json(task_name, hosts, env=env, **fields)
+    finish(task_name, hosts, json=json, env=env, github=github, **fields)
 
 
 @task(
@@ -99,7 +106,7 @@ def preprod(
     the previous release is switched back and restarted, the new one is marked bad, and
     the task exits 1.
     """
-    with reported("deploy.preprod" if json else "", env):
+    with reported("deploy.preprod" if json else "", env, summary="deploy.preprod"):
         from cicd import lock
         from cicd.deploy import deploy_preprod
         from cicd.errors import UsageError
@@ -128,8 +135,7 @@ def preprod(
         if watch:
             log = watcher.start_detached(hosts[0], result.sha, fleet=fleet is not None)
             n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")
-        if json:
-            result_document("deploy.preprod", result)
+        result_document("deploy.preprod", result, json=json, github=on_github(hosts))
 
 
 @task(
@@ -163,7 +169,7 @@ def prod(
     release is restored automatically. A release rolled back in production is
     never the default: redeploying it takes --sha, --force and --reason.
     """
-    with reported("deploy.prod" if json else "", "prod"):
+    with reported("deploy.prod" if json else "", "prod", summary="deploy.prod"):
         from cicd import lock
         from cicd.deploy import deploy_prod
 
@@ -182,5 +188,4 @@ def prod(
                 batch=hosts[0].settings.batch,
                 reason=reason,
             )
-        if json:
-            result_document("deploy.prod", result)
+        result_document("deploy.prod", result, json=json, github=on_github(hosts))

@@ -11,8 +11,10 @@ from invoke.exceptions import Exit
 from cicd.tasks._common import (
     emit_json,
     env_names,
+    finish,
     host_row,
     notifier,
+    on_github,
     reported,
     seconds,
     target,
@@ -44,7 +46,7 @@ def rollback(
     Needs no network: the release and its dependencies are already on the host. The
     abandoned release is marked bad so no later rollback picks it.
     """
-    with reported("rollback" if json else "", env):
+    with reported("rollback" if json else "", env, summary="rollback"):
         from cicd import lock
         from cicd.rollback import rollback as do_rollback
 
@@ -58,9 +60,21 @@ def rollback(
             return
         with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
             done = do_rollback(hosts, notifier(hosts[0], hosts), to=to or None)
-        if json:
-            rows = [host_row(t, **r.as_dict()) for t, r in zip(hosts, done)]
-            emit_json("rollback", rows, env=env, sha=done[0].sha if done else None)
+        rows = [host_row(t, **r.as_dict()) for t, r in zip(hosts, done)]
+        # The summary's before → after: what was abandoned, and the longest host.
+        facts: dict[str, Any] = on_github(hosts)
+        if facts and done:
+            facts.update(
+                abandoned=done[0].abandoned, seconds=max(r.seconds for r in done)
+            )
+        finish(
+            "rollback",
+            rows,
+            json=json,
+            env=env,
+            github=facts,
+            sha=done[0].sha if done else None,
+        )
 
 
 @task(
@@ -101,7 +115,8 @@ def health(
     With --url, public URLs are checked from here as a visitor would (confirmed
     failures alerted), so a VM that is down is noticed from outside.
     """
-    with reported("health" if json else "", env or None):
+    summary = "health" if monitor else ""
+    with reported("health" if json else "", env or None, summary=summary):
         from cicd.errors import UsageError
         from cicd.status import health_line
 
@@ -141,10 +156,20 @@ def health(
                     word = "skipped" if skipped else "ok" if ok else "FAIL"
                     print(f"{label}: {word} — {reason}")
         failed = [name for name, r in results.items() if not r["ok"]]
-        if json:
-            rows = list(results.values())
-            unhealthy = f"unhealthy: {', '.join(failed)}" if failed else None
-            emit_json("health", rows, env=env or None, ok=not failed, error=unhealthy)
+        rows = list(results.values())
+        unhealthy = f"unhealthy: {', '.join(failed)}" if failed else None
+        if json or monitor:
+            # The hourly monitor's job shows its checks; a health check by hand
+            # inside another job leaves that job's summary alone.
+            finish(
+                "health",
+                rows,
+                json=json,
+                env=env or None,
+                ok=not failed,
+                error=unhealthy,
+                summarize=monitor,
+            )
         if failed:
             raise Exit(f"unhealthy: {', '.join(failed)}", code=1)
 

@@ -7,17 +7,21 @@ is the ``workflow_run`` job's way in, with its own fresh token.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from invoke.tasks import task
 
+from cicd.ci import FAILURE
 from cicd.tasks._common import (
     configured_fleet,
     emit_json,
+    finish,
     host_row,
     notifier,
+    on_github,
     reported,
     seconds,
     targets,
@@ -50,6 +54,38 @@ def frozen_said(n: Notifier, env: str, sha: str) -> Iterator[None]:
         raise
 
 
+def verdict_facts(hosts: list[Any], sha: str, verdict: str) -> dict[str, Any]:
+    """What the journal says of a verdict, for the job's summary (when it has one).
+
+    The verdict's words (``run 7 failure``), its CI run's link and the failed jobs
+    were journaled by the watcher's one computation; the summary shows them.
+    """
+    from cicd import summary
+    from cicd import watch as watcher
+
+    if not os.environ.get(summary.SUMMARY_VARIABLE) and verdict != FAILURE:
+        return {}
+    journal = watcher.load_journal(hosts[0], sha) or {}
+    facts = {k: journal[k] for k in ("detail", "url", "failed") if journal.get(k)}
+    return {**on_github(hosts), **facts}
+
+
+def annotate_rollback(
+    verdict: str, facts: dict[str, Any], env: str, sha: str, *, json: bool = False
+) -> None:
+    """A CI failure that rolled back is an ``::error::`` annotation on the job."""
+    from cicd import summary
+
+    if verdict != FAILURE:
+        return
+    failed = ", ".join(facts.get("failed") or [])
+    reason = f"CI failed for {sha[:7]} ({facts.get('detail', 'failure')})"
+    reason += f": {failed}" if failed else ""
+    summary.annotate(
+        f"{env}: rolled back {sha[:7]}", reason, sys.stderr if json else None
+    )
+
+
 @task(
     default=True,
     help={
@@ -78,7 +114,7 @@ def watch(
     unreachable, still pending at the deadline) notifies a person. The state is
     journaled, so `--resume` picks up a watcher killed mid-way.
     """
-    with reported("watch" if json else "", env):
+    with reported("watch" if json else "", env, summary="watch"):
         from cicd import lock
         from cicd import watch as watcher
         from cicd.errors import UsageError
@@ -109,10 +145,20 @@ def watch(
         with lock.waiting(seconds(lock_wait, "--lock-wait")):
             with frozen_said(n, env, full):
                 verdict = watcher.watch(hosts, full, n)
-        if json:
-            emit_json("watch", rows, env=env, sha=full, verdict=verdict, log=None)
-            return
-        print(f"{env}: CI {verdict} for {full[:7]}")
+        github = verdict_facts(hosts, full, verdict)
+        finish(
+            "watch",
+            rows,
+            json=json,
+            env=env,
+            github=github,
+            sha=full,
+            verdict=verdict,
+            log=None,
+        )
+        if not json:
+            print(f"{env}: CI {verdict} for {full[:7]}")
+        annotate_rollback(verdict, github, env, full, json=json)
 
 
 @task(
@@ -140,7 +186,7 @@ def verdict(
     already decided, it says so and changes nothing; a passing re-run of a sha an
     earlier run failed validates it. A sha never deployed here is left alone.
     """
-    with reported("watch.verdict" if json else "", env):
+    with reported("watch.verdict" if json else "", env, summary="watch.verdict"):
         from cicd import lock
         from cicd import watch as watcher
         from cicd.errors import UsageError
@@ -156,8 +202,17 @@ def verdict(
         with lock.waiting(seconds(lock_wait, "--lock-wait")):
             with frozen_said(n, env, full):
                 outcome = watcher.verdict(hosts, full, run_id, n)
-        if json:
-            rows = [host_row(h) for h in hosts]
-            emit_json("watch.verdict", rows, env=env, sha=full, verdict=outcome)
-        elif outcome != "not-deployed":
+        rows = [host_row(h) for h in hosts]
+        github = verdict_facts(hosts, full, outcome)
+        finish(
+            "watch.verdict",
+            rows,
+            json=json,
+            env=env,
+            github=github,
+            sha=full,
+            verdict=outcome,
+        )
+        if not json and outcome != "not-deployed":
             print(f"{env}: CI {outcome} for {full[:7]}")
+        annotate_rollback(outcome, github, env, full, json=json)
