@@ -160,3 +160,13 @@ def test_the_watcher_rolls_back_on_the_first_failed_job(
     assert requests.get(project.url(), timeout=5).text.strip() == "v1 ok"
     state = project.target().state()
     assert state.current == v1 and v2 in state.bad
+
+
+def test_a_jobs_page_that_fails_is_no_verdict(github: FakeGitHub) -> None:
+    github.set_run(SHA, "in_progress")
+    github.set_jobs(1, [job(f"matrix-{i}", "completed", "failure") for i in range(101)])
+    github.interceptor = lambda request: (
+        error(502, "Bad Gateway") if request.args.get("page") == "2" else None
+    )
+    # Half a list is not read as the whole: the run's status decides later.
+    assert provider(github).poll(SHA).state == PENDING
