@@ -7,6 +7,7 @@ stand-in (a real local HTTP server).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,29 @@ def test_each_job_appends_its_summary_and_a_rollback_is_annotated(
     assert done.returncode == 1 and "::error" not in done.stdout
     assert invoke("health", "--monitor", env=quiet).returncode == 0
     assert path.read_text() == before
+
+
+@pytest.mark.slow
+def test_a_detached_watcher_leaves_the_finished_steps_summary_alone(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write("""
+        [tool.cicd.ci]
+        provider = "local"
+        command = "true"
+        deadline = 60
+        """)
+    path = tmp_path / "summary.md"
+    actions = {"GITHUB_STEP_SUMMARY": str(path), "GITHUB_ACTIONS": "true"}
+    v1 = project.repo.commit("v1")
+    done = invoke("deploy.preprod", "--sha", v1, "--watch", env=actions)
+    assert done.returncode == 0, done.stderr
+    said = path.read_text()
+    assert said.count("### ") == 1 and "`deploy.preprod`" in said
+    validated = project.root / "preprod" / "validated"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not validated.exists():
+        time.sleep(0.1)
+    assert validated.read_text().strip() == v1
+    time.sleep(0.5)  # the watcher's last words come after the verdict
+    assert path.read_text() == said
