@@ -17,6 +17,16 @@ in ``tests/data/published_api.json`` from GitHub's published REST description):
   and :func:`error`.
 
 So tests can count the requests that would cost rate limit.
+
+It also serves the Deployments and commit Statuses endpoints the pipeline writes to
+(:mod:`cicd.github_deploy`), with GitHub's shapes: ``POST .../deployments`` (201 and
+the deployment with its ``id``), ``POST .../deployments/{id}/statuses`` (``state``
+among the published seven, ``description`` at most 140 characters) and ``POST
+.../statuses/{sha}`` (``error``, ``failure``, ``pending`` or ``success``, with a
+``context``); 422 in GitHub's validation-error shape on bad input, 404 for an
+unknown deployment. Those requests are counted apart (:attr:`FakeGitHub.story`,
+:attr:`FakeGitHub.writes`), so the watcher's counts are unchanged, and have their
+own :attr:`FakeGitHub.write_interceptor` (a GitHub down for writes only).
 """
 
 from __future__ import annotations
@@ -82,6 +92,16 @@ class FakeGitHub:
     #: GitHub does with a job's token once its job has ended.
     tokens: set[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Deployments created, in order, each with its statuses (oldest first).
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+    #: Commit statuses created, in order.
+    commit_statuses: list[dict[str, Any]] = field(default_factory=list)
+    #: Every accepted write, in order, as one line each (the Environments story).
+    story: list[str] = field(default_factory=list)
+    #: Write requests received (accepted or not).
+    writes: int = 0
+    #: Like :attr:`interceptor`, for the Deployments and Statuses endpoints only.
+    write_interceptor: Callable[[Request], Response | None] | None = None
 
     def install(self) -> None:
         """Register the handlers on the server."""
@@ -95,6 +115,17 @@ class FakeGitHub:
         self.server.expect_request(
             re.compile(rf"{re.escape(base)}/runs/\d+")
         ).respond_with_handler(self._run)
+        repo = f"/repos/{REPOSITORY}"
+        self.server.expect_request(
+            f"{repo}/deployments", method="POST"
+        ).respond_with_handler(self._create_deployment)
+        self.server.expect_request(
+            re.compile(rf"{re.escape(repo)}/deployments/\d+/statuses"),
+            method="POST",
+        ).respond_with_handler(self._deployment_status)
+        self.server.expect_request(
+            re.compile(rf"{re.escape(repo)}/statuses/[0-9a-f]{{40}}"), method="POST"
+        ).respond_with_handler(self._commit_status)
 
     @property
     def api_url(self) -> str:
@@ -172,6 +203,15 @@ class FakeGitHub:
     def counted(self) -> int:
         """Requests that would count against GitHub's rate limit."""
         return self.requests - self.not_modified
+
+    def _create_deployment(self, request: Request) -> Response:
+        return create_deployment(self, request)
+
+    def _deployment_status(self, request: Request) -> Response:
+        return deployment_status(self, request)
+
+    def _commit_status(self, request: Request) -> Response:
+        return commit_status(self, request)
 
     # -- answers ---------------------------------------------------------------
 
@@ -302,3 +342,187 @@ class FakeGitHub:
             return self._page(request, jobs, "jobs")
 
         return self._answer(request, body)
+
+
+# -- Deployments and Statuses ---------------------------------------------------
+
+DEPLOYMENTS = PUBLISHED["writes"]["create_deployment"]
+DEPLOYMENT_STATUSES = PUBLISHED["writes"]["create_deployment_status"]
+COMMIT_STATUSES = PUBLISHED["writes"]["create_commit_status"]
+
+
+def invalid(field_name: str, code: str = "invalid") -> Response:
+    """GitHub's 422 validation error naming the field at fault."""
+    body = {
+        "message": "Validation Failed",
+        "errors": [{"resource": "Status", "field": field_name, "code": code}],
+        "documentation_url": DOCS,
+        "status": "422",
+    }
+    return Response(json.dumps(body), 422, content_type="application/json")
+
+
+def _write(
+    fake: FakeGitHub, request: Request, make: Callable[[dict[str, Any]], Response]
+) -> Response:
+    with fake.lock:
+        fake.writes += 1
+    if fake.tokens is not None:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if given not in fake.tokens:
+            return error(401, "Bad credentials")
+    if fake.write_interceptor:
+        special = fake.write_interceptor(request)
+        if special is not None:
+            return special
+    try:
+        body = json.loads(request.get_data(as_text=True) or "null")
+    except ValueError:
+        return error(400, "Problems parsing JSON")
+    if not isinstance(body, dict):
+        return error(400, "Problems parsing JSON")
+    # A parameter GitHub does not publish for the endpoint is a client's error.
+    unknown = set(body) - set(_bodies(request.path))
+    if unknown:
+        return invalid(sorted(unknown)[0], "unexpected")
+    return make(body)
+
+
+def _bodies(path: str) -> list[str]:
+    if path.endswith("/deployments"):
+        return list(DEPLOYMENTS["body"])
+    if "/deployments/" in path:
+        return list(DEPLOYMENT_STATUSES["body"])
+    return list(COMMIT_STATUSES["body"])
+
+
+def _created(value: dict[str, Any]) -> Response:
+    return Response(json.dumps(value), 201, content_type="application/json")
+
+
+def create_deployment(self: FakeGitHub, request: Request) -> Response:
+    def make(body: dict[str, Any]) -> Response:
+        ref = body.get("ref")
+        if not isinstance(ref, str) or not ref:
+            return invalid("ref", "missing_field")
+        contexts = body.get("required_contexts", [])
+        if not isinstance(contexts, list) or contexts:
+            # Any context named must have passed on GitHub: none do here.
+            return error(409, "Conflict: Commit status checks failed for main.")
+        if body.get("auto_merge", True) is not False:
+            return error(409, "Conflict merging main into " + ref)
+        environment = body.get("environment", "production")
+        with self.lock:
+            ident = 1000 + len(self.deployments)
+            deployment = {
+                "id": ident,
+                "node_id": f"DE_{ident}",
+                "url": self.server.url_for(f"/repos/{REPOSITORY}/deployments/{ident}"),
+                "sha": ref,
+                "ref": ref,
+                "task": body.get("task", "deploy"),
+                "payload": {},
+                "original_environment": environment,
+                "environment": environment,
+                "description": body.get("description"),
+                "creator": {"login": "github-actions[bot]"},
+                "created_at": "2026-12-07T00:00:00Z",
+                "updated_at": "2026-12-07T00:00:00Z",
+                "statuses_url": self.server.url_for(
+                    f"/repos/{REPOSITORY}/deployments/{ident}/statuses"
+                ),
+                "repository_url": self.server.url_for(f"/repos/{REPOSITORY}"),
+                "transient_environment": bool(body.get("transient_environment")),
+                "production_environment": bool(
+                    body.get("production_environment", environment == "production")
+                ),
+                "statuses": [],
+            }
+            self.deployments.append(deployment)
+            self.story.append(
+                f"deployment {ident} {environment} {ref[:7]} {deployment['task']}"
+            )
+        shown = {k: v for k, v in deployment.items() if k != "statuses"}
+        return _created(shown)
+
+    return _write(self, request, make)
+
+
+def deployment_status(self: FakeGitHub, request: Request) -> Response:
+    ident = int(request.path.rstrip("/").split("/")[-2])
+
+    def make(body: dict[str, Any]) -> Response:
+        with self.lock:
+            found = [d for d in self.deployments if d["id"] == ident]
+        if not found:
+            return error(404, "Not Found")
+        deployment = found[0]
+        state = body.get("state")
+        if state not in DEPLOYMENT_STATUSES["state"]:
+            return invalid("state")
+        description = body.get("description", "")
+        if len(str(description)) > DEPLOYMENT_STATUSES["description_max"]:
+            return invalid("description")
+        status = {
+            "id": 5000 + sum(len(d["statuses"]) for d in self.deployments),
+            "state": state,
+            "description": description,
+            "environment": deployment["environment"],
+            "environment_url": body.get("environment_url", ""),
+            "log_url": body.get("log_url", ""),
+            "deployment_url": deployment["url"],
+        }
+        with self.lock:
+            deployment["statuses"].append(status)
+            self.story.append(
+                f"deployment {ident} {deployment['environment']} "
+                f"{deployment['sha'][:7]} {state}: {description}"
+            )
+            if state == "success" and body.get("auto_inactive", True):
+                # GitHub's auto_inactive: the older successful deployments of
+                # the environment go inactive, in non-production ones only.
+                for older in self.deployments:
+                    last = older["statuses"][-1]["state"] if older["statuses"] else ""
+                    if (
+                        older is not deployment
+                        and older["environment"] == deployment["environment"]
+                        and not older["production_environment"]
+                        and not older["transient_environment"]
+                        and last == "success"
+                    ):
+                        older["statuses"].append(
+                            {"state": "inactive", "description": "by GitHub"}
+                        )
+                        self.story.append(
+                            f"deployment {older['id']} {older['environment']} "
+                            f"{older['sha'][:7]} inactive (auto_inactive)"
+                        )
+        return _created(status)
+
+    return _write(self, request, make)
+
+
+def commit_status(self: FakeGitHub, request: Request) -> Response:
+    sha = request.path.rstrip("/").rsplit("/", 1)[1]
+
+    def make(body: dict[str, Any]) -> Response:
+        state = body.get("state")
+        if state not in COMMIT_STATUSES["state"]:
+            return invalid("state")
+        context = body.get("context", "default")
+        with self.lock:
+            status = {
+                "id": 9000 + len(self.commit_statuses),
+                "sha": sha,
+                "state": state,
+                "context": context,
+                "description": body.get("description"),
+                "target_url": body.get("target_url"),
+            }
+            self.commit_statuses.append(status)
+            self.story.append(
+                f"status {sha[:7]} {context} {state}: {body.get('description')}"
+            )
+        return _created(status)
+
+    return _write(self, request, make)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from cicd import failpoints, lock, messages
+from cicd import failpoints, github_deploy, lock, messages
 from cicd.activation import DeployFailed, activate, already_ready, recover
 from cicd.backup import back_up
 from cicd.errors import UsageError, clip
@@ -345,8 +345,13 @@ def run_deploy(
         if run.already_serving():
             return run.noop()
         run.announce()
-        run.prepare()
-        run.activate()
+        try:
+            run.prepare()
+            run.activate()
+        except DeployFailed as error:
+            # GitHub's Environments panel: this one failed, the previous serves.
+            run.github.failed(sha, str(error), restored=run.previous[run.first])
+            raise
         run.finish()
     return run.result()
 
@@ -376,6 +381,8 @@ class DeployRun:
         #: The rollback point of each host.
         self.previous: dict[Target, str | None] = {}
         self.errors: dict[Target, BaseException | None] = {}
+        #: GitHub's deployments and commit statuses (nothing without provider github).
+        self.github = github_deploy.reporter(self.first, notifier)
 
     def _say_for(self, target: Target) -> Callable[[str], None]:
         prefix = f"[{target.runner.host}] " if self.fleet else ""
@@ -445,6 +452,7 @@ class DeployRun:
             self.hosts,
         )
         self.notifier.send(self.plan.started)
+        self.github.started(self.sha)
 
     def prepare(self) -> None:
         """Export the release (and back up, for production) on every host.
@@ -539,6 +547,7 @@ class DeployRun:
         if self.fleet:
             self.notifier.say(self._table(self.hosts))
         self.notifier.send(self.plan.succeeded + messages.took(self.clock.total))
+        self.github.served(self.sha, validated=self.plan.validated_by is not None)
 
     def result(self) -> DeployResult:
         """What the deploy did."""

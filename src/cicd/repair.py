@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cicd import intent, messages
+from cicd import github_deploy, intent, messages
 from cicd.activation import activate, already_ready, go_live, wait_until_ready
 from cicd.errors import CicdError
 from cicd.ledger import corrupt_lines
@@ -124,6 +124,7 @@ def _finish(
         target.event(
             "deploy", sha=current, previous=abandoned, detail="completed by repair"
         )
+        github_deploy.reporter(target, notifier).served(current)
     elif op in ("rollback", "recover"):
         reason = str(pending.get("reason") or "")
         said = f"{reason} (completed by repair)" if reason else "completed by repair"
@@ -149,6 +150,9 @@ def _finish(
                 host,
                 ci_url=str(pending.get("ci_url") or ""),
             )
+        )
+        github_deploy.reporter(target, notifier).rolled_back(
+            current, abandoned, reason or "completed by repair"
         )
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cicd import lock, messages
+from cicd import github_deploy, lock, messages
 from cicd.parallel import each
 from cicd.activation import activate
 from cicd.messages import short
@@ -148,6 +148,8 @@ def rollback_locked(
     sha = choose(state, to)
     abandoned = state.current if state.current != sha else None
     target.runtime.preflight()
+    github = github_deploy.reporter(target, notifier)
+    github.started(sha, task="rollback")
     try:
         activate(
             target,
@@ -166,6 +168,7 @@ def rollback_locked(
             messages.rollback_failed(target.env, sha, error)
             + messages.app_log_tail(target.env, getattr(error, "log", ""))
         )
+        github.failed(sha, str(error))
         raise
     if abandoned and abandoned not in state.bad:
         # Once per verdict: a CI failure already marked it bad before rolling back.
@@ -187,4 +190,5 @@ def rollback_locked(
     )
     host = target.runner.host if target.runner.remote else None
     notifier.send(messages.rolled_back(target.env, sha, abandoned, reason, host))
+    github.rolled_back(sha, abandoned, reason)
     return RollbackResult(target.env, sha, abandoned, timeline.total)

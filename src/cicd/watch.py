@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cicd import failpoints, lock, messages
+from cicd import failpoints, github_deploy, lock, messages
 from cicd.ci import (
     FAILURE,
     INCONCLUSIVE,
@@ -513,6 +513,11 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
         for t in hosts
         if recorded and t not in running and _rolled_back(states[t], sha)
     ]
+    if not rolled:
+        # The commit's status; a failed sha that serves goes to failure first.
+        github_deploy.reporter(hosts[0], notifier).verdict(
+            sha, verdict, detail, url, failed=failed, acted=bool(running)
+        )
     if verdict == SUCCESS:
         for target in hosts:
             _validate(target, sha, states[target])
