@@ -131,7 +131,8 @@ def _count_run(project: Project, fake: FakeGitHub, sha: str) -> dict[str, int]:
                 return
             if status is None:
                 with fake.lock:
-                    fake.runs.pop(sha, None)
+                    # The stand-in keeps a list of runs (several per sha) now.
+                    fake.runs[:] = [r for r in fake.runs if r["head_sha"] != sha]
             else:
                 fake.set_run(sha, status, conclusion)
 
@@ -163,7 +164,6 @@ def bench_watch() -> list[Metric]:
     server.start()
     fake = FakeGitHub(server)
     fake.install()
-    fake.jobs = FAILED_JOBS
     recorder = Recorder()
     fake.interceptor = recorder
     project = Project("watch")
@@ -214,6 +214,9 @@ def _recovery(
         sha = project.commit(version)
         log(f"watch: poll {interval:g}s round {index + 1}/{ROUNDS}: deploy {version}")
         project.invoke("deploy.preprod", "--sha", sha)
+        # A run in progress has no failed job yet: the watcher reads its jobs
+        # (fail fast), and a failed one from the start would decide at once.
+        fake.jobs = []
         fake.set_run(sha, "in_progress")
         started = time.monotonic()
         name = f"watch-{version}.log"
@@ -221,6 +224,7 @@ def _recovery(
         try:
             first = recorder.wait_poll(sha, started)
             time.sleep(max(0.0, first + 0.1 - time.monotonic()))
+            fake.jobs = FAILED_JOBS
             fake.set_run(sha, "completed", "failure")
             failed_at = time.monotonic()
             ready = wait_for_text(project.url(), "A ok", interval=0.05, deadline=120)

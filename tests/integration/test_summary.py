@@ -90,7 +90,7 @@ def test_each_job_appends_its_summary_and_a_rollback_is_annotated(
     assert f"| vm | `{v1[:7]}` |" in said  # the previous release serves again
     annotation = [line for line in out.splitlines() if line.startswith("::error")]
     assert annotation == [
-        f"::error title=preprod%3A rolled back {v2[:7]}::CI failed for {v2[:7]} "
+        f"::error title=preprod%3A CI failed for {v2[:7]}::CI failed for {v2[:7]} "
         "(run 2 failure): tests › nox -s tests: 100%25%0Afail"
     ]
 

@@ -73,7 +73,11 @@ def verdict_facts(hosts: list[Any], sha: str, verdict: str) -> dict[str, Any]:
 def annotate_rollback(
     verdict: str, facts: dict[str, Any], env: str, sha: str, *, json: bool = False
 ) -> None:
-    """A CI failure that rolled back is an ``::error::`` annotation on the job."""
+    """A CI failure is an ``::error::`` annotation on the job (the verdict job's).
+
+    Titled with the failure, not "rolled back": a superseded deploy's failure is
+    marked bad but never rolled back over the newer one.
+    """
     from cicd import summary
 
     if verdict != FAILURE:
@@ -82,7 +86,7 @@ def annotate_rollback(
     reason = f"CI failed for {sha[:7]} ({facts.get('detail', 'failure')})"
     reason += f": {failed}" if failed else ""
     summary.annotate(
-        f"{env}: rolled back {sha[:7]}", reason, sys.stderr if json else None
+        f"{env}: CI failed for {sha[:7]}", reason, sys.stderr if json else None
     )
 
 
