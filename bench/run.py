@@ -1,6 +1,7 @@
 """Run the benchmarks of the pipeline and print a table of medians and ratios.
 
-    python bench/run.py                  # every benchmark but demo (about 8 min)
+    python bench/run.py                  # every benchmark but demo (about 9 min)
+    python bench/run.py exposure         # a bad commit's exposure window (1 min)
     python bench/run.py deploy rollback  # some of them, by name
     python bench/run.py demo             # opt-in: the whole `nox -s demo`, warm
 
