@@ -299,3 +299,18 @@ def test_descriptions_fit_githubs_limit() -> None:
     assert len(said) == 140 and said.endswith("…") and "https" not in said
     assert github_deploy.context_of("prod") == "cicd/production"
     assert github_deploy.environment_of("preprod") == "preprod"
+
+
+def test_a_cancelled_or_inconclusive_ci_leaves_an_error_status(
+    project: Project, github: FakeGitHub
+) -> None:
+    """Neither pending forever nor a failure: nothing says the commit is bad."""
+    use_github(project, github)
+    target = project.target()
+    reporter = github_deploy.reporter(target, Notifier(target))
+    reporter.verdict("a" * 40, "superseded", "run 7 cancelled", "", acted=False)
+    reporter.verdict("b" * 40, "inconclusive", "still pending", "", acted=False)
+    assert github.story == [
+        "status aaaaaaa cicd/preprod error: CI cancelled: superseded",
+        "status bbbbbbb cicd/preprod error: CI inconclusive: still pending",
+    ]
