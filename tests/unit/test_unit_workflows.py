@@ -166,9 +166,21 @@ def test_preprod_deploys_every_push_to_main_on_the_self_hosted_runner() -> None:
     assert job["runs-on"] == ["self-hosted", "Linux", "X64"]
     (deploy,) = [s for s in steps(workflow) if "deploy.preprod" in s.get("run", "")]
     assert "--watch" in deploy["run"]
-    # The job's own token dies with the job: the watcher gets the long-lived one.
-    assert set(deploy["env"]) == {"SHA", "DISCORD_WEBHOOK_URL", "CICD_GITHUB_TOKEN"}
-    assert workflow["permissions"] == {"contents": "read"}
+    # The job's own token dies with the job: the watcher gets the long-lived one;
+    # the job's token, under its own name, writes the deploy's deployment only.
+    assert set(deploy["env"]) == {
+        "SHA",
+        "DISCORD_WEBHOOK_URL",
+        "CICD_GITHUB_TOKEN",
+        "CICD_JOB_TOKEN",
+    }
+    assert deploy["env"]["CICD_JOB_TOKEN"] == "${{ github.token }}"
+    assert workflow["permissions"] == {
+        "contents": "read",
+        "deployments": "write",
+        "statuses": "write",
+    }
+    assert job["environment"]["name"] == "preprod" and job["environment"]["url"]
 
 
 def self_hosted_jobs() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -219,7 +231,12 @@ def test_ci_verdict_acts_on_completed_ci_runs_of_pushes_with_its_own_token() -> 
     )
     assert verdict["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
     assert verdict["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
-    assert workflow["permissions"] == {"actions": "read", "contents": "read"}
+    assert workflow["permissions"] == {
+        "actions": "read",
+        "contents": "read",
+        "deployments": "write",
+        "statuses": "write",
+    }
     assert load(WORKFLOWS / "ci.yml")["name"] == "CI"  # what workflow_run names
 
 

@@ -126,6 +126,13 @@ def test_ci_failure_rolls_back_to_the_validated_sha_and_names_the_failed_job(
     texts = "\n".join(discord.texts())
     assert "Tests (coverage >= 90 %)" in texts, texts
     assert discord.url not in result.output
+    # The Environments panel, written with each job's own token: the bad
+    # deployment failed naming the job, the release put back serves.
+    story = github.story
+    failed = "failure: CI failed: Tests (coverage >= 90 %) › nox -s tests"
+    assert f"preprod {bad[:7]} {failed}" in "\n".join(story), story
+    assert story[-1].endswith(f"{good[:7]} success: {good[:7]} serves (rollback)")
+    assert f"status {bad[:7]} cicd/preprod failure: CI failed" in "\n".join(story)
 
 
 def test_a_run_cancelled_by_a_newer_push_is_superseded_not_bad(
