@@ -483,6 +483,10 @@ def _revalidate(
             poll.url,
         )
     )
+    # The commit's status turns: validated, though it no longer serves.
+    github_deploy.reporter(hosts[0], notifier).verdict(
+        sha, SUCCESS, poll.detail, poll.url, acted=False
+    )
 
 
 def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> None:

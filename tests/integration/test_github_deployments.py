@@ -19,7 +19,7 @@ from cicd import github_deploy
 from cicd.deploy import DeployFailed, deploy_prod
 from cicd.notify import Notifier
 from cicd.rollback import rollback
-from cicd.watch import watch
+from cicd.watch import verdict, watch
 from tests.conftest import Project
 from tests.github_fake import FakeGitHub, error
 from tests.github_fake import REPOSITORY
@@ -131,7 +131,13 @@ def test_the_environments_panel_story_of_a_push_that_ci_fails(
     # The requests: 4 per deploy, 1 per validation, 5 for a failure's rollback.
     assert (first, per_deploy, on_failure) == (4, 4, 5)
     assert outbox(project) == []
+    # A re-run that passes validates the sha: its commit status says so (it
+    # serves no more: the deployments stay as they are).
+    github.set_run(v2, "completed", "success", 2, run_id=2, number=8)
+    assert verdict([target], v2, "2", Notifier(target)) == "success"
+    assert github.story[-1] == f"status {b} cicd/preprod success: validated by CI"
     assert TOKEN not in capfd.readouterr().err
+    print("\n".join(github.story))  # the story, for ``pytest -s``
 
 
 def test_production_deploys_supersede_by_hand(
