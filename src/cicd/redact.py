@@ -23,7 +23,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-SECRET_VARIABLES = ("DISCORD_WEBHOOK_URL", "GITHUB_TOKEN", "CICD_GITHUB_TOKEN")
+SECRET_VARIABLES = (
+    "DISCORD_WEBHOOK_URL",
+    "GITHUB_TOKEN",
+    "CICD_GITHUB_TOKEN",
+    "CICD_JOB_TOKEN",
+)
 MASK = "***"
 
 _installed = False

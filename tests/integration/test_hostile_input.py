@@ -80,6 +80,7 @@ ENV_VALUES: dict[str, tuple[str, ...]] = {
     "CICD_CONFIG": ALL,  # a file that does not exist
     "CICD_CHROMIUM": (HUGE, HEADER, ESCAPE),  # a program's name or path
     "CICD_GITHUB_TOKEN": (SHELL, HUGE, HEADER, NON_LATIN1),
+    "CICD_JOB_TOKEN": (SHELL, HUGE, HEADER, NON_LATIN1),
     "DISCORD_WEBHOOK_URL": ALL,
     "GITHUB_ACTOR": (SHELL, HUGE, HEADER, NON_LATIN1),
     "GITHUB_API_URL": ALL,
