@@ -32,6 +32,7 @@ fails at once instead of being fetched.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -251,14 +252,18 @@ def copy_project(dest: Path, source: Path = REPO_ROOT) -> Path:
 def build_wheelhouse(directory: Path, source: Path = REPO_ROOT) -> Path:
     """Wheels of the project, its dependencies and hatchling, in ``directory``.
 
-    Built once (a lock and a marker file: xdist workers share it) with a stdlib
-    venv's pip, which may use the machine's index or cache: this is provisioning, as
-    nox installs are. The jobs then install with ``PIP_NO_INDEX=1`` from it.
+    Built once per version of the project's ``pyproject.toml`` (a lock and a marker
+    file holding its hash: xdist workers share it, and a new dependency rebuilds it)
+    with a stdlib venv's pip, which may use the machine's index or cache: this is
+    provisioning, as nox installs are. The jobs then install with
+    ``PIP_NO_INDEX=1`` from it.
     """
     marker = directory / ".complete"
+    wanted = hashlib.sha256((source / "pyproject.toml").read_bytes()).hexdigest()
     with file_lock(directory.parent / f"{directory.name}.lock"):
-        if marker.exists():
+        if marker.exists() and marker.read_text().strip() == wanted:
             return directory
+        shutil.rmtree(directory, ignore_errors=True)
         work = directory.parent / f"{directory.name}.build"
         shutil.rmtree(work, ignore_errors=True)
         subprocess.run(
@@ -288,7 +293,7 @@ def build_wheelhouse(directory: Path, source: Path = REPO_ROOT) -> Path:
             raise RuntimeError(
                 f"building the wheelhouse failed:\n{result.stdout}\n{result.stderr}"
             )
-        marker.write_text("ok\n")
+        marker.write_text(wanted + "\n")
         shutil.rmtree(work, ignore_errors=True)
     return directory
 
