@@ -7,6 +7,7 @@ restarts. The stand-in app answers ``/env/NAME`` with the variable it started wi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -90,6 +91,11 @@ def test_a_reload_that_never_gets_ready_leaves_the_old_instance_serving(
     assert load.tally.failed == 0, load.tally.line()
     assert slot_of(bluegreen) == live and slot_pid(bluegreen, live) == pid
     idle = "green" if live == "blue" else "blue"
+    # Stopped (under load supervisord may still be ending its restart loop of the
+    # crashing instance when the task returns: a few seconds at most).
+    deadline = time.monotonic() + 5
+    while slot_pid(bluegreen, idle) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert slot_pid(bluegreen, idle) is None
     conf = bluegreen.root / "supervisor" / "conf.d" / f"app-preprod-{idle}.conf"
     assert "autostart=false" in conf.read_text()
