@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cicd.redact import redact
+from cicd.core.redact import redact
 
 #: The monorepo's root.
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The data checks read the bucket with the app's own code (mangetamain.data).
 sys.path.insert(0, str(ROOT / "10_preprod" / "src"))
 
-#: Variables whose values are secrets besides those cicd.redact knows.
+#: Variables whose values are secrets besides those cicd.core.redact knows.
 EXTRA_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -47,7 +47,7 @@ def require(*names: str, optional: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def scrub(text: str) -> str:
-    """Return ``text`` without any secret of the environment (see cicd.redact)."""
+    """Return ``text`` without any secret of the environment (see cicd.core.redact)."""
     text = redact(text)
     for name in EXTRA_SECRETS:
         value = os.environ.get(name, "")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import require, scrub
 
-from cicd.ssh import connect, describe_failure
+from cicd.transport.ssh import connect, describe_failure
 
 
 def test_ssh_host_is_reachable_with_known_host_key() -> None:

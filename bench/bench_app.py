@@ -45,7 +45,7 @@ from common import (
 
 ROUNDS = 5
 HEALTH = "/_stcore/health"
-#: The embedded default's command (cicd.config.STREAMLIT_COMMAND) for the baseline.
+#: The embedded default's command (cicd.core.config.STREAMLIT_COMMAND) for the baseline.
 STREAMLIT = (
     "{venv}/bin/python -m streamlit run src/mangetamain/app.py --server.port {port}"
     " --server.address 127.0.0.1 --server.headless true"
@@ -194,7 +194,7 @@ def _rendered(project: Project) -> list[Metric]:
     ``nox`` running beside it would: a healthy app must still pass. And once per
     round a browser started only then, as the check did before (``render``).
     """
-    from cicd.render import Browser, find_chromium, render
+    from cicd.checks.browser import Browser, find_chromium, render
 
     binary = find_chromium()
     if binary is None:

@@ -164,7 +164,7 @@ def write_fleet_config(
 TRACER = """\
 import json, os, sys, threading, time
 LAUNCHED = float(os.environ["BENCH_LAUNCHED"])
-import cicd.runner as runner
+import cicd.transport.runner as runner
 original = runner.Runner.execute
 lock = threading.Lock()
 out = open(os.environ["BENCH_TRACE"], "a")

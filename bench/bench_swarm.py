@@ -142,7 +142,7 @@ class SwarmSide:
 
     def round(self, new: str, back: str) -> dict[str, Any]:
         """Deploy ``new`` then roll back to ``back``, under the load (in the netns)."""
-        from cicd.load import Load
+        from cicd.checks.traffic import Load
 
         events = Events(self.swarm.manager_socket, self.name)
 

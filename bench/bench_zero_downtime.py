@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from bench_fleet import BenchSkipped
 from common import REPO_ROOT, Metric, Project, free_port, git, log, median, run
 
-from cicd.load import Load
+from cicd.checks.traffic import Load
 
 CYCLES = 5
 WORKERS = 16

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from invoke import Context
 
-from cicd import config
-from cicd.runner import Runner
-from cicd.target import Target
+from cicd.core import config
+from cicd.transport.runner import Runner
+from cicd.host.target import Target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

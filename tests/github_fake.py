@@ -19,7 +19,8 @@ in ``tests/data/published_api.json`` from GitHub's published REST description):
 So tests can count the requests that would cost rate limit.
 
 It also serves the Deployments and commit Statuses endpoints the pipeline writes to
-(:mod:`cicd.github_deploy`), with GitHub's shapes: ``POST .../deployments`` (201 and
+(:mod:`cicd.reporting.github_deployments`), with GitHub's shapes: ``POST
+.../deployments`` (201 and
 the deployment with its ``id``), ``POST .../deployments/{id}/statuses`` (``state``
 among the published seven, ``description`` at most 140 characters) and ``POST
 .../statuses/{sha}`` (``error``, ``failure``, ``pending`` or ``success``, with a

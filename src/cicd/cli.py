@@ -16,11 +16,11 @@ from typing import Any
 from invoke.exceptions import Exit, ParseError
 from invoke.program import Program
 
-from cicd.errors import UsageError, clip
-from cicd.inputs import check_host
-from cicd.redact import redact
+from cicd.core.errors import UsageError, clip
+from cicd.core.inputs import check_host
+from cicd.core.redact import redact
 
-#: The exit code of bad input (see :mod:`cicd.errors`).
+#: The exit code of bad input (see :mod:`cicd.core.errors`).
 USAGE = 2
 
 

@@ -28,16 +28,16 @@ from typing import Any
 
 from invoke.context import Context
 
-from cicd import config
-from cicd.deploy import deploy_preprod, deploy_prod
-from cicd.messages import short
-from cicd.errors import CicdError
-from cicd.load import Load
-from cicd.notify import Notifier
-from cicd.runner import Runner
-from cicd.status import env_status, format_status
-from cicd.target import Target
-from cicd.watch import load_journal, start_detached
+from cicd.core import config
+from cicd.pipeline.deploy import deploy_preprod, deploy_prod
+from cicd.core.messages import short
+from cicd.core.errors import CicdError
+from cicd.checks.traffic import Load
+from cicd.reporting.notify import Notifier
+from cicd.transport.runner import Runner
+from cicd.pipeline.status import env_status, format_status
+from cicd.host.target import Target
+from cicd.pipeline.watch import load_journal, start_detached
 
 KEPT_BETWEEN_RUNS = ("venvs", "ci-envs")
 
@@ -336,7 +336,7 @@ def parse_ports(argv: list[str]) -> tuple[int, int]:
         value = ""  # anything else is a mistake, said in one line
     base = int(value) if value.isdigit() else -1
     if not 1024 <= base <= 65534:
-        from cicd.errors import UsageError
+        from cicd.core.errors import UsageError
 
         raise UsageError(
             "usage: nox -s demo -- [--port-base N] (N from 1024 to 65534: preprod on "
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     steps, rows = run(plan)
     report(plan, steps, rows)
     if rows is not None:  # the delivery dashboard of what the demo just did
-        from cicd.report import write_report
+        from cicd.reporting.report import write_report
 
         page = write_report(plan.root / "cicd.toml", checkout / "build" / "report.html")
         print(f"Dashboard:      {page}")

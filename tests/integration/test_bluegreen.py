@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.deploy import DeployFailed
-from cicd.load import Load
-from cicd.notify import Notifier
-from cicd.rollback import rollback
+from cicd.pipeline.deploy import DeployFailed
+from cicd.checks.traffic import Load
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.rollback import rollback
 from tests.conftest import Project, free_port, invoke
 from tests.integration.test_deploy import deploy, get, ledger
 from tests.integration.test_ssh import fab, fleet_config

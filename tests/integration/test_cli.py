@@ -219,7 +219,7 @@ def test_discord_429_is_retried_and_500_goes_to_the_outbox(
     )
     assert result.returncode == 0
     target = project.target()
-    from cicd.notify import Notifier
+    from cicd.reporting.notify import Notifier
 
     Notifier(target, webhook=webhook).send("next run")
     assert "Deployment started" in delivered[0]  # the outbox goes first, oldest first

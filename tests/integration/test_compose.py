@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.deploy import DeployFailed, deploy_preprod
-from cicd.load import Load
-from cicd.notify import Notifier
-from cicd.rollback import rollback
+from cicd.pipeline.deploy import DeployFailed, deploy_preprod
+from cicd.checks.traffic import Load
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.rollback import rollback
 from tests.conftest import AppRepo, Project, git
 
 COMPOSE = """\

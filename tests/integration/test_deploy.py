@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.deploy import DeployFailed, DeployResult, deploy_preprod, deploy_prod
-from cicd.errors import CicdError, UsageError
-from cicd.notify import Notifier
-from cicd.rollback import rollback
+from cicd.pipeline.deploy import DeployFailed, DeployResult, deploy_preprod, deploy_prod
+from cicd.core.errors import CicdError, UsageError
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.rollback import rollback
 from tests.conftest import Project
 
 
@@ -246,7 +246,7 @@ def test_a_release_that_cannot_be_prepared_changes_nothing(project: Project) -> 
 
 
 def test_in_parallel_reports_each_hosts_error(project: Project) -> None:
-    from cicd.parallel import each as in_parallel
+    from cicd.transport.parallel import each as in_parallel
 
     hosts = [project.target("preprod"), project.target("prod")]
 

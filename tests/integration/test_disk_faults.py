@@ -114,8 +114,8 @@ def test_a_write_to_a_full_disk_names_the_file_and_leaves_no_temp(
     from invoke import Context
 
     from cicd.commands import files
-    from cicd.errors import CommandFailed
-    from cicd.runner import Runner
+    from cicd.core.errors import CommandFailed
+    from cicd.transport.runner import Runner
 
     full = tmp_path / "full"
     full.mkdir()

@@ -13,9 +13,9 @@ from werkzeug import Request, Response
 
 from cicd.ci import FAILURE, PENDING, SUCCESS
 from cicd.ci.github import GitHubProvider
-from cicd.deploy import deploy_preprod
-from cicd.notify import Notifier
-from cicd.watch import watch
+from cicd.pipeline.deploy import deploy_preprod
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.watch import watch
 from tests.conftest import Project
 from tests.github_fake import REPOSITORY, FakeGitHub, error
 

@@ -3,7 +3,8 @@
 Every case runs through the CLI as a user would (``invoke ...`` in a subprocess)
 against real git, a real supervisord and the stand-in app; the watcher's CI is the
 FakeGitHub on 127.0.0.1. The killed run gets ``CICD_FAILPOINT=<point>`` and dies at
-that point (:mod:`cicd.failpoints`); whatever the next command is — a deploy, a
+that point (:mod:`cicd.transport.failpoints`); whatever the next command is — a deploy,
+a
 rollback, ``status --repair``, ``watch --resume`` — afterwards what serves is what
 ``current`` names, the app is healthy and answers, the lock is free and the ledger
 says what was found and done.

@@ -15,11 +15,11 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cicd import github_deploy
-from cicd.deploy import DeployFailed, deploy_prod
-from cicd.notify import Notifier
-from cicd.rollback import rollback
-from cicd.watch import verdict, watch
+from cicd.reporting import github_deployments
+from cicd.pipeline.deploy import DeployFailed, deploy_prod
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.rollback import rollback
+from cicd.pipeline.watch import verdict, watch
 from tests.conftest import Project
 from tests.github_fake import FakeGitHub, error
 from tests.github_fake import REPOSITORY
@@ -46,9 +46,9 @@ def github(
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.test")
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/mangetamain")
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
-    github_deploy.reset()
+    github_deployments.reset()
     yield fake
-    github_deploy.reset()
+    github_deployments.reset()
 
 
 def use_github(
@@ -189,7 +189,7 @@ def test_a_github_in_trouble_never_fails_a_deploy_and_gets_its_calls_later(
     # The next run: GitHub answers again and gets every call, in order, first.
     github.write_interceptor = None
     use_github(project, github)
-    github_deploy.reset()
+    github_deployments.reset()
     v2 = project.repo.commit("v2")
     deploy(project, v2)
     assert outbox(project) == []
@@ -291,20 +291,20 @@ def test_a_refused_token_keeps_the_calls(project: Project, github: FakeGitHub) -
     assert len(outbox(project)) == 4
     assert not (project.root / "preprod" / "github-rejected.jsonl").exists()
     github.tokens = {TOKEN}
-    github_deploy.reset()
+    github_deployments.reset()
     target = project.target()
-    reporter = github_deploy.reporter(target, Notifier(target))
-    assert isinstance(reporter, github_deploy.GitHubDeployments)
+    reporter = github_deployments.reporter(target, Notifier(target))
+    assert isinstance(reporter, github_deployments.GitHubDeployments)
     assert reporter.flush() == 0
     assert len(github.story) == 4
 
 
 def test_descriptions_fit_githubs_limit() -> None:
     text = "CI failed for abc\nFailed: " + "x" * 200 + "\nhttps://ci.example/run/1"
-    said = github_deploy.describe(text)
+    said = github_deployments.describe(text)
     assert len(said) == 140 and said.endswith("…") and "https" not in said
-    assert github_deploy.context_of("prod") == "cicd/production"
-    assert github_deploy.environment_of("preprod") == "preprod"
+    assert github_deployments.context_of("prod") == "cicd/production"
+    assert github_deployments.environment_of("preprod") == "preprod"
 
 
 def test_a_cancelled_or_inconclusive_ci_leaves_an_error_status(
@@ -313,7 +313,7 @@ def test_a_cancelled_or_inconclusive_ci_leaves_an_error_status(
     """Neither pending forever nor a failure: nothing says the commit is bad."""
     use_github(project, github)
     target = project.target()
-    reporter = github_deploy.reporter(target, Notifier(target))
+    reporter = github_deployments.reporter(target, Notifier(target))
     reporter.verdict("a" * 40, "superseded", "run 7 cancelled", "", acted=False)
     reporter.verdict("b" * 40, "inconclusive", "still pending", "", acted=False)
     assert github.story == [

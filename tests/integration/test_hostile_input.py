@@ -31,7 +31,7 @@ from invoke.collection import Collection
 
 from cicd import __version__
 from cicd.cli import CicdProgram
-from cicd.inputs import ENVIRONMENT
+from cicd.core.inputs import ENVIRONMENT
 from cicd.tasks import ns
 from tests.conftest import AppRepo, Project, distinct_ports, git, invoke, invoke_argv
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.deploy import DeployFailed, DeployResult, deploy_preprod
-from cicd.notify import Notifier
-from cicd.rollback import rollback
+from cicd.pipeline.deploy import DeployFailed, DeployResult, deploy_preprod
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.rollback import rollback
 from tests.conftest import SERVER, Project, git
 
 UV = shutil.which("uv") or str(Path(__file__).resolve().parents[2] / ".venv/bin/uv")

@@ -11,9 +11,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cicd.deploy import deploy_preprod
-from cicd.monitor import DEFAULT_RULES, MonitorState, advance, run_monitor
-from cicd.notify import Notifier
+from cicd.pipeline.deploy import deploy_preprod
+from cicd.pipeline.monitor import DEFAULT_RULES, MonitorState, advance, run_monitor
+from cicd.reporting.notify import Notifier
 from tests.conftest import Project, invoke
 from tests.discord_fake import FakeDiscord
 

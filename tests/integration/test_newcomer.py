@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cicd.demo import Plan, main, parse_ports, report
-from cicd.errors import UsageError
+from cicd.core.errors import UsageError
 from tests import act_harness
 from tests.conftest import REPO_ROOT, Project, invoke
 

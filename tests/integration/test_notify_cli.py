@@ -11,7 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cicd.notify import COLOURS
+from cicd.reporting.notify import COLOURS
 from tests.conftest import Project, invoke
 from tests.discord_fake import FakeDiscord
 from tests.integration.test_ssh import Hosts, fab, fleet_config, host_tables

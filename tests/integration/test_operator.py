@@ -355,8 +355,8 @@ def test_a_frozen_environment_keeps_its_verdict_until_the_lock_is_lifted(
 
 
 def test_a_stale_lock_another_run_is_breaking_is_left_to_it(project: Project) -> None:
-    from cicd import lock as locks
-    from cicd.errors import LockHeld
+    from cicd.host import lock as locks
+    from cicd.core.errors import LockHeld
 
     target = project.target()
     target.ensure_dirs()
@@ -411,12 +411,12 @@ def test_a_branch_of_a_url_source_is_fetched_before_it_is_resolved(
 def test_a_freeze_on_any_host_of_a_fleet_is_never_waited_for(
     project: Project, tmp_path: Path
 ) -> None:
-    from cicd import lock as locks
-    from cicd.runner import Runner
-    from cicd.target import Target
+    from cicd.host import lock as locks
+    from cicd.transport.runner import Runner
+    from cicd.host.target import Target
     from invoke.context import Context
 
-    from cicd import config
+    from cicd.core import config
 
     first = project.target()
     other = tmp_path / "other.toml"

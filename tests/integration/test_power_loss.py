@@ -1,6 +1,7 @@
 """A power loss in the middle of a deploy, then what the systemd unit runs: ``start``.
 
-The deploy is killed at each fail point (:mod:`cicd.failpoints`) and, at the same
+The deploy is killed at each fail point (:mod:`cicd.transport.failpoints`) and, at the
+same
 moment, supervisord and every process it runs (the apps, haproxy) die, as they do
 when a VM loses power. ``invoke start`` then has to settle the unfinished switch,
 bring back what ``current`` names and nothing else, and leave ``status`` healthy:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from cicd.deploy import deploy_prod
-from cicd.notify import Notifier
+from cicd.pipeline.deploy import deploy_prod
+from cicd.reporting.notify import Notifier
 from tests.conftest import Project, invoke
 
 #: The sha's short form, as every message shows it.

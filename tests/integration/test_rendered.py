@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.deploy import DeployFailed, deploy_preprod
-from cicd.notify import Notifier
-from cicd.render import find_chromium
+from cicd.pipeline.deploy import DeployFailed, deploy_preprod
+from cicd.reporting.notify import Notifier
+from cicd.checks.browser import find_chromium
 from tests.conftest import REPO_ROOT, Project, git
 
 pytestmark = [

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cicd.render import FLAGS, find_chromium, render
-from cicd.report import write_report
+from cicd.checks.browser import FLAGS, find_chromium, render
+from cicd.reporting.report import write_report
 from tests.conftest import Project, git, invoke
 from tools.testinfra.sshd import SshFleet
 

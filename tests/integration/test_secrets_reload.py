@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cicd.load import Load
+from cicd.checks.traffic import Load
 from tests.conftest import Project, invoke
 from tests.integration.test_bluegreen import slot_of, slot_pid
 from tests.integration.test_deploy import deploy, get, ledger

@@ -209,7 +209,7 @@ def test_fleet_deploys_to_three_hosts_all_or_nothing(
 def test_fab_with_no_configuration_here_nor_on_the_host_creates_nothing(
     ssh_hosts: Hosts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cicd.record import RECORD
+    from cicd.host.record import RECORD
 
     home = Path.home()  # the simulated host's SSH user is this user
     if (home / RECORD).exists():

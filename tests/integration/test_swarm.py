@@ -31,12 +31,12 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from cicd.deploy import DeployFailed, deploy_preprod
-from cicd.load import Load
-from cicd.notify import Notifier
-from cicd.rollback import rollback
+from cicd.pipeline.deploy import DeployFailed, deploy_preprod
+from cicd.checks.traffic import Load
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.rollback import rollback
 from cicd.runtime.swarm import SwarmRuntime
-from cicd.status import env_status, format_status
+from cicd.pipeline.status import env_status, format_status
 from tests.conftest import AppRepo, Project, git
 from tools.testinfra.swarm import Swarm
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from cicd.deploy import deploy_preprod
-from cicd.notify import Notifier
+from cicd.pipeline.deploy import deploy_preprod
+from cicd.reporting.notify import Notifier
 from tests.conftest import Project
 from tests.integration.test_swarm import (  # noqa: F401 (fixture)
     STACK,

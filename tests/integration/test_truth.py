@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cicd.notify import Notifier
-from cicd.watch import watch
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.watch import watch
 from tests.conftest import Project, invoke, invoke_argv
 from tests.github_fake import FakeGitHub
 from tests.integration.test_watch import deploy, events, github, use_github

@@ -20,12 +20,12 @@ import requests
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cicd.deploy import deploy_preprod
-from cicd.errors import CicdError, LockHeld
-from cicd.lock import describe
-from cicd.lock import holder as lock_holder
-from cicd.notify import Notifier
-from cicd.watch import load_journal, watch
+from cicd.pipeline.deploy import deploy_preprod
+from cicd.core.errors import CicdError, LockHeld
+from cicd.host.lock import describe
+from cicd.host.lock import holder as lock_holder
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.watch import load_journal, watch
 from tests.conftest import Project, invoke
 from tests.github_fake import REPOSITORY, FakeGitHub
 
@@ -613,7 +613,7 @@ def test_a_second_watcher_follows_takes_over_from_a_dead_one_or_gives_up(
 def test_a_claim_is_taken_once_and_a_refusing_disk_says_where(
     project: Project, tmp_path: Path
 ) -> None:
-    from cicd import lock
+    from cicd.host import lock
 
     target = project.target()
     path = str(tmp_path / "watch" / "abc.watcher")

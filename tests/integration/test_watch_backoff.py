@@ -16,9 +16,9 @@ import pytest
 
 from cicd.ci import INCONCLUSIVE
 from cicd.ci.github import GitHubProvider
-from cicd.deploy import deploy_preprod
-from cicd.notify import Notifier
-from cicd.watch import load_journal, watch
+from cicd.pipeline.deploy import deploy_preprod
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.watch import load_journal, watch
 from tests.conftest import Project, free_port
 
 DEADLINE = 150

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 from pytest_httpserver import HTTPServer
 
-from cicd.notify import Notifier
-from cicd.watch import watch
+from cicd.reporting.notify import Notifier
+from cicd.pipeline.watch import watch
 from tests.conftest import Project
 from tests.discord_fake import FakeDiscord
 from tests.github_fake import FakeGitHub

@@ -7,11 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cicd.audit import audit_rows, ci_of, event_time, format_audit, parse_since
-from cicd.errors import UsageError
-from cicd.ledger import Event
-from cicd.lock import describe, is_stale, waiting
-from cicd.state import replay
+from cicd.reporting.audit import (
+    audit_rows,
+    ci_of,
+    event_time,
+    format_audit,
+    parse_since,
+)
+from cicd.core.errors import UsageError
+from cicd.core.ledger import Event
+from cicd.host.lock import describe, is_stale, waiting
+from cicd.core.state import replay
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

@@ -1,7 +1,8 @@
-"""Unit tests of :mod:`cicd.config`: the embedded default, merging, and every error.
+"""Unit tests of :mod:`cicd.core.config`: the embedded default, merging, and every
+error.
 
 An invalid configuration must fail before anything runs, with a
-:class:`~cicd.errors.ConfigError` (exit code 2) whose message names the key to fix.
+:class:`~cicd.core.errors.ConfigError` (exit code 2) whose message names the key to fix.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from cicd.config import Settings, find_pyproject, from_table, load
-from cicd.errors import CicdError, ConfigError, UsageError
+from cicd.core.config import Settings, find_pyproject, from_table, load
+from cicd.core.errors import CicdError, ConfigError, UsageError
 
 CICD_TABLE = "[tool.cicd]\nkeep = 2\n\n[tool.cicd.env.prod]\nport = 9001\n"
 
@@ -380,7 +381,7 @@ def test_load_without_any_configuration(
 def test_the_schema_and_the_typed_settings_name_the_same_keys() -> None:
     import dataclasses
 
-    from cicd import config
+    from cicd.core import config
 
     derived = {"name"} | set(config.SECTIONS)
     top = {f.name for f in dataclasses.fields(config.EnvSettings)} - derived
@@ -418,7 +419,7 @@ def test_the_ci_command_is_split_before_its_placeholders_are_filled() -> None:
 
 
 def test_slot_ports_derive_from_the_port_and_are_checked() -> None:
-    from cicd.config import ConfigError, from_table
+    from cicd.core.config import ConfigError, from_table
 
     settings = from_table({}, project_dir=Path("."))
     assert settings.env("prod").proxy.slot_port("blue") == 18501
@@ -454,9 +455,9 @@ def test_slot_ports_derive_from_the_port_and_are_checked() -> None:
 def test_auto_checks_the_slot_ports_once_haproxy_is_found(tmp_path: Path) -> None:
     from invoke import Context
 
-    from cicd.config import ConfigError, from_table
-    from cicd.runner import Runner
-    from cicd.target import Target
+    from cicd.core.config import ConfigError, from_table
+    from cicd.transport.runner import Runner
+    from cicd.host.target import Target
 
     table = {"env": {"preprod": {"port": 50000}, "prod": {"port": 50001}}}
     settings = from_table(table, project_dir=tmp_path)

@@ -1,8 +1,8 @@
-"""Unit tests of :mod:`cicd.errors`: messages and exit codes a user sees."""
+"""Unit tests of :mod:`cicd.core.errors`: messages and exit codes a user sees."""
 
 from __future__ import annotations
 
-from cicd.errors import CicdError, CommandFailed, ConfigError, LockHeld, UsageError
+from cicd.core.errors import CicdError, CommandFailed, ConfigError, LockHeld, UsageError
 
 
 def test_command_failed_names_exit_code_and_last_stderr_line() -> None:
@@ -37,7 +37,7 @@ def test_command_failed_says_what_the_os_said_not_the_script() -> None:
 
 
 def test_clip_keeps_messages_on_one_short_line() -> None:
-    from cicd.errors import clip
+    from cicd.core.errors import clip
 
     assert clip("a\nb") == "a\\nb"
     long = clip("x" * 10_000)

@@ -10,7 +10,7 @@ from pytest_httpserver import HTTPServer
 
 from cicd.ci import FAILURE, INCONCLUSIVE, PENDING, SUCCESS, SUPERSEDED
 from cicd.ci.github import GitHubProvider
-from cicd.errors import ConfigError
+from cicd.core.errors import ConfigError
 
 SHA = "a" * 40
 RUNS = "/repos/acme/app/actions/workflows/ci.yml/runs"

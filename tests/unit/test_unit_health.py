@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`cicd.health` against a real HTTP server on 127.0.0.1.
+"""Unit tests of :mod:`cicd.checks.health` against a real HTTP server on 127.0.0.1.
 
 pytest-httpserver stands in for the app (and raw sockets for a server that hangs
 or hangs up); nothing is mocked below the standard library's HTTP client.
@@ -16,7 +16,7 @@ from werkzeug import Request, Response
 
 import threading
 
-from cicd.health import (
+from cicd.checks.health import (
     CheckResult,
     FetchError,
     HealthCheck,

@@ -1,11 +1,11 @@
-"""Unit tests of :mod:`cicd.inputs`: the one rule for every option and variable."""
+"""Unit tests of :mod:`cicd.core.inputs`: the one rule for every option and variable."""
 
 from __future__ import annotations
 
 import pytest
 
-from cicd.errors import UsageError
-from cicd.inputs import (
+from cicd.core.errors import UsageError
+from cicd.core.inputs import (
     ENVIRONMENT,
     LINE,
     PATH,

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from cicd.commands import kubectl
-from cicd.config import EnvSettings, from_table
-from cicd.errors import CicdError, ConfigError
-from cicd.layout import EnvPaths
-from cicd.runner import Runner
+from cicd.core.config import EnvSettings, from_table
+from cicd.core.errors import CicdError, ConfigError
+from cicd.core.layout import EnvPaths
+from cicd.transport.runner import Runner
 from cicd.runtime.kubernetes import KubernetesRuntime
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

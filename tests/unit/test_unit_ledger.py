@@ -1,4 +1,4 @@
-"""Unit tests of :mod:`cicd.ledger`: one JSON line per event, forgiving reads."""
+"""Unit tests of :mod:`cicd.core.ledger`: one JSON line per event, forgiving reads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cicd.ledger import Event, actor, parse
+from cicd.core.ledger import Event, actor, parse
 
 
 def sample(**fields: object) -> Event:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from invoke import Context
 
-from cicd import config, lockfile
+from cicd.core import config, dependency_lock
 from cicd.commands import Command, venv
-from cicd.errors import ConfigError
-from cicd.runner import Runner
+from cicd.core.errors import ConfigError
+from cicd.transport.runner import Runner
 from cicd.runtime.compose import app_env_file
 
 UV_LOCK = """\
@@ -71,41 +71,53 @@ version = "1.0"
     ],
 )
 def test_the_kind_comes_from_the_name(name: str, kind: str) -> None:
-    assert lockfile.kind_of(name) == kind
+    assert dependency_lock.kind_of(name) == kind
 
 
 def test_auto_takes_the_first_present_candidate() -> None:
-    assert lockfile.candidates("auto") == ("uv.lock", "pylock.toml", "requirements.txt")
-    assert lockfile.candidates("deps.txt") == ("deps.txt",)
-    assert lockfile.chosen("auto", ["", "x", "y"]) == ("pylock.toml", "x")
-    assert lockfile.chosen("auto", ["", " \n", ""]) == ("requirements.txt", "")
-    assert lockfile.chosen("uv.lock", [""]) == ("uv.lock", "")
+    assert dependency_lock.candidates("auto") == (
+        "uv.lock",
+        "pylock.toml",
+        "requirements.txt",
+    )
+    assert dependency_lock.candidates("deps.txt") == ("deps.txt",)
+    assert dependency_lock.chosen("auto", ["", "x", "y"]) == ("pylock.toml", "x")
+    assert dependency_lock.chosen("auto", ["", " \n", ""]) == ("requirements.txt", "")
+    assert dependency_lock.chosen("uv.lock", [""]) == ("uv.lock", "")
 
 
 def test_hashed_requirements_are_recognised() -> None:
-    assert lockfile.has_hashes("a==1 \\\n    --hash=sha256:00\n")
-    assert not lockfile.has_hashes("a==1\n")
+    assert dependency_lock.has_hashes("a==1 \\\n    --hash=sha256:00\n")
+    assert not dependency_lock.has_hashes("a==1\n")
 
 
 def test_local_packages_are_the_path_sources_inside_the_release() -> None:
-    assert lockfile.local_packages(UV_LOCK, "uv", "app") == [
+    assert dependency_lock.local_packages(UV_LOCK, "uv", "app") == [
         "libs/datautils",
         "libs/edit",
     ]
-    assert lockfile.local_packages(PYLOCK, "pylock", "app") == ["libs/datautils"]
-    assert lockfile.local_packages("a==1", "requirements", "app") == []
-    assert lockfile.local_packages("not [toml", "uv", "app") == []
-    assert lockfile.local_packages("", "uv", "app") == []
-    assert lockfile.local_packages('package = ["x"]', "uv", "app") == []
+    assert dependency_lock.local_packages(PYLOCK, "pylock", "app") == ["libs/datautils"]
+    assert dependency_lock.local_packages("a==1", "requirements", "app") == []
+    assert dependency_lock.local_packages("not [toml", "uv", "app") == []
+    assert dependency_lock.local_packages("", "uv", "app") == []
+    assert dependency_lock.local_packages('package = ["x"]', "uv", "app") == []
 
 
 def test_the_venv_key_changes_with_each_of_its_parts() -> None:
-    base = lockfile.venv_key("lock", "/usr/bin/python3 3.11.2", ["tree1"])
+    base = dependency_lock.venv_key("lock", "/usr/bin/python3 3.11.2", ["tree1"])
     assert len(base) == 16
-    assert base == lockfile.venv_key("lock", "/usr/bin/python3 3.11.2", ["tree1"])
-    assert base != lockfile.venv_key("lock2", "/usr/bin/python3 3.11.2", ["tree1"])
-    assert base != lockfile.venv_key("lock", "/usr/bin/python3 3.13.7", ["tree1"])
-    assert base != lockfile.venv_key("lock", "/usr/bin/python3 3.11.2", ["tree2"])
+    assert base == dependency_lock.venv_key(
+        "lock", "/usr/bin/python3 3.11.2", ["tree1"]
+    )
+    assert base != dependency_lock.venv_key(
+        "lock2", "/usr/bin/python3 3.11.2", ["tree1"]
+    )
+    assert base != dependency_lock.venv_key(
+        "lock", "/usr/bin/python3 3.13.7", ["tree1"]
+    )
+    assert base != dependency_lock.venv_key(
+        "lock", "/usr/bin/python3 3.11.2", ["tree2"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -133,37 +145,40 @@ def test_the_venv_key_changes_with_each_of_its_parts() -> None:
     ],
 )
 def test_requires_python_is_checked(version: str, specifier: str, ok: bool) -> None:
-    assert lockfile.satisfies(version, specifier) is ok
+    assert dependency_lock.satisfies(version, specifier) is ok
 
 
 def test_what_the_app_asks_for_is_read_from_its_files() -> None:
     pyproject = '[project]\nname = "a"\nrequires-python = ">=3.13.7"\n'
-    needs = lockfile.needs(pyproject, "# pinned\ncpython-3.13\n")
-    assert needs == lockfile.Needs(">=3.13.7", "3.13")
+    needs = dependency_lock.needs(pyproject, "# pinned\ncpython-3.13\n")
+    assert needs == dependency_lock.Needs(">=3.13.7", "3.13")
     assert needs.describe() == ">=3.13.7, 3.13 (.python-version)"
     assert needs.accepts("3.13.7") and not needs.accepts("3.14.0")
     assert not needs.accepts("3.13.1")
-    assert lockfile.needs("", "3.12\n") == lockfile.Needs("", "3.12")
-    assert lockfile.needs("not [toml", "") == lockfile.Needs()
-    assert lockfile.needs("[project]\nrequires-python = 3\n", "") == lockfile.Needs()
-    assert lockfile.Needs().accepts("2.7.18")
+    assert dependency_lock.needs("", "3.12\n") == dependency_lock.Needs("", "3.12")
+    assert dependency_lock.needs("not [toml", "") == dependency_lock.Needs()
+    assert (
+        dependency_lock.needs("[project]\nrequires-python = 3\n", "")
+        == dependency_lock.Needs()
+    )
+    assert dependency_lock.Needs().accepts("2.7.18")
 
 
 def test_the_package_that_failed_its_hash_is_named() -> None:
     uv = "error: Failed to download\n  cause: Hash mismatch for `tinydep==1.0`"
-    assert lockfile.failed_package(uv) == "tinydep==1.0"
+    assert dependency_lock.failed_package(uv) == "tinydep==1.0"
     pip = (
         "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"
         "    tinydep==1.0 from file:///x/tinydep-1.0-py3-none-any.whl:\n"
         "        Expected sha256 00\n"
         "             Got        11\n"
     )
-    assert lockfile.failed_package(pip) == "tinydep==1.0"
+    assert dependency_lock.failed_package(pip) == "tinydep==1.0"
     missing = (
         "ERROR: Hashes are required in --require-hashes mode, but they are missing"
     )
-    assert lockfile.failed_package(missing) == "a requirement without a hash"
-    assert lockfile.failed_package("No space left on device") == ""
+    assert dependency_lock.failed_package(missing) == "a requirement without a hash"
+    assert dependency_lock.failed_package("No space left on device") == ""
 
 
 def test_venv_builders() -> None:

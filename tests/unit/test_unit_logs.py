@@ -12,9 +12,9 @@ import invoke
 import pytest
 
 from cicd.commands import cmd, compose, files, sh
-from cicd.config import from_table
-from cicd.layout import EnvPaths
-from cicd.runner import Runner
+from cicd.core.config import from_table
+from cicd.core.layout import EnvPaths
+from cicd.transport.runner import Runner
 from cicd.runtime import runtime_for
 from cicd.runtime.compose import ComposeRuntime
 

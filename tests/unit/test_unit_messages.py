@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cicd import messages
-from cicd.messages import Message, as_message
+from cicd.core import messages
+from cicd.core.messages import Message, as_message
 
 SHA = "89abcdef0123456789abcdef0123456789abcdef"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cicd.health import HealthCheck
-from cicd.monitor import Certificate, https_urls
+from cicd.checks.health import HealthCheck
+from cicd.pipeline.monitor import Certificate, https_urls
 
 
 def test_certificate_words_and_threshold() -> None:

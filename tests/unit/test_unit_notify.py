@@ -1,4 +1,5 @@
-"""Unit tests of :mod:`cicd.notify` with pytest-httpserver standing in for Discord.
+"""Unit tests of :mod:`cicd.reporting.notify` with pytest-httpserver standing in for
+Discord.
 
 requests is never patched: the notifier posts to a real server on 127.0.0.1, and the
 outbox is a real file under ``tmp_path`` written by a real ``invoke.Context``. Only
@@ -19,11 +20,11 @@ from pytest_httpserver import HTTPServer
 
 from werkzeug import Request, Response
 
-from cicd import messages
-from cicd.config import from_table
-from cicd.notify import COLOURS, DISCORD_LIMIT, Notifier
-from cicd.runner import Runner
-from cicd.target import Target
+from cicd.core import messages
+from cicd.core.config import from_table
+from cicd.reporting.notify import COLOURS, DISCORD_LIMIT, Notifier
+from cicd.transport.runner import Runner
+from cicd.host.target import Target
 from tests.discord_fake import FakeDiscord
 
 WEBHOOK_PATH = "/api/webhooks/987654321098/s3cr3t-T0KEN_value"

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from cicd import messages
-from cicd.deploy import check_reason, decide_prod
-from cicd.errors import UsageError
-from cicd.ledger import Event, EventName
-from cicd.state import EnvState, replay
+from cicd.core import messages
+from cicd.pipeline.deploy import check_reason, decide_prod
+from cicd.core.errors import UsageError
+from cicd.core.ledger import Event, EventName
+from cicd.core.state import EnvState, replay
 
 A, B = "a" * 40, "b" * 40
 WHEN = "2026-11-26T16:24:58.837067Z"

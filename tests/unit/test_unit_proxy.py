@@ -22,12 +22,12 @@ import pytest
 from invoke import Context
 
 from cicd.commands import haproxy as hx
-from cicd.config import from_table
-from cicd.errors import CicdError
-from cicd.proxy import Proxy, ProxyDown
-from cicd.runner import Runner
-from cicd.slots import Slots, other
-from cicd.target import Target
+from cicd.core.config import from_table
+from cicd.core.errors import CicdError
+from cicd.host.proxy import Proxy, ProxyDown
+from cicd.transport.runner import Runner
+from cicd.host.slots import Slots, other
+from cicd.host.target import Target
 
 #: What haproxy 2.6 printed for a backend with blue up and green disabled.
 SHOWN = """1
@@ -316,7 +316,7 @@ def web() -> Iterator[tuple[str, list[int]]]:
 
 
 def test_the_load_counts_requests_and_failures(web: tuple[str, list[int]]) -> None:
-    from cicd.load import Load
+    from cicd.checks.traffic import Load
 
     url, status = web
     with Load(url, workers=2, seconds=5, pause=0.005) as load:
@@ -334,8 +334,8 @@ def test_the_load_counts_requests_and_failures(web: tuple[str, list[int]]) -> No
 
 
 def test_the_load_counts_refused_connections_and_only_targets_loopback() -> None:
-    from cicd.errors import UsageError
-    from cicd.load import Load, Tally
+    from cicd.core.errors import UsageError
+    from cicd.checks.traffic import Load, Tally
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -429,7 +429,7 @@ def test_a_half_done_switch_keeps_the_slot_it_chose(
 
 
 def test_status_shows_each_slot(target: Target, api: FakeApi) -> None:
-    from cicd.status import format_slots, slots_status
+    from cicd.pipeline.status import format_slots, slots_status
 
     Path(target.paths.dir).mkdir(parents=True, exist_ok=True)
     Path(target.paths.releases, "c" * 40).mkdir(parents=True)
@@ -444,7 +444,7 @@ def test_status_shows_each_slot(target: Target, api: FakeApi) -> None:
 
 
 def test_a_blue_green_plan_names_the_idle_slot(target: Target, api: FakeApi) -> None:
-    from cicd.plan import plan_deploy, plan_rollback
+    from cicd.pipeline.plan import plan_deploy, plan_rollback
 
     Path(target.paths.dir).mkdir(parents=True, exist_ok=True)
     plan = plan_deploy([target], "e" * 40)
@@ -464,8 +464,8 @@ def test_health_requests_over_ssh_are_made_by_the_hosts_python(
     """The probe an SSH host runs, run here: the same script, the same answers."""
     import sys
 
-    from cicd.health import FetchError
-    from cicd.probe import RemoteFetcher
+    from cicd.checks.health import FetchError
+    from cicd.checks.probe import RemoteFetcher
 
     url, status = web
     fetcher = RemoteFetcher(Runner(Context()), sys.executable)

@@ -19,10 +19,10 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from cicd import notify
+from cicd.reporting import notify
 from cicd.ci import github
 from cicd.ci.github import GitHubProvider
-from cicd.config import SCHEMA
+from cicd.core.config import SCHEMA
 from tests.discord_fake import FakeDiscord
 from tests.github_fake import REPOSITORY, FakeGitHub, secondary_rate_limit
 
@@ -224,9 +224,9 @@ def test_the_notifiers_payload_and_query_are_published(
 ) -> None:
     import invoke
 
-    from cicd.config import from_table
-    from cicd.runner import Runner
-    from cicd.target import Target
+    from cicd.core.config import from_table
+    from cicd.transport.runner import Runner
+    from cicd.host.target import Target
 
     discord = FakeDiscord(httpserver).install()
     settings = from_table({}, project_dir=tmp_path)

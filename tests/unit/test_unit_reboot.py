@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from cicd.activation import restart_current
+from cicd.pipeline.activation import restart_current
 from cicd.commands import supervisor
-from cicd.errors import UsageError
-from cicd.ledger import Event
-from cicd.progress import Timeline
-from cicd.start import _why_stopped
-from cicd.state import replay
-from cicd.status import format_status
+from cicd.core.errors import UsageError
+from cicd.core.ledger import Event
+from cicd.core.progress import Timeline
+from cicd.pipeline.start import _why_stopped
+from cicd.core.state import replay
+from cicd.pipeline.status import format_status
 from tests.conftest import Project
 
 SHA = "8a01b7c" + "0" * 33

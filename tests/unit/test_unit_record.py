@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from invoke import Context
 
-from cicd import config, record
-from cicd.errors import ConfigError, UsageError
-from cicd.runner import Runner
+from cicd.core import config
+from cicd.host import record
+from cicd.core.errors import ConfigError, UsageError
+from cicd.transport.runner import Runner
 
 VM_TOML = """\
 [tool.cicd]

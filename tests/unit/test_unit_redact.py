@@ -1,4 +1,5 @@
-"""Unit tests of :mod:`cicd.redact`: secrets from the environment never get printed."""
+"""Unit tests of :mod:`cicd.core.redact`: secrets from the environment never get
+printed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cicd.redact import MASK, install, redact, redact_record, secrets
+from cicd.core.redact import MASK, install, redact, redact_record, secrets
 
 WEBHOOK = "https://discord.com/api/webhooks/123456789012/AbCdEf-token_value"
 WEBHOOK_PATH = "/api/webhooks/123456789012/AbCdEf-token_value"
@@ -134,7 +135,7 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         (warnings, "formatwarning"),
     ):
         monkeypatch.setattr(owner, name, getattr(owner, name))
-    monkeypatch.setattr("cicd.redact._installed", False)
+    monkeypatch.setattr("cicd.core.redact._installed", False)
     install()
     install()  # twice is once
     yield

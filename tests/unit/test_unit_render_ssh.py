@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from paramiko.client import RejectPolicy
 
-from cicd import render, ssh
-from cicd.health import HealthCheck, run_check, wait_ready
+from cicd.checks import browser
+from cicd.transport import ssh
+from cicd.checks.health import HealthCheck, run_check, wait_ready
 
 #: What the page shows: the app, Streamlit's empty shell, the app's exception.
 APP = ("Mangetamain - ratings", None)
@@ -93,8 +94,8 @@ def test_rendered_condition_reads_what_the_browser_shows(
     reason: str,
     fatal: bool,
 ) -> None:
-    browser = fake_browser(tmp_path, *page)
-    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(browser))
+    binary = fake_browser(tmp_path, *page)
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, str(binary))
     result = run_check(rendered(), timeout=1.0)
     assert (result.ok, result.fatal) == (ok, fatal)
     assert result.reason.startswith(reason)
@@ -104,7 +105,7 @@ def test_a_page_that_did_not_load_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(
-        render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, "", exit=1))
+        browser.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, "", exit=1))
     )
     result = run_check(rendered())
     assert not result.ok and "did not load" in result.reason
@@ -119,7 +120,7 @@ def launches(tmp_path: Path) -> int:
 def test_readiness_starts_one_browser_for_every_attempt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, *SHELL)))
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, *SHELL)))
     check = HealthCheck(url="http://127.0.0.1:9/", rendered_contains="Mangetamain")
     check = replace(check, timeout=0.3)
     attempts: list[int] = []
@@ -138,11 +139,11 @@ def test_a_browser_that_died_is_started_again_for_the_next_attempt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(
-        render.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, "", exit=1))
+        browser.CHROMIUM_VARIABLE, str(fake_browser(tmp_path, "", exit=1))
     )
-    with render.Browser() as browser:
-        first = browser.render("http://127.0.0.1:9/", "Mangetamain", 2)
-        second = browser.render("http://127.0.0.1:9/", "Mangetamain", 2)
+    with browser.Browser() as chrome:
+        first = chrome.render("http://127.0.0.1:9/", "Mangetamain", 2)
+        second = chrome.render("http://127.0.0.1:9/", "Mangetamain", 2)
     assert not first.ok and "did not load" in first.reason
     assert not second.ok and launches(tmp_path) == 2
 
@@ -153,22 +154,22 @@ def test_a_browser_that_cannot_start_is_a_failed_condition(
     binary = tmp_path / "chromium"
     binary.write_text("not a program")  # executable, but exec fails
     binary.chmod(0o755)
-    monkeypatch.setenv(render.CHROMIUM_VARIABLE, str(binary))
-    with render.Browser() as browser:
-        seen = browser.render("http://127.0.0.1:9/", "Mangetamain", 1)
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, str(binary))
+    with browser.Browser() as chrome:
+        seen = chrome.render("http://127.0.0.1:9/", "Mangetamain", 1)
     assert not seen.ok and "the browser did not start" in seen.reason
 
 
 def test_without_chromium_the_condition_is_skipped_with_a_note(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(render.CHROMIUM_VARIABLE, "/nonexistent/chromium")
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, "/nonexistent/chromium")
     result = run_check(rendered())
     assert result.ok and "apt-get install chromium" in result.note
 
 
 def test_chromium_flags_keep_it_off_the_network() -> None:
-    argv = render.chromium_argv("chromium", "/tmp/p")
+    argv = browser.chromium_argv("chromium", "/tmp/p")
     assert "--disable-background-networking" in argv and "--headless" in argv
     # Driven over a pipe: no DevTools port is opened, only the app's URL loads.
     assert argv[-2:] == ["--remote-debugging-pipe", "about:blank"]
@@ -235,8 +236,8 @@ def test_connect_builds_a_hardened_connection_without_opening_it(
 
 def test_a_dropped_ssh_connection_is_one_clear_error() -> None:
     from cicd.commands import cmd
-    from cicd.errors import ConnectionLost
-    from cicd.runner import Runner
+    from cicd.core.errors import ConnectionLost
+    from cicd.transport.runner import Runner
 
     class DroppedConnection:
         """Looks like a fabric Connection whose transport just died."""
@@ -258,10 +259,10 @@ def test_a_dropped_ssh_connection_is_one_clear_error() -> None:
 def test_the_compose_runtime_is_chosen_by_kind(tmp_path: Path) -> None:
     from invoke import Context
 
-    from cicd.config import from_table
-    from cicd.runner import Runner
+    from cicd.core.config import from_table
+    from cicd.transport.runner import Runner
     from cicd.runtime.compose import ComposeRuntime
-    from cicd.target import Target
+    from cicd.host.target import Target
 
     settings = from_table({"runtime": {"kind": "compose"}}, project_dir=tmp_path)
     target = Target(Runner(Context()), settings, "preprod")

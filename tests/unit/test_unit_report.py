@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cicd.ledger import Event
-from cicd.report import (
+from cicd.core.ledger import Event
+from cicd.reporting.report import (
     Check,
     build,
     duration,

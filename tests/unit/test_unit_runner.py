@@ -13,8 +13,8 @@ import pytest
 from invoke.context import Context
 
 from cicd.commands import Command, cmd, sh
-from cicd.errors import CommandFailed
-from cicd.runner import Runner, flush_all
+from cicd.core.errors import CommandFailed
+from cicd.transport.runner import Runner, flush_all
 
 
 class Counting(Runner):

@@ -21,12 +21,12 @@ import pytest
 
 from cicd.commands import cmd, compose
 from cicd.commands.supervisor import START_MARK
-from cicd.config import from_table
-from cicd.errors import CicdError, CommandFailed
-from cicd.runner import Runner
+from cicd.core.config import from_table
+from cicd.core.errors import CicdError, CommandFailed
+from cicd.transport.runner import Runner
 from cicd.runtime.compose import ComposeRuntime
 from cicd.runtime.supervisor import SupervisorRuntime
-from cicd.target import Target
+from cicd.host.target import Target
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

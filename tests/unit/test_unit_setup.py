@@ -19,10 +19,10 @@ from invoke.exceptions import Exit
 from paramiko.hostkeys import HostKeys
 
 from cicd.commands import systemd
-from cicd.config import from_table
-from cicd.errors import UsageError
-from cicd.runner import Runner
-from cicd.setup import (
+from cicd.core.config import from_table
+from cicd.core.errors import UsageError
+from cicd.transport.runner import Runner
+from cicd.pipeline.setup import (
     FIXED,
     MISSING,
     OK,
@@ -34,8 +34,8 @@ from cicd.setup import (
     fixes,
     run_setup,
 )
-from cicd.start import start_env
-from cicd.target import Target
+from cicd.pipeline.start import start_env
+from cicd.host.target import Target
 from tests.conftest import Project, git
 
 #: A real ed25519 public key (its private half was thrown away).

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from cicd.errors import CicdError, UsageError
-from cicd.ledger import Event, EventName, parse
-from cicd.rollback import choose
-from cicd.state import release_order, replay
+from cicd.core.errors import CicdError, UsageError
+from cicd.core.ledger import Event, EventName, parse
+from cicd.pipeline.rollback import choose
+from cicd.core.state import release_order, replay
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 
@@ -138,7 +138,7 @@ def test_which_ci_answers_end_a_watch() -> None:
 
 def test_only_a_later_passing_run_overturns_a_decided_verdict() -> None:
     from cicd.ci import FAILURE, SUCCESS, Poll
-    from cicd.watch import _rerun_passed
+    from cicd.pipeline.watch import _rerun_passed
 
     decided = {"verdict": FAILURE, "run": "41/1"}
     assert _rerun_passed(decided, Poll(SUCCESS, run="41/2"))

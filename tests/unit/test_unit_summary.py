@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from invoke.exceptions import Exit
 
-from cicd import summary
-from cicd.errors import CicdError
+from cicd.reporting import summary
+from cicd.core.errors import CicdError
 from cicd.tasks._common import document, finish, reported
 
 TOKEN = "ghs_summary_secret_0123456789abcdef"

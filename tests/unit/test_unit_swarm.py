@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from cicd.commands import swarm as sw
-from cicd.config import from_table
-from cicd.errors import CicdError
-from cicd.runner import Runner
+from cicd.core.config import from_table
+from cicd.core.errors import CicdError
+from cicd.transport.runner import Runner
 from cicd.runtime import runtime_for
 from cicd.runtime.swarm import (
     SwarmRuntime,
@@ -28,8 +28,8 @@ from cicd.runtime.swarm import (
     parse_nodes,
     parse_tasks,
 )
-from cicd.status import format_swarm
-from cicd.target import Target
+from cicd.pipeline.status import format_swarm
+from cicd.host.target import Target
 from tests.unit.test_unit_runtime import FakeContext, Raw, split_env
 
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -28,7 +28,8 @@ Modules:
 - :mod:`~tools.testinfra.fixtures` and :mod:`~tools.testinfra.tasks`: the pytest
   plugin and the ``infra.*`` invoke tasks (these two import pytest and invoke).
 
-All but the last two use the standard library only (Fabric and :mod:`cicd.ssh` are
+All but the last two use the standard library only (Fabric and
+:mod:`cicd.transport.ssh` are
 imported inside the functions that need them), so CI runs them before the project
 is installed. Commands are built as argv lists by small pure functions, tested
 without running anything (tests/unit/test_unit_testinfra.py), and run with

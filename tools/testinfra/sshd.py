@@ -8,7 +8,7 @@ Fabric (``fab -S FILE -H h1``), host keys checked strictly.
 
 Commands are built as argv lists and config texts by pure functions (tested without
 running anything). The standard library only, except :func:`fabric_connection` and
-its helpers, which import Fabric and :mod:`cicd.ssh` when called.
+its helpers, which import Fabric and :mod:`cicd.transport.ssh` when called.
 """
 
 from __future__ import annotations
@@ -448,15 +448,15 @@ def start_fleet(count: int, directory: Path) -> SshFleet:
 
 
 def known_hosts_files(ssh_config: Mapping[str, Any]) -> list[Path]:
-    """The known_hosts files an ssh_config lookup names (see :mod:`cicd.ssh`)."""
-    from cicd.ssh import known_hosts_files as files
+    """The known_hosts files an ssh_config lookup names (:mod:`cicd.transport.ssh`)."""
+    from cicd.transport.ssh import known_hosts_files as files
 
     return files(ssh_config)
 
 
 def enforce_known_hosts(connection: Any, known_hosts: Path | None = None) -> Any:
-    """Check host keys strictly on a Fabric Connection (see :func:`cicd.ssh.harden`)."""
-    from cicd.ssh import harden
+    """Check host keys strictly on a Fabric Connection (see ssh.harden)."""
+    from cicd.transport.ssh import harden
 
     return harden(connection, known_hosts)
 

@@ -1,7 +1,7 @@
 """Sphinx directive ``cicd-config``: configuration tables generated from the code.
 
-Keys, defaults and meanings all come from :data:`cicd.config.SCHEMA` (or
-:data:`cicd.config.CHECK_SCHEMA` for health checks, :data:`cicd.config.ENV_DEFAULTS`
+Keys, defaults and meanings all come from :data:`cicd.core.config.SCHEMA` (or
+:data:`cicd.core.config.CHECK_SCHEMA` for health checks, :data:`cicd.core.config.ENV_DEFAULTS`
 for the built-in per-environment values): the reference cannot fall behind
 ``config.py``, and a key without a meaning is a build warning (an error under
 ``sphinx-build -W``).
@@ -57,7 +57,7 @@ def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def schema_rows(schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted key → :class:`cicd.config.Key` of a nested schema, in order."""
+    """Dotted key → :class:`cicd.core.config.Key` of a nested schema, in order."""
     rows: dict[str, Any] = {}
     for key, spec in schema.items():
         if isinstance(spec, dict):
@@ -69,7 +69,7 @@ def schema_rows(schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def rows_for(kind: str) -> dict[str, tuple[str, str | None]]:
     """Key → (default as TOML or a dash, meaning) for one table kind."""
-    from cicd import config
+    from cicd.core import config
 
     if kind == "defaults":
         return {
@@ -98,7 +98,7 @@ class CicdConfig(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         """Build the table; warn about keys without a meaning."""
-        from cicd import config
+        from cicd.core import config
 
         self.env.note_dependency(config.__file__)
         kind = self.arguments[0]
@@ -109,7 +109,7 @@ class CicdConfig(SphinxDirective):
             return []
         if self.content:
             logger.warning(
-                "cicd-config: meanings live in cicd.config.SCHEMA, not in the page",
+                "cicd-config: meanings live in cicd.core.config.SCHEMA, not in the page",
                 location=self.get_location(),
             )
         with_meaning = kind != "environments"

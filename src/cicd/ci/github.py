@@ -36,7 +36,7 @@ from cicd.ci import (
     SUPERSEDED,
     Poll,
 )
-from cicd.redact import redact
+from cicd.core.redact import redact
 
 if TYPE_CHECKING:
     import requests
@@ -116,7 +116,7 @@ class GitHubProvider:
         cls, workflow: str, repository: str = "", api_url: str = ""
     ) -> GitHubProvider:
         """Build from GitHub Actions' variables; explicit values win."""
-        from cicd.errors import ConfigError
+        from cicd.core.errors import ConfigError
 
         repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
         if not repository:

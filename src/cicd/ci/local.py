@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from cicd.ci import FAILURE, INCONCLUSIVE, SUCCESS, Poll
 from cicd.commands import Command, files, sh
-from cicd.redact import redact
+from cicd.core.redact import redact
 
 if TYPE_CHECKING:
-    from cicd.target import Target
+    from cicd.host.target import Target
 
 
 class LocalProvider:

@@ -1,7 +1,8 @@
 """Commands as data: builders return :class:`Command` values, never shell strings.
 
 A builder is a pure function (no I/O), so unit tests assert on the argv it returns and
-the one runner (:mod:`cicd.runner`) is the only place that turns a command into a shell
+the one runner (:mod:`cicd.transport.runner`) is the only place that turns a command
+into a shell
 line, quoting every value exactly once with :func:`shlex.quote`.
 """
 

@@ -1,7 +1,7 @@
 """Builders for ``invoke setup``: inspect and prepare a target host's directories.
 
 Constant scripts with values as positional parameters, like every builder; the
-checks that run them live in :mod:`cicd.setup`.
+checks that run them live in :mod:`cicd.pipeline.setup`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import shlex
 from posixpath import join
 
 from cicd.commands import Command, cmd
-from cicd.errors import UsageError
+from cicd.core.errors import UsageError
 
 #: The unit's file name, the same on every VM.
 UNIT_NAME = "cicd-supervisord.service"

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from cicd.commands import Command
-    from cicd.config import EnvSettings
-    from cicd.layout import EnvPaths
-    from cicd.runner import Runner
+    from cicd.core.config import EnvSettings
+    from cicd.core.layout import EnvPaths
+    from cicd.transport.runner import Runner
 
 
 class Runtime(Protocol):

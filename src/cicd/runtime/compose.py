@@ -10,16 +10,16 @@ from __future__ import annotations
 from posixpath import dirname, join, normpath
 from typing import TYPE_CHECKING
 
-from cicd import lockfile
+from cicd.core import dependency_lock
 from cicd.commands import compose, files, venv
 from cicd.commands.prepare import create_private_file
-from cicd.errors import CicdError
+from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
     from cicd.commands import Command
-    from cicd.config import EnvSettings
-    from cicd.layout import EnvPaths
-    from cicd.runner import Runner
+    from cicd.core.config import EnvSettings
+    from cicd.core.layout import EnvPaths
+    from cicd.transport.runner import Runner
 
 
 class ComposeRuntime:
@@ -133,7 +133,7 @@ class ComposeRuntime:
     def _digest(self, release: str) -> Command:
         """The digest of the app's lock (or requirements file) in ``release``."""
         app = join(release, self.settings.app_dir)
-        names = lockfile.candidates(self.settings.requirements)
+        names = dependency_lock.candidates(self.settings.requirements)
         return venv.digest_first(*(join(app, name) for name in names))
 
     def restart(self) -> None:

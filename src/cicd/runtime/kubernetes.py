@@ -23,14 +23,14 @@ from posixpath import basename, join
 from typing import TYPE_CHECKING, TypedDict
 
 from cicd.commands import files, kubectl
-from cicd.errors import CicdError, CommandFailed, ConfigError
-from cicd.redact import redact
+from cicd.core.errors import CicdError, CommandFailed, ConfigError
+from cicd.core.redact import redact
 
 if TYPE_CHECKING:
     from cicd.commands import Command
-    from cicd.config import EnvSettings
-    from cicd.layout import EnvPaths
-    from cicd.runner import Result, Runner
+    from cicd.core.config import EnvSettings
+    from cicd.core.layout import EnvPaths
+    from cicd.transport.runner import Result, Runner
 
 #: A tag we deploy: a release's name, i.e. a commit sha.
 SHA_TAG = re.compile(r"^[0-9a-f]{7,40}$")

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 from cicd.commands import Command, files
 from cicd.commands import supervisor as sv
-from cicd.errors import CicdError
+from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
-    from cicd.config import EnvSettings
-    from cicd.layout import EnvPaths
-    from cicd.runner import Runner
+    from cicd.core.config import EnvSettings
+    from cicd.core.layout import EnvPaths
+    from cicd.transport.runner import Runner
 
 #: Exit code of supervisorctl when it cannot reach supervisord.
 UNREACHABLE = (4, 7)

@@ -10,7 +10,7 @@ which also keeps the environment's one ledger and lock. A deploy:
 2. ``docker stack deploy`` with ``CICD_IMAGE=IMAGE:SHA`` (returns at once), then
    polls the service's ``UpdateStatus`` until the swarm is done. An update the
    swarm rolled back (its health check failed, ``failure_action: rollback``) is a
-   failed deploy: :class:`~cicd.errors.UpdateRolledBack`.
+   failed deploy: :class:`~cicd.core.errors.UpdateRolledBack`.
 
 Our rollback is a deploy of the older release's image by name, not ``docker service
 rollback``, which only knows the one previous spec. What runs is read from the
@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files
 from cicd.commands import swarm as sw
-from cicd.errors import CicdError, UpdateRolledBack
+from cicd.core.errors import CicdError, UpdateRolledBack
 from cicd.runtime.compose import app_env_file
 
 if TYPE_CHECKING:
     from cicd.commands import Command
-    from cicd.config import EnvSettings
-    from cicd.layout import EnvPaths
-    from cicd.runner import Runner
+    from cicd.core.config import EnvSettings
+    from cicd.core.layout import EnvPaths
+    from cicd.transport.runner import Runner
 
 #: The Dockerfile stage that holds the release's code.
 RELEASE_STAGE = "release"

@@ -4,13 +4,13 @@ Task modules import only invoke at load time; the engine is imported inside each
 so ``invoke --list`` stays fast.
 
 Importing it routes every output of the process through the redaction filter
-(:func:`cicd.redact.install`): ``invoke``, ``fab`` and ``cicd`` all load it before
+(:func:`cicd.core.redact.install`): ``invoke``, ``fab`` and ``cicd`` all load it before
 any task runs, so no library's debug log or traceback prints a secret.
 """
 
 from invoke.collection import Collection
 
-from cicd import redact
+from cicd.core import redact
 from cicd.tasks import (
     audit,
     deploy,

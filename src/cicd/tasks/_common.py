@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from invoke.collection import Collection
 from invoke.exceptions import Exit
 
-from cicd.errors import CicdError, UsageError, clip
-from cicd.inputs import check_environment, check_host, check_options
-from cicd.redact import redact
+from cicd.core.errors import CicdError, UsageError, clip
+from cicd.core.inputs import check_environment, check_host, check_options
+from cicd.core.redact import redact
 
 #: What a process killed by a closed pipe exits with (128 + SIGPIPE).
 BROKEN_PIPE = 141
@@ -31,16 +31,16 @@ BROKEN_PIPE = 141
 JSON_SCHEMA = 1
 
 if TYPE_CHECKING:
-    from cicd.config import Settings
-    from cicd.notify import Notifier
-    from cicd.target import Target
+    from cicd.core.config import Settings
+    from cicd.reporting.notify import Notifier
+    from cicd.host.target import Target
 
 
 @contextmanager
 def reported(
     json_task: str = "", env: str | None = None, *, summary: str = ""
 ) -> Iterator[None]:
-    """Turn a :class:`~cicd.errors.CicdError` into a one-line message and exit code.
+    """Turn a :class:`~cicd.core.errors.CicdError` into a one-line message and code.
 
     The message is redacted and kept to one line of bounded length. A reader that
     closes the pipe early (``invoke releases | head``) ends the task quietly.
@@ -53,7 +53,7 @@ def reported(
         summary: The task's name when its failure belongs in the job's summary and
             as an ``::error::`` annotation (deploy, verdict, rollback, monitor).
     """
-    from cicd.runner import flush_all
+    from cicd.transport.runner import flush_all
 
     try:
         yield
@@ -87,7 +87,7 @@ def reported(
 def guard(collection: Collection, prefix: str = "") -> None:
     """Check every task's options and the environment before its body runs.
 
-    The task boundary of :mod:`cicd.inputs`: one rule for every task, so a new
+    The task boundary of :mod:`cicd.core.inputs`: one rule for every task, so a new
     task or option is covered without a line of its own. A bad value ends the
     task with one line and exit 2 (and the ``--json`` document), before anything
     is read or changed.
@@ -119,7 +119,7 @@ def _guarded(body: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 def _flush_after(error: CicdError) -> None:
     """Run what a failed task deferred; a failure there is said, not raised."""
-    from cicd.runner import flush_all
+    from cicd.transport.runner import flush_all
 
     try:
         flush_all()
@@ -149,14 +149,14 @@ def seconds(value: str, flag: str) -> float | None:
 
 def target(c: Any, env: str) -> Target:
     """Build the Target of ``env`` for this task's context (local or SSH)."""
-    from cicd import config
-    from cicd.runner import Runner
-    from cicd.target import Target
+    from cicd.core import config
+    from cicd.transport.runner import Runner
+    from cicd.host.target import Target
 
     runner = Runner(c)
     if not runner.remote:
         return Target(runner, config.load(), env)
-    from cicd.ssh import harden
+    from cicd.transport.ssh import harden
 
     check_host(runner.host)
     harden(c)
@@ -168,16 +168,17 @@ def host_settings(runner: Any) -> Settings:
 
     The configuration here, when there is one (``CICD_CONFIG``, or a
     ``[tool.cicd]`` table); otherwise the one the host's setup recorded
-    (:mod:`cicd.record`). The root must be absolute either way: a relative one would
+    (:mod:`cicd.host.record`). The root must be absolute either way: a relative one
+    would
     be a directory guessed in the SSH user's home.
 
     Raises:
         UsageError: No configuration here nor recorded there, or a relative root;
             nothing was done on the host.
     """
-    from cicd import config
-    from cicd.errors import UsageError
-    from cicd.record import remote_settings
+    from cicd.core import config
+    from cicd.core.errors import UsageError
+    from cicd.host.record import remote_settings
 
     settings = config.load()
     if not settings.explicit:
@@ -199,15 +200,15 @@ def targets(c: Any, env: str) -> list[Target]:
     Under ``fab -H HOST`` (or with no ``hosts`` configured) it is the context's own
     host; under ``invoke`` with ``hosts = [...]`` it is every host, over SSH.
     """
-    from cicd import config
-    from cicd.runner import Runner
-    from cicd.target import Target
+    from cicd.core import config
+    from cicd.transport.runner import Runner
+    from cicd.host.target import Target
 
     settings = config.load()
     names = settings.env(env).hosts
     if Runner(c).remote or not names:
         return [target(c, env)]
-    from cicd.ssh import connect
+    from cicd.transport.ssh import connect
 
     ssh_config = settings.env(env).ssh_config
     if ssh_config and not ssh_config.startswith(("/", "~")):
@@ -220,7 +221,7 @@ def targets(c: Any, env: str) -> list[Target]:
 
 def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:
     """``hosts`` when they come from the configuration (not ``fab -H``), else None."""
-    from cicd.runner import Runner
+    from cicd.transport.runner import Runner
 
     remote_context = Runner(c).remote
     return hosts if hosts[0].runner.remote and not remote_context else None
@@ -228,14 +229,14 @@ def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:
 
 def env_names() -> list[str]:
     """Names of the configured environments."""
-    from cicd import config
+    from cicd.core import config
 
     return sorted(config.load().envs)
 
 
 def notifier(t: Target, hosts: list[Target] | None = None) -> Notifier:
     """The notifier of an environment; its messages name ``hosts`` (over SSH)."""
-    from cicd.notify import Notifier
+    from cicd.reporting.notify import Notifier
 
     if hosts is None:
         return Notifier(t)
@@ -340,7 +341,7 @@ def report_to_github(made: dict[str, Any], *, json: bool, **extra: Any) -> None:
             goes to stderr, which the runner reads as well).
         **extra: ``serving``, ``public_url`` and summary-only facts.
     """
-    from cicd import summary
+    from cicd.reporting import summary
 
     shown = {k: extra.pop(k) for k in ("serving", "public_url") if k in extra}
     summary.write({**made, **extra}, **shown)
@@ -355,7 +356,7 @@ def on_github(hosts: list[Target]) -> dict[str, Any]:
     Asking the runtime costs a round trip per host: done only when the job has a
     summary file to show it in.
     """
-    from cicd import summary
+    from cicd.reporting import summary
 
     if not os.environ.get(summary.SUMMARY_VARIABLE):
         return {}

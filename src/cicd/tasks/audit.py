@@ -26,7 +26,7 @@ def audit(c: Any, env: str = "", since: str = "", json: bool = False) -> None:
     with reported("audit" if json else "", env or None):
         import sys
 
-        from cicd.audit import audit_rows, format_audit, parse_since
+        from cicd.reporting.audit import audit_rows, format_audit, parse_since
 
         start = parse_since(since) if since else None
         names = [env] if env else env_names()

@@ -41,13 +41,13 @@ def _plan_prod(
 ) -> None:
     """``deploy.prod --plan``: production's own checks, then the deploy's steps.
 
-    The checks are the run's own (:func:`cicd.deploy.decide_prod`), so the plan
+    The checks are the run's own (:func:`cicd.pipeline.deploy.decide_prod`), so the plan
     refuses exactly what the run would.
     """
-    from cicd.deploy import check_reason, decide_prod
-    from cicd.errors import UsageError
-    from cicd.parallel import collect
-    from cicd.plan import plan_deploy, show
+    from cicd.pipeline.deploy import check_reason, decide_prod
+    from cicd.core.errors import UsageError
+    from cicd.transport.parallel import collect
+    from cicd.pipeline.plan import plan_deploy, show
 
     check_reason(force, reason)
     states = collect(lambda t: t.state(), hosts)
@@ -107,16 +107,16 @@ def preprod(
     the task exits 1.
     """
     with reported("deploy.preprod" if json else "", env, summary="deploy.preprod"):
-        from cicd import lock
-        from cicd.deploy import deploy_preprod
-        from cicd.errors import UsageError
+        from cicd.host import lock
+        from cicd.pipeline.deploy import deploy_preprod
+        from cicd.core.errors import UsageError
 
         revision = sha or os.environ.get("GITHUB_SHA", "")
         if not revision:
             raise UsageError("--sha is required (or set GITHUB_SHA)")
         hosts = targets(c, env)
         if plan:
-            from cicd.plan import plan_deploy, show
+            from cicd.pipeline.plan import plan_deploy, show
 
             show(plan_deploy(hosts, hosts[0].resolve(revision)), "deploy.preprod", json)
             return
@@ -126,7 +126,7 @@ def preprod(
             result = deploy_preprod(
                 hosts, revision, n, batch=hosts[0].settings.batch, watch=watch
             )
-        from cicd import watch as watcher
+        from cicd.pipeline import watch as watcher
 
         # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy
         # (under fab -H, run `invoke watch --resume` on the host instead).
@@ -170,8 +170,8 @@ def prod(
     never the default: redeploying it takes --sha, --force and --reason.
     """
     with reported("deploy.prod" if json else "", "prod", summary="deploy.prod"):
-        from cicd import lock
-        from cicd.deploy import deploy_prod
+        from cicd.host import lock
+        from cicd.pipeline.deploy import deploy_prod
 
         hosts = targets(c, "prod")
         if plan:

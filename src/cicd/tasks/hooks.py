@@ -25,7 +25,7 @@ exec nox -s lint quick
 def install(c: Any, force: bool = False) -> None:
     """Install a git pre-push hook that runs `nox -s lint quick` (the fast lane)."""
     with reported():
-        from cicd.errors import UsageError
+        from cicd.core.errors import UsageError
 
         try:
             hooks = subprocess.run(

@@ -25,7 +25,7 @@ def _label(t: Any, name: str) -> str:
 def status(c: Any, env: str = "", json: bool = False) -> None:
     """Show who holds each environment's lock, if anyone (and why)."""
     with reported("lock.status" if json else "", env or None):
-        from cicd.lock import describe, is_manual, read
+        from cicd.host.lock import describe, is_manual, read
 
         rows = []
         for name in [env] if env else env_names():
@@ -63,7 +63,7 @@ def acquire(c: Any, env: str = "preprod", reason: str = "", json: bool = False) 
     verdict refused meanwhile is acted on once `invoke lock.release` lifts it.
     """
     with reported("lock.acquire" if json else "", env):
-        from cicd import lock
+        from cicd.host import lock
 
         hosts = targets(c, env)
         details = lock.freeze(hosts, reason)
@@ -93,7 +93,7 @@ def release(
     Lifting a manual lock resumes the CI watches it stopped, in the background.
     """
     with reported("lock.release" if json else "", env):
-        from cicd import lock
+        from cicd.host import lock
 
         hosts = targets(c, env)
         rows = []
@@ -107,7 +107,7 @@ def release(
         # The watches a freeze refused are resumed by whoever lifts it (under
         # fab -H, `invoke watch --resume` on the host does it).
         if fleet is not None or not hosts[0].runner.remote:
-            from cicd import watch as watcher
+            from cicd.pipeline import watch as watcher
 
             resumed = watcher.resume(
                 hosts, notifier(hosts[0]), detach=True, configured=fleet is not None

@@ -9,7 +9,7 @@ from invoke.tasks import task
 from cicd.tasks._common import notifier, reported, target
 
 if TYPE_CHECKING:
-    from cicd.notify import Notifier
+    from cicd.reporting.notify import Notifier
 
 #: Set-aside messages listed by name at most; the rest are counted.
 LISTED = 10
@@ -26,8 +26,8 @@ LISTED = 10
 def send(c: Any, text: str = "", env: str = "preprod", outcome: str = "") -> None:
     """Send a message: console always, Discord when DISCORD_WEBHOOK_URL is set."""
     with reported():
-        from cicd.errors import UsageError
-        from cicd.messages import OUTCOMES, Message, as_message
+        from cicd.core.errors import UsageError
+        from cicd.core.messages import OUTCOMES, Message, as_message
 
         if not text.strip():
             raise UsageError("--text is required")
@@ -77,7 +77,7 @@ def flush(c: Any, env: str = "", requeue: bool = False) -> None:
 
 def _report_rejected(name: str, n: Notifier) -> None:
     """List the set-aside messages: when, why, and their first line."""
-    from cicd.notify import human_time
+    from cicd.reporting.notify import human_time
 
     rejected = n.rejected()
     if not rejected:

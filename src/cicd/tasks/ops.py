@@ -47,13 +47,13 @@ def rollback(
     abandoned release is marked bad so no later rollback picks it.
     """
     with reported("rollback" if json else "", env, summary="rollback"):
-        from cicd import lock
-        from cicd.rollback import rollback as do_rollback
+        from cicd.host import lock
+        from cicd.pipeline.rollback import rollback as do_rollback
 
         hosts = targets(c, env)
         if plan:
-            from cicd.plan import plan_rollback, show
-            from cicd.rollback import check_to
+            from cicd.pipeline.plan import plan_rollback, show
+            from cicd.pipeline.rollback import check_to
 
             check_to(to)
             show(plan_rollback(hosts, to or None), "rollback", json)
@@ -117,8 +117,8 @@ def health(
     """
     summary = "health" if monitor else ""
     with reported("health" if json else "", env or None, summary=summary):
-        from cicd.errors import UsageError
-        from cicd.status import health_line
+        from cicd.core.errors import UsageError
+        from cicd.pipeline.status import health_line
 
         if env and all:
             raise UsageError("give --env NAME or --all, not both")
@@ -131,7 +131,7 @@ def health(
         for name in [] if url else [env] if env else env_names():
             for t in targets(c, name):
                 if monitor:
-                    from cicd import monitor as watcher
+                    from cicd.pipeline import monitor as watcher
 
                     if not wait:
                         # This run takes over from an earlier run's re-checker.
@@ -178,8 +178,8 @@ def _outside(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
     """Check public URLs from this machine (``health --url``): one row per URL."""
     from urllib.parse import urlsplit
 
-    from cicd.errors import UsageError, clip
-    from cicd.monitor import check_outside
+    from cicd.core.errors import UsageError, clip
+    from cicd.pipeline.monitor import check_outside
 
     if mixed:
         raise UsageError(
@@ -225,12 +225,12 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
     """
     down: list[str] = []
     with reported("status" if json else "", env or None):
-        from cicd.status import env_status, format_status
+        from cicd.pipeline.status import env_status, format_status
 
         names = [env] if env else env_names()
         if repair:
-            from cicd import lock
-            from cicd.repair import repair as do_repair
+            from cicd.host import lock
+            from cicd.pipeline.repair import repair as do_repair
 
             for name in names:
                 hosts = targets(c, name)
@@ -265,8 +265,8 @@ def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
     run's when the watcher recorded one.
     """
     with reported("releases" if json else "", env):
-        from cicd.audit import format_releases
-        from cicd.status import releases_rows
+        from cicd.reporting.audit import format_releases
+        from cicd.pipeline.status import releases_rows
 
         hosts = targets(c, env)
 
@@ -304,8 +304,8 @@ def logs(c: Any, env: str = "preprod", follow: bool = False, lines: str = "50") 
     with reported():
         import sys
 
-        from cicd.errors import CicdError, UsageError, clip
-        from cicd.redact import redact
+        from cicd.core.errors import CicdError, UsageError, clip
+        from cicd.core.redact import redact
 
         count = int(lines) if lines.strip().isdigit() else 0
         if count <= 0:

@@ -41,8 +41,8 @@ def report(
         import os
         from pathlib import Path
 
-        from cicd.errors import CicdError, UsageError, clip
-        from cicd.report import format_text, gather, write_html
+        from cicd.core.errors import CicdError, UsageError, clip
+        from cicd.reporting.report import format_text, gather, write_html
 
         window = int(days) if days.strip().isdigit() else 0
         if window < 1:
@@ -75,7 +75,7 @@ def report(
                 ) from None
         published = None
         if publish and written:
-            from cicd.report import PublishFailed, publish as push_page
+            from cicd.reporting.report import PublishFailed, publish as push_page
 
             try:
                 published = push_page(

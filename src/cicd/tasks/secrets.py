@@ -36,9 +36,9 @@ def reload(c: Any, env: str = "", lock_wait: str = "") -> None:
     Examples: invoke secrets.reload --env prod; fab -H vm secrets.reload --env prod.
     """
     with reported():
-        from cicd import lock
-        from cicd.errors import UsageError
-        from cicd.start import reload_env
+        from cicd.host import lock
+        from cicd.core.errors import UsageError
+        from cicd.pipeline.start import reload_env
 
         if not env:
             raise UsageError("--env is required: the environment whose app.env changed")

@@ -67,12 +67,12 @@ def setup(
     (an unknown environment, a bad --user) exits 2 with nothing changed.
     """
     with reported():
-        from cicd import config
+        from cicd.core import config
         from cicd.commands import systemd
-        from cicd.errors import UsageError
-        from cicd.redact import redact
-        from cicd.runner import Runner
-        from cicd.setup import Fleet, Options, failures, fixes, run_setup
+        from cicd.core.errors import UsageError
+        from cicd.core.redact import redact
+        from cicd.transport.runner import Runner
+        from cicd.pipeline.setup import Fleet, Options, failures, fixes, run_setup
 
         settings = config.load()
         names = [env] if env else sorted(settings.envs)
@@ -126,7 +126,7 @@ def _this_program() -> list[str]:
 
 def _record(settings: Any) -> Any:
     """What setup records for its user, or None for the embedded default."""
-    from cicd.record import Record
+    from cicd.host.record import Record
 
     roots = {e.root for e in settings.envs.values()}
     if not settings.explicit or settings.path is None:
@@ -168,9 +168,9 @@ def start(c: Any, env: str = "") -> None:
     ``start`` then to bring back a warm previous release and check readiness.
     """
     with reported():
-        from cicd.errors import CicdError
-        from cicd.redact import redact
-        from cicd.start import observe, start_env
+        from cicd.core.errors import CicdError
+        from cicd.core.redact import redact
+        from cicd.pipeline.start import observe, start_env
 
         names = [env] if env else env_names()
         hosts = [(name, t) for name in names for t in targets(c, name)]

@@ -28,7 +28,7 @@ from cicd.tasks._common import (
 )
 
 if TYPE_CHECKING:
-    from cicd.notify import Notifier
+    from cicd.reporting.notify import Notifier
 
 LOCK_WAIT_HELP = (
     "Seconds the verdict waits for a deploy's or rollback's lock (default: "
@@ -42,7 +42,7 @@ def frozen_said(n: Notifier, env: str, sha: str) -> Iterator[None]:
 
     The verdict is not lost: its journal stays open, and ``lock.release`` resumes it.
     """
-    from cicd.lock import ManualLockHeld
+    from cicd.host.lock import ManualLockHeld
 
     try:
         yield
@@ -60,8 +60,8 @@ def verdict_facts(hosts: list[Any], sha: str, verdict: str) -> dict[str, Any]:
     The verdict's words (``run 7 failure``), its CI run's link and the failed jobs
     were journaled by the watcher's one computation; the summary shows them.
     """
-    from cicd import summary
-    from cicd import watch as watcher
+    from cicd.reporting import summary
+    from cicd.pipeline import watch as watcher
 
     if not os.environ.get(summary.SUMMARY_VARIABLE) and verdict != FAILURE:
         return {}
@@ -78,7 +78,7 @@ def annotate_rollback(
     Titled with the failure, not "rolled back": a superseded deploy's failure is
     marked bad but never rolled back over the newer one.
     """
-    from cicd import summary
+    from cicd.reporting import summary
 
     if verdict != FAILURE:
         return
@@ -119,9 +119,9 @@ def watch(
     journaled, so `--resume` picks up a watcher killed mid-way.
     """
     with reported("watch" if json else "", env, summary="watch"):
-        from cicd import lock
-        from cicd import watch as watcher
-        from cicd.errors import UsageError
+        from cicd.host import lock
+        from cicd.pipeline import watch as watcher
+        from cicd.core.errors import UsageError
 
         hosts = targets(c, env)
         fleet = configured_fleet(c, hosts)
@@ -191,9 +191,9 @@ def verdict(
     earlier run failed validates it. A sha never deployed here is left alone.
     """
     with reported("watch.verdict" if json else "", env, summary="watch.verdict"):
-        from cicd import lock
-        from cicd import watch as watcher
-        from cicd.errors import UsageError
+        from cicd.host import lock
+        from cicd.pipeline import watch as watcher
+        from cicd.core.errors import UsageError
 
         if not sha or not run_id:
             raise UsageError("--sha and --run-id are required (from the workflow_run)")

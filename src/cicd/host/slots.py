@@ -1,0 +1,291 @@
+"""Blue/green slots: two instances of an environment's app behind haproxy.
+
+Each slot (``blue``, ``green``) runs one release on a private port, from its own
+symlink ``<env>/slots/<slot>``. A release goes live in this order — the zero-downtime
+rule, after kamal-proxy:
+
+    start it on the idle slot → every readiness check against that slot directly
+    (the rendered page included) → switch haproxy to it → drain the old slot
+
+so a release that never gets ready is never routed to. The previous release keeps
+running on its slot (``warm``) until the CI verdict or ``proxy.warm`` seconds, so a
+rollback to it is only a switch back. What serves is what haproxy routes to.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from posixpath import basename
+from typing import TYPE_CHECKING
+
+from cicd.commands import files
+from cicd.commands import supervisor as sv
+from cicd.core.config import SLOTS
+from cicd.checks.health import HealthCheck, wait_ready
+from cicd.core.messages import short
+from cicd.commands import haproxy as hx
+from cicd.host.proxy import Proxy, ProxyDown
+from cicd.runtime.supervisor import SupervisorRuntime
+
+if TYPE_CHECKING:
+    from cicd.runtime import Runtime
+    from cicd.host.target import Target
+
+
+#: The states of an app instance that is (or is about to be) up.
+ALIVE = ("RUNNING", "STARTING")
+
+
+def other(slot: str) -> str:
+    """The slot that is not ``slot``."""
+    return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
+
+
+class Slots:
+    """The two slots of one environment on one host.
+
+    Args:
+        target: The environment on its host.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.proxy = Proxy(target)
+        self._runtimes: dict[str, Runtime] = {}
+
+    def runtime(self, slot: str) -> Runtime:
+        """The runtime instance of one slot."""
+        if slot not in self._runtimes:
+            from cicd.runtime import runtime_for
+
+            t = self.target
+            self._runtimes[slot] = runtime_for(t.runner, t.settings, t.paths, slot)
+        return self._runtimes[slot]
+
+    def base_url(self, slot: str) -> str:
+        """Where a slot answers directly, bypassing haproxy."""
+        return f"http://127.0.0.1:{self.target.settings.proxy.slot_port(slot)}"
+
+    def checks(self, slot: str) -> tuple[HealthCheck, ...]:
+        """The environment's health checks, aimed at one slot directly."""
+        public = self.target.settings.url.rstrip("/")
+        base = self.base_url(slot)
+        return tuple(
+            (
+                replace(c, url=base + c.url[len(public) :])
+                if c.url.startswith(public)
+                else c
+            )
+            for c in self.target.settings.health.checks
+        )
+
+    # -- what is where ----------------------------------------------------------
+
+    def routed(self) -> str | None:
+        """The slot haproxy routes to now (None: none, or haproxy is down)."""
+        return self.proxy.routed()
+
+    def proxy_problem(self) -> str:
+        """Why haproxy routes this environment nowhere, in one line."""
+        try:
+            servers = self.proxy.servers()
+        except ProxyDown as error:
+            return (
+                f"{error}: nothing serves (the next deploy, rollback or "
+                "`invoke start` starts it)"
+            )
+        states = ", ".join(f"{n} {hx.describe(*s)}" for n, s in servers.items())
+        return f"haproxy routes {self.target.env} to no slot ({states or 'none'})"
+
+    def finish_half_switch(self) -> str | None:
+        """Keep the slot a switch cut short chose, when haproxy routes to both.
+
+        A run killed between enabling the new slot and draining the old leaves
+        both routed; ``live`` names the one it chose.
+
+        Returns:
+            What was done, or None when nothing needed doing.
+        """
+        try:
+            both = hx.routed(self.proxy.servers())
+        except ProxyDown:
+            return None
+        chosen = self.intended()
+        if len(both) < 2 or chosen not in both:
+            return None
+        self.proxy.route(chosen, other(chosen))
+        return f"haproxy routed to both slots (a switch cut short): kept {chosen}"
+
+    def intended(self) -> str | None:
+        """The slot the last switch chose (``<env>/live``), or None."""
+        name = self.target.runner.output(files.read(self.target.paths.live))
+        return name if name in SLOTS else None
+
+    def live(self) -> str:
+        """The slot that serves (or should): haproxy's, the last switch's, or blue."""
+        return self.routed() or self.intended() or SLOTS[0]
+
+    def release(self, slot: str) -> str | None:
+        """The sha a slot's symlink names, or None."""
+        link = self.target.runner.output(files.readlink(self.target.paths.slot(slot)))
+        return basename(link.rstrip("/")) or None
+
+    def point(self, slot: str, sha: str) -> None:
+        """Point a slot's symlink at ``releases/<sha>`` atomically."""
+        self.target.runner.run(files.mkdirs(self.target.paths.slots))
+        self.target.runner.run(
+            files.switch_symlink(self.target.paths.slot(slot), f"../releases/{sha}")
+        )
+
+    def ready_now(self, slot: str) -> bool:
+        """Whether a slot answers every check now (2 s at most).
+
+        Its checks answering is what running means here: asking the runtime too
+        would cost a ``supervisorctl`` (or ``docker``) call on the rollback path.
+        """
+        return wait_ready(
+            self.checks(slot),
+            deadline=2.0,
+            interval=0.5,
+            fetcher=self.target.fetcher(),
+        ).ok
+
+    def find_warm(self, sha: str, live: str | None) -> str | None:
+        """A slot other than ``live`` that runs ``sha`` and is ready, or None."""
+        for slot in SLOTS:
+            if slot != live and self.release(slot) == sha and self.ready_now(slot):
+                return slot
+        return None
+
+    # -- switching --------------------------------------------------------------
+
+    def ensure_proxy(self) -> list[str]:
+        """Make haproxy run and know this environment (see :meth:`Proxy.ensure`)."""
+        return self.proxy.ensure(self.intended())
+
+    def start_proxy(self, live: str) -> list[str]:
+        """The first switch: remember ``live``, then start haproxy routing to it."""
+        self.target.runner.run(files.write_atomic(self.target.paths.live, live + "\n"))
+        said = self.proxy.ensure(live)
+        self.boot_only(live)
+        return said
+
+    def switch(self, to: str, away: str | None) -> None:
+        """Route to ``to``, drain ``away``, and remember ``to`` as live."""
+        self.target.runner.run(files.write_atomic(self.target.paths.live, to + "\n"))
+        self.proxy.route(to, away)
+        self.boot_only(to)
+
+    def boot_only(self, live: str | None) -> None:
+        """Make the program files say that a fresh supervisord starts ``live`` only.
+
+        A reboot (or a killed supervisord) then brings back what serves and
+        nothing else: a release CI rejected or one rolled back stays stopped, and
+        the warm previous release is started by ``invoke start`` only inside its
+        window. Sent with the next command.
+        """
+        changes = [
+            (runtime.program_path, slot == live)
+            for slot in SLOTS
+            if isinstance(runtime := self.runtime(slot), SupervisorRuntime)
+        ]
+        if changes:
+            self.target.runner.defer(sv.set_autostart(*changes))
+
+    def stop(self, slot: str) -> None:
+        """Stop a slot's instance and keep it stopped across a reboot."""
+        runtime = self.runtime(slot)
+        runtime.stop()
+        if isinstance(runtime, SupervisorRuntime):
+            runtime.set_autostart(False)
+
+    def keep_warm(self, slot: str, sha: str | None, seconds: float) -> str:
+        """Keep the previous release running on ``slot`` for ``seconds``, or stop it.
+
+        Returns:
+            What was done, in words.
+        """
+        if not sha or seconds <= 0:
+            self.retire(slot)
+            return f"the {slot} slot stopped"
+        until = time.time() + seconds
+        details = {"slot": slot, "sha": sha, "until": until}
+        self.target.runner.run(
+            files.write_atomic(self.target.paths.warm, json.dumps(details))
+        )
+        return (
+            f"{short(sha)} kept warm on the {slot} slot for {seconds:g}s "
+            "(a rollback to it is a switch back)"
+        )
+
+    def warm(self) -> dict[str, object] | None:
+        """The slot kept warm and until when, or None."""
+        text = self.target.runner.output(files.read(self.target.paths.warm))
+        try:
+            details = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return details if isinstance(details, dict) else None
+
+    def retire(self, slot: str | None = None) -> str | None:
+        """Stop the slot that is not live (the warm one); None when none runs."""
+        live = self.routed() or self.intended()
+        slot = slot or (other(live) if live else None)
+        self.target.runner.run(files.remove(self.target.paths.warm))
+        if not slot or slot == live:
+            return None
+        runtime = self.runtime(slot)
+        if isinstance(runtime, SupervisorRuntime):
+            runtime.set_autostart(False)
+        if runtime.status() != "RUNNING":
+            return None
+        runtime.stop()
+        return f"stopped the {slot} slot ({short(self.release(slot))})"
+
+    def warm_until(self, slot: str) -> float | None:
+        """Until when ``slot`` is kept warm (epoch seconds), or None: not warm now.
+
+        Warm means the ``warm`` file names this slot and the release its symlink
+        holds, and its window has not ended.
+        """
+        details = self.warm() or {}
+        until = details.get("until")
+        if (
+            details.get("slot") != slot
+            or not isinstance(until, (int, float))
+            or until <= time.time()
+            or details.get("sha") != self.release(slot)
+        ):
+            return None
+        return float(until)
+
+    def retire_expired(self) -> str | None:
+        """Stop the warm slot if its window has passed; what was done, or None."""
+        details = self.warm()
+        if not details:
+            return None
+        until = details.get("until")
+        if isinstance(until, (int, float)) and until > time.time():
+            return None
+        return self.retire(str(details.get("slot") or "") or None)
+
+    def outage(self) -> str | None:
+        """Why nothing serves this environment behind haproxy; None if something does.
+
+        haproxy down, routing to no slot, or routing only to slots whose app does
+        not run.
+        """
+        try:
+            routed = hx.routed(self.proxy.servers())
+        except ProxyDown:
+            return "haproxy is not running"
+        if not routed:
+            return f"haproxy routes {self.target.env} to no slot"
+        states = {slot: self.runtime(slot).status() for slot in routed}
+        if any(state in ALIVE for state in states.values()):
+            return None
+        return "; ".join(
+            f"the {slot} slot is {state}" for slot, state in states.items()
+        )

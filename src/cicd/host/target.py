@@ -1,0 +1,653 @@
+"""One environment on one target host: its paths, files, source and state.
+
+:class:`Target` is what the orchestration (deploy, rollback, watch, status) is written
+against. Every file it reads or writes on the host goes through the runner as a built
+command, so a Target works the same on this machine and over SSH.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from posixpath import basename, dirname, join
+from typing import TYPE_CHECKING, Any
+
+from cicd.core import dependency_lock
+from cicd.host import lock
+from cicd.commands import Command, files, git
+from cicd.commands import venv as venv_commands
+from cicd.core.errors import CicdError, CommandFailed, UsageError, clip
+from cicd.checks.health import Fetcher, LocalFetcher
+from cicd.core.inputs import REVISION_PATTERN
+from cicd.core.layout import EnvPaths
+from cicd.core.ledger import Event, EventName, acknowledgement, parse
+from cicd.core.state import EnvState, replay
+
+if TYPE_CHECKING:
+    from cicd.core.config import EnvSettings, Settings
+    from cicd.transport.runner import Result, Runner
+    from cicd.runtime import Runtime
+    from cicd.host.slots import Slots
+
+SHA_PATTERN = re.compile(r"^[0-9a-fA-F]{7,40}$")
+URL_PATTERN = re.compile(r"^([a-z][a-z0-9+.-]*://|[^/\s]+@[^/\s]+:)")
+
+
+class Target:
+    """One environment of one host.
+
+    Args:
+        runner: Runs commands locally or over SSH.
+        settings: The whole configuration.
+        env: The environment's name.
+    """
+
+    def __init__(self, runner: Runner, settings: Settings, env: str) -> None:
+        self.runner = runner
+        self.all_settings = settings
+        self.settings: EnvSettings = settings.env(
+            env, runner.host if runner.remote else None
+        )
+        self.env = env
+        self.paths = EnvPaths(self._root(), env)
+        self._runtime: Runtime | None = None
+        self._proxied: bool | None = None
+        self._slots: Slots | None = None
+        self._pending: list[Event] = []
+        self._described: dict[str, tuple[str, str]] = {}
+        #: Corrupt ledger lines this process reported already.
+        self._acknowledged: set[int] = set()
+        #: The environment's directories exist (taking the lock made them).
+        self.dirs_made = False
+
+    def _root(self) -> str:
+        root = self.settings.root
+        if not self.runner.remote and not root.startswith("/"):
+            root = str((self.all_settings.project_dir / root).resolve())
+        return root
+
+    # -- tools --------------------------------------------------------------
+
+    @property
+    def python(self) -> str:
+        """Interpreter that builds the app's venvs."""
+        if self.settings.python:
+            return self.settings.python
+        return "python3" if self.runner.remote else sys.executable
+
+    def fetcher(self) -> Fetcher:
+        """Who makes this environment's health requests: here, or on its host."""
+        if not self.runner.remote:
+            return LocalFetcher()
+        from cicd.checks.probe import RemoteFetcher
+
+        return RemoteFetcher(self.runner, self.python)
+
+    @property
+    def proxied(self) -> bool:
+        """Whether deploys are blue/green behind haproxy (``proxy.kind``).
+
+        ``auto`` asks the host once whether it has haproxy.
+        """
+        if self._proxied is None:
+            kind = self.settings.proxy.kind
+            self._proxied = self.settings.runtime.kind != "swarm" and (
+                kind == "haproxy" or (kind == "auto" and self._has_haproxy())
+            )
+            if self._proxied and kind == "auto":
+                # Checked at load only for "haproxy": without haproxy on the
+                # host, the slots' ports are never used.
+                from cicd.core.config import check_slot_ports
+
+                proxy = self.settings.proxy
+                check_slot_ports(
+                    self.settings.port,
+                    {"blue_port": proxy.blue_port, "green_port": proxy.green_port},
+                    f"tool.cicd.env.{self.env}",
+                )
+        return self._proxied
+
+    @property
+    def fronted(self) -> bool:
+        """Whether haproxy fronts a swarm's nodes here (``proxy.kind``, as above).
+
+        The swarm rolls its own updates node by node; haproxy routes to every
+        node's task and its checks take a node out while its task restarts.
+        """
+        kind = self.settings.proxy.kind
+        return self.settings.runtime.kind == "swarm" and (
+            kind == "haproxy" or (kind == "auto" and self._has_haproxy())
+        )
+
+    def _has_haproxy(self) -> bool:
+        """Whether the host has haproxy (asked once per host and run)."""
+        return bool(self.haproxy_path())
+
+    def haproxy_path(self) -> str:
+        """The full path of haproxy on the host, or "" (asked once per host and run).
+
+        Looked up on PATH and then supervisord's own PATH (/usr/sbin included),
+        so the program detected is the one supervisord will run.
+        """
+        from cicd.commands.supervisor import CLEAN_PATH
+
+        program = self.settings.proxy.haproxy
+        key = f"which {program}"
+        if key not in self.runner.facts:
+            found = self.runner.run(files.locate(program, CLEAN_PATH), check=False)
+            lines = found.stdout.strip().splitlines()
+            self.runner.facts[key] = lines[-1] if found.ok and lines else ""
+        value = self.runner.facts[key]
+        return value if isinstance(value, str) else ""
+
+    @property
+    def slots(self) -> Slots:
+        """The blue/green slots of this environment (behind haproxy)."""
+        if self._slots is None:
+            from cicd.host.slots import Slots
+
+            self._slots = Slots(self)
+        return self._slots
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime that runs this environment's app (its live slot's, if proxied).
+
+        Behind haproxy the live slot is asked of haproxy each time: a switch
+        changes it.
+        """
+        if self.proxied:
+            return self.slots.runtime(self.slots.live())
+        if self._runtime is None:
+            from cicd.runtime import runtime_for
+
+            # A swarm behind haproxy: the tasks listen on the blue slot's port of
+            # every node; haproxy holds the environment's own.
+            port = self.settings.proxy.blue_port if self.fronted else None
+            self._runtime = runtime_for(
+                self.runner, self.settings, self.paths, port=port
+            )
+        return self._runtime
+
+    # -- files --------------------------------------------------------------
+
+    def ensure_dirs(self) -> None:
+        """Create the environment's directories (once: taking the lock makes them)."""
+        if not self.dirs_made:
+            self.runner.run(files.mkdirs(*self.paths.dirs))
+            self.dirs_made = True
+
+    def opening_reads(self) -> list[Command]:
+        """What a run that took the lock reads first: intent, state, runtime tools.
+
+        Sent with the lock's own command, they cost no round trip of their own.
+        """
+        return [
+            files.read(self.paths.intent),
+            files.snapshot(self.paths.dir),
+            *self.runtime.preflight_reads(),
+        ]
+
+    def closing_reads(self) -> list[Command]:
+        """What a run reads once it let the lock go: the watches left unfinished."""
+        return [files.list_files(self.paths.watch)]
+
+    def record(
+        self, event: Event, *, defer: bool = False, later: bool = False
+    ) -> Event:
+        """Append an event to the ledger (with any deferred ones, in order).
+
+        Args:
+            event: The event.
+            defer: Keep it for the next ledger write instead (saves a round trip
+                for events whose loss in a crash would not mislead: the ledger's
+                switch and health events are never kept back so).
+            later: Write it with the host's next command, whatever it is (the
+                runner's :meth:`~cicd.transport.runner.Runner.defer`): it still lands
+                before
+                anything that command or a later one does, so the ledger's order
+                holds; a crash before that command is a crash before this event.
+        """
+        self._pending.append(event)
+        if not defer:
+            self.flush_events(later=later)
+        return event
+
+    def flush_events(self, *, later: bool = False) -> None:
+        """Write deferred events now (``later``: with the host's next command)."""
+        if self._pending:
+            lines = [e.to_json() for e in self._pending]
+            self._pending.clear()
+            append = files.append_lines(self.paths.ledger, *lines)
+            if later:
+                self.runner.defer(append, then=self._check_torn)
+            else:
+                self._check_torn(self.runner.run(append))
+
+    def _check_torn(self, done: Result) -> None:
+        torn = done.stdout.split()
+        if torn[:1] == ["torn"] and torn[1:2] and torn[1].isdigit():
+            self._report_torn(int(torn[1]))
+
+    def _report_torn(self, number: int) -> None:
+        """Say once that the ledger's last line had been cut short."""
+        if number in self._acknowledged:
+            return  # this run already reported it, as a corrupt line
+        why = "a write cut short; kept as it is, new events start on a fresh line"
+        print(
+            f"warning: {self.paths.ledger}: line {number} was torn ({why})",
+            file=sys.stderr,
+        )
+        self.acknowledge([number], why)
+
+    def acknowledge(self, numbers: list[int], why: str) -> None:
+        """Record that these corrupt ledger lines were reported (readers skip them)."""
+        self._acknowledged.update(numbers)
+        self.event("ledger_repaired", detail=acknowledgement(numbers, why))
+
+    def event(
+        self,
+        name: EventName,
+        *,
+        defer: bool = False,
+        later: bool = False,
+        **fields: Any,
+    ) -> Event:
+        """Build and append an event of this environment (see :meth:`record`)."""
+        return self.record(
+            Event(event=name, env=self.env, **fields), defer=defer, later=later
+        )
+
+    def serving(self) -> str | None:
+        """The sha of the release the running app really runs, or None.
+
+        Asked of the runtime (the process's working directory, the container's
+        release), never of ``current``.
+        """
+        if self.proxied:
+            # What haproxy routes to serves; nothing does when it is down.
+            routed = self.slots.routed()
+            if routed is None:
+                return None
+            return self.paths.release_of(self.slots.runtime(routed).serving())
+        return self.paths.release_of(self.runtime.serving())
+
+    def current(self) -> str | None:
+        """The sha ``current`` points to, or None."""
+        target = self.runner.output(files.readlink(self.paths.current))
+        return basename(target.rstrip("/")) or None
+
+    def validated(self) -> str | None:
+        """The last CI-validated sha, or None."""
+        return self.runner.output(files.read(self.paths.validated)) or None
+
+    def set_validated(self, sha: str) -> None:
+        """Write ``validated`` atomically."""
+        self.runner.run(files.write_atomic(self.paths.validated, sha + "\n"))
+
+    def switch(self, sha: str, previous: str | None) -> None:
+        """Point ``current`` at ``releases/<sha>`` atomically (relative link).
+
+        The ledger's ``switch`` event (and any deferred ones) is appended in the same
+        command, right after the link changes; what the runtime's restart reads
+        first is read in the same round trip.
+        """
+        self._pending.append(
+            Event(event="switch", env=self.env, sha=sha, previous=previous)
+        )
+        lines = [e.to_json() for e in self._pending]
+        self.runner.run(
+            files.switch_symlink(
+                self.paths.current, join("releases", sha), self.paths.ledger, *lines
+            ),
+            prefetch=self.runtime.restart_reads(),
+        )
+        self._pending.clear()
+
+    # -- source -------------------------------------------------------------
+
+    @property
+    def source_is_url(self) -> bool:
+        """Whether the source is a remote URL mirrored under the root."""
+        return bool(URL_PATTERN.match(self.settings.source))
+
+    @property
+    def repo(self) -> str:
+        """The git repository releases are exported from, as seen on the host."""
+        if self.source_is_url:
+            return self.paths.mirror
+        source = self.settings.source
+        if not self.runner.remote and not source.startswith("/"):
+            return str((self.all_settings.project_dir / source).resolve())
+        return source
+
+    def resolve(self, revision: str) -> str:
+        """Resolve a revision from the user, once, to the full sha recorded everywhere.
+
+        A sha (7 to 40 hex digits), ``HEAD``, a branch, a tag, or any revision git
+        resolves in the source (``main~1``, ``v1.2^{commit}``) names a commit. For a
+        URL source, a sha already known needs no network; a name (a branch moves)
+        fetches the mirror first.
+
+        Raises:
+            UsageError: Empty, starting with ``-`` (never an option to git), not
+                a revision's characters, or not a commit of the source.
+        """
+        revision = revision.strip()
+        if revision.startswith("-"):
+            raise UsageError(
+                f"invalid revision {clip(revision, 60)!r}: it must not start with '-'"
+            )
+        if not REVISION_PATTERN.match(revision):
+            raise UsageError(
+                f"invalid revision {clip(revision, 60)!r}: expected a sha (7 to 40 "
+                "hexadecimal digits), HEAD, a branch or a tag"
+            )
+        is_sha = bool(SHA_PATTERN.match(revision))
+        if self.source_is_url and not is_sha:
+            self._update_mirror()
+        found = self._rev_parse(revision)
+        if found is None and self.source_is_url and is_sha:
+            self._update_mirror()
+            found = self._rev_parse(revision)
+        if found is None:
+            what = "sha" if is_sha else "revision"
+            raise UsageError(
+                f"{what} {revision} is not a commit of {self.settings.source}"
+            )
+        if not is_sha:
+            # Said once: from here on only the full sha is used and recorded.
+            print(f"{revision} is {found}", file=sys.stderr)
+        return found
+
+    def _rev_parse(self, revision: str) -> str | None:
+        if self.source_is_url and not self.runner.ok(files.exists(self.repo)):
+            return None
+        # The runtime's preflight comes next (deploys): read in the same trip.
+        result = self.runner.run(
+            git.resolve_described(self.repo, revision),
+            check=False,
+            prefetch=self.runtime.preflight_reads(),
+        )
+        sha, _, rest = result.stdout.strip().partition("\x00")
+        if not (result.ok and re.fullmatch(r"[0-9a-f]{40}", sha)):
+            return None
+        author, _, subject = rest.partition("\x00")
+        self._described[sha] = (author, subject)
+        return sha
+
+    def _update_mirror(self) -> None:
+        if self.runner.ok(files.exists(self.repo)):
+            self.runner.run(git.fetch(self.repo))
+        else:
+            self.runner.run(files.mkdirs(self.paths.root))
+            self.runner.run(git.mirror_clone(self.settings.source, self.repo))
+
+    def describe(self, sha: str) -> tuple[str, str]:
+        """Author and subject of a commit (empty strings when unknown)."""
+        if sha in self._described:
+            return self._described[sha]
+        result = self.runner.run(git.describe(self.repo, sha), check=False)
+        author, _, subject = result.stdout.strip().partition("\x00")
+        return author, subject
+
+    # -- releases -----------------------------------------------------------
+
+    def export(self, sha: str, *, present: bool | None = None) -> bool:
+        """Make ``releases/<sha>`` a whole, ready release; reuse it when present.
+
+        The tree is exported and its dependencies prepared in a hidden temporary
+        directory, then renamed into place, so a release directory is always whole
+        and never modified afterwards.
+
+        Args:
+            sha: The full sha.
+            present: Whether the release is there, when the caller knows (the
+                state read under the lock lists the whole releases); else asked.
+
+        Returns:
+            True when exported now, False when an existing release was reused.
+        """
+        final = self.paths.release(sha)
+        swarm = self.settings.runtime.kind == "swarm"
+        exported = False
+        if present is None:
+            present = self.runner.ok(files.exists(final))
+        if not present:
+            tmp = self.paths.release_tmp(sha)
+            self.runner.run(git.export(self.repo, sha, tmp))
+            try:
+                if not swarm:  # the swarm's image holds the dependencies
+                    venv = self.prepare_venv(tmp, sha)
+                    self.runner.run(files.link(venv, join(tmp, ".venv")))
+                self.runner.run(files.rename(tmp, final))
+            except CicdError:
+                # A half-made release never stays behind (the next export would
+                # sweep it too, but a failed one says so now).
+                self.runner.run(files.remove(tmp), check=False)
+                raise
+            exported = True
+        return exported
+
+    def prepare_image(self, sha: str) -> list[str]:
+        """The swarm runtime: build ``IMAGE:SHA`` and give it to the nodes.
+
+        Returns:
+            What was done, for the console (nothing for other runtimes).
+        """
+        from cicd.runtime.swarm import SwarmRuntime
+
+        runtime = self.runtime
+        if not isinstance(runtime, SwarmRuntime):
+            return []
+        return runtime.prepare(sha, self.paths.release(sha))
+
+    def prepare_venv(self, release: str, sha: str | None = None) -> str:
+        """Return the venv for a release's dependencies, building it if needed.
+
+        The venv is named by what it holds: the requirements file's content, or for
+        a lock (``uv.lock``, ``pylock.toml``) the lock, the interpreter and the
+        content of the local packages it installs from the release. Releases with
+        the same name share it; a failed build leaves no directory behind.
+
+        Args:
+            release: The (temporary) release directory.
+            sha: The release's sha: local packages are keyed by their git tree.
+
+        Raises:
+            CicdError: The interpreter does not satisfy the app's
+                ``requires-python`` (or ``.python-version``), uv is missing for a
+                lock, or an artifact failed its hash check (the line names it).
+        """
+        app = join(release, self.settings.app_dir)
+        names = dependency_lock.candidates(self.settings.requirements)
+        sections = files.parse_snapshot(
+            self.runner.output(
+                files.read_all(
+                    *(join(app, name) for name in names),
+                    join(app, "pyproject.toml"),
+                    join(app, ".python-version"),
+                )
+            )
+        )
+        texts = [sections.get(str(i), "") for i in range(len(names) + 2)]
+        name, content = dependency_lock.chosen(self.settings.requirements, texts[:-2])
+        pyproject, pinned = texts[-2:]
+        requirements = join(app, name)
+        kind = dependency_lock.kind_of(name)
+        locked = kind != dependency_lock.REQUIREMENTS
+        python = self._interpreter()
+        local: list[str] = []
+        interpreter = self._check_python(
+            python, dependency_lock.needs(pyproject, pinned), always=locked
+        )
+        if kind == dependency_lock.REQUIREMENTS:
+            # Same name as before locks existed: every venv already built is kept.
+            digest = self.runner.output(files.sha256(requirements))
+            key = digest[:16] if digest else "no-requirements"
+        else:
+            if not content:
+                raise CicdError(f"{name}: not in the release")
+            digest = "lock"
+            local = dependency_lock.local_packages(content, kind, self.settings.app_dir)
+            trees = self._trees(sha, local)
+            key = dependency_lock.venv_key(content, interpreter, trees)
+        venv = join(self.paths.venvs, key)
+        if self.runner.ok(venv_commands.is_complete(venv)):
+            return venv
+        # A lock is installed by uv (found on PATH or beside the interpreter) into
+        # a bare venv: ``python -m venv`` needs no uv on PATH.
+        uv = self._uv(name) if locked else "uv"
+        installer = "pip" if locked else self._installer()
+        self.runner.run(files.remove(venv))
+        self.runner.run(files.mkdirs(self.paths.venvs))
+        try:
+            self.runner.run(
+                venv_commands.create(
+                    python,
+                    venv,
+                    installer=installer,
+                    with_pip=bool(digest) and not locked,
+                )
+            )
+            if kind == dependency_lock.UV_LOCK:
+                self.runner.run(venv_commands.sync_uv_lock(venv, app, uv))
+            elif kind == dependency_lock.PYLOCK:
+                self.runner.run(
+                    venv_commands.sync_pylock(venv, requirements, uv, local=bool(local))
+                )
+            elif digest:
+                self.runner.run(
+                    venv_commands.install(
+                        venv,
+                        requirements,
+                        installer=installer,
+                        hashes=dependency_lock.has_hashes(content),
+                    )
+                )
+            self.runner.run(venv_commands.mark_complete(venv))
+        except CommandFailed as failed:
+            # Nothing half-built is left to be mistaken for a venv, nor reused.
+            self.runner.run(files.remove(venv), check=False)
+            package = dependency_lock.failed_package(failed.stderr)
+            if package:
+                raise CicdError(
+                    f"{package}: the artifact does not match its hash in {name}"
+                ) from failed
+            raise
+        return venv
+
+    def _uv(self, lock: str) -> str:
+        """The path of uv: on PATH, or beside the interpreter (``pip install uv``).
+
+        Raises:
+            CicdError: uv is found nowhere; a lock cannot be installed without it.
+        """
+        beside = dirname(self.python) if "/" in self.python else ""
+        found = self.runner.run(
+            files.locate("uv", beside or "/nonexistent"), check=False
+        )
+        if found.ok and found.stdout.strip():
+            return found.stdout.strip()
+        raise CicdError(
+            f"{lock} needs uv on {self.runner.host} "
+            "(install uv, or name a requirements file in `requirements`)"
+        )
+
+    def _interpreter(self) -> str:
+        """The interpreter command: ``python``, or the uv-managed one it names."""
+        wanted = self.python
+        if re.match(r"^(cpython-|pypy)?\d+(\.\d+)*$", wanted) and self.runner.ok(
+            files.which("uv")
+        ):
+            found = self.runner.run(venv_commands.find_python(wanted), check=False)
+            if found.ok and found.stdout.strip():
+                return found.stdout.strip()
+        return wanted
+
+    def _check_python(
+        self, wanted: str, needs: dependency_lock.Needs, always: bool
+    ) -> str:
+        """Refuse an interpreter the app does not accept.
+
+        Args:
+            wanted: The interpreter command.
+            needs: What the app asks for.
+            always: Ask the interpreter even when the app asks for nothing.
+
+        Returns:
+            The interpreter's path and version (part of a lock's venv key), or
+            ``""`` when it was not asked.
+        """
+        if not always and not needs.specifier and not needs.pinned:
+            return ""
+        result = self.runner.run(venv_commands.python_version(wanted), check=False)
+        path, _, version = result.stdout.strip().rpartition(" ")
+        if not result.ok or not version:
+            asked = f"the app needs Python {needs.describe()}; " if needs else ""
+            raise CicdError(
+                f"{asked}{wanted} does not run on {self.runner.host} — set `python` "
+                "or install it"
+            )
+        if not needs.accepts(version):
+            raise CicdError(
+                f"the app needs Python {needs.describe()}; {wanted} is {version} "
+                "— set `python` or install it"
+            )
+        return f"{path} {version}"
+
+    def _trees(self, sha: str | None, paths: list[str]) -> list[str]:
+        """The git tree ids of local packages at ``sha`` (their content)."""
+        if not paths or not sha:
+            return paths
+        return self.runner.output(
+            venv_commands.tree_ids(self.repo, sha, *paths)
+        ).split()
+
+    def _installer(self) -> str:
+        choice = self.settings.installer
+        if choice == "auto":
+            return "uv" if self.runner.ok(files.which("uv")) else "pip"
+        return choice
+
+    # -- state --------------------------------------------------------------
+
+    def state(self) -> EnvState:
+        """Compute the environment's state from the ledger, links and files.
+
+        Everything is read in one command, so it costs one round trip over SSH.
+        """
+        sections = files.parse_snapshot(
+            self.runner.run(files.snapshot(self.paths.dir)).stdout
+        )
+        events, warnings = parse(sections.get("ledger", ""))
+        return replay(
+            self.env,
+            events,
+            current=basename(sections.get("current", "").strip().rstrip("/")) or None,
+            validated=sections.get("validated", "").strip() or None,
+            releases=(
+                n for n in sections.get("releases", "").split() if SHA_PATTERN.match(n)
+            ),
+            lock=lock.parse_state(sections.get("lock", "")),
+            warnings=warnings,
+        )
+
+    def prune(self, state: EnvState) -> list[str]:
+        """Remove old releases, keeping the ones that matter.
+
+        Kept: current, previous, last validated, and the newest ``keep`` releases
+        by ledger order.
+
+        Returns:
+            The removed shas.
+        """
+        if len(state.releases) <= self.settings.keep:
+            return []
+        keep = set(state.releases[: self.settings.keep])
+        keep |= {s for s in (state.current, state.previous, state.validated) if s}
+        doomed = [sha for sha in state.releases if sha not in keep]
+        if doomed:
+            # With the run's last command (its lock's release): nothing reads them.
+            self.runner.defer(files.remove(*(self.paths.release(s) for s in doomed)))
+        return doomed

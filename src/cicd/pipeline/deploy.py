@@ -1,0 +1,664 @@
+"""Deploy a commit to an environment: the heart of the pipeline, as named phases.
+
+Preprod (deploy first, CI watched afterwards)::
+
+    lock → read state → (already serving? done) → announce → prepare (export, backup)
+    → activate (switch, restart, readiness; batch by batch) → finish (ledger, prune)
+
+Any failure after a switch puts every switched host back on its previous release,
+marks the new one bad and exits non-zero; a failure before any switch changes nothing.
+Production adds a typed ``DEPLOY`` confirmation, refuses a sha CI has not validated
+or that was rolled back in production (unless forced with a reason, which the ledger
+records; see :func:`decide_prod`) and backs up persistent data first.
+
+The phases are the methods of :class:`DeployRun`, read top to bottom in
+:func:`run_deploy` — in the manner of Kamal's ``deploy`` command. Switching a release
+into service is :mod:`cicd.pipeline.activation`; backups are :mod:`cicd.host.backup`;
+the words of
+every message are :mod:`cicd.core.messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from cicd.core import messages
+from cicd.host import lock
+from cicd.reporting import github_deployments
+from cicd.transport import failpoints
+from cicd.pipeline.activation import DeployFailed, activate, already_ready, recover
+from cicd.host.backup import back_up
+from cicd.core.errors import UsageError, clip
+from cicd.host.lock import REASON_LIMIT
+from cicd.core.messages import short
+from cicd.transport.parallel import collect, each
+from cicd.core.progress import Timeline
+from cicd.pipeline.repair import repair, report_corrupt
+
+if TYPE_CHECKING:
+    from cicd.core.ledger import Event
+    from cicd.reporting.notify import Notifier
+    from cicd.core.state import EnvState
+    from cicd.host.target import Target
+
+__all__ = [
+    "CONFIRMATION",
+    "DeployFailed",
+    "DeployResult",
+    "ProdDecision",
+    "check_reason",
+    "decide_prod",
+    "deploy_preprod",
+    "deploy_prod",
+    "run_deploy",
+]
+
+CONFIRMATION = "DEPLOY"
+
+
+@dataclass
+class DeployResult:
+    """What a deploy did, for the console and ``--json``."""
+
+    env: str
+    sha: str
+    previous: str | None
+    outcome: str
+    seconds: float
+    durations: dict[str, float] = field(default_factory=dict)
+    detail: str = ""
+    hosts: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """Return a JSON-serialisable dict."""
+        return {
+            "env": self.env,
+            "sha": self.sha,
+            "previous": self.previous,
+            "outcome": self.outcome,
+            "seconds": round(self.seconds, 3),
+            "durations": {k: round(v, 3) for k, v in self.durations.items()},
+            "detail": self.detail,
+            "hosts": self.hosts,
+        }
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """How a deploy differs between environments: its messages and extra steps.
+
+    Attributes:
+        started: The notification sent once the deploy begins.
+        succeeded: The notification sent once every host is ready.
+        batch: Hosts activated at a time (0: all at once).
+        backup: Archive persistent data before the switch (production).
+        detail: What ``--force`` overrode and the reason given, recorded with the
+            deploy's start and end in the ledger ("" for an ordinary deploy).
+        validated_by: The environment whose CI validation this sha carries over.
+    """
+
+    started: str
+    succeeded: str
+    batch: int = 0
+    backup: bool = False
+    detail: str = ""
+    validated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ProdDecision:
+    """Which sha ``deploy.prod`` deploys, or why it refuses.
+
+    Computed by :func:`decide_prod` for the run and for ``--plan`` alike.
+
+    Attributes:
+        sha: The full sha chosen (None: there was nothing to choose).
+        refused: The one-line refusal, "" when the deploy goes ahead.
+        detail: The refusal's ``detail`` in the ledger.
+        forced: What ``--force`` overrides ("" when nothing is overridden).
+    """
+
+    sha: str | None
+    refused: str = ""
+    detail: str = ""
+    forced: str = ""
+
+
+def check_reason(force: bool, reason: str) -> str:
+    """The ``--reason`` on one line and bounded; ``--force`` requires one.
+
+    Every override of production's checks is on purpose, so the ledger and the
+    notification say why.
+
+    Raises:
+        UsageError: ``--force`` without a reason; nothing was changed.
+    """
+    reason = clip(" ".join(reason.split()), REASON_LIMIT)
+    if force and not reason:
+        raise UsageError(
+            '--force needs --reason "...": say why production\'s checks are '
+            "overridden (it goes into the ledger and the notification); nothing "
+            "was changed"
+        )
+    return reason
+
+
+def _rolled_back(event: Event) -> str:
+    """When, by whom and why a release was marked bad in production, in words."""
+    detail = clip(event.detail.partition("\n")[0], 80)
+    rolled = detail.startswith("rolled back")
+    said = "was rolled back in prod" if rolled else "was marked bad in prod"
+    if event.time:
+        said += f" on {event.time[:16].replace('T', ' ')} UTC"
+    if event.actor:
+        said += f" by {clip(event.actor, 40)}"
+    why = detail.removeprefix("rolled back").strip(" :()") if rolled else detail
+    return said + (f" ({why})" if why else "")
+
+
+def decide_prod(
+    preprod: EnvState,
+    prod: Sequence[EnvState],
+    sha: str | None,
+    *,
+    force: bool,
+) -> ProdDecision:
+    """Choose production's sha and apply its checks: one rule for a run and a plan.
+
+    A release rolled back in production (marked bad there, as every rollback marks
+    the release it abandons) is never the default, even when it is still preprod's
+    last validated sha; redeploying it takes ``--sha`` and ``--force`` (and the
+    reason :func:`check_reason` requires). A sha CI has not validated on preprod
+    takes ``--force``.
+
+    Args:
+        preprod: Preprod's state: its validated sha is the default.
+        prod: Production's state on every host.
+        sha: The full sha named with ``--sha``, or None for the default.
+        force: ``--force`` was given.
+
+    Returns:
+        The decision: the sha, and why it is refused or what is forced.
+    """
+    chosen = sha or preprod.validated
+    if not chosen:
+        return ProdDecision(
+            None,
+            refused="preprod has no CI-validated sha yet; pass --sha (and --force "
+            '--reason "..." if CI has not validated it)',
+            detail="no validated sha on preprod",
+        )
+    forced = []
+    bad = next((e for e in (s.marked_bad(chosen) for s in prod) if e), None)
+    if bad is not None:
+        if sha is None:
+            return ProdDecision(
+                chosen,
+                refused=f"{short(chosen)}, preprod's last CI-validated sha, "
+                f"{_rolled_back(bad)}: deploy a newer validated sha with --sha SHA, "
+                f"or redeploy this one on purpose with --sha {short(chosen)} "
+                '--force --reason "..."',
+                detail="default skipped: rolled back in prod",
+            )
+        if not force:
+            return ProdDecision(
+                chosen,
+                refused=f"{short(chosen)} {_rolled_back(bad)}: to redeploy it on "
+                'purpose pass --force --reason "..."',
+                detail="rolled back in prod",
+            )
+        forced.append("rolled back in prod")
+    if not preprod.is_good(chosen):
+        if not force:
+            return ProdDecision(
+                chosen,
+                refused=f"sha {short(chosen)} has not been validated by CI on preprod "
+                '(or was marked bad); pass --force --reason "..." to deploy it anyway',
+                detail="not validated by CI",
+            )
+        forced.append("not validated by CI")
+    return ProdDecision(chosen, forced=", ".join(forced))
+
+
+def deploy_preprod(
+    hosts: list[Target],
+    revision: str,
+    notifier: Notifier,
+    *,
+    batch: int = 0,
+    watch: bool = False,
+) -> DeployResult:
+    """Deploy ``revision`` to preprod at once; CI is watched afterwards.
+
+    Args:
+        hosts: The environment on every host (one for a single VM).
+        revision: The sha (7 to 40 hex digits).
+        notifier: Where messages go.
+        batch: Hosts activated at a time (0: all at once).
+        watch: CI is watched next (``--watch``); only then does the success
+            message say that CI verification is in progress.
+
+    Raises:
+        UsageError: The sha is invalid; nothing changed.
+        LockHeld: Another run holds the environment.
+        DeployFailed: Not ready; the previous release runs again everywhere.
+    """
+    first = hosts[0]
+    sha = first.resolve(revision)  # the first host's tools are read with it
+    collect(lambda t: t.runtime.preflight(), hosts)
+    author, subject = first.describe(sha)
+    plan = DeployPlan(
+        started=messages.preprod_started(first.env, sha, author, subject),
+        succeeded=messages.preprod_succeeded(first.env, sha, watching=watch),
+        batch=batch,
+    )
+    return run_deploy(hosts, sha, notifier, plan)
+
+
+def deploy_prod(
+    hosts: list[Target],
+    preprod: Target,
+    revision: str | None,
+    *,
+    confirm: str,
+    force: bool,
+    notifier: Notifier,
+    batch: int = 0,
+    reason: str = "",
+) -> DeployResult:
+    """Deploy a CI-validated sha to production after a typed confirmation.
+
+    Args:
+        hosts: Production on every host (one for a single VM).
+        preprod: The environment whose validated sha is the default.
+        revision: The sha to deploy; defaults to preprod's last validated sha.
+        confirm: Must be exactly ``DEPLOY``.
+        force: Deploy a sha CI has not validated, or one rolled back in production
+            (recorded in the ledger).
+        notifier: Where messages go.
+        batch: Hosts activated at a time (0: all at once).
+        reason: Why (``--reason``): required with ``force``, recorded in the
+            ledger and sent with the start message.
+
+    Raises:
+        UsageError: ``force`` without a reason, not confirmed, no sha, not
+            validated, or rolled back in production; nothing changed.
+        DeployFailed: Not ready; the previous production release runs again.
+    """
+    first = hosts[0]
+    reason = check_reason(force, reason)
+
+    def refuse(detail: str, message: str, sha: str | None = None) -> UsageError:
+        for target in hosts:
+            target.ensure_dirs()
+            target.event("refused", sha=sha, outcome="refused", detail=detail)
+        return UsageError(message)
+
+    if confirm != CONFIRMATION:
+        notifier.send(messages.prod_cancelled(first.env, confirm, CONFIRMATION))
+        raise refuse(
+            f"confirmation {confirm!r}",
+            f"confirmation must be exactly {CONFIRMATION} (got {confirm!r}); "
+            "nothing was changed",
+        )
+    # A revision that names no commit is bad input: one line, before anything
+    # else is said.
+    wanted = first.resolve(revision) if revision else None
+    pre = preprod.state()
+    # Production's history too: a release rolled back there is not the default.
+    states = collect(lambda t: t.state(), hosts)
+    notifier.say(
+        f"PREPROD {short(pre.current)} (validated {short(pre.validated)})  →  "
+        f"PROD {short(states[first].current)}"
+    )
+    decision = decide_prod(pre, list(states.values()), wanted, force=force)
+    if decision.refused or decision.sha is None:
+        raise refuse(
+            decision.detail,
+            f"{decision.refused}; nothing was changed",
+            decision.sha,
+        )
+    sha = decision.sha
+    collect(lambda t: t.runtime.preflight(), hosts)
+    said = [f"forced: {decision.forced}"] if decision.forced else []
+    plan = DeployPlan(
+        started=messages.prod_started(
+            first.env, sha, forced=decision.forced, reason=reason
+        ),
+        succeeded=messages.prod_succeeded(
+            first.env, sha, first.settings.public_url or first.settings.url
+        ),
+        batch=batch,
+        backup=True,
+        detail="; ".join(said + ([f"reason: {reason}"] if reason else [])),
+        # Validated on preprod: production's own rollbacks may pick it again.
+        validated_by=preprod.env if pre.is_good(sha) else None,
+    )
+    return run_deploy(hosts, sha, notifier, plan)
+
+
+def run_deploy(
+    hosts: list[Target], sha: str, notifier: Notifier, plan: DeployPlan
+) -> DeployResult:
+    """Deploy ``sha`` on every host, all or nothing (see the module docstring)."""
+    run = DeployRun(hosts, sha, notifier, plan)
+    with lock.hold(hosts, "deploy", sha):
+        run.read_state()
+        if run.already_serving():
+            return run.noop()
+        run.announce()
+        try:
+            run.prepare()
+            run.activate()
+        except DeployFailed as error:
+            # GitHub's Environments panel: this one failed, the previous serves.
+            run.github.failed(sha, str(error), restored=run.previous[run.first])
+            raise
+        run.finish()
+    return run.result()
+
+
+class DeployRun:
+    """One deploy of one sha to one environment's hosts, phase by phase.
+
+    Args:
+        hosts: The environment on every host.
+        sha: The full sha.
+        notifier: Where messages go.
+        plan: What this environment's deploy adds or says.
+    """
+
+    def __init__(
+        self, hosts: list[Target], sha: str, notifier: Notifier, plan: DeployPlan
+    ) -> None:
+        self.hosts = hosts
+        self.first = hosts[0]
+        self.sha = sha
+        self.notifier = notifier
+        self.plan = plan
+        self.fleet = len(hosts) > 1
+        self.clock = Timeline(notifier.say)
+        self.timelines = {t: Timeline(self._say_for(t)) for t in hosts}
+        self.states: dict[Target, EnvState] = {}
+        #: The rollback point of each host.
+        self.previous: dict[Target, str | None] = {}
+        self.errors: dict[Target, BaseException | None] = {}
+        #: GitHub's deployments and commit statuses (nothing without provider github).
+        self.github = github_deployments.reporter(self.first, notifier)
+
+    def _say_for(self, target: Target) -> Callable[[str], None]:
+        prefix = f"[{target.runner.host}] " if self.fleet else ""
+        return lambda line: self.notifier.say(prefix + line)
+
+    # -- the phases, in order ---------------------------------------------------
+
+    def read_state(self) -> None:
+        """Read every host's state; note each one's rollback point."""
+
+        def read(target: Target) -> EnvState:
+            target.ensure_dirs()
+            repair(target, self.notifier)
+            if target.proxied:
+                retired = target.slots.retire_expired()
+                if retired:
+                    self.notifier.say(f"{target.env}: {retired}: its warm window ended")
+            state = target.state()
+            report_corrupt(target, state, self.notifier)
+            if self.sha in state.bad:
+                self.notifier.say(
+                    f"warning: {target.env}: {short(self.sha)} was marked bad "
+                    "(CI failed or it was rolled back); deploying it again"
+                )
+            return state
+
+        self.states = collect(read, self.hosts)
+        # A run killed mid-deploy leaves ``current`` unsettled: its rollback point
+        # is then the release that ran before that run's switch.
+        self.previous = {
+            t: (s.current if s.settled else s.previous) for t, s in self.states.items()
+        }
+
+    def already_serving(self) -> bool:
+        """Whether every host already runs this sha, settled and healthy."""
+        return all(
+            s.current == self.sha and s.settled for s in self.states.values()
+        ) and all(already_ready(t) for t in self.hosts)
+
+    def noop(self) -> DeployResult:
+        """Record that there was nothing to do."""
+        for target in self.hosts:
+            target.event("noop", sha=self.sha, detail="already running and healthy")
+        self.notifier.say(
+            f"{self.first.env}: {short(self.sha)} is already running and healthy; "
+            "nothing to do"
+        )
+        return DeployResult(
+            self.first.env,
+            self.sha,
+            self.previous[self.first],
+            "noop",
+            self.clock.total,
+        )
+
+    def announce(self) -> None:
+        """Record the start in every ledger, then notify."""
+        collect(
+            lambda t: t.event(
+                "deploy",
+                sha=self.sha,
+                previous=self.previous[t],
+                outcome="started",
+                detail=self.plan.detail,
+                later=True,
+            ),
+            self.hosts,
+        )
+        self.notifier.send(self.plan.started)
+        self.github.started(self.sha)
+
+    def prepare(self) -> None:
+        """Export the release (and back up, for production) on every host.
+
+        Raises:
+            DeployFailed: On any host; nothing was switched anywhere.
+        """
+
+        def prepare_one(target: Target) -> None:
+            timeline = self.timelines[target]
+            with timeline.step("export", f"export release {short(self.sha)}"):
+                exported = target.export(
+                    self.sha, present=self.sha in self.states[target].releases
+                )
+            target.event(
+                "export",
+                sha=self.sha,
+                detail="exported" if exported else "reused",
+                defer=True,
+            )
+            if target.settings.runtime.kind == "swarm":
+                with timeline.step("image", f"image of {short(self.sha)}"):
+                    for line in target.prepare_image(self.sha):
+                        timeline.say(f"  {line}")
+            failpoints.hit("exported")
+            if self.plan.backup:
+                back_up(target, self.previous[target], timeline)
+
+        self.errors = each(prepare_one, self.hosts)
+        if any(self.errors.values()):
+            reason = self._first_error()
+            for target in self.hosts:
+                target.event("deploy", sha=self.sha, outcome="failed", detail=reason)
+            self.notifier.send(
+                messages.failed_before_switch(self.first.env, self.sha, reason)
+            )
+            raise DeployFailed(
+                f"{self.first.env}: {short(self.sha)} not deployed: {reason}"
+            )
+
+    def activate(self) -> None:
+        """Switch, restart and wait until ready, ``batch`` hosts at a time.
+
+        Raises:
+            DeployFailed: A host did not get ready; every switched host was put
+                back on its previous release.
+        """
+        switched: list[Target] = []
+        size = self.plan.batch or len(self.hosts)
+        for index in range(0, len(self.hosts), size):
+            group = self.hosts[index : index + size]
+            self.errors.update(
+                each(
+                    lambda t: activate(
+                        t,
+                        self.sha,
+                        self.timelines[t],
+                        label=f"wait until {short(self.sha)} is ready",
+                        # The rollback point, even when a killed run had switched.
+                        running=self.previous[t],
+                    ),
+                    group,
+                )
+            )
+            switched += group
+            if any(self.errors[t] for t in group):
+                self._recover(switched)
+                back = [t for t in switched if self.previous[t]]
+                if not any(getattr(self.errors[t], "routed", True) for t in switched):
+                    # Blue/green: it never served anywhere; nothing was undone.
+                    raise DeployFailed(
+                        f"{self.first.env}: {short(self.sha)} failed "
+                        f"({self._first_error()})",
+                        routed=False,
+                        log=self._first_log(),
+                    )
+                raise DeployFailed(
+                    f"{self.first.env}: {short(self.sha)} failed "
+                    f"({self._first_error()}); "
+                    + (
+                        f"rolled back to {short(self.previous[back[0]])}"
+                        + (" on every host" if self.fleet else "")
+                        if back
+                        else "app stopped"
+                    ),
+                    log=self._first_log(),
+                )
+
+    def finish(self) -> None:
+        """Record success, carry over production's validation, prune old releases."""
+        collect(self._finish_one, self.hosts)
+        if self.fleet:
+            self.notifier.say(self._table(self.hosts))
+        self.notifier.send(self.plan.succeeded + messages.took(self.clock.total))
+        self.github.served(self.sha, validated=self.plan.validated_by is not None)
+
+    def result(self) -> DeployResult:
+        """What the deploy did."""
+        return DeployResult(
+            self.first.env,
+            self.sha,
+            self.previous[self.first],
+            "deployed",
+            self.clock.total,
+            self.timelines[self.first].durations,
+            hosts=[{"host": t.runner.host, "outcome": "deployed"} for t in self.hosts],
+        )
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _finish_one(self, target: Target) -> None:
+        sha = self.sha
+        target.event(
+            "deploy",
+            sha=sha,
+            previous=self.previous[target],
+            detail=self.plan.detail,
+            durations=self.timelines[target].durations,
+            defer=True,
+        )
+        state = self.states[target]
+        if self.plan.validated_by:
+            # This environment's own rollbacks pick CI-validated releases.
+            target.event(
+                "validated",
+                sha=sha,
+                detail=f"validated by CI on {self.plan.validated_by}",
+                defer=True,
+            )
+            target.set_validated(sha)
+        after = replace(
+            state,
+            current=sha,
+            previous=self.previous[target],
+            validated=sha if self.plan.validated_by else state.validated,
+            releases=(sha, *(r for r in state.releases if r != sha)),
+        )
+        removed = target.prune(after)
+        if removed:
+            target.event(
+                "prune", detail=" ".join(short(s) for s in removed), defer=True
+            )
+        # With the lock's release: the run's last command on this host.
+        target.flush_events(later=True)
+
+    def _recover(self, switched: list[Target]) -> None:
+        """Put every switched host back on its previous release (all or nothing)."""
+        reason = self._first_error()
+        outcomes: dict[Target, str] = {}
+
+        def recover_one(target: Target) -> None:
+            error = self.errors.get(target)
+            outcomes[target] = recover(
+                target,
+                self.sha,
+                self.previous[target],
+                reason,
+                self.timelines[target],
+                routed=getattr(error, "routed", True),
+            )
+
+        each(recover_one, switched)
+        first = switched[0]
+        if len(switched) > 1:
+            self.notifier.say(self._table(switched, outcomes))
+        host = first.runner.host if first.runner.remote else None
+        by_hand = messages.rollback_command(first.env, self.previous[first], host)
+        log = self._first_log()
+        self.notifier.send(
+            messages.deploy_failed(
+                first.env, self.sha, reason, outcomes[first], len(switched), by_hand
+            )
+            + messages.app_log_tail(first.env, log)
+        )
+
+    def _first_log(self) -> str:
+        """The app's last lines from the first host whose readiness failed."""
+        logs = [getattr(e, "log", "") for e in self.errors.values()]
+        return next((text for text in logs if text), "")
+
+    def _first_error(self) -> str:
+        for target, error in self.errors.items():
+            if error is not None:
+                return (
+                    f"{target.runner.host}: {error}"
+                    if len(self.errors) > 1
+                    else str(error)
+                )
+        return "unknown error"
+
+    def _table(
+        self, hosts: list[Target], outcomes: dict[Target, str] | None = None
+    ) -> str:
+        lines = [f"{'HOST':<16} {'OUTCOME':<22} {'SECONDS':>7}  DETAIL"]
+        for target in hosts:
+            error = self.errors.get(target)
+            outcome = (outcomes or {}).get(target) or (
+                "failed" if error else "deployed"
+            )
+            seconds = sum(self.timelines[target].durations.values())
+            lines.append(
+                f"{target.runner.host:<16} {outcome:<22} {seconds:>7.2f}  "
+                f"{error or ''}"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,316 @@
+"""Starting what serves again: ``invoke start`` and ``invoke secrets.reload``.
+
+:func:`start_env` is the recovery after a reboot or a killed supervisord: what served
+starts again, and nothing else. In place that is the environment's app on the release
+``current`` names. Behind haproxy it is the live slot (``<env>/live``, holding that
+release) and, while its window lasts, the previous release kept warm on the other
+slot; a slot holding a release CI rejected, one rolled back or one whose window ended
+stays stopped, and one found running is stopped. The program files say the same to a
+supervisord that starts on its own (the systemd unit at boot): only the live slot's
+has ``autostart=true`` (:meth:`cicd.host.slots.Slots.boot_only`).
+
+:func:`reload_env` starts the current release afresh so it reads
+``<env>/shared/app.env`` again: behind haproxy on the idle slot, switched to once
+ready, with no downtime (:func:`cicd.pipeline.activation.restart_current`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from cicd.core.config import SLOTS
+from cicd.core.messages import short
+from cicd.host.slots import ALIVE, other
+
+if TYPE_CHECKING:
+    from cicd.reporting.notify import Notifier
+    from cicd.core.state import EnvState
+    from cicd.host.target import Target
+
+#: The ledger's detail of a restart that re-reads the app's secrets.
+RELOAD_DETAIL = "secrets reload: shared/app.env read again"
+
+
+@dataclass(frozen=True)
+class Started:
+    """What :func:`start_env` did for one environment on one host.
+
+    Attributes:
+        env: The environment.
+        sha: Its current release, or None when never deployed.
+        ok: Whether it is ready (None: skipped, never deployed).
+        line: One line for a person.
+    """
+
+    env: str
+    sha: str | None
+    ok: bool | None
+    line: str
+
+
+def observe(t: Target) -> dict[str, str]:
+    """The state of each instance of an environment's app, before anything starts.
+
+    ``start`` reads every environment's first: starting the first one's haproxy
+    starts supervisord, which starts the others' live slots at once, and those
+    must still be said to have been DOWN. Read-only.
+
+    Returns:
+        ``{"blue": ..., "green": ...}`` behind haproxy, ``{"app": ...}`` in place,
+        ``{}`` for an environment never deployed.
+    """
+    from cicd.pipeline.activation import in_place
+
+    if not t.current():
+        return {}
+    if t.proxied and t.slots.proxy.configured():
+        return {slot: t.slots.runtime(slot).status() for slot in SLOTS}
+    return {"app": in_place(t).status()}
+
+
+def start_env(
+    t: Target,
+    notifier: Notifier | None = None,
+    before: dict[str, str] | None = None,
+) -> Started:
+    """Start what serves an environment if it is down, and wait until it is ready.
+
+    The recovery after a reboot without the systemd unit, or after supervisord was
+    killed, under the environment's lock: an unfinished switch is completed or
+    undone first (:func:`cicd.pipeline.repair.repair`), then what served starts again
+    (see
+    the module docstring) and the environment's readiness checks are polled as a
+    deploy does. A never-deployed environment is skipped. Nothing is switched; the
+    ledger records each restart and the readiness outcome.
+
+    Args:
+        t: The environment on one host.
+        notifier: Where a repair's progress lines go (default: the console).
+        before: What :func:`observe` saw before anything was started (default:
+            read now).
+
+    Returns:
+        What happened; ``ok`` is False when the app did not get ready.
+    """
+    from cicd.host import lock
+    from cicd.reporting.notify import Notifier
+
+    if not t.current():
+        # Read-only: a never-deployed environment gets nothing, not even a lock.
+        return Started(t.env, None, None, "never deployed: skipped")
+    with lock.hold([t], "start"):
+        return _start_locked(t, notifier or Notifier(t), before)
+
+
+def _start_locked(
+    t: Target, notifier: Notifier, before: dict[str, str] | None
+) -> Started:
+    from cicd.pipeline.repair import repair
+
+    clock = time.monotonic()
+    t.runtime.preflight()
+    # Like every other command: a switch a killed run left unfinished first.
+    repair(t, notifier)
+    sha = t.current()
+    if not sha:
+        return Started(t.env, None, None, "never deployed: skipped")
+    seen = observe(t) if before is None else before
+    if t.proxied and t.slots.proxy.configured():
+        how, notes = _start_slots(t, sha, notifier, seen)
+    else:
+        how, notes = _start_in_place(t, sha, seen.get("app") or "DOWN"), []
+    return _ready(t, sha, how, notes, clock)
+
+
+def _start_in_place(t: Target, sha: str, before: str) -> str:
+    """Start the app run in place; how, in words."""
+    from cicd.pipeline.activation import in_place
+
+    # In place a changed program config reaches the app here (it restarts).
+    in_place(t).start()
+    if before != "RUNNING":
+        t.event(
+            "restart", sha=sha, detail=f"start: the runtime was {before}", defer=True
+        )
+    return "already running" if before == "RUNNING" else f"started (was {before})"
+
+
+def _start_slots(
+    t: Target, sha: str, notifier: Notifier, seen: dict[str, str]
+) -> tuple[str, list[str]]:
+    """Behind haproxy: haproxy, the live slot, the warm one in its window; no other.
+
+    Returns:
+        How the live slot was started, and what else was done, in words.
+    """
+    slots = t.slots
+    before = {slot: seen.get(slot) or "DOWN" for slot in SLOTS}
+    live = slots.intended()
+    if live is None or slots.release(live) != sha:
+        # The last switch's slot does not hold ``current`` (a hand edit): put
+        # ``current`` into service as a repair does, then go on as usual.
+        from cicd.pipeline.activation import go_live
+        from cicd.core.progress import Timeline
+
+        go_live(
+            t,
+            sha,
+            Timeline(notifier.say),
+            label=f"wait until {short(sha)} is ready",
+            running=slots.release(live) if live else None,
+            op="repair",
+        )
+        live = slots.intended() or SLOTS[0]
+    # haproxy first: starting it starts supervisord, which starts what its files
+    # mark to start at boot (the live slot only).
+    proxy = slots.ensure_proxy()
+    runtime = slots.runtime(live)
+    if runtime.status() not in ALIVE:
+        # Never when it runs: a changed program config reaches the slot that
+        # serves with the next deploy, never by restarting it.
+        runtime.start()
+    if before[live] not in ALIVE:
+        t.event(
+            "restart",
+            sha=sha,
+            detail=f"start: the {live} slot was {before[live]}",
+            defer=True,
+        )
+    idle = _settle_idle(t, other(live))
+    slots.boot_only(live)
+    how = (
+        f"already running on the {live} slot"
+        if before[live] in ALIVE
+        else f"started on the {live} slot (was {before[live]})"
+    )
+    return how, [*([idle] if idle else []), *proxy]
+
+
+def _settle_idle(t: Target, slot: str) -> str | None:
+    """Start the slot that does not serve if it is warm; else keep it stopped.
+
+    Returns:
+        What was done, for the console; None for a slot that never held a release.
+    """
+    slots = t.slots
+    sha = slots.release(slot)
+    runtime = slots.runtime(slot)
+    until = slots.warm_until(slot)
+    if sha is None or until is None:
+        ended = (slots.warm() or {}).get("sha") == sha
+        stopped = slots.retire(slot)
+        if sha is None:
+            return None
+        why = _why_stopped(t.state(), sha, ended)
+        return f"the {slot} slot ({short(sha)}, {why}) " + (
+            "stopped" if stopped else "left stopped"
+        )
+    when = datetime.fromtimestamp(until, UTC).strftime("%H:%M:%S UTC")
+    if runtime.status() in ALIVE:
+        return (
+            f"the {slot} slot ({short(sha)}, previous release) kept warm until {when}"
+        )
+    runtime.start()
+    t.event(
+        "restart", sha=sha, detail=f"start: kept warm on the {slot} slot", defer=True
+    )
+    return (
+        f"the {slot} slot ({short(sha)}, previous release) started, warm until {when}"
+    )
+
+
+def _why_stopped(state: EnvState, sha: str, ended: bool) -> str:
+    """Why a release on the slot that does not serve is not started, in a few words.
+
+    Args:
+        state: The environment's state.
+        sha: The release the slot holds.
+        ended: It was kept warm, and its window has ended.
+    """
+    bad = state.marked_bad(sha)
+    if bad is not None:
+        if bad.detail.startswith("CI failed"):
+            return "rejected by CI"
+        if bad.detail.startswith("rolled back"):
+            return "rolled back"
+        return "marked bad"
+    if sha == state.current:
+        return "not routed"
+    return "previous release, " + ("warm window ended" if ended else "not warm")
+
+
+def _ready(t: Target, sha: str, how: str, notes: list[str], clock: float) -> Started:
+    """Wait until the environment answers its checks; the line that says it all.
+
+    The seconds said are counted from ``clock``: the start of this environment's
+    recovery, not of the last check only.
+    """
+    from cicd.pipeline.activation import DeployFailed, wait_until_ready
+    from cicd.core.progress import Timeline
+
+    timeline = Timeline(lambda line: None)
+    tail = "".join(f"; {note}" for note in notes)
+    try:
+        readiness = wait_until_ready(t, timeline, "ready")
+    except DeployFailed as error:
+        t.event("health", sha=sha, outcome="failed", detail=f"start: {error}")
+        return Started(t.env, sha, False, f"{short(sha)} NOT READY: {error}{tail}")
+    t.event(
+        "health",
+        sha=sha,
+        detail=f"start: ready after {readiness.attempts} attempt(s)",
+        durations={"readiness": readiness.seconds},
+    )
+    seconds = time.monotonic() - clock
+    line = f"{short(sha)} {how}, ready after {seconds:.1f}s{tail}"
+    return Started(t.env, sha, True, line)
+
+
+def reload_env(hosts: list[Target], notifier: Notifier) -> list[str]:
+    """Restart the current release on every host so it reads ``app.env`` again.
+
+    Under the environment's lock, host after host; an unfinished switch is
+    completed or undone first. Behind haproxy no request is refused (see
+    :func:`cicd.pipeline.activation.restart_current`); in place the app is down until
+    ready. The file is never read here, let alone printed.
+
+    Returns:
+        One line per host, in the order given.
+
+    Raises:
+        UsageError: The environment was never deployed (nothing changed).
+        LockHeld: Another run holds the environment.
+        cicd.pipeline.activation.DeployFailed: A new instance never got ready; behind
+            haproxy the old one still serves and nothing was switched.
+    """
+    from cicd.host import lock
+    from cicd.pipeline.activation import DeployFailed, restart_current
+    from cicd.core.errors import UsageError
+    from cicd.core.messages import app_log_tail
+    from cicd.core.progress import Timeline
+    from cicd.pipeline.repair import repair
+
+    for t in hosts:
+        if not t.current():
+            raise UsageError(
+                f"{t.env} was never deployed on {t.runner.host}: nothing runs that "
+                "could read app.env (the first deploy starts the app with it)"
+            )
+    lines = []
+    with lock.hold(hosts, "secrets.reload"):
+        for t in hosts:
+            repair(t, notifier)
+            try:
+                done = restart_current(t, Timeline(notifier.say), RELOAD_DETAIL)
+            except DeployFailed as error:
+                # The app's own words (a line of app.env that is not KEY=VALUE...).
+                tail = app_log_tail(t.env, error.log)
+                if tail:
+                    notifier.say(tail.lstrip("\n"))
+                raise
+            where = f"{t.env}@{t.runner.host}" if t.runner.remote else t.env
+            lines.append(f"{where}: {done}")
+    return lines
