@@ -61,8 +61,8 @@ class Module:
         return ""
 
 
-def _name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+def _name(path: Path, src: Path) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -109,12 +109,12 @@ def _functions(tree: ast.Module) -> Iterator[tuple[str, int]]:
 def modules(src: Path = SRC) -> dict[str, Module]:
     """Every module of ``cicd`` under ``src``, by dotted name."""
     paths = sorted((src / "cicd").rglob("*.py"))
-    known = {_name(path) for path in paths}
+    known = {_name(path, src) for path in paths}
     found: dict[str, Module] = {}
     for path in paths:
         text = path.read_text()
         tree = ast.parse(text)
-        module = Module(_name(path), path, len(text.splitlines()))
+        module = Module(_name(path, src), path, len(text.splitlines()))
         module.imports, module.late_imports = _imports(tree, known)
         module.imports.discard(module.name)
         module.late_imports.discard(module.name)

@@ -106,7 +106,7 @@ class Step:
 
 def switch_mode(target: Target) -> str:
     """One line: blue/green behind haproxy, or in-place restarts and how to change."""
-    if target.proxied:
+    if target.is_proxied():
         return (
             "switches: blue/green behind haproxy — the new release gets ready on the "
             "idle slot before haproxy routes to it (no request should fail)"

@@ -77,7 +77,7 @@ def test_compose_deploy_rollback_and_a_container_that_exits(
     target = project.target()
     deploy_preprod([target], v1, Notifier(target))
     assert requests.get(project.url(), timeout=5).text.strip() == "v1 ok"
-    assert project.target().runtime.status() == "RUNNING"
+    assert project.target().live_runtime().status() == "RUNNING"
 
     v2 = commit_compose_app(project.repo, "v2", image, SERVE)
     deploy_preprod([project.target()], v2, Notifier(project.target()))
@@ -93,7 +93,7 @@ def test_compose_deploy_rollback_and_a_container_that_exits(
         deploy_preprod([project.target()], broken, Notifier(project.target()))
     assert requests.get(project.url(), timeout=5).text.strip() == "v1 ok"
     assert broken in project.target().state().bad
-    logs = project.target().runtime.logs(20)
+    logs = project.target().live_runtime().logs(20)
     assert isinstance(logs, str)
     assert Path(project.root / "preprod" / "releases" / broken).is_dir()
 

@@ -246,7 +246,7 @@ def test_a_release_that_cannot_be_prepared_changes_nothing(project: Project) -> 
 
 
 def test_in_parallel_reports_each_hosts_error(project: Project) -> None:
-    from cicd.transport.parallel import each as in_parallel
+    from cicd.transport.parallel import failures_by_host as in_parallel
 
     hosts = [project.target("preprod"), project.target("prod")]
 

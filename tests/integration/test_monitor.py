@@ -162,14 +162,14 @@ def test_a_down_environment_is_rechecked_and_recovers_within_the_run(
     sha = project.repo.commit("v1")
     assert invoke("deploy.preprod", "--sha", sha).returncode == 0
     target = project.target()
-    target.runtime.stop()
+    target.live_runtime().stop()
     run = invoke_in_background("health", "--env", "preprod", "--monitor")
     try:
         deadline = time.monotonic() + 30
         while not discord.saw("PREPROD is DOWN") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert discord.saw("PREPROD is DOWN"), discord.sent
-        target.runtime.start()  # the app comes back while the run is still going
+        target.live_runtime().start()  # the app comes back while the run is still going
         out, err = run.communicate(timeout=60)
     finally:
         run.kill()
@@ -183,7 +183,7 @@ def test_a_down_environment_is_rechecked_and_recovers_within_the_run(
 
     # Still down at the end of a run: bounded by retries, then exit 1.
     configure(project, retries=2, interval=0.05)
-    target.runtime.stop()
+    target.live_runtime().stop()
     before = len(history(project))
     failed = invoke("health", "--env", "preprod", "--monitor", "--json")
     assert failed.returncode == 1
@@ -208,7 +208,7 @@ def test_still_down_at_the_end_of_a_run_is_rechecked_in_the_background(
     configure(project, retries=0, interval=0.2, patience=60)
     assert invoke("deploy.preprod", "--sha", project.repo.commit("v1")).returncode == 0
     target = project.target()
-    target.runtime.stop()
+    target.live_runtime().stop()
     pidfile = project.root / "preprod" / "monitor.pid"
     first = invoke("health", "--env", "preprod", "--monitor")
     assert first.returncode == 1
@@ -225,7 +225,7 @@ def test_still_down_at_the_end_of_a_run_is_rechecked_in_the_background(
     assert not alive(pid)
     newer = int(pidfile.read_text())
     assert newer != pid and alive(newer)
-    target.runtime.start()  # the app comes back between two hourly runs
+    target.live_runtime().start()  # the app comes back between two hourly runs
     deadline = time.monotonic() + 30
     while not discord.saw("PREPROD recovered") and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -60,7 +60,7 @@ def test_monitor_run_alerts_on_a_real_outage_then_recovers(
     assert run_monitor(target, notifier, sleep=waits.append).skipped  # not deployed
     sha = project.repo.commit("v1")
     deploy_preprod([target], sha, notifier)
-    target.runtime.stop()
+    target.live_runtime().stop()
     done = run_monitor(target, notifier, sleep=waits.append)
     assert not done.ok and "connection refused" in done.reason
     # 2 waits to confirm the outage, then the bounded re-checks while down.
@@ -68,7 +68,7 @@ def test_monitor_run_alerts_on_a_real_outage_then_recovers(
     assert any("PREPROD is DOWN" in m for m in sent)
     state = json.loads((project.root / "preprod" / "monitor.json").read_text())
     assert state["status"] == "down"
-    target.runtime.start()
+    target.live_runtime().start()
     assert run_monitor(target, notifier, sleep=waits.append).status == "up"
     assert any("PREPROD recovered" in m for m in sent)  # in one run: 2 passes
 

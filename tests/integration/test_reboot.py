@@ -122,7 +122,8 @@ def test_a_supervisord_started_on_its_files_alone_starts_only_the_live_slot(
 ) -> None:
     # As `invoke setup` does before any deploy: each environment's program file.
     for env in ("preprod", "prod"):
-        bluegreen.target(env).runtime.write_config()  # type: ignore[attr-defined]
+        runtime = bluegreen.target(env).live_runtime()
+        runtime.write_config()  # type: ignore[attr-defined]
     v1 = bluegreen.repo.commit("v1")
     deploy(bluegreen, v1)
     first = slot_of(bluegreen)

@@ -57,12 +57,12 @@ def make_history(project: Project) -> tuple[str, str, str]:
     ok("rollback", "--env", "preprod", "--to", v1)
     v3 = repo.commit("v3", mode="error")
     assert invoke("deploy.preprod", "--sha", v3).returncode == 1
-    project.target().runtime.stop()
+    project.target().live_runtime().stop()
     assert invoke("health", "--env", "preprod", "--monitor").returncode == 1
     # Down for a while: the records' times have one-second resolution, and an
     # outage that starts and ends within the same second lasts 0 s.
     time.sleep(1.1)
-    project.target().runtime.start()
+    project.target().live_runtime().start()
     ok("health", "--env", "preprod", "--monitor")
     return v1, v2, v3
 

@@ -216,7 +216,7 @@ def page(project: Project) -> str:
 
 def tasks(project: Project) -> list[tuple[str, str]]:
     """(node, image) of each running task, as the manager reports them."""
-    runtime = project.target().runtime
+    runtime = project.target().live_runtime()
     assert isinstance(runtime, SwarmRuntime)
     return sorted((t.node, t.image) for t in runtime.tasks() if t.running)
 
@@ -297,7 +297,7 @@ def test_a_node_drained_during_an_update(
         v1 = commit_swarm_app(project.repo, "v1", swarm.image)
         deploy_preprod([project.target()], v1, Notifier(project.target()))
         v2 = commit_swarm_app(project.repo, "v2", swarm.image)
-        runtime = project.target().runtime
+        runtime = project.target().live_runtime()
         assert isinstance(runtime, SwarmRuntime)
         old, new = (f"{project.target().settings.runtime.image}:{v}" for v in (v1, v2))
         nodes = {

@@ -22,8 +22,8 @@ from werkzeug import Request, Response
 
 from cicd.pipeline.deploy import deploy_preprod
 from cicd.core.errors import CicdError, LockHeld
-from cicd.host.lock import describe
-from cicd.host.lock import holder as lock_holder
+from cicd.core.lock_details import describe
+from cicd.core.lock_details import holder as lock_holder
 from cicd.reporting.notify import Notifier
 from cicd.pipeline.watch import load_journal, watch
 from tests.conftest import Project, invoke
@@ -617,7 +617,7 @@ def test_a_claim_is_taken_once_and_a_refusing_disk_says_where(
 
     target = project.target()
     path = str(tmp_path / "watch" / "abc.watcher")
-    mine = lock.holder("watch", "abc")
+    mine = lock_holder("watch", "abc")
     assert lock.claim(target, path, mine) is None
     # A live holder (this process) is named, never broken.
     assert lock.claim(target, path, {**mine, "why": "other"}) == mine

@@ -16,7 +16,8 @@ from cicd.reporting.audit import (
 )
 from cicd.core.errors import UsageError
 from cicd.core.ledger import Event
-from cicd.host.lock import describe, is_stale, waiting
+from cicd.core.lock_details import describe, is_stale
+from cicd.host.lock import waiting
 from cicd.core.state import replay
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

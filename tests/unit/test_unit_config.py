@@ -463,15 +463,15 @@ def test_auto_checks_the_slot_ports_once_haproxy_is_found(tmp_path: Path) -> Non
     settings = from_table(table, project_dir=tmp_path)
     runner = Runner(Context())
     runner.facts["which haproxy"] = "/usr/sbin/haproxy"
-    assert Target(runner, settings, "preprod").proxied is True
+    assert Target(runner, settings, "preprod").is_proxied() is True
     clash = from_table(
         {"env": {"preprod": {"port": 9000, "proxy": {"blue_port": 9000}}}},
         project_dir=tmp_path,
     )
     with pytest.raises(ConfigError, match="must differ"):
-        _ = Target(runner, clash, "preprod").proxied
+        Target(runner, clash, "preprod").is_proxied()
     runner.facts["which haproxy"] = ""
-    assert Target(runner, settings, "preprod").proxied is False
+    assert Target(runner, settings, "preprod").is_proxied() is False
 
 
 @pytest.mark.parametrize(

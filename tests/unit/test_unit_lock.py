@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from cicd.host.lock import describe, is_stale, process_alive
+from cicd.core.lock_details import describe, is_stale, process_alive
 
 
 def test_describe_names_the_holder() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from cicd.checks.health import HealthCheck
+from cicd.core.health_check import HealthCheck
 from cicd.pipeline.monitor import Certificate, https_urls
 
 

@@ -196,7 +196,7 @@ def target(tmp_path: Path) -> Target:
 
 @pytest.fixture
 def api(target: Target) -> Iterator[FakeApi]:
-    proxy = Proxy(target)
+    proxy = Proxy(target.context)
     Path(proxy.fragments).mkdir(parents=True)
     fake = FakeApi(proxy.socket, proxy.backend)
     yield fake
@@ -206,7 +206,7 @@ def api(target: Target) -> Iterator[FakeApi]:
 def test_route_enables_waits_then_drains_and_disables_the_old_slot(
     target: Target, api: FakeApi
 ) -> None:
-    proxy = Proxy(target)
+    proxy = Proxy(target.context)
     assert proxy.routed() == "blue"
     api.commands.clear()
     proxy.route("green", "blue")
@@ -228,21 +228,21 @@ def test_route_fails_clearly_when_haproxy_never_takes_the_slot_up(
         "1\n3 be_preprod 1 green 127.0.0.1 0 5 1 1 0 15 3 0 6 0 0 0 - 1 - 0 0 - - 0\n"
     )
     with pytest.raises(CicdError, match="did not take the green slot of preprod up"):
-        Proxy(target).route("green", "blue", timeout=0.2)
+        Proxy(target.context).route("green", "blue", timeout=0.2)
 
 
 def test_no_haproxy_is_said_in_one_line(target: Target) -> None:
-    proxy = Proxy(target)
+    proxy = Proxy(target.context)
     assert proxy.routed() is None
     with pytest.raises(ProxyDown, match="haproxy is not running on"):
         proxy.api("show info")
-    problem = Slots(target).proxy_problem()
+    problem = Slots(target.context).proxy_problem()
     assert "nothing serves" in problem and "invoke start" in problem
 
 
 def test_proxy_problem_names_each_slots_state(target: Target, api: FakeApi) -> None:
     api.state = {"blue": [0, 1], "green": [0, 5]}
-    assert Slots(target).proxy_problem() == (
+    assert Slots(target.context).proxy_problem() == (
         "haproxy routes preprod to no slot (blue maint, green maint)"
     )
 
@@ -250,7 +250,7 @@ def test_proxy_problem_names_each_slots_state(target: Target, api: FakeApi) -> N
 def test_slots_aim_the_checks_at_a_slot_and_remember_what_runs(
     target: Target,
 ) -> None:
-    slots = Slots(target)
+    slots = Slots(target.context)
     assert other("blue") == "green" and other("green") == "blue"
     public = target.settings.health.checks[0].url
     assert public.startswith("http://127.0.0.1:8500/")
@@ -266,7 +266,7 @@ def test_slots_aim_the_checks_at_a_slot_and_remember_what_runs(
 
 
 def test_a_warm_window_is_kept_until_it_ends(target: Target) -> None:
-    slots = Slots(target)
+    slots = Slots(target.context)
     Path(target.paths.dir).mkdir(parents=True)
     said = slots.keep_warm("blue", "b" * 40, 60)
     assert "kept warm on the blue slot for 60s" in said
@@ -374,7 +374,7 @@ def test_haproxy_is_found_off_a_users_path(tmp_path: Path) -> None:
 def test_ensure_does_nothing_when_config_is_as_wanted_and_haproxy_answers(
     target: Target, api: FakeApi
 ) -> None:
-    proxy = Proxy(target)
+    proxy = Proxy(target.context)
     Path(proxy.conf).write_text(hx.global_conf(proxy.socket))
     Path(proxy.fragment).write_text(proxy.fragment_conf("blue"))
     program = Path(target.paths.supervisor) / "conf.d" / "proxy.conf"
@@ -390,13 +390,13 @@ def test_a_config_haproxy_refuses_is_one_clear_error(tmp_path: Path) -> None:
         Runner(Context()), from_table(table, project_dir=tmp_path), "preprod"
     )
     with pytest.raises(CicdError, match="haproxy refuses its config in .*: exit 1"):
-        Proxy(target).ensure(None)
+        Proxy(target.context).ensure(None)
 
 
 def test_a_reshaped_fragment_is_applied_by_a_reload_routing_to_the_new_slot(
     target: Target, api: FakeApi
 ) -> None:
-    proxy = Proxy(target)
+    proxy = Proxy(target.context)
     proxy.haproxy = "true"  # `haproxy -c` passes
     proxy.reshaped = True
     port = target.settings.port_of("green")
@@ -415,7 +415,7 @@ def test_a_reshaped_fragment_is_applied_by_a_reload_routing_to_the_new_slot(
 def test_a_half_done_switch_keeps_the_slot_it_chose(
     target: Target, api: FakeApi
 ) -> None:
-    slots = Slots(target)
+    slots = Slots(target.context)
     Path(target.paths.dir).mkdir(parents=True, exist_ok=True)
     assert slots.finish_half_switch() is None  # one slot routed: nothing to do
     api.state = {"blue": [2, 0], "green": [2, 4]}
@@ -433,8 +433,8 @@ def test_status_shows_each_slot(target: Target, api: FakeApi) -> None:
 
     Path(target.paths.dir).mkdir(parents=True, exist_ok=True)
     Path(target.paths.releases, "c" * 40).mkdir(parents=True)
-    Slots(target).point("blue", "c" * 40)
-    Slots(target).keep_warm("green", "d" * 40, 60)
+    Slots(target.context).point("blue", "c" * 40)
+    Slots(target.context).keep_warm("green", "d" * 40, 60)
     shown = slots_status(target)
     assert shown is not None and shown["routed"] == "blue"
     assert shown["blue"]["release"] == "c" * 40 and shown["green"]["release"] is None

@@ -12,6 +12,7 @@ import pytest
 from invoke import Context
 
 from cicd.core import config
+from cicd.core.record import RECORD, Record, parse
 from cicd.host import record
 from cicd.core.errors import ConfigError, UsageError
 from cicd.transport.runner import Runner
@@ -33,11 +34,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_record_reads_back_what_it_wrote(home: Path) -> None:
-    wanted = record.Record('/srv/a "b"/cicd.toml', "/srv/mangetamain/tool")
+    wanted = Record('/srv/a "b"/cicd.toml', "/srv/mangetamain/tool")
     runner = Runner(Context())
     runner.run(record.write_command(wanted))
-    text = (home / record.RECORD).read_text()
-    assert record.parse(text, "here") == wanted
+    text = (home / RECORD).read_text()
+    assert parse(text, "here") == wanted
     assert runner.run(record.read_command()).stdout == wanted.text()
 
 
@@ -52,7 +53,7 @@ def test_a_record_reads_back_what_it_wrote(home: Path) -> None:
 )
 def test_a_bad_record_is_a_one_line_config_error(text: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
-        record.parse(text, "vm:~/.config/cicd/config.toml")
+        parse(text, "vm:~/.config/cicd/config.toml")
 
 
 def test_over_ssh_the_recorded_configuration_and_tool_are_used(
@@ -61,7 +62,7 @@ def test_over_ssh_the_recorded_configuration_and_tool_are_used(
     vm_config = tmp_path / "cicd.toml"
     vm_config.write_text(VM_TOML)
     runner = Runner(Context())
-    runner.run(record.write_command(record.Record(str(vm_config), "/srv/m/tool")))
+    runner.run(record.write_command(Record(str(vm_config), "/srv/m/tool")))
     settings = record.remote_settings(runner)
     prod = settings.env("prod")
     assert prod.root == "/srv/mangetamain" and prod.port == 8501
@@ -77,7 +78,7 @@ def test_keys_the_recorded_file_sets_win_over_the_tool(
     vm_config = tmp_path / "cicd.toml"
     vm_config.write_text(VM_TOML + '[tool.cicd.runtime]\nsupervisord = "/opt/sd"\n')
     runner = Runner(Context())
-    runner.run(record.write_command(record.Record(str(vm_config), "/srv/m/tool")))
+    runner.run(record.write_command(Record(str(vm_config), "/srv/m/tool")))
     assert record.remote_settings(runner).env("prod").runtime.supervisord == "/opt/sd"
 
 
@@ -92,7 +93,7 @@ def test_no_record_on_the_host_says_what_to_set(home: Path) -> None:
 def test_a_recorded_file_that_is_gone_is_said(home: Path, tmp_path: Path) -> None:
     runner = Runner(Context())
     gone = tmp_path / "gone.toml"
-    runner.run(record.write_command(record.Record(str(gone))))
+    runner.run(record.write_command(Record(str(gone))))
     with pytest.raises(UsageError, match=f"{gone}, is missing or empty"):
         record.remote_settings(runner)
 
@@ -102,7 +103,7 @@ def test_the_local_record_is_found_without_cicd_config(
 ) -> None:
     vm_config = tmp_path / "cicd.toml"
     vm_config.write_text(VM_TOML)
-    Runner(Context()).run(record.write_command(record.Record(str(vm_config))))
+    Runner(Context()).run(record.write_command(Record(str(vm_config))))
     monkeypatch.delenv("CICD_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
     settings = config.load()

@@ -19,7 +19,8 @@ from paramiko.client import RejectPolicy
 
 from cicd.checks import browser
 from cicd.transport import ssh
-from cicd.checks.health import HealthCheck, run_check, wait_ready
+from cicd.checks.health import run_check, wait_ready
+from cicd.core.health_check import HealthCheck
 
 #: What the page shows: the app, Streamlit's empty shell, the app's exception.
 APP = ("Mangetamain - ratings", None)
@@ -266,4 +267,4 @@ def test_the_compose_runtime_is_chosen_by_kind(tmp_path: Path) -> None:
 
     settings = from_table({"runtime": {"kind": "compose"}}, project_dir=tmp_path)
     target = Target(Runner(Context()), settings, "preprod")
-    assert isinstance(target.runtime, ComposeRuntime)
+    assert isinstance(target.live_runtime(), ComposeRuntime)

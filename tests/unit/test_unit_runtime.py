@@ -146,12 +146,12 @@ def compose_target(tmp_path: Path, context: FakeContext) -> Target:
 def test_compose_is_chosen_by_the_configuration(tmp_path: Path) -> None:
     target = compose_target(tmp_path, FakeContext(compose_host()))
 
-    assert isinstance(target.runtime, ComposeRuntime)
+    assert isinstance(target.live_runtime(), ComposeRuntime)
 
 
 def test_compose_v2_is_detected_once(tmp_path: Path) -> None:
     context = FakeContext(compose_host(v2=True, v1=True))
-    runtime = compose_target(tmp_path, context).runtime
+    runtime = compose_target(tmp_path, context).live_runtime()
     assert isinstance(runtime, ComposeRuntime)
 
     assert runtime.program == ("docker", "compose")
@@ -175,7 +175,7 @@ def test_compose_is_detected_once_for_both_slots(tmp_path: Path) -> None:
 
 def test_compose_falls_back_to_docker_compose_v1(tmp_path: Path) -> None:
     context = FakeContext(compose_host(docker=False, v2=False, v1=True))
-    runtime = compose_target(tmp_path, context).runtime
+    runtime = compose_target(tmp_path, context).live_runtime()
     assert isinstance(runtime, ComposeRuntime)
 
     runtime.preflight()
@@ -187,7 +187,7 @@ def test_compose_missing_is_a_clear_error(tmp_path: Path) -> None:
     target = compose_target(tmp_path, FakeContext(compose_host(v2=False, v1=False)))
 
     with pytest.raises(CicdError, match="docker compose not found") as caught:
-        target.runtime.preflight()
+        target.live_runtime().preflight()
 
     assert "docker-compose" in str(caught.value)
 
@@ -196,7 +196,7 @@ def test_compose_preflight_without_docker(tmp_path: Path) -> None:
     target = compose_target(tmp_path, FakeContext(compose_host(docker=False)))
 
     with pytest.raises(CicdError) as caught:
-        target.runtime.preflight()
+        target.live_runtime().preflight()
 
     assert "docker not found" in str(caught.value)
     assert "tool.cicd.runtime.kind" in str(caught.value)
@@ -214,7 +214,7 @@ def test_compose_restart_recreates_the_current_release(tmp_path: Path) -> None:
     target = compose_target(tmp_path, context)
     release = f"{target.paths.dir}/releases/{SHA}"
 
-    target.runtime.restart()
+    target.live_runtime().restart()
 
     env, argv = up_call(context)
     assert argv == [
@@ -246,7 +246,7 @@ def test_compose_restart_recreates_the_current_release(tmp_path: Path) -> None:
 def test_compose_restart_keeps_an_absolute_current_target(tmp_path: Path) -> None:
     context = FakeContext(compose_host(current=f"/srv/app/releases/{SHA}"))
 
-    compose_target(tmp_path, context).runtime.start()
+    compose_target(tmp_path, context).live_runtime().start()
 
     env, _ = up_call(context)
     assert env["CICD_RELEASE"] == f"/srv/app/releases/{SHA}"
@@ -256,7 +256,7 @@ def test_compose_restart_without_a_release(tmp_path: Path) -> None:
     context = FakeContext(compose_host(current=""))
 
     with pytest.raises(CicdError, match="preprod: no current release"):
-        compose_target(tmp_path, context).runtime.restart()
+        compose_target(tmp_path, context).live_runtime().restart()
     assert not any("up" in a for a in context.argvs)
 
 
@@ -273,7 +273,7 @@ def test_compose_status(
 ) -> None:
     context = FakeContext(compose_host(container=container, state=state))
 
-    assert compose_target(tmp_path, context).runtime.status() == expected
+    assert compose_target(tmp_path, context).live_runtime().status() == expected
     inspected = [a for a in context.argvs if a[:2] == ["docker", "inspect"]]
     expected_calls = [["docker", "inspect", "--format", "{{.State.Status}}", container]]
     assert inspected == (expected_calls if container else [])
@@ -281,7 +281,7 @@ def test_compose_status(
 
 def test_compose_stop_and_logs(tmp_path: Path) -> None:
     context = FakeContext(compose_host())
-    runtime = compose_target(tmp_path, context).runtime
+    runtime = compose_target(tmp_path, context).live_runtime()
 
     runtime.stop()
     runtime.logs(20)
@@ -398,7 +398,7 @@ def test_supervisor_preflight_names_the_missing_program_and_key(
     host = SupervisorHost(programs={"sv-d", "sv-ctl"} - {program})
 
     with pytest.raises(CicdError) as caught:
-        supervisor_target(tmp_path, host).runtime.preflight()
+        supervisor_target(tmp_path, host).live_runtime().preflight()
 
     assert f"{missing} not found" in str(caught.value)
     assert f": {program} " in str(caught.value)
@@ -408,8 +408,8 @@ def test_supervisor_preflight_names_the_missing_program_and_key(
 def test_supervisor_preflight_passes_when_both_are_installed(tmp_path: Path) -> None:
     target = supervisor_target(tmp_path, SupervisorHost())
 
-    assert isinstance(target.runtime, SupervisorRuntime)
-    target.runtime.preflight()
+    assert isinstance(target.live_runtime(), SupervisorRuntime)
+    target.live_runtime().preflight()
 
 
 def test_supervisor_restart_starts_the_daemon_once_with_its_config(
@@ -419,19 +419,19 @@ def test_supervisor_restart_starts_the_daemon_once_with_its_config(
     target = supervisor_target(tmp_path, host)
     conf = f"{target.paths.supervisor}/supervisord.conf"
 
-    target.runtime.restart()
+    target.live_runtime().restart()
 
     assert host.daemon_starts == [["sv-d", "--nodaemon", "-c", conf]]
     assert host.spawns == 1
     assert "[supervisord]" in host.files[conf]
-    assert target.runtime.status() == "RUNNING"
+    assert target.live_runtime().status() == "RUNNING"
 
 
 def test_supervisor_restart_restarts_a_running_app_exactly_once(
     tmp_path: Path,
 ) -> None:
     host = SupervisorHost()
-    runtime = supervisor_target(tmp_path, host).runtime
+    runtime = supervisor_target(tmp_path, host).live_runtime()
     runtime.restart()
 
     runtime.restart()
@@ -445,11 +445,11 @@ def test_supervisor_restart_after_a_config_change_restarts_once(
     tmp_path: Path,
 ) -> None:
     host = SupervisorHost()
-    supervisor_target(tmp_path, host).runtime.restart()
+    supervisor_target(tmp_path, host).live_runtime().restart()
     changed = {**SUPERVISOR_TABLE, "env": {"preprod": {"port": 8600}}}
     context = FakeContext(host)
 
-    target_for(tmp_path, context, **changed).runtime.restart()
+    target_for(tmp_path, context, **changed).live_runtime().restart()
 
     assert host.spawns == 2
     program = next(v for k, v in host.files.items() if k.endswith("app-preprod.conf"))
@@ -458,7 +458,7 @@ def test_supervisor_restart_after_a_config_change_restarts_once(
 
 def test_supervisor_restart_failure_is_an_error(tmp_path: Path) -> None:
     host = SupervisorHost()
-    runtime = supervisor_target(tmp_path, host).runtime
+    runtime = supervisor_target(tmp_path, host).live_runtime()
     runtime.restart()
     host.action_output = Raw("app-preprod: ERROR (spawn error)\n", exited=1)
 
@@ -471,7 +471,7 @@ def test_supervisor_restart_failure_is_an_error(tmp_path: Path) -> None:
 
 def test_supervisor_status(tmp_path: Path) -> None:
     host = SupervisorHost()
-    runtime = supervisor_target(tmp_path, host).runtime
+    runtime = supervisor_target(tmp_path, host).live_runtime()
 
     assert runtime.status() == "DOWN"
     runtime.start()
@@ -483,7 +483,7 @@ def test_supervisor_status(tmp_path: Path) -> None:
 def test_supervisor_program_conf(tmp_path: Path) -> None:
     host = SupervisorHost()
     target = supervisor_target(tmp_path, host)
-    target.runtime.restart()
+    target.live_runtime().restart()
     current = target.paths.current
 
     text = host.files[f"{target.paths.supervisor}/conf.d/app-preprod.conf"]
@@ -511,7 +511,7 @@ def test_supervisor_program_conf(tmp_path: Path) -> None:
 def test_supervisor_daemon_conf(tmp_path: Path) -> None:
     host = SupervisorHost()
     target = supervisor_target(tmp_path, host)
-    target.runtime.restart()
+    target.live_runtime().restart()
     directory = target.paths.supervisor
 
     text = host.files[f"{directory}/supervisord.conf"]
@@ -526,9 +526,9 @@ def test_supervisor_logs_tail_the_app_log(tmp_path: Path) -> None:
     context = FakeContext(lambda argv: Raw(stdout="line 1\nline 2\n"))
     target = target_for(tmp_path, context, **SUPERVISOR_TABLE)
 
-    assert target.runtime.logs(2) == "line 1\nline 2\n"
+    assert target.live_runtime().logs(2) == "line 1\nline 2\n"
     assert context.argvs[-1][4:] == [f"{target.paths.logs}/app.log", "2"]
-    assert target.runtime.release_logs(3) == "line 1\nline 2\n"
+    assert target.live_runtime().release_logs(3) == "line 1\nline 2\n"
     assert context.argvs[-1][4:7] == [f"{target.paths.logs}/app.log", "3", START_MARK]
 
 

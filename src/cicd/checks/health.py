@@ -18,52 +18,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from cicd.commands.http import BODY_LIMIT
+from cicd.core.health_check import HealthCheck
 
 if TYPE_CHECKING:
     from cicd.checks.browser import Browser
 
 #: The first pause between readiness rounds; it doubles up to the interval.
 FIRST_INTERVAL = 0.05
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    """One condition on one URL.
-
-    Attributes:
-        url: The URL to GET.
-        status: Expected HTTP status.
-        body_contains: Text the response body must contain.
-        json_field: ``name=value``: the JSON body's field must equal the value
-            (dots reach into objects: ``checks.db=ok``).
-        max_response_time: Slowest acceptable answer, in seconds.
-        timeout: Per-request timeout, in seconds.
-        rendered_contains: Text the page must show once rendered by a browser
-            (headless Chromium runs the app's JavaScript). Streamlit serves the same
-            static shell for every app and its ``/_stcore/health`` says ok even when
-            the app's script raises, so only a rendered page shows a broken app.
-    """
-
-    url: str
-    status: int = 200
-    body_contains: str | None = None
-    json_field: str | None = None
-    max_response_time: float | None = None
-    timeout: float = 10.0
-    rendered_contains: str | None = None
-
-    def describe(self) -> str:
-        """Return a short human description, e.g. ``GET url → 200, body ∋ 'ok'``."""
-        parts = [f"status {self.status}"]
-        if self.body_contains:
-            parts.append(f"body contains {self.body_contains!r}")
-        if self.json_field:
-            parts.append(f"json {self.json_field}")
-        if self.max_response_time:
-            parts.append(f"under {self.max_response_time:g}s")
-        if self.rendered_contains:
-            parts = [f"rendered page shows {self.rendered_contains!r}"]
-        return f"GET {self.url} ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from cicd.checks.health import Fetched, FetchError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from cicd.checks.health import HealthCheck
+    from cicd.core.health_check import HealthCheck
     from cicd.transport.runner import Runner
 
 

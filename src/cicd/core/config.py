@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cicd.core.errors import ConfigError
-from cicd.checks.health import HealthCheck
+from cicd.core.health_check import HealthCheck
 
 CONFIG_VARIABLE = "CICD_CONFIG"
 
@@ -685,7 +685,7 @@ def _found_config() -> tuple[Path, str]:
     ``cicd status`` works from any directory, even inside a checkout of the cicd
     project itself; last, that project's embedded default.
     """
-    from cicd.host import record
+    from cicd.core import record
 
     found = find_pyproject(Path.cwd())
     if found is not None and "cicd" in _tool(found):
@@ -949,7 +949,7 @@ def _build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     }
     if proxy["kind"] == "haproxy":
         # "auto" is checked once the host is known to have haproxy
-        # (Target.proxied): without it, slot ports are never used.
+        # (Target.is_proxied): without it, slot ports are never used.
         check_slot_ports(data["port"], proxy, where)
     tables = {"runtime": runtime, "proxy": proxy}
     sections = {

@@ -18,7 +18,6 @@ import json
 import os
 import posixpath
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -35,13 +34,20 @@ from cicd.core.errors import (
     UsageError,
     clip,
 )
-from cicd.core.ledger import actor, now
+from cicd.core.ledger import actor
+from cicd.core.lock_details import (
+    MANUAL,
+    describe,
+    holder,
+    holder_text,
+    is_manual,
+    is_stale,
+    parse_state,
+)
 
 if TYPE_CHECKING:
     from cicd.host.target import Target
 
-#: The ``why`` of a manual lock's details.
-MANUAL = "manual"
 #: Longest reason a manual lock keeps (it is shown in every refusal).
 REASON_LIMIT = 200
 #: How long this invocation waits for a deploy or rollback lock (``--lock-wait``);
@@ -84,91 +90,6 @@ def waiting(seconds: float | None) -> Iterator[None]:
         yield
     finally:
         _lock_wait.reset(token)
-
-
-def is_manual(details: dict[str, Any] | None) -> bool:
-    """Whether a lock's details are those of a manual freeze."""
-    return details is not None and details.get("why") == MANUAL
-
-
-def describe(details: dict[str, Any]) -> str:
-    """Return a one-line description of a lock holder, saying when it is stale.
-
-    A holder whose process is gone (``kill -9``, a reboot) still holds the lock
-    until the next run breaks it: shown as a holder with no word of it, a person
-    would wait for a run that no longer exists.
-    """
-    if not is_stale(details):
-        return _holder(details)
-    return (
-        f"{_holder(details)} — STALE: pid {details.get('pid')} is gone on this "
-        "host (the next deploy, rollback or verdict breaks it)"
-    )
-
-
-def _holder(details: dict[str, Any]) -> str:
-    """Who holds a lock, since when and why, in one line."""
-    if "raw" in details:
-        return str(details["raw"])
-    if is_manual(details):
-        return (
-            f"a manual lock of {details.get('actor', '?')} on "
-            f"{details.get('host', '?')} since {details.get('time', '?')}: "
-            f"{details.get('reason') or 'no reason given'}"
-        )
-    return (
-        f"{details.get('actor', '?')} on {details.get('host', '?')} "
-        f"(pid {details.get('pid', '?')}) since {details.get('time', '?')}: "
-        f"{details.get('why', '?')}"
-        + (f" {details['sha'][:12]}" if details.get("sha") else "")
-    )
-
-
-def is_stale(details: dict[str, Any]) -> bool:
-    """Whether the holder ran on this host and its process no longer exists.
-
-    A manual lock is never stale: the process that took it ended on purpose.
-    """
-    if is_manual(details) or details.get("host") != socket.gethostname():
-        return False
-    try:
-        pid = int(details.get("pid", 0))
-    except (TypeError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    return not process_alive(pid)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            # The state follows the parenthesised command name: "Z" is a zombie.
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def holder(why: str, sha: str | None, reason: str = "") -> dict[str, Any]:
-    """The details a lock taken now, by this process, records about its holder."""
-    details: dict[str, Any] = {
-        "actor": actor(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "sha": sha,
-        "time": now(),
-        "why": why,
-    }
-    if reason:
-        details["reason"] = reason
-    return details
 
 
 @contextmanager
@@ -224,9 +145,9 @@ def _acquire_all(targets: list[Target], details: dict[str, Any]) -> None:
     if len(targets) == 1:
         acquire(targets[0], details)
         return
-    from cicd.transport.parallel import each
+    from cicd.transport.parallel import failures_by_host
 
-    errors = each(lambda t: acquire(t, details), targets)
+    errors = failures_by_host(lambda t: acquire(t, details), targets)
     failed = [error for error in errors.values() if error is not None]
     if failed:
         _release_all([t for t in targets if errors[t] is None])
@@ -241,9 +162,9 @@ def _release_all(targets: list[Target]) -> None:
     if len(targets) == 1:
         _release(targets[0])
         return
-    from cicd.transport.parallel import each
+    from cicd.transport.parallel import failures_by_host
 
-    each(_release, targets)
+    failures_by_host(_release, targets)
 
 
 def read(target: Target) -> dict[str, Any] | None:
@@ -256,23 +177,6 @@ def read(target: Target) -> dict[str, Any] | None:
     if details is not None:
         details["stale"] = is_stale(details)
     return details
-
-
-def parse_state(text: str) -> dict[str, Any] | None:
-    """Parse :func:`~cicd.commands.files.lock_state` output (or the snapshot's).
-
-    Returns:
-        None when the lock is free, else its details; a lock taken a moment ago
-        may have none yet.
-    """
-    first, _, rest = text.strip("\n").partition("\n")
-    if first.strip() != "held":
-        return None
-    try:
-        details = json.loads(rest)
-        return details if isinstance(details, dict) else {"raw": rest.strip()}
-    except ValueError:
-        return {"raw": rest.strip() or "(no details: taken a moment ago)"}
 
 
 def _release(target: Target) -> None:
@@ -364,7 +268,7 @@ def _break_stale(target: Target, holder: dict[str, Any], raw: str, text: str) ->
     )
     if done.exited not in (0, files.BROKEN_BUT_TAKEN):
         return False
-    broken = f"stale lock of {_holder(holder)} (process gone)"
+    broken = f"stale lock of {holder_text(holder)} (process gone)"
     print(f"{target.env}: broke the {broken}", file=sys.stderr)
     target.event("lock_broken", sha=holder.get("sha"), detail=broken)
     return done.exited == 0

@@ -29,7 +29,8 @@ from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
     from cicd.runtime.supervisor import SupervisorRuntime
-    from cicd.host.target import Target
+    from cicd.host.context import HostContext
+    from cicd.runtime.swarm import SwarmRuntime
 
 #: The supervisord program that runs haproxy.
 PROGRAM = "proxy"
@@ -43,20 +44,20 @@ class Proxy:
     """The haproxy of one environment's host, seen from that environment.
 
     Args:
-        target: The environment on its host.
+        host: The environment on its host.
         backends: In front of a swarm: each node's name, address and task port,
             all routed to (the swarm rolls updates; haproxy's checks take a
             restarting node out). None: the environment's two slots.
     """
 
     def __init__(
-        self, target: Target, backends: Sequence[tuple[str, str, int]] | None = None
+        self, host: HostContext, backends: Sequence[tuple[str, str, int]] | None = None
     ) -> None:
-        self.target = target
+        self.host = host
         self.backends = backends
-        self.runner = target.runner
-        self.env = target.env
-        self.directory = target.paths.proxy
+        self.runner = host.runner
+        self.env = host.env
+        self.directory = host.paths.proxy
         self.conf = join(self.directory, "haproxy.cfg")
         self.fragments = join(self.directory, "conf.d")
         self.fragment = hx.fragment_path(self.directory, self.env)
@@ -64,7 +65,7 @@ class Proxy:
         self.backend = f"be_{self.env}"
         # The full path (Debian's is /usr/sbin/haproxy, off a user's PATH), so
         # the config check and supervisord run the very program detected.
-        self.haproxy = target.haproxy_path() or target.settings.proxy.haproxy
+        self.haproxy = host.haproxy_path() or host.settings.proxy.haproxy
         #: The fragment's ports or checks changed: the next switch reloads.
         self.reshaped = False
 
@@ -72,7 +73,7 @@ class Proxy:
 
     def fragment_conf(self, live: str | None) -> str:
         """This environment's frontend and backend, with ``live`` enabled."""
-        settings = self.target.settings
+        settings = self.host.settings
         address = urlsplit(settings.url).hostname or "127.0.0.1"
         servers = [
             hx.Server(slot, "127.0.0.1", settings.proxy.slot_port(slot), slot == live)
@@ -88,8 +89,8 @@ class Proxy:
     @property
     def check_path(self) -> str:
         """The path haproxy's own health check asks: the environment's first check's."""
-        checks = self.target.settings.health.checks
-        base = self.target.settings.url.rstrip("/")
+        checks = self.host.settings.health.checks
+        base = self.host.settings.url.rstrip("/")
         url = checks[0].url if checks else base + "/"
         path = url[len(base) :] if url.startswith(base) else urlsplit(url).path
         return path or "/"
@@ -97,7 +98,7 @@ class Proxy:
     def _supervisor(self) -> SupervisorRuntime:
         from cicd.runtime.supervisor import SupervisorRuntime
 
-        return SupervisorRuntime(self.runner, self.target.settings, self.target.paths)
+        return SupervisorRuntime(self.runner, self.host.settings, self.host.paths)
 
     def _program_conf(self) -> str:
         line = hx.program_line(
@@ -192,7 +193,7 @@ class Proxy:
                 supervisor.signal("USR2", PROGRAM)
                 said.append(
                     f"haproxy reloaded: it serves {self.env} on port "
-                    f"{self.target.settings.port} too"
+                    f"{self.host.settings.port} too"
                 )
         self.wait_until_answering(reloaded=bool(said))
         return said
@@ -228,7 +229,7 @@ class Proxy:
         """
         from cicd.runtime import runtime_for
 
-        t = self.target
+        t = self.host
         said = [
             f"{self.env}: the app run in place stops; haproxy takes port "
             f"{t.settings.port} (from now on, no downtime)"
@@ -294,7 +295,7 @@ class Proxy:
                     f"({error.strerror or error})"
                 ) from None
         result = self.runner.run(
-            hx.api(self.target.python, self.socket, text), check=False
+            hx.api(self.host.python, self.socket, text), check=False
         )
         if not result.ok:
             raise ProxyDown(f"haproxy is not running on {self.runner.host}")
@@ -358,7 +359,7 @@ class Proxy:
         """
         self._write({self.fragment: self.fragment_conf(to)})
         self._supervisor().signal("USR2", PROGRAM)
-        port = str(self.target.settings.proxy.slot_port(to))
+        port = str(self.host.settings.proxy.slot_port(to))
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -388,16 +389,12 @@ def _exchange(path: str, text: str) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def front_swarm(target: Target) -> list[str]:
+def front_swarm(host: HostContext, runtime: SwarmRuntime) -> list[str]:
     """Make haproxy route the environment's address to every swarm node's task.
 
     Returns:
         What was started or reloaded, for the console.
     """
-    from cicd.runtime.swarm import SwarmRuntime
-
-    runtime = target.runtime
-    assert isinstance(runtime, SwarmRuntime)
     nodes = runtime.nodes()
     names = [n.name for n in nodes]
     backends = [
@@ -405,4 +402,4 @@ def front_swarm(target: Target) -> list[str]:
         (n.name if names.count(n.name) == 1 else f"{n.name}-{n.address}", n.address)
         for n in nodes
     ]
-    return Proxy(target, [(*b, runtime.port) for b in backends]).ensure(None)
+    return Proxy(host, [(*b, runtime.port) for b in backends]).ensure(None)

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from cicd.commands import files
 from cicd.commands import supervisor as sv
 from cicd.core.config import SLOTS
-from cicd.checks.health import HealthCheck, wait_ready
+from cicd.checks.health import wait_ready
+from cicd.core.health_check import HealthCheck
 from cicd.core.messages import short
 from cicd.commands import haproxy as hx
 from cicd.host.proxy import Proxy, ProxyDown
@@ -31,7 +32,7 @@ from cicd.runtime.supervisor import SupervisorRuntime
 
 if TYPE_CHECKING:
     from cicd.runtime import Runtime
-    from cicd.host.target import Target
+    from cicd.host.context import HostContext
 
 
 #: The states of an app instance that is (or is about to be) up.
@@ -47,12 +48,12 @@ class Slots:
     """The two slots of one environment on one host.
 
     Args:
-        target: The environment on its host.
+        host: The environment on its host.
     """
 
-    def __init__(self, target: Target) -> None:
-        self.target = target
-        self.proxy = Proxy(target)
+    def __init__(self, host: HostContext) -> None:
+        self.host = host
+        self.proxy = Proxy(host)
         self._runtimes: dict[str, Runtime] = {}
 
     def runtime(self, slot: str) -> Runtime:
@@ -60,17 +61,17 @@ class Slots:
         if slot not in self._runtimes:
             from cicd.runtime import runtime_for
 
-            t = self.target
+            t = self.host
             self._runtimes[slot] = runtime_for(t.runner, t.settings, t.paths, slot)
         return self._runtimes[slot]
 
     def base_url(self, slot: str) -> str:
         """Where a slot answers directly, bypassing haproxy."""
-        return f"http://127.0.0.1:{self.target.settings.proxy.slot_port(slot)}"
+        return f"http://127.0.0.1:{self.host.settings.proxy.slot_port(slot)}"
 
     def checks(self, slot: str) -> tuple[HealthCheck, ...]:
         """The environment's health checks, aimed at one slot directly."""
-        public = self.target.settings.url.rstrip("/")
+        public = self.host.settings.url.rstrip("/")
         base = self.base_url(slot)
         return tuple(
             (
@@ -78,7 +79,7 @@ class Slots:
                 if c.url.startswith(public)
                 else c
             )
-            for c in self.target.settings.health.checks
+            for c in self.host.settings.health.checks
         )
 
     # -- what is where ----------------------------------------------------------
@@ -97,7 +98,7 @@ class Slots:
                 "`invoke start` starts it)"
             )
         states = ", ".join(f"{n} {hx.describe(*s)}" for n, s in servers.items())
-        return f"haproxy routes {self.target.env} to no slot ({states or 'none'})"
+        return f"haproxy routes {self.host.env} to no slot ({states or 'none'})"
 
     def finish_half_switch(self) -> str | None:
         """Keep the slot a switch cut short chose, when haproxy routes to both.
@@ -120,7 +121,7 @@ class Slots:
 
     def intended(self) -> str | None:
         """The slot the last switch chose (``<env>/live``), or None."""
-        name = self.target.runner.output(files.read(self.target.paths.live))
+        name = self.host.runner.output(files.read(self.host.paths.live))
         return name if name in SLOTS else None
 
     def live(self) -> str:
@@ -129,14 +130,14 @@ class Slots:
 
     def release(self, slot: str) -> str | None:
         """The sha a slot's symlink names, or None."""
-        link = self.target.runner.output(files.readlink(self.target.paths.slot(slot)))
+        link = self.host.runner.output(files.readlink(self.host.paths.slot(slot)))
         return basename(link.rstrip("/")) or None
 
     def point(self, slot: str, sha: str) -> None:
         """Point a slot's symlink at ``releases/<sha>`` atomically."""
-        self.target.runner.run(files.mkdirs(self.target.paths.slots))
-        self.target.runner.run(
-            files.switch_symlink(self.target.paths.slot(slot), f"../releases/{sha}")
+        self.host.runner.run(files.mkdirs(self.host.paths.slots))
+        self.host.runner.run(
+            files.switch_symlink(self.host.paths.slot(slot), f"../releases/{sha}")
         )
 
     def ready_now(self, slot: str) -> bool:
@@ -149,7 +150,7 @@ class Slots:
             self.checks(slot),
             deadline=2.0,
             interval=0.5,
-            fetcher=self.target.fetcher(),
+            fetcher=self.host.fetcher(),
         ).ok
 
     def find_warm(self, sha: str, live: str | None) -> str | None:
@@ -167,14 +168,14 @@ class Slots:
 
     def start_proxy(self, live: str) -> list[str]:
         """The first switch: remember ``live``, then start haproxy routing to it."""
-        self.target.runner.run(files.write_atomic(self.target.paths.live, live + "\n"))
+        self.host.runner.run(files.write_atomic(self.host.paths.live, live + "\n"))
         said = self.proxy.ensure(live)
         self.boot_only(live)
         return said
 
     def switch(self, to: str, away: str | None) -> None:
         """Route to ``to``, drain ``away``, and remember ``to`` as live."""
-        self.target.runner.run(files.write_atomic(self.target.paths.live, to + "\n"))
+        self.host.runner.run(files.write_atomic(self.host.paths.live, to + "\n"))
         self.proxy.route(to, away)
         self.boot_only(to)
 
@@ -192,7 +193,7 @@ class Slots:
             if isinstance(runtime := self.runtime(slot), SupervisorRuntime)
         ]
         if changes:
-            self.target.runner.defer(sv.set_autostart(*changes))
+            self.host.runner.defer(sv.set_autostart(*changes))
 
     def stop(self, slot: str) -> None:
         """Stop a slot's instance and keep it stopped across a reboot."""
@@ -212,8 +213,8 @@ class Slots:
             return f"the {slot} slot stopped"
         until = time.time() + seconds
         details = {"slot": slot, "sha": sha, "until": until}
-        self.target.runner.run(
-            files.write_atomic(self.target.paths.warm, json.dumps(details))
+        self.host.runner.run(
+            files.write_atomic(self.host.paths.warm, json.dumps(details))
         )
         return (
             f"{short(sha)} kept warm on the {slot} slot for {seconds:g}s "
@@ -222,7 +223,7 @@ class Slots:
 
     def warm(self) -> dict[str, object] | None:
         """The slot kept warm and until when, or None."""
-        text = self.target.runner.output(files.read(self.target.paths.warm))
+        text = self.host.runner.output(files.read(self.host.paths.warm))
         try:
             details = json.loads(text) if text else None
         except ValueError:
@@ -233,7 +234,7 @@ class Slots:
         """Stop the slot that is not live (the warm one); None when none runs."""
         live = self.routed() or self.intended()
         slot = slot or (other(live) if live else None)
-        self.target.runner.run(files.remove(self.target.paths.warm))
+        self.host.runner.run(files.remove(self.host.paths.warm))
         if not slot or slot == live:
             return None
         runtime = self.runtime(slot)
@@ -282,7 +283,7 @@ class Slots:
         except ProxyDown:
             return "haproxy is not running"
         if not routed:
-            return f"haproxy routes {self.target.env} to no slot"
+            return f"haproxy routes {self.host.env} to no slot"
         states = {slot: self.runtime(slot).status() for slot in routed}
         if any(state in ALIVE for state in states.values()):
             return None

@@ -13,11 +13,12 @@ from posixpath import basename, dirname, join
 from typing import TYPE_CHECKING, Any
 
 from cicd.core import dependency_lock
-from cicd.host import lock
+from cicd.core import lock_details
 from cicd.commands import Command, files, git
 from cicd.commands import venv as venv_commands
 from cicd.core.errors import CicdError, CommandFailed, UsageError, clip
-from cicd.checks.health import Fetcher, LocalFetcher
+from cicd.checks.health import Fetcher
+from cicd.host.context import HostContext
 from cicd.core.inputs import REVISION_PATTERN
 from cicd.core.layout import EnvPaths
 from cicd.core.ledger import Event, EventName, acknowledgement, parse
@@ -50,6 +51,7 @@ class Target:
         )
         self.env = env
         self.paths = EnvPaths(self._root(), env)
+        self.context = HostContext(runner, self.settings, self.paths)
         self._runtime: Runtime | None = None
         self._proxied: bool | None = None
         self._slots: Slots | None = None
@@ -71,20 +73,13 @@ class Target:
     @property
     def python(self) -> str:
         """Interpreter that builds the app's venvs."""
-        if self.settings.python:
-            return self.settings.python
-        return "python3" if self.runner.remote else sys.executable
+        return self.context.python
 
     def fetcher(self) -> Fetcher:
         """Who makes this environment's health requests: here, or on its host."""
-        if not self.runner.remote:
-            return LocalFetcher()
-        from cicd.checks.probe import RemoteFetcher
+        return self.context.fetcher()
 
-        return RemoteFetcher(self.runner, self.python)
-
-    @property
-    def proxied(self) -> bool:
+    def is_proxied(self) -> bool:
         """Whether deploys are blue/green behind haproxy (``proxy.kind``).
 
         ``auto`` asks the host once whether it has haproxy.
@@ -107,8 +102,7 @@ class Target:
                 )
         return self._proxied
 
-    @property
-    def fronted(self) -> bool:
+    def is_fronted(self) -> bool:
         """Whether haproxy fronts a swarm's nodes here (``proxy.kind``, as above).
 
         The swarm rolls its own updates node by node; haproxy routes to every
@@ -121,24 +115,7 @@ class Target:
 
     def _has_haproxy(self) -> bool:
         """Whether the host has haproxy (asked once per host and run)."""
-        return bool(self.haproxy_path())
-
-    def haproxy_path(self) -> str:
-        """The full path of haproxy on the host, or "" (asked once per host and run).
-
-        Looked up on PATH and then supervisord's own PATH (/usr/sbin included),
-        so the program detected is the one supervisord will run.
-        """
-        from cicd.commands.supervisor import CLEAN_PATH
-
-        program = self.settings.proxy.haproxy
-        key = f"which {program}"
-        if key not in self.runner.facts:
-            found = self.runner.run(files.locate(program, CLEAN_PATH), check=False)
-            lines = found.stdout.strip().splitlines()
-            self.runner.facts[key] = lines[-1] if found.ok and lines else ""
-        value = self.runner.facts[key]
-        return value if isinstance(value, str) else ""
+        return bool(self.context.haproxy_path())
 
     @property
     def slots(self) -> Slots:
@@ -146,24 +123,23 @@ class Target:
         if self._slots is None:
             from cicd.host.slots import Slots
 
-            self._slots = Slots(self)
+            self._slots = Slots(self.context)
         return self._slots
 
-    @property
-    def runtime(self) -> Runtime:
+    def live_runtime(self) -> Runtime:
         """The runtime that runs this environment's app (its live slot's, if proxied).
 
         Behind haproxy the live slot is asked of haproxy each time: a switch
         changes it.
         """
-        if self.proxied:
+        if self.is_proxied():
             return self.slots.runtime(self.slots.live())
         if self._runtime is None:
             from cicd.runtime import runtime_for
 
             # A swarm behind haproxy: the tasks listen on the blue slot's port of
             # every node; haproxy holds the environment's own.
-            port = self.settings.proxy.blue_port if self.fronted else None
+            port = self.settings.proxy.blue_port if self.is_fronted() else None
             self._runtime = runtime_for(
                 self.runner, self.settings, self.paths, port=port
             )
@@ -185,7 +161,7 @@ class Target:
         return [
             files.read(self.paths.intent),
             files.snapshot(self.paths.dir),
-            *self.runtime.preflight_reads(),
+            *self.live_runtime().preflight_reads(),
         ]
 
     def closing_reads(self) -> list[Command]:
@@ -264,13 +240,13 @@ class Target:
         Asked of the runtime (the process's working directory, the container's
         release), never of ``current``.
         """
-        if self.proxied:
+        if self.is_proxied():
             # What haproxy routes to serves; nothing does when it is down.
             routed = self.slots.routed()
             if routed is None:
                 return None
             return self.paths.release_of(self.slots.runtime(routed).serving())
-        return self.paths.release_of(self.runtime.serving())
+        return self.paths.release_of(self.live_runtime().serving())
 
     def current(self) -> str | None:
         """The sha ``current`` points to, or None."""
@@ -300,7 +276,7 @@ class Target:
             files.switch_symlink(
                 self.paths.current, join("releases", sha), self.paths.ledger, *lines
             ),
-            prefetch=self.runtime.restart_reads(),
+            prefetch=self.live_runtime().restart_reads(),
         )
         self._pending.clear()
 
@@ -367,7 +343,7 @@ class Target:
         result = self.runner.run(
             git.resolve_described(self.repo, revision),
             check=False,
-            prefetch=self.runtime.preflight_reads(),
+            prefetch=self.live_runtime().preflight_reads(),
         )
         sha, _, rest = result.stdout.strip().partition("\x00")
         if not (result.ok and re.fullmatch(r"[0-9a-f]{40}", sha)):
@@ -437,7 +413,7 @@ class Target:
         """
         from cicd.runtime.swarm import SwarmRuntime
 
-        runtime = self.runtime
+        runtime = self.live_runtime()
         if not isinstance(runtime, SwarmRuntime):
             return []
         return runtime.prepare(sha, self.paths.release(sha))
@@ -629,7 +605,7 @@ class Target:
             releases=(
                 n for n in sections.get("releases", "").split() if SHA_PATTERN.match(n)
             ),
-            lock=lock.parse_state(sections.get("lock", "")),
+            lock=lock_details.parse_state(sections.get("lock", "")),
             warnings=warnings,
         )
 

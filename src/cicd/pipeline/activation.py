@@ -13,7 +13,8 @@ from cicd.host import intent
 from cicd.transport import failpoints
 from cicd.commands import files
 from cicd.core.errors import CicdError, UpdateRolledBack
-from cicd.checks.health import CheckResult, HealthCheck, Readiness, wait_ready
+from cicd.checks.health import CheckResult, Readiness, wait_ready
+from cicd.core.health_check import HealthCheck
 from cicd.core.config import SLOTS
 from cicd.core.messages import LOG_TAIL_LINES, short
 from cicd.checks.probe import RemoteFetcher
@@ -129,17 +130,20 @@ def activate(
     # The intent first: a run killed from here to "ready" is completed or undone
     # by the next command (cicd.pipeline.repair).
     intent.begin(target, running, sha, op, reason)
-    if target.proxied:
+    if target.is_proxied():
         go_live(target, sha, timeline, label=label, running=running, op=op)
         intent.clear(target)
         return
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
         target.switch(sha, running)
     failpoints.hit("switched")
-    if target.fronted:
+    if target.is_fronted():
         from cicd.host.proxy import front_swarm
+        from cicd.runtime.swarm import SwarmRuntime
 
-        for line in front_swarm(target):
+        swarm = target.live_runtime()
+        assert isinstance(swarm, SwarmRuntime)
+        for line in front_swarm(target.context, swarm):
             timeline.say(f"  {line}")
     fetcher = target.fetcher()
     if isinstance(fetcher, RemoteFetcher):
@@ -151,17 +155,17 @@ def activate(
         what = f"roll {short(sha)} out on the {target.env} swarm service"
     try:
         with timeline.step("restart", what):
-            target.runtime.restart()
+            target.live_runtime().restart()
     except UpdateRolledBack as error:
         target.event("health", sha=sha, outcome="failed", detail=str(error))
-        raise DeployFailed(str(error), log=last_lines(target.runtime)) from None
+        raise DeployFailed(str(error), log=last_lines(target.live_runtime())) from None
     target.event("restart", sha=sha, defer=True)
     failpoints.hit("restarted")
     try:
         readiness = wait_until_ready(target, timeline, label)
     except DeployFailed as error:
         target.event("health", sha=sha, outcome="failed", detail=str(error))
-        error.log = last_lines(target.runtime)
+        error.log = last_lines(target.live_runtime())
         raise
     # With the intent's removal, after it in the same script: one round trip.
     target.event(
@@ -306,8 +310,8 @@ def in_place(target: Target) -> Runtime:
     With haproxy installed (``proxy.kind = "auto"``) but never switched to here,
     the app still runs in place, until the next deploy moves it behind haproxy.
     """
-    if not target.proxied:
-        return target.runtime
+    if not target.is_proxied():
+        return target.live_runtime()
     from cicd.runtime import runtime_for
 
     return runtime_for(target.runner, target.settings, target.paths)
@@ -340,7 +344,7 @@ def restart_current(target: Target, timeline: Timeline, why: str) -> str:
     if not sha:
         raise UsageError(f"{target.env} was never deployed: nothing to restart")
     label = f"wait until the new {short(sha)} is ready"
-    if target.proxied and target.slots.proxy.configured():
+    if target.is_proxied() and target.slots.proxy.configured():
         slots = target.slots
         live = slots.routed() or slots.intended()
         idle = other(live) if live else SLOTS[0]
@@ -399,7 +403,7 @@ def restart_current(target: Target, timeline: Timeline, why: str) -> str:
 
 def already_ready(target: Target) -> bool:
     """Whether the app runs and answers its checks now (a quick look, 2 s at most)."""
-    if target.runtime.status() != "RUNNING":
+    if target.live_runtime().status() != "RUNNING":
         return False
     checks = target.settings.health.checks
     return wait_ready(checks, deadline=2.0, interval=0.5, fetcher=target.fetcher()).ok
@@ -463,16 +467,17 @@ def recover(
                     outcome="failed",
                     detail=str(second),
                 )
-        elif target.proxied:
+        elif target.is_proxied():
             for slot in SLOTS:
                 target.slots.stop(slot)
             target.runner.run(files.remove(target.paths.current, target.paths.live))
             intent.clear(target)
         else:
-            target.runtime.stop()
-            if isinstance(target.runtime, SupervisorRuntime):
+            runtime = target.live_runtime()
+            runtime.stop()
+            if isinstance(runtime, SupervisorRuntime):
                 # Nothing to start at boot: no release is current any more.
-                target.runtime.set_autostart(False)
+                runtime.set_autostart(False)
             target.runner.run(files.remove(target.paths.current))
             intent.clear(target)
         target.event(

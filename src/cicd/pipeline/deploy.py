@@ -33,7 +33,7 @@ from cicd.host.backup import back_up
 from cicd.core.errors import UsageError, clip
 from cicd.host.lock import REASON_LIMIT
 from cicd.core.messages import short
-from cicd.transport.parallel import collect, each
+from cicd.transport.parallel import results_by_host, failures_by_host
 from cicd.core.progress import Timeline
 from cicd.pipeline.repair import repair, report_corrupt
 
@@ -247,7 +247,7 @@ def deploy_preprod(
     """
     first = hosts[0]
     sha = first.resolve(revision)  # the first host's tools are read with it
-    collect(lambda t: t.runtime.preflight(), hosts)
+    results_by_host(lambda t: t.live_runtime().preflight(), hosts)
     author, subject = first.describe(sha)
     plan = DeployPlan(
         started=messages.preprod_started(first.env, sha, author, subject),
@@ -308,7 +308,7 @@ def deploy_prod(
     wanted = first.resolve(revision) if revision else None
     pre = preprod.state()
     # Production's history too: a release rolled back there is not the default.
-    states = collect(lambda t: t.state(), hosts)
+    states = results_by_host(lambda t: t.state(), hosts)
     notifier.say(
         f"PREPROD {short(pre.current)} (validated {short(pre.validated)})  →  "
         f"PROD {short(states[first].current)}"
@@ -321,7 +321,7 @@ def deploy_prod(
             decision.sha,
         )
     sha = decision.sha
-    collect(lambda t: t.runtime.preflight(), hosts)
+    results_by_host(lambda t: t.live_runtime().preflight(), hosts)
     said = [f"forced: {decision.forced}"] if decision.forced else []
     plan = DeployPlan(
         started=messages.prod_started(
@@ -400,7 +400,7 @@ class DeployRun:
         def read(target: Target) -> EnvState:
             target.ensure_dirs()
             repair(target, self.notifier)
-            if target.proxied:
+            if target.is_proxied():
                 retired = target.slots.retire_expired()
                 if retired:
                     self.notifier.say(f"{target.env}: {retired}: its warm window ended")
@@ -413,7 +413,7 @@ class DeployRun:
                 )
             return state
 
-        self.states = collect(read, self.hosts)
+        self.states = results_by_host(read, self.hosts)
         # A run killed mid-deploy leaves ``current`` unsettled: its rollback point
         # is then the release that ran before that run's switch.
         self.previous = {
@@ -444,7 +444,7 @@ class DeployRun:
 
     def announce(self) -> None:
         """Record the start in every ledger, then notify."""
-        collect(
+        results_by_host(
             lambda t: t.event(
                 "deploy",
                 sha=self.sha,
@@ -485,7 +485,7 @@ class DeployRun:
             if self.plan.backup:
                 back_up(target, self.previous[target], timeline)
 
-        self.errors = each(prepare_one, self.hosts)
+        self.errors = failures_by_host(prepare_one, self.hosts)
         if any(self.errors.values()):
             reason = self._first_error()
             for target in self.hosts:
@@ -509,7 +509,7 @@ class DeployRun:
         for index in range(0, len(self.hosts), size):
             group = self.hosts[index : index + size]
             self.errors.update(
-                each(
+                failures_by_host(
                     lambda t: activate(
                         t,
                         self.sha,
@@ -547,7 +547,7 @@ class DeployRun:
 
     def finish(self) -> None:
         """Record success, carry over production's validation, prune old releases."""
-        collect(self._finish_one, self.hosts)
+        results_by_host(self._finish_one, self.hosts)
         if self.fleet:
             self.notifier.say(self._table(self.hosts))
         self.notifier.send(self.plan.succeeded + messages.took(self.clock.total))
@@ -618,7 +618,7 @@ class DeployRun:
                 routed=getattr(error, "routed", True),
             )
 
-        each(recover_one, switched)
+        failures_by_host(recover_one, switched)
         first = switched[0]
         if len(switched) > 1:
             self.notifier.say(self._table(switched, outcomes))

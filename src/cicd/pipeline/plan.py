@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cicd.host import intent
 from cicd.commands import files
-from cicd.host.lock import describe
+from cicd.core.lock_details import describe
 from cicd.core.messages import short
 from cicd.host.slots import other
 
@@ -91,7 +91,7 @@ def _checks(target: Target) -> str:
 
 def _activation(target: Target, sha: str, state: EnvState, op: str) -> list[str]:
     """How ``sha`` would go live on this host: blue/green or in place."""
-    if not target.proxied:
+    if not target.is_proxied():
         return [
             f"switch current {short(state.current)} → {short(sha)} and restart "
             f"the app in place (down until it answers again)",
@@ -155,7 +155,7 @@ def plan_deploy(
     first = hosts[0]
     mode = (
         "blue/green behind haproxy"
-        if first.proxied
+        if first.is_proxied()
         else "in place (no haproxy: a few seconds down)"
     )
     notes = [f"switches: {mode}"]
@@ -226,20 +226,3 @@ def plan_rollback(hosts: list[Target], to: str | None) -> Plan:
             host.steps.append(f"mark {short(state.current)} bad; record the rollback")
         plans.append(host)
     return Plan("roll back", hosts[0].env, chosen, plans)
-
-
-def show(plan: Plan, task: str, as_json: bool) -> None:
-    """Print a plan, as text or as the task's ``--json`` document."""
-    if not as_json:
-        print(plan.text())
-        return
-    from cicd.tasks._common import emit_json
-
-    emit_json(
-        task,
-        [host.as_dict() for host in plan.hosts],
-        env=plan.env,
-        plan=True,
-        sha=plan.sha,
-        notes=plan.notes,
-    )

@@ -62,7 +62,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
         found = f"unfinished switch {intent.describe(pending)}"
     notifier.say(f"{target.env}: {found}; repairing")
     timeline = Timeline(notifier.say)
-    if target.proxied:
+    if target.is_proxied():
         # haproxy first: what serves is what it routes to once it runs again.
         for line in target.slots.ensure_proxy():
             notifier.say(f"  {line}")
@@ -78,7 +78,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
         if current is None:
             raise CicdError("no current release")
         label = f"wait until {short(current)} is ready"
-        if target.proxied:
+        if target.is_proxied():
             # Start it on a slot (or find it warm or live), get it ready, route to
             # it; a deploy finished here keeps its previous release warm.
             routed = target.slots.routed()
@@ -87,7 +87,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
             go_live(target, current, timeline, label=label, running=running, op=op)
         else:
             with timeline.step("restart", f"restart the {target.env} app"):
-                target.runtime.restart()
+                target.live_runtime().restart()
             readiness = wait_until_ready(target, timeline, label)
             target.event(
                 "health",

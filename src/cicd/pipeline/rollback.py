@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from cicd.core import messages
 from cicd.host import lock
 from cicd.reporting import github_deployments
-from cicd.transport.parallel import each
+from cicd.transport.parallel import failures_by_host
 from cicd.pipeline.activation import activate
 from cicd.core.messages import short
 from cicd.core.errors import CicdError, UsageError
@@ -119,7 +119,9 @@ def rollback(
         def one(target: Target) -> None:
             results[target] = rollback_locked(target, notifier, to=to, reason=reason)
 
-        errors = {t: e for t, e in each(one, hosts).items() if e is not None}
+        errors = {
+            t: e for t, e in failures_by_host(one, hosts).items() if e is not None
+        }
     if errors:
         if len(hosts) == 1:
             raise next(iter(errors.values()))
@@ -149,7 +151,7 @@ def rollback_locked(
     report_corrupt(target, state, notifier)
     sha = choose(state, to)
     abandoned = state.current if state.current != sha else None
-    target.runtime.preflight()
+    target.live_runtime().preflight()
     github = github_deployments.reporter(target, notifier)
     github.started(sha, task="rollback")
     try:

@@ -47,7 +47,7 @@ from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
     from cicd.core.config import EnvSettings
-    from cicd.host.record import Record
+    from cicd.core.record import Record
     from cicd.transport.runner import Result
     from cicd.runtime.supervisor import SupervisorRuntime
     from cicd.host.target import Target
@@ -416,7 +416,7 @@ def _check_supervisor(
 def _supervisor(t: Target) -> SupervisorRuntime:
     from cicd.runtime.supervisor import SupervisorRuntime
 
-    runtime = t.runtime
+    runtime = t.live_runtime()
     assert isinstance(runtime, SupervisorRuntime)
     return runtime
 
@@ -500,7 +500,7 @@ def _check_proxy(run: _Run, proxied: list[Target]) -> None:
     """
     t = proxied[0]
     program = t.settings.proxy.haproxy
-    path = t.haproxy_path()
+    path = t.context.haproxy_path()
     found = t.runner.run(cmd(path, "-v"), check=False) if path else None
     if found is not None and found.ok:
         version = (found.stdout.strip().splitlines() or ["haproxy"])[0]
@@ -566,7 +566,7 @@ def _check_compose(run: _Run, t: Target) -> None:
                 ),
             )
         )
-    runtime = t.runtime
+    runtime = t.live_runtime()
     assert isinstance(runtime, ComposeRuntime)
     try:
         program = " ".join(runtime.program)
@@ -587,7 +587,7 @@ def _check_swarm(run: _Run, t: Target) -> None:
     """The swarm runtime: a swarm manager answers, and so does each listed node."""
     from cicd.commands import swarm as sw
 
-    runtime = t.runtime
+    runtime = t.live_runtime()
     try:
         runtime.preflight()
     except CicdError as error:
@@ -703,6 +703,7 @@ TOOLS = ("cicd", "invoke", "fab")
 
 def _check_record(run: _Run, t: Target, wanted: Record) -> None:
     """Record this machine's configuration for its user; put the tool on PATH."""
+    from cicd.core.record import RECORD
     from cicd.host import record
 
     bin_dir = join(wanted.tool, "bin")
@@ -711,7 +712,7 @@ def _check_record(run: _Run, t: Target, wanted: Record) -> None:
     name = "this user"
     what = (
         f"~/.local/bin/{{{','.join(TOOLS)}}} -> {bin_dir} (on PATH from the next "
-        f"login); ~/{record.RECORD} names {wanted.config} (used without "
+        f"login); ~/{RECORD} names {wanted.config} (used without "
         "CICD_CONFIG here, and by fab -H from another machine)"
     )
     if recorded and linked:

@@ -66,7 +66,7 @@ def observe(t: Target) -> dict[str, str]:
 
     if not t.current():
         return {}
-    if t.proxied and t.slots.proxy.configured():
+    if t.is_proxied() and t.slots.proxy.configured():
         return {slot: t.slots.runtime(slot).status() for slot in SLOTS}
     return {"app": in_place(t).status()}
 
@@ -111,14 +111,14 @@ def _start_locked(
     from cicd.pipeline.repair import repair
 
     clock = time.monotonic()
-    t.runtime.preflight()
+    t.live_runtime().preflight()
     # Like every other command: a switch a killed run left unfinished first.
     repair(t, notifier)
     sha = t.current()
     if not sha:
         return Started(t.env, None, None, "never deployed: skipped")
     seen = observe(t) if before is None else before
-    if t.proxied and t.slots.proxy.configured():
+    if t.is_proxied() and t.slots.proxy.configured():
         how, notes = _start_slots(t, sha, notifier, seen)
     else:
         how, notes = _start_in_place(t, sha, seen.get("app") or "DOWN"), []

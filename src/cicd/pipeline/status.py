@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from cicd.host import intent
 from cicd.core.config import SLOTS
 from cicd.checks.health import run_round
-from cicd.host.lock import describe, is_stale
+from cicd.core.lock_details import describe, is_stale
 from cicd.core.messages import short
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def serving_problem(target: Target) -> str | None:
     current = target.current()
     if current is None:
         return None
-    if target.proxied and target.slots.routed() is None:
+    if target.is_proxied() and target.slots.routed() is None:
         return target.slots.proxy_problem()
     serving = target.serving()
     if serving != current:
@@ -68,7 +68,7 @@ def outage(target: Target, current: str | None) -> str | None:
         return None
     from cicd.pipeline.activation import in_place
 
-    if target.proxied and target.slots.proxy.configured():
+    if target.is_proxied() and target.slots.proxy.configured():
         return target.slots.outage()
     state = in_place(target).status()
     return None if state in UP_STATES else f"the app is {state}"
@@ -92,7 +92,7 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
         "drift": bool(state.current) and serving != state.current,
         "previous": state.previous,
         "validated": state.validated,
-        "runtime": target.runtime.status() if state.current else "NOT DEPLOYED",
+        "runtime": target.live_runtime().status() if state.current else "NOT DEPLOYED",
         "healthy": healthy,
         "health": health,
         "down": outage(target, state.current),
@@ -123,7 +123,7 @@ def swarm_status(target: Target) -> dict[str, Any] | None:
     """
     from cicd.runtime.swarm import SwarmRuntime
 
-    runtime = target.runtime
+    runtime = target.live_runtime()
     return runtime.describe() if isinstance(runtime, SwarmRuntime) else None
 
 
@@ -146,7 +146,7 @@ def slots_status(target: Target) -> dict[str, Any] | None:
 
     None when the environment restarts in place.
     """
-    if not target.proxied:
+    if not target.is_proxied():
         return None
     slots = target.slots
     warm = slots.warm() or {}

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cicd.core import messages
+from cicd.core import lock_details, messages
 from cicd.host import lock
 from cicd.reporting import github_deployments
 from cicd.transport import failpoints
@@ -122,7 +122,10 @@ def interrupted(target: Target) -> list[dict[str, Any]]:
 
 
 def _alive(journal: dict[str, Any]) -> bool:
-    return not lock.is_stale(journal) and journal.get("host") == socket.gethostname()
+    return (
+        not lock_details.is_stale(journal)
+        and journal.get("host") == socket.gethostname()
+    )
 
 
 def watch(
@@ -197,7 +200,7 @@ def _claim_or_follow(
     """
     ci = target.settings.ci
     path = claim_path(target, sha)
-    details = lock.holder("watch", sha)
+    details = lock_details.holder("watch", sha)
     interval = min(max(ci.poll_interval, 0.2), 5.0)
     give_up = clock() + ci.deadline + ci.lock_wait + FOLLOW_MARGIN
     followed: dict[str, Any] | None = None
@@ -207,7 +210,7 @@ def _claim_or_follow(
             if followed:
                 notifier.say(
                     f"{target.env}: the watcher of {short(sha)} is gone "
-                    f"({lock.describe(followed)}): watching it here"
+                    f"({lock_details.describe(followed)}): watching it here"
                 )
             return None
         journal = load_journal(target, sha)
@@ -217,13 +220,14 @@ def _claim_or_follow(
         if followed is None:
             notifier.say(
                 f"{target.env}: {short(sha)} is already watched by "
-                f"{lock.describe(holder)}; following it to its verdict"
+                f"{lock_details.describe(holder)}; following it to its verdict"
             )
         followed = holder
         if clock() >= give_up:
             raise LockHeld(
-                f"{target.env}: {short(sha)} is watched by {lock.describe(holder)} "
-                "and no verdict came in time; nothing was changed"
+                f"{target.env}: {short(sha)} is watched by "
+                f"{lock_details.describe(holder)} and no verdict came in time; "
+                "nothing was changed"
             )
         sleep(interval)
 
@@ -530,7 +534,7 @@ def _act(hosts: list[Target], journal: dict[str, Any], notifier: Notifier) -> No
             _validate(target, sha, states[target])
         notifier.send(messages.ci_passed(env, sha, url))
         for target in running:
-            if target.proxied:
+            if target.is_proxied():
                 # No rollback will need the previous release warm any more.
                 try:
                     stopped = target.slots.retire()
@@ -606,7 +610,7 @@ def _validate(target: Target, sha: str, state: EnvState) -> None:
 
 
 def _rollback(hosts: list[Target], notifier: Notifier, reason: str) -> None:
-    from cicd.transport.parallel import each
+    from cicd.transport.parallel import failures_by_host
     from cicd.pipeline.rollback import rollback_locked
 
     def one(target: Target) -> None:
@@ -616,7 +620,7 @@ def _rollback(hosts: list[Target], notifier: Notifier, reason: str) -> None:
             host = target.runner.host if target.runner.remote else ""
             notifier.send(messages.rollback_impossible(target.env, reason, error, host))
 
-    each(one, hosts)
+    failures_by_host(one, hosts)
 
 
 def start_detached(target: Target, sha: str, *, fleet: bool = False) -> str:

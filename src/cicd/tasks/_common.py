@@ -32,6 +32,7 @@ JSON_SCHEMA = 1
 
 if TYPE_CHECKING:
     from cicd.core.config import Settings
+    from cicd.pipeline.plan import Plan
     from cicd.reporting.notify import Notifier
     from cicd.host.target import Target
 
@@ -368,3 +369,18 @@ def on_github(hosts: list[Target]) -> dict[str, Any]:
             # A runtime that cannot say is shown as unknown, never a failed task.
             serving[t.runner.host] = None
     return {"serving": serving, "public_url": hosts[0].settings.public_url}
+
+
+def show_plan(plan: Plan, task: str, as_json: bool) -> None:
+    """Print a plan, as text or as the task's ``--json`` document."""
+    if not as_json:
+        print(plan.text())
+        return
+    emit_json(
+        task,
+        [host.as_dict() for host in plan.hosts],
+        env=plan.env,
+        plan=True,
+        sha=plan.sha,
+        notes=plan.notes,
+    )

@@ -46,11 +46,12 @@ def _plan_prod(
     """
     from cicd.pipeline.deploy import check_reason, decide_prod
     from cicd.core.errors import UsageError
-    from cicd.transport.parallel import collect
-    from cicd.pipeline.plan import plan_deploy, show
+    from cicd.transport.parallel import results_by_host
+    from cicd.pipeline.plan import plan_deploy
+    from cicd.tasks._common import show_plan as show
 
     check_reason(force, reason)
-    states = collect(lambda t: t.state(), hosts)
+    states = results_by_host(lambda t: t.state(), hosts)
     decision = decide_prod(
         preprod.state(),
         list(states.values()),
@@ -116,7 +117,8 @@ def preprod(
             raise UsageError("--sha is required (or set GITHUB_SHA)")
         hosts = targets(c, env)
         if plan:
-            from cicd.pipeline.plan import plan_deploy, show
+            from cicd.pipeline.plan import plan_deploy
+            from cicd.tasks._common import show_plan as show
 
             show(plan_deploy(hosts, hosts[0].resolve(revision)), "deploy.preprod", json)
             return

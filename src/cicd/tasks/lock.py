@@ -25,7 +25,8 @@ def _label(t: Any, name: str) -> str:
 def status(c: Any, env: str = "", json: bool = False) -> None:
     """Show who holds each environment's lock, if anyone (and why)."""
     with reported("lock.status" if json else "", env or None):
-        from cicd.host.lock import describe, is_manual, read
+        from cicd.core.lock_details import describe, is_manual
+        from cicd.host.lock import read
 
         rows = []
         for name in [env] if env else env_names():
@@ -63,6 +64,7 @@ def acquire(c: Any, env: str = "preprod", reason: str = "", json: bool = False) 
     verdict refused meanwhile is acted on once `invoke lock.release` lifts it.
     """
     with reported("lock.acquire" if json else "", env):
+        from cicd.core.lock_details import describe
         from cicd.host import lock
 
         hosts = targets(c, env)
@@ -71,10 +73,10 @@ def acquire(c: Any, env: str = "preprod", reason: str = "", json: bool = False) 
             rows = [
                 host_row(t, locked=True, manual=True, holder=details) for t in hosts
             ]
-            emit_json("lock.acquire", rows, env=env, description=lock.describe(details))
+            emit_json("lock.acquire", rows, env=env, description=describe(details))
             return
         for t in hosts:
-            print(f"{_label(t, env)}: frozen — {lock.describe(details)}")
+            print(f"{_label(t, env)}: frozen — {describe(details)}")
         print(f"lift it with: invoke lock.release --env {env}")
 
 

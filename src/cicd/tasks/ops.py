@@ -52,7 +52,8 @@ def rollback(
 
         hosts = targets(c, env)
         if plan:
-            from cicd.pipeline.plan import plan_rollback, show
+            from cicd.pipeline.plan import plan_rollback
+            from cicd.tasks._common import show_plan as show
             from cicd.pipeline.rollback import check_to
 
             check_to(to)
@@ -322,11 +323,11 @@ def logs(c: Any, env: str = "preprod", follow: bool = False, lines: str = "50") 
             if len(hosts) > 1:
                 print(f"==> {t.runner.host} <==", flush=True)
             if follow:
-                exited = t.runner.stream(t.runtime.follow(count))
+                exited = t.runner.stream(t.live_runtime().follow(count))
                 if exited:
                     raise CicdError(f"{env}: following the log ended (exit {exited})")
                 continue
-            text = redact(t.runtime.logs(count))
+            text = redact(t.live_runtime().logs(count))
             if text:
                 sys.stdout.write(text if text.endswith("\n") else text + "\n")
             else:
@@ -341,7 +342,7 @@ def down(c: Any) -> None:
 
         t = target(c, env_names()[0])
         # haproxy runs under the root's supervisord too, whatever the runtime.
-        if t.settings.runtime.kind == "supervisor" or t.proxied:
+        if t.settings.runtime.kind == "supervisor" or t.is_proxied():
             where = t.paths.supervisor
             if SupervisorRuntime(t.runner, t.settings, t.paths).shutdown():
                 print(f"supervisord stopped ({where}) with every app it ran")

@@ -126,7 +126,7 @@ def _this_program() -> list[str]:
 
 def _record(settings: Any) -> Any:
     """What setup records for its user, or None for the embedded default."""
-    from cicd.host.record import Record
+    from cicd.core.record import Record
 
     roots = {e.root for e in settings.envs.values()}
     if not settings.explicit or settings.path is None:

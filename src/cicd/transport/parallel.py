@@ -1,23 +1,28 @@
-"""Run one action on every host of an environment at once (threads: it is all I/O)."""
+"""Run one action on every host of an environment at once (threads: it is all I/O).
+
+Two ways to wait for the hosts, named by what they return:
+:func:`failures_by_host` lets every host finish and returns each one's failure (a
+deploy decides per host what to undo); :func:`results_by_host` returns each one's
+result, or raises the first failure once all have finished (a read that needs
+every host).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from cicd.core.errors import CicdError
 
-if TYPE_CHECKING:
-    from cicd.host.target import Target
-
+H = TypeVar("H", bound=Hashable)
 T = TypeVar("T")
 
 
-def each(
-    action: Callable[[Target], object], hosts: Sequence[Target]
-) -> dict[Target, BaseException | None]:
-    """Run ``action`` on every host at once; return each host's error (or None).
+def failures_by_host(
+    action: Callable[[H], object], hosts: Sequence[H]
+) -> dict[H, BaseException | None]:
+    """Run ``action`` on every host at once; return each host's failure (or None).
 
     A :class:`~cicd.core.errors.CicdError` is a host's failure, reported; anything else
     is a bug and is raised.
@@ -28,7 +33,7 @@ def each(
             return {hosts[0]: None}
         except CicdError as error:
             return {hosts[0]: error}
-    outcome: dict[Target, BaseException | None] = {}
+    outcome: dict[H, BaseException | None] = {}
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         futures = {host: pool.submit(action, host) for host in hosts}
         for host, future in futures.items():
@@ -39,18 +44,18 @@ def each(
     return outcome
 
 
-def collect(action: Callable[[Target], T], hosts: Sequence[Target]) -> dict[Target, T]:
+def results_by_host(action: Callable[[H], T], hosts: Sequence[H]) -> dict[H, T]:
     """Run ``action`` on every host at once and return the results.
 
     Raises:
         CicdError: The first host's failure, after every host finished.
     """
-    results: dict[Target, T] = {}
+    results: dict[H, T] = {}
 
-    def keep(host: Target) -> None:
+    def keep(host: H) -> None:
         results[host] = action(host)
 
-    errors = each(keep, hosts)
+    errors = failures_by_host(keep, hosts)
     for error in errors.values():
         if error is not None:
             raise error
