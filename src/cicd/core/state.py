@@ -3,9 +3,8 @@
 The ledger is the history, ``validated`` the last known good, ``current`` what runs
 (principle 3 of the design). :func:`replay` turns those into an :class:`EnvState`;
 :class:`~cicd.host.target.Target` only reads them from the host (one round trip) and
-hands
-them over, so the trickiest rules — what is previous, what is bad, whether a switch
-settled, the order of releases — are tested without any process.
+hands them over, so the trickiest rules — what is previous, what is bad, whether a
+switch settled, the order of releases — are tested without any process.
 """
 
 from __future__ import annotations
@@ -107,39 +106,75 @@ def replay(
         The state.
     """
     history = tuple(events)
+    validated_all, bad = _verdicts(history, validated)
+    return EnvState(
+        env=env,
+        current=current,
+        previous=_previous(history, current),
+        validated=validated,
+        validated_all=validated_all,
+        bad=bad,
+        releases=_newest_first(releases, history),
+        lock=lock,
+        events=history,
+        warnings=tuple(warnings),
+        settled=_settled(history, current),
+    )
+
+
+def _verdicts(
+    history: tuple[Event, ...], validated: str | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Every sha CI validated (the ``validated`` file's too), and those now bad.
+
+    A sha's latest verdict wins: validated after marked bad is good again.
+    """
     validated_all: set[str] = {validated} if validated else set()
     verdicts: dict[str, str] = {}
-    previous = None
-    # Settled: the last switch was followed by a passing readiness check, so what
-    # runs is what ``current`` names (a run killed mid-deploy leaves it false).
-    settled = False
     for event in history:
         if event.event == "validated" and event.sha:
             validated_all.add(event.sha)
             verdicts[event.sha] = "validated"
         elif event.event == "marked_bad" and event.sha:
             verdicts[event.sha] = "bad"
+    bad = frozenset(sha for sha, verdict in verdicts.items() if verdict == "bad")
+    return frozenset(validated_all), bad
+
+
+def _previous(history: tuple[Event, ...], current: str | None) -> str | None:
+    """What ran before the last switch to ``current`` (never ``current`` itself)."""
+    previous = None
+    for event in history:
+        # A switch to what already ran (a rerun after a crash) keeps previous.
+        if (
+            event.event == "switch"
+            and event.sha == current
+            and event.previous != event.sha
+        ):
+            previous = event.previous
+    return previous if previous != current else None
+
+
+def _settled(history: tuple[Event, ...], current: str | None) -> bool:
+    """Whether the last switch was followed by a passing readiness check.
+
+    Then what runs is what ``current`` names (a run killed mid-deploy leaves it
+    false).
+    """
+    settled = False
+    for event in history:
         if event.event == "switch":
             settled = False
-            # A switch to what already ran (a rerun after a crash) keeps previous.
-            if event.sha == current and event.previous != event.sha:
-                previous = event.previous
         elif event.event == "health" and event.outcome == "ok":
             settled = event.sha == current
+    return settled
+
+
+def _newest_first(
+    releases: Iterable[str], history: tuple[Event, ...]
+) -> tuple[str, ...]:
+    """The release directories, newest first by :func:`release_order`."""
     order = release_order(history)
-    newest_first = sorted(
-        sorted(set(releases)), key=lambda sha: order.get(sha, -1), reverse=True
-    )
-    return EnvState(
-        env=env,
-        current=current,
-        previous=previous if previous != current else None,
-        validated=validated,
-        validated_all=frozenset(validated_all),
-        bad=frozenset(sha for sha, verdict in verdicts.items() if verdict == "bad"),
-        releases=tuple(newest_first),
-        lock=lock,
-        events=history,
-        warnings=tuple(warnings),
-        settled=settled,
+    return tuple(
+        sorted(sorted(set(releases)), key=lambda sha: order.get(sha, -1), reverse=True)
     )
