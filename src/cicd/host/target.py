@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import re
 import sys
-from posixpath import basename, dirname, join
+from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
-from cicd.core import dependency_lock
 from cicd.core import lock_details
 from cicd.commands import Command, files, git
-from cicd.commands import venv as venv_commands
-from cicd.core.errors import CicdError, CommandFailed, UsageError, clip
+from cicd.core.errors import CicdError, UsageError, clip
 from cicd.checks.health import Fetcher
+from cicd.host import venvs
 from cicd.host.context import HostContext
 from cicd.core.inputs import REVISION_PATTERN
 from cicd.core.layout import EnvPaths
@@ -419,172 +418,8 @@ class Target:
         return runtime.prepare(sha, self.paths.release(sha))
 
     def prepare_venv(self, release: str, sha: str | None = None) -> str:
-        """Return the venv for a release's dependencies, building it if needed.
-
-        The venv is named by what it holds: the requirements file's content, or for
-        a lock (``uv.lock``, ``pylock.toml``) the lock, the interpreter and the
-        content of the local packages it installs from the release. Releases with
-        the same name share it; a failed build leaves no directory behind.
-
-        Args:
-            release: The (temporary) release directory.
-            sha: The release's sha: local packages are keyed by their git tree.
-
-        Raises:
-            CicdError: The interpreter does not satisfy the app's
-                ``requires-python`` (or ``.python-version``), uv is missing for a
-                lock, or an artifact failed its hash check (the line names it).
-        """
-        app = join(release, self.settings.app_dir)
-        names = dependency_lock.candidates(self.settings.requirements)
-        sections = files.parse_snapshot(
-            self.runner.output(
-                files.read_all(
-                    *(join(app, name) for name in names),
-                    join(app, "pyproject.toml"),
-                    join(app, ".python-version"),
-                )
-            )
-        )
-        texts = [sections.get(str(i), "") for i in range(len(names) + 2)]
-        name, content = dependency_lock.chosen(self.settings.requirements, texts[:-2])
-        pyproject, pinned = texts[-2:]
-        requirements = join(app, name)
-        kind = dependency_lock.kind_of(name)
-        locked = kind != dependency_lock.REQUIREMENTS
-        python = self._interpreter()
-        local: list[str] = []
-        interpreter = self._check_python(
-            python, dependency_lock.needs(pyproject, pinned), always=locked
-        )
-        if kind == dependency_lock.REQUIREMENTS:
-            # Same name as before locks existed: every venv already built is kept.
-            digest = self.runner.output(files.sha256(requirements))
-            key = digest[:16] if digest else "no-requirements"
-        else:
-            if not content:
-                raise CicdError(f"{name}: not in the release")
-            digest = "lock"
-            local = dependency_lock.local_packages(content, kind, self.settings.app_dir)
-            trees = self._trees(sha, local)
-            key = dependency_lock.venv_key(content, interpreter, trees)
-        venv = join(self.paths.venvs, key)
-        if self.runner.ok(venv_commands.is_complete(venv)):
-            return venv
-        # A lock is installed by uv (found on PATH or beside the interpreter) into
-        # a bare venv: ``python -m venv`` needs no uv on PATH.
-        uv = self._uv(name) if locked else "uv"
-        installer = "pip" if locked else self._installer()
-        self.runner.run(files.remove(venv))
-        self.runner.run(files.mkdirs(self.paths.venvs))
-        try:
-            self.runner.run(
-                venv_commands.create(
-                    python,
-                    venv,
-                    installer=installer,
-                    with_pip=bool(digest) and not locked,
-                )
-            )
-            if kind == dependency_lock.UV_LOCK:
-                self.runner.run(venv_commands.sync_uv_lock(venv, app, uv))
-            elif kind == dependency_lock.PYLOCK:
-                self.runner.run(
-                    venv_commands.sync_pylock(venv, requirements, uv, local=bool(local))
-                )
-            elif digest:
-                self.runner.run(
-                    venv_commands.install(
-                        venv,
-                        requirements,
-                        installer=installer,
-                        hashes=dependency_lock.has_hashes(content),
-                    )
-                )
-            self.runner.run(venv_commands.mark_complete(venv))
-        except CommandFailed as failed:
-            # Nothing half-built is left to be mistaken for a venv, nor reused.
-            self.runner.run(files.remove(venv), check=False)
-            package = dependency_lock.failed_package(failed.stderr)
-            if package:
-                raise CicdError(
-                    f"{package}: the artifact does not match its hash in {name}"
-                ) from failed
-            raise
-        return venv
-
-    def _uv(self, lock: str) -> str:
-        """The path of uv: on PATH, or beside the interpreter (``pip install uv``).
-
-        Raises:
-            CicdError: uv is found nowhere; a lock cannot be installed without it.
-        """
-        beside = dirname(self.python) if "/" in self.python else ""
-        found = self.runner.run(
-            files.locate("uv", beside or "/nonexistent"), check=False
-        )
-        if found.ok and found.stdout.strip():
-            return found.stdout.strip()
-        raise CicdError(
-            f"{lock} needs uv on {self.runner.host} "
-            "(install uv, or name a requirements file in `requirements`)"
-        )
-
-    def _interpreter(self) -> str:
-        """The interpreter command: ``python``, or the uv-managed one it names."""
-        wanted = self.python
-        if re.match(r"^(cpython-|pypy)?\d+(\.\d+)*$", wanted) and self.runner.ok(
-            files.which("uv")
-        ):
-            found = self.runner.run(venv_commands.find_python(wanted), check=False)
-            if found.ok and found.stdout.strip():
-                return found.stdout.strip()
-        return wanted
-
-    def _check_python(
-        self, wanted: str, needs: dependency_lock.Needs, always: bool
-    ) -> str:
-        """Refuse an interpreter the app does not accept.
-
-        Args:
-            wanted: The interpreter command.
-            needs: What the app asks for.
-            always: Ask the interpreter even when the app asks for nothing.
-
-        Returns:
-            The interpreter's path and version (part of a lock's venv key), or
-            ``""`` when it was not asked.
-        """
-        if not always and not needs.specifier and not needs.pinned:
-            return ""
-        result = self.runner.run(venv_commands.python_version(wanted), check=False)
-        path, _, version = result.stdout.strip().rpartition(" ")
-        if not result.ok or not version:
-            asked = f"the app needs Python {needs.describe()}; " if needs else ""
-            raise CicdError(
-                f"{asked}{wanted} does not run on {self.runner.host} — set `python` "
-                "or install it"
-            )
-        if not needs.accepts(version):
-            raise CicdError(
-                f"the app needs Python {needs.describe()}; {wanted} is {version} "
-                "— set `python` or install it"
-            )
-        return f"{path} {version}"
-
-    def _trees(self, sha: str | None, paths: list[str]) -> list[str]:
-        """The git tree ids of local packages at ``sha`` (their content)."""
-        if not paths or not sha:
-            return paths
-        return self.runner.output(
-            venv_commands.tree_ids(self.repo, sha, *paths)
-        ).split()
-
-    def _installer(self) -> str:
-        choice = self.settings.installer
-        if choice == "auto":
-            return "uv" if self.runner.ok(files.which("uv")) else "pip"
-        return choice
+        """The venv of a release's dependencies (see :mod:`cicd.host.venvs`)."""
+        return venvs.prepare_venv(self.context, release, repo=self.repo, sha=sha)
 
     # -- state --------------------------------------------------------------
 
