@@ -22,17 +22,17 @@ from cicd.commands import systemd
 from cicd.core.config import from_table
 from cicd.core.errors import UsageError
 from cicd.transport.runner import Runner
-from cicd.pipeline.setup import (
+from cicd.pipeline.setup import run_setup
+from cicd.pipeline.setup_access import Fleet
+from cicd.pipeline.setup_check import (
     FIXED,
     MISSING,
     OK,
     SKIPPED,
     Check,
-    Fleet,
     Options,
     failures,
     fixes,
-    run_setup,
 )
 from cicd.pipeline.start import start_env
 from cicd.host.target import Target

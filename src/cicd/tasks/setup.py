@@ -6,12 +6,22 @@ import getpass
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from cicd.tasks._common import env_names, reported, target, targets
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cicd.core.record import Record
+    from cicd.core.settings import EnvSettings, Settings
+    from cicd.host.target import Target
+    from cicd.pipeline.setup_access import Fleet
+    from cicd.pipeline.setup_check import Check, Options
+    from cicd.transport.runner import Runner
 
 
 @task(
@@ -68,49 +78,84 @@ def setup(
     """
     with reported():
         from cicd.core import config
-        from cicd.commands import systemd
-        from cicd.core.errors import UsageError
         from cicd.core.redact import redact
+        from cicd.pipeline.setup import run_setup
         from cicd.transport.runner import Runner
-        from cicd.pipeline.setup import Fleet, Options, failures, fixes, run_setup
 
         settings = config.load()
         names = [env] if env else sorted(settings.envs)
         envs = {name: settings.env(name) for name in names}
-        if user:
-            systemd.check_user(user)
-        if not unit_dir.startswith("/"):
-            raise UsageError(f"--unit-dir {unit_dir!r} must be an absolute path")
-        remote = Runner(c).remote
-        again = ["fab", "-H", Runner(c).host, "setup"] if remote else _this_program()
-        for flag, value in (("--env", env), ("--unit-dir", unit_dir), ("--user", user)):
-            if value and not (flag == "--unit-dir" and value == systemd.UNIT_DIR):
-                again += [flag, value]
-        wanted = None
-        if not remote and user and user == getpass.getuser():
-            wanted = _record(settings)
-        options = Options(check, unit_dir, user, shlex.join(again), wanted)
-        local, fleets = [], []
-        for name, settings_of in envs.items():
-            if settings_of.hosts and not remote:
-                ssh_config = settings_of.ssh_config
-                if ssh_config and not ssh_config.startswith(("/", "~")):
-                    ssh_config = str(settings.project_dir / ssh_config)
-                fleets.append(Fleet(name, settings_of, ssh_config))
-            else:
-                local.append(target(c, name))
+        runner = Runner(c)
+        options = _options(runner, settings, env, check, unit_dir, user)
+        local, fleets = _by_reach(c, settings, envs, remote=runner.remote)
         checks = run_setup(
             local, fleets, options, say=lambda line: print(redact(line), flush=True)
         )
-        todo = fixes(checks)
-        if todo:
-            print("\nto do by hand:")
-            for line in todo:
-                print(f"  {redact(line)}")
-        failed = failures(checks, check_only=check)
-        if failed:
-            raise Exit(f"setup: missing: {', '.join(c.name for c in failed)}", code=1)
-        print("\nsetup: " + ("everything is in place" if check else "done"))
+        _report(checks, check_only=check)
+
+
+def _options(
+    runner: Runner, settings: Settings, env: str, check: bool, unit_dir: str, user: str
+) -> Options:
+    """What setup was asked, checked: exits 2 on a bad --user or --unit-dir.
+
+    The command in the fixes runs setup again as asked: ``fab -H HOST setup`` over
+    SSH, else this tool's own path (see :func:`_this_program`).
+    """
+    from cicd.commands import systemd
+    from cicd.core.errors import UsageError
+    from cicd.pipeline.setup_check import Options
+
+    if user:
+        systemd.check_user(user)
+    if not unit_dir.startswith("/"):
+        raise UsageError(f"--unit-dir {unit_dir!r} must be an absolute path")
+    again = ["fab", "-H", runner.host, "setup"] if runner.remote else _this_program()
+    for flag, value in (("--env", env), ("--unit-dir", unit_dir), ("--user", user)):
+        if value and not (flag == "--unit-dir" and value == systemd.UNIT_DIR):
+            again += [flag, value]
+    wanted = None
+    if not runner.remote and user and user == getpass.getuser():
+        wanted = _record(settings)
+    return Options(check, unit_dir, user, shlex.join(again), wanted)
+
+
+def _by_reach(
+    c: Any, settings: Settings, envs: dict[str, EnvSettings], *, remote: bool
+) -> tuple[list[Target], list[Fleet]]:
+    """The environments served from here, and those deployed over SSH (fleets).
+
+    Over SSH (``fab -H``) every environment is served from the host reached. A
+    fleet's relative ``ssh_config`` is relative to the project, as deploys read it.
+    """
+    from cicd.pipeline.setup_access import Fleet
+
+    local, fleets = [], []
+    for name, env_settings in envs.items():
+        if not env_settings.hosts or remote:
+            local.append(target(c, name))
+            continue
+        ssh_config = env_settings.ssh_config
+        if ssh_config and not ssh_config.startswith(("/", "~")):
+            ssh_config = str(settings.project_dir / ssh_config)
+        fleets.append(Fleet(name, env_settings, ssh_config))
+    return local, fleets
+
+
+def _report(checks: Sequence[Check], *, check_only: bool) -> None:
+    """Print what is left to do by hand; exit 1 if anything still fails."""
+    from cicd.core.redact import redact
+    from cicd.pipeline.setup_check import failures, fixes
+
+    todo = fixes(checks)
+    if todo:
+        print("\nto do by hand:")
+        for line in todo:
+            print(f"  {redact(line)}")
+    failed = failures(checks, check_only=check_only)
+    if failed:
+        raise Exit(f"setup: missing: {', '.join(c.name for c in failed)}", code=1)
+    print("\nsetup: " + ("everything is in place" if check_only else "done"))
 
 
 def _this_program() -> list[str]:
@@ -124,7 +169,7 @@ def _this_program() -> list[str]:
     return [sys.executable, "-m", "cicd", "setup"]
 
 
-def _record(settings: Any) -> Any:
+def _record(settings: Settings) -> Record | None:
     """What setup records for its user, or None for the embedded default."""
     from cicd.core.record import Record
 
