@@ -21,6 +21,7 @@ import pytest
 from invoke import Context
 
 from cicd.core import config
+from cicd.core.settings import Settings
 from cicd.transport.runner import Runner
 from cicd.host.target import Target
 
@@ -161,7 +162,7 @@ class Project:
     #: Each environment's (blue, green) private ports behind haproxy.
     slot_ports: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def settings(self) -> config.Settings:
+    def settings(self) -> Settings:
         """Load the configuration."""
         return config.load(self.config_path)
 

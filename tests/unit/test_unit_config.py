@@ -1,5 +1,5 @@
-"""Unit tests of :mod:`cicd.core.config`: the embedded default, merging, and every
-error.
+"""Unit tests of :mod:`cicd.core.config` and the schema, checks and settings it loads
+with: the embedded default, merging, and every error.
 
 An invalid configuration must fail before anything runs, with a
 :class:`~cicd.core.errors.ConfigError` (exit code 2) whose message names the key to fix.
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from cicd.core.config import Settings, find_pyproject, from_table, load
+from cicd.core.config import find_pyproject, from_table, load
 from cicd.core.errors import CicdError, ConfigError, UsageError
+from cicd.core.settings import Settings
 
 CICD_TABLE = "[tool.cicd]\nkeep = 2\n\n[tool.cicd.env.prod]\nport = 9001\n"
 
@@ -381,16 +382,17 @@ def test_load_without_any_configuration(
 def test_the_schema_and_the_typed_settings_name_the_same_keys() -> None:
     import dataclasses
 
-    from cicd.core import config
+    from cicd.core.config_schema import CHECK_KEYS, CHECK_SCHEMA, SCHEMA
+    from cicd.core.settings import SECTIONS, EnvSettings
 
-    derived = {"name"} | set(config.SECTIONS)
-    top = {f.name for f in dataclasses.fields(config.EnvSettings)} - derived
-    assert top == {k for k, v in config.SCHEMA.items() if not isinstance(v, dict)}
-    for section, cls in config.SECTIONS.items():
-        assert {f.name for f in dataclasses.fields(cls)} == set(config.SCHEMA[section])
-    assert set(config.CHECK_SCHEMA) == set(config.CHECK_KEYS)
+    derived = {"name"} | set(SECTIONS)
+    top = {f.name for f in dataclasses.fields(EnvSettings)} - derived
+    assert top == {k for k, v in SCHEMA.items() if not isinstance(v, dict)}
+    for section, cls in SECTIONS.items():
+        assert {f.name for f in dataclasses.fields(cls)} == set(SCHEMA[section])
+    assert set(CHECK_SCHEMA) == set(CHECK_KEYS)
     # Every key says what it means: the reference page is generated from it.
-    assert all(spec.doc for spec in config.CHECK_SCHEMA.values())
+    assert all(spec.doc for spec in CHECK_SCHEMA.values())
 
 
 def test_a_template_typo_fails_at_load_naming_the_known_placeholders(
@@ -419,7 +421,6 @@ def test_the_ci_command_is_split_before_its_placeholders_are_filled() -> None:
 
 
 def test_slot_ports_derive_from_the_port_and_are_checked() -> None:
-    from cicd.core.config import ConfigError, from_table
 
     settings = from_table({}, project_dir=Path("."))
     assert settings.env("prod").proxy.slot_port("blue") == 18501
@@ -455,7 +456,6 @@ def test_slot_ports_derive_from_the_port_and_are_checked() -> None:
 def test_auto_checks_the_slot_ports_once_haproxy_is_found(tmp_path: Path) -> None:
     from invoke import Context
 
-    from cicd.core.config import ConfigError, from_table
     from cicd.transport.runner import Runner
     from cicd.host.target import Target
 

@@ -22,7 +22,7 @@ from pytest_httpserver import HTTPServer
 from cicd.reporting import notify
 from cicd.ci import github
 from cicd.ci.github import GitHubProvider
-from cicd.core.config import SCHEMA
+from cicd.core.config_schema import SCHEMA
 from tests.discord_fake import FakeDiscord
 from tests.github_fake import REPOSITORY, FakeGitHub, secondary_rate_limit
 

@@ -1,10 +1,10 @@
 """Sphinx directive ``cicd-config``: configuration tables generated from the code.
 
-Keys, defaults and meanings all come from :data:`cicd.core.config.SCHEMA` (or
-:data:`cicd.core.config.CHECK_SCHEMA` for health checks, :data:`cicd.core.config.ENV_DEFAULTS`
-for the built-in per-environment values): the reference cannot fall behind
-``config.py``, and a key without a meaning is a build warning (an error under
-``sphinx-build -W``).
+Keys, defaults and meanings all come from :data:`cicd.core.config_schema.SCHEMA` (or
+:data:`~cicd.core.config_schema.CHECK_SCHEMA` for health checks,
+:data:`~cicd.core.config_schema.ENV_DEFAULTS` for the built-in per-environment
+values): the reference cannot fall behind ``config_schema.py``, and a key without a
+meaning is a build warning (an error under ``sphinx-build -W``).
 
 Usage::
 
@@ -57,7 +57,7 @@ def flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def schema_rows(schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted key → :class:`cicd.core.config.Key` of a nested schema, in order."""
+    """Dotted key → its :class:`~cicd.core.config_schema.Key`, in schema order."""
     rows: dict[str, Any] = {}
     for key, spec in schema.items():
         if isinstance(spec, dict):
@@ -69,22 +69,22 @@ def schema_rows(schema: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def rows_for(kind: str) -> dict[str, tuple[str, str | None]]:
     """Key → (default as TOML or a dash, meaning) for one table kind."""
-    from cicd.core import config
+    from cicd.core import config_schema
 
     if kind == "defaults":
         return {
             key: (toml_value(spec.default), spec.doc)
-            for key, spec in schema_rows(config.SCHEMA).items()
+            for key, spec in schema_rows(config_schema.SCHEMA).items()
         }
     if kind == "checks":
         return {
             key: ("—" if spec.default is None else toml_value(spec.default), spec.doc)
-            for key, spec in config.CHECK_SCHEMA.items()
+            for key, spec in config_schema.CHECK_SCHEMA.items()
         }
     if kind == "environments":
         return {
             f"env.{env}.{key}": (toml_value(value), None)
-            for env, table in config.ENV_DEFAULTS.items()
+            for env, table in config_schema.ENV_DEFAULTS.items()
             for key, value in flatten(table).items()
         }
     raise ValueError(f"unknown table {kind!r} (defaults, checks, environments)")
@@ -98,9 +98,9 @@ class CicdConfig(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         """Build the table; warn about keys without a meaning."""
-        from cicd.core import config
+        from cicd.core import config_schema
 
-        self.env.note_dependency(config.__file__)
+        self.env.note_dependency(config_schema.__file__)
         kind = self.arguments[0]
         try:
             rows = rows_for(kind)
@@ -109,7 +109,8 @@ class CicdConfig(SphinxDirective):
             return []
         if self.content:
             logger.warning(
-                "cicd-config: meanings live in cicd.core.config.SCHEMA, not in the page",
+                "cicd-config: meanings live in cicd.core.config_schema.SCHEMA, "
+                "not in the page",
                 location=self.get_location(),
             )
         with_meaning = kind != "environments"

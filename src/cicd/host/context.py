@@ -17,7 +17,7 @@ from cicd.checks.health import Fetcher, LocalFetcher
 from cicd.commands import files
 
 if TYPE_CHECKING:
-    from cicd.core.config import EnvSettings
+    from cicd.core.settings import EnvSettings
     from cicd.core.layout import EnvPaths
     from cicd.transport.runner import Runner
 

@@ -28,7 +28,7 @@ from cicd.core.errors import ConfigError, UsageError
 from cicd.core.record import RECORD, Record, parse
 
 if TYPE_CHECKING:
-    from cicd.core.config import Settings
+    from cicd.core.settings import Settings
     from cicd.transport.runner import Runner
 
 
@@ -80,7 +80,7 @@ def remote_settings(runner: Runner) -> Settings:
         ConfigError: The recorded configuration is invalid.
     """
     from cicd.core.config import CONFIG_VARIABLE, from_table
-    from cicd.core.config import _merge  # the configuration's own precedence rule
+    from cicd.core.settings import merge as _merge  # the configuration's own rule
 
     host = runner.host
     text = runner.run(read_command()).stdout

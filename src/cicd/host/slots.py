@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from cicd.commands import files
 from cicd.commands import supervisor as sv
-from cicd.core.config import SLOTS
+from cicd.core.config_schema import SLOTS
 from cicd.checks.health import wait_ready
 from cicd.core.health_check import HealthCheck
 from cicd.core.messages import short

@@ -24,7 +24,7 @@ from cicd.core.ledger import Event, EventName, acknowledgement, parse
 from cicd.core.state import EnvState, replay
 
 if TYPE_CHECKING:
-    from cicd.core.config import EnvSettings, Settings
+    from cicd.core.settings import EnvSettings, Settings
     from cicd.transport.runner import Result, Runner
     from cicd.runtime import Runtime
     from cicd.host.slots import Slots
@@ -91,7 +91,7 @@ class Target:
             if self._proxied and kind == "auto":
                 # Checked at load only for "haproxy": without haproxy on the
                 # host, the slots' ports are never used.
-                from cicd.core.config import check_slot_ports
+                from cicd.core.config_validation import check_slot_ports
 
                 proxy = self.settings.proxy
                 check_slot_ports(

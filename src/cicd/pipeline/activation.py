@@ -15,7 +15,7 @@ from cicd.commands import files
 from cicd.core.errors import CicdError, UpdateRolledBack
 from cicd.checks.health import CheckResult, Readiness, wait_ready
 from cicd.core.health_check import HealthCheck
-from cicd.core.config import SLOTS
+from cicd.core.config_schema import SLOTS
 from cicd.core.messages import LOG_TAIL_LINES, short
 from cicd.checks.probe import RemoteFetcher
 from cicd.runtime.supervisor import SupervisorRuntime

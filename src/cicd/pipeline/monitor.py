@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cicd.commands import files
-from cicd.core.config import DEFAULTS, MonitorSettings
+from cicd.core.config_schema import DEFAULTS
+from cicd.core.settings import MonitorSettings
 from cicd.core.redact import redact
 
 if TYPE_CHECKING:

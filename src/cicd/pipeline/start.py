@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from cicd.core.config import SLOTS
+from cicd.core.config_schema import SLOTS
 from cicd.core.messages import short
 from cicd.host.slots import ALIVE, other
 

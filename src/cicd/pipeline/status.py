@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cicd.host import intent
-from cicd.core.config import SLOTS
+from cicd.core.config_schema import SLOTS
 from cicd.checks.health import run_round
 from cicd.core.lock_details import describe, is_stale
 from cicd.core.messages import short

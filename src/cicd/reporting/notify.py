@@ -47,7 +47,7 @@ from cicd.core.redact import redact
 if TYPE_CHECKING:
     import requests
 
-    from cicd.core.config import EnvSettings
+    from cicd.core.settings import EnvSettings
     from cicd.host.target import Target
 
 WEBHOOK_VARIABLE = "DISCORD_WEBHOOK_URL"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from cicd.commands import Command
-    from cicd.core.config import EnvSettings
+    from cicd.core.settings import EnvSettings
     from cicd.core.layout import EnvPaths
     from cicd.transport.runner import Runner
 

@@ -17,7 +17,7 @@ from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
     from cicd.commands import Command
-    from cicd.core.config import EnvSettings
+    from cicd.core.settings import EnvSettings
     from cicd.core.layout import EnvPaths
     from cicd.transport.runner import Runner
 

@@ -26,7 +26,7 @@ from cicd.commands import supervisor as sv
 from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
-    from cicd.core.config import EnvSettings
+    from cicd.core.settings import EnvSettings
     from cicd.core.layout import EnvPaths
     from cicd.transport.runner import Runner
 

@@ -32,7 +32,7 @@ from cicd.runtime.compose import app_env_file
 
 if TYPE_CHECKING:
     from cicd.commands import Command
-    from cicd.core.config import EnvSettings
+    from cicd.core.settings import EnvSettings
     from cicd.core.layout import EnvPaths
     from cicd.transport.runner import Runner
 

@@ -31,7 +31,7 @@ BROKEN_PIPE = 141
 JSON_SCHEMA = 1
 
 if TYPE_CHECKING:
-    from cicd.core.config import Settings
+    from cicd.core.settings import Settings
     from cicd.pipeline.plan import Plan
     from cicd.reporting.notify import Notifier
     from cicd.host.target import Target
