@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from cicd.commands import files
 from cicd.commands import haproxy as hx
 from cicd.commands import supervisor as sv
-from cicd.core.config_schema import SLOTS
+from cicd.core.config import SLOTS
 from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
@@ -142,25 +142,19 @@ class Proxy:
             self.conf: hx.global_conf(self.socket),
             self.fragment: self.fragment_conf(live),
         }
-        paths = [*wanted, program_path]
-        snapshot = files.parse_snapshot(self.runner.run(files.read_all(*paths)).stdout)
-        old = {path: snapshot.get(str(i), "") for i, path in enumerate(paths)}
+        old = self._read([*wanted, program_path])
         stale = {p: c for p, c in wanted.items() if old[p] != c.strip("\n")}
         program_current = old[program_path] == self._program_conf().strip("\n")
         if not stale and program_current and self._answers():
             return []  # the usual case: config as wanted, haproxy answering
         said: list[str] = []
-        reshaped = bool(old[self.fragment]) and hx.structure(
-            old[self.fragment]
-        ) != hx.structure(wanted[self.fragment])
-        running = reshaped and supervisor.program_status(PROGRAM) == "RUNNING"
-        if running and self.backends is not None:
-            # A swarm's nodes changed: no switch is coming, reload now.
-            self._write(stale)
-            supervisor.signal("USR2", PROGRAM)
-            self.wait_until_answering(reloaded=True)
-            return [f"haproxy reloaded: {self.env}'s nodes changed"]
-        if running:
+        old_fragment = old[self.fragment]
+        reshaped = bool(old_fragment) and hx.structure(old_fragment) != hx.structure(
+            wanted[self.fragment]
+        )
+        if reshaped and supervisor.program_status(PROGRAM) == "RUNNING":
+            if self.backends is not None:
+                return self._reload_for_new_nodes(supervisor, stale)
             # New ports or checks: the live slot still listens where the running
             # config says, so the new fragment waits for the switch (a reload).
             del stale[self.fragment]
@@ -171,31 +165,60 @@ class Proxy:
             )
         if stale:
             self._write(stale)
+        said += self._run_program(supervisor, program_path, first=not old_fragment)
+        self.wait_until_answering(reloaded=bool(said))
+        return said
+
+    def _read(self, paths: list[str]) -> dict[str, str]:
+        """The content of each file (empty: absent), read in one round trip."""
+        snapshot = files.parse_snapshot(self.runner.run(files.read_all(*paths)).stdout)
+        return {path: snapshot.get(str(i), "") for i, path in enumerate(paths)}
+
+    def _reload_for_new_nodes(
+        self, supervisor: SupervisorRuntime, stale: dict[str, str]
+    ) -> list[str]:
+        """A swarm's nodes changed: no switch is coming, so reload now."""
+        self._write(stale)
+        supervisor.signal("USR2", PROGRAM)
+        self.wait_until_answering(reloaded=True)
+        return [f"haproxy reloaded: {self.env}'s nodes changed"]
+
+    def _run_program(
+        self, supervisor: SupervisorRuntime, program_path: str, *, first: bool
+    ) -> list[str]:
+        """Make supervisord run haproxy with the config just written.
+
+        Args:
+            supervisor: The root's supervisord.
+            program_path: haproxy's program file.
+            first: This environment has no fragment yet (its first switch here).
+
+        Returns:
+            Lines for the console: what was stopped, started or reloaded.
+        """
+        said: list[str] = []
         removed = False
-        if not old[self.fragment] and self.backends is None:
+        if first and self.backends is None:
             # First blue/green switch here: the app restarted in place holds the
             # public port haproxy is about to take.
-            removed, lines = self._retire_in_place()
-            said += lines
+            removed, said = self._retire_in_place()
         started = supervisor.ensure_program(
             PROGRAM, program_path, self._program_conf(), removed=removed
         )
         if started:
-            said.append("haproxy started (under supervisord)")
-        else:
-            state = supervisor.program_status(PROGRAM)
-            if state != "RUNNING":
-                supervisor.program_action("start", PROGRAM)
-                said.append(f"haproxy was not running ({state}); started it")
-            elif not old[self.fragment]:
-                # A new environment on a running haproxy: a seamless reload adds
-                # its frontend; the others' connections carry on.
-                supervisor.signal("USR2", PROGRAM)
-                said.append(
-                    f"haproxy reloaded: it serves {self.env} on port "
-                    f"{self.host.settings.port} too"
-                )
-        self.wait_until_answering(reloaded=bool(said))
+            return [*said, "haproxy started (under supervisord)"]
+        state = supervisor.program_status(PROGRAM)
+        if state != "RUNNING":
+            supervisor.program_action("start", PROGRAM)
+            said.append(f"haproxy was not running ({state}); started it")
+        elif first:
+            # A new environment on a running haproxy: a seamless reload adds
+            # its frontend; the others' connections carry on.
+            supervisor.signal("USR2", PROGRAM)
+            said.append(
+                f"haproxy reloaded: it serves {self.env} on port "
+                f"{self.host.settings.port} too"
+            )
         return said
 
     def _write(self, contents: dict[str, str]) -> None:
