@@ -42,9 +42,8 @@ def find_pyproject(start: Path) -> Path | None:
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             data = _read_toml(candidate)
-            if "cicd" in data.get("tool", {}) or data.get("project", {}).get(
-                "name"
-            ) == ("cicd"):
+            project = data.get("project", {}).get("name")
+            if "cicd" in data.get("tool", {}) or project == "cicd":
                 return candidate
     return None
 
@@ -89,6 +88,7 @@ def load(path: Path | str | None = None) -> Settings:
 
 
 def _tool(path: Path) -> dict[str, Any]:
+    """The file's ``[tool]`` table (empty when it has none, or not a table)."""
     tool = _read_toml(path).get("tool", {})
     return tool if isinstance(tool, dict) else {}
 
