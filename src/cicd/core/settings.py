@@ -23,7 +23,7 @@ from cicd.core.health_check import HealthCheck
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    """How the app is run on the target: supervisord or docker compose."""
+    """How the app is run on the target: supervisord, docker compose or a swarm."""
 
     kind: str
     command: str
@@ -165,7 +165,8 @@ class Settings:
         """Return one environment's settings, as seen on ``host`` if given.
 
         Raises:
-            UsageError: The environment is not configured.
+            ConfigError: The environment is not configured, or the host's overrides
+                break a rule.
         """
         if name not in self.envs:
             known = ", ".join(sorted(self.envs))
