@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from cicd.commands import files
 from cicd.commands import haproxy as hx
 from cicd.commands import supervisor as sv
-from cicd.core.config import SLOTS
+from cicd.core.config_schema import SLOTS
 from cicd.core.errors import CicdError
 
 if TYPE_CHECKING:
