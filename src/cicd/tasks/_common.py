@@ -10,12 +10,11 @@ number of hosts (see :func:`emit_json` and the task reference)::
 from __future__ import annotations
 
 import functools
-import json
 import json as json_module
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from cicd.pipeline.plan import Plan
     from cicd.reporting.notify import Notifier
     from cicd.host.target import Target
+    from cicd.transport.runner import Runner
 
 
 @contextmanager
@@ -148,37 +148,70 @@ def seconds(value: str, flag: str) -> float | None:
     return number
 
 
-def target(c: Any, env: str) -> Target:
-    """Build the Target of ``env`` for this task's context (local or SSH)."""
+def task_settings(c: Any) -> Settings:
+    """The configuration a task runs with: resolved once, then handed down.
+
+    On this machine it is the project's (:func:`cicd.core.config.load`); under
+    ``fab -H HOST``, the host's (:func:`host_settings`), which may take a round trip
+    over SSH: a task resolves it once and passes it to :func:`targets`,
+    :func:`target` and :func:`env_names`.
+    """
     from cicd.core import config
+
+    runner = _runner(c)
+    return host_settings(runner) if runner.remote else config.load()
+
+
+def _runner(c: Any) -> Runner:
+    """The runner of this task's context; over SSH, checking the host's key first."""
     from cicd.transport.runner import Runner
-    from cicd.host.target import Target
 
     runner = Runner(c)
-    if not runner.remote:
-        return Target(runner, config.load(), env)
-    from cicd.transport.ssh import harden
+    if runner.remote:
+        from cicd.transport.ssh import harden
 
-    check_host(runner.host)
-    harden(c)
-    return Target(runner, host_settings(runner), env)
+        check_host(runner.host)
+        harden(c)
+    return runner
 
 
-def host_settings(runner: Any) -> Settings:
+def target(c: Any, env: str, settings: Settings | None = None) -> Target:
+    """Build the Target of ``env`` for this task's context (local or SSH).
+
+    Args:
+        c: The task's context.
+        env: The environment.
+        settings: The task's :func:`task_settings` (resolved here when not given).
+    """
+    from cicd.host.target import Target
+
+    runner = _runner(c)
+    return Target(runner, task_settings(c) if settings is None else settings, env)
+
+
+def first_env_target(c: Any) -> Target:
+    """The first configured environment's Target, for a task about the host itself.
+
+    ``down`` and ``health --url`` act on no environment of their own: the first
+    one's settings (the runtime, the monitor's rules, the notifier) are the host's.
+    """
+    settings = task_settings(c)
+    return target(c, env_names(settings)[0], settings)
+
+
+def host_settings(runner: Runner) -> Settings:
     """The configuration of a task run on a host over SSH (``fab -H HOST``).
 
     The configuration here, when there is one (``CICD_CONFIG``, or a
     ``[tool.cicd]`` table); otherwise the one the host's setup recorded
     (:mod:`cicd.host.record`). The root must be absolute either way: a relative one
-    would
-    be a directory guessed in the SSH user's home.
+    would be a directory guessed in the SSH user's home.
 
     Raises:
         UsageError: No configuration here nor recorded there, or a relative root;
             nothing was done on the host.
     """
     from cicd.core import config
-    from cicd.core.errors import UsageError
     from cicd.host.record import remote_settings
 
     settings = config.load()
@@ -195,28 +228,36 @@ def host_settings(runner: Any) -> Settings:
     return settings
 
 
-def targets(c: Any, env: str) -> list[Target]:
+def targets(c: Any, env: str, settings: Settings | None = None) -> list[Target]:
     """The Targets of ``env``: one per configured host, or this context's only.
 
     Under ``fab -H HOST`` (or with no ``hosts`` configured) it is the context's own
     host; under ``invoke`` with ``hosts = [...]`` it is every host, over SSH.
-    """
-    from cicd.core import config
-    from cicd.transport.runner import Runner
-    from cicd.host.target import Target
 
-    settings = config.load()
-    names = settings.env(env).hosts
-    if Runner(c).remote or not names:
-        return [target(c, env)]
+    Args:
+        c: The task's context.
+        env: The environment.
+        settings: The task's :func:`task_settings` (resolved here when not given).
+    """
+    from cicd.host.target import Target
+    from cicd.transport.runner import Runner
+
+    if settings is None:
+        settings = task_settings(c)
+    runner = _runner(c)
+    if runner.remote:
+        return [Target(runner, settings, env)]
+    chosen = settings.env(env)
+    if not chosen.hosts:
+        return [Target(runner, settings, env)]
     from cicd.transport.ssh import connect
 
-    ssh_config = settings.env(env).ssh_config
+    ssh_config = chosen.ssh_config
     if ssh_config and not ssh_config.startswith(("/", "~")):
         ssh_config = str(settings.project_dir / ssh_config)
     return [
         Target(Runner(connect(check_host(name), ssh_config)), settings, env)
-        for name in names
+        for name in chosen.hosts
     ]
 
 
@@ -228,11 +269,63 @@ def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:
     return hosts if hosts[0].runner.remote and not remote_context else None
 
 
-def env_names() -> list[str]:
-    """Names of the configured environments."""
+def env_names(settings: Settings | None = None, only: str = "") -> list[str]:
+    """Names of the configured environments, or just ``only`` when a task names one.
+
+    Args:
+        settings: The task's :func:`task_settings` (this machine's when not given).
+        only: The ``--env`` the user gave, empty for every environment.
+    """
     from cicd.core import config
 
-    return sorted(config.load().envs)
+    if only:
+        return [only]
+    return sorted((config.load() if settings is None else settings).envs)
+
+
+def host_label(t: Target) -> str:
+    """``env`` on this machine, ``env@host`` over SSH: how a task's lines name it."""
+    return t.env if not t.runner.remote else f"{t.env}@{t.runner.host}"
+
+
+def lock_waiting(
+    lock_wait: str, default: float | None = 0.0
+) -> AbstractContextManager[None]:
+    """Make the locks the block takes wait up to the ``--lock-wait`` the user typed.
+
+    Args:
+        lock_wait: The flag's text, empty when it was not given.
+        default: The wait when it was not given; None leaves each lock its own (a
+            verdict waits ``ci.lock_wait``).
+
+    Returns:
+        The context manager (:func:`cicd.host.lock.waiting`).
+
+    Raises:
+        UsageError: Not a number of seconds; nothing was changed.
+    """
+    from cicd.host import lock
+
+    given = seconds(lock_wait, "--lock-wait")
+    return lock.waiting(default if given is None else given)
+
+
+def resume_watches(c: Any, hosts: list[Target], n: Notifier) -> list[str]:
+    """Resume the environment's interrupted CI watches, in the background.
+
+    A watch stopped by a kill, a reboot or a freeze is picked up by the next task
+    that can: here, for this machine or the configured hosts; under ``fab -H``,
+    ``invoke watch --resume`` on the host does it instead.
+
+    Returns:
+        The shas whose watch was resumed.
+    """
+    fleet = configured_fleet(c, hosts)
+    if fleet is None and hosts[0].runner.remote:
+        return []
+    from cicd.pipeline import watch as ci_watch
+
+    return ci_watch.resume(hosts, n, detach=True, configured=fleet is not None)
 
 
 def notifier(t: Target, hosts: list[Target] | None = None) -> Notifier:
@@ -271,8 +364,14 @@ def emit_json(
         error: The one-line error when it did not.
         **fields: The task's own top-level keys (documented per task).
     """
-    made = document(task, hosts, env=env, ok=ok, error=error, **fields)
-    print(json.dumps(made, indent=2, sort_keys=True), file=sys.stdout, flush=True)
+    _print_document(document(task, hosts, env=env, ok=ok, error=error, **fields))
+
+
+def _print_document(made: dict[str, Any]) -> None:
+    """Print a task's document on stdout, the whole of what ``--json`` prints."""
+    print(
+        json_module.dumps(made, indent=2, sort_keys=True), file=sys.stdout, flush=True
+    )
 
 
 def document(
@@ -327,7 +426,7 @@ def finish(
     """
     made = document(task, hosts, env=env, ok=ok, error=error, **fields)
     if json:
-        print(json_module.dumps(made, indent=2, sort_keys=True), flush=True)
+        _print_document(made)
     if summarize:
         report_to_github(made, json=json, **(github or {}))
     return made

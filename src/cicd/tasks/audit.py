@@ -6,15 +6,24 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import emit_json, env_names, host_row, reported, targets
+from cicd.tasks import options
+from cicd.tasks._common import (
+    emit_json,
+    env_names,
+    host_label,
+    host_row,
+    reported,
+    targets,
+    task_settings,
+)
 
 
 @task(
     help={
-        "env": "One environment (default: all).",
+        "env": options.ENV_ONE_OR_ALL,
         "since": "Only events since then: an ISO date or time in UTC "
         "(2026-12-01, 2026-12-01T10:30) or a duration back from now (30m, 2h, 3d).",
-        "json": "Print the events as JSON on stdout.",
+        "json": options.JSON,
     }
 )
 def audit(c: Any, env: str = "", since: str = "", json: bool = False) -> None:
@@ -29,10 +38,10 @@ def audit(c: Any, env: str = "", since: str = "", json: bool = False) -> None:
         from cicd.reporting.audit import audit_rows, format_audit, parse_since
 
         start = parse_since(since) if since else None
-        names = [env] if env else env_names()
+        settings = task_settings(c)
         found = []
-        for name in names:
-            for t in targets(c, name):
+        for name in env_names(settings, only=env):
+            for t in targets(c, name, settings):
                 state = t.state()
                 for warning in state.warnings:
                     print(f"warning: {name}: {warning}", file=sys.stderr)
@@ -47,7 +56,7 @@ def audit(c: Any, env: str = "", since: str = "", json: bool = False) -> None:
             )
             return
         for t, events in found:
-            where = t.env if not t.runner.remote else f"{t.env}@{t.runner.host}"
+            where = host_label(t)
             if not events:
                 print(f"{where}: no events" + (f" since {since}" if since else ""))
                 continue

@@ -7,32 +7,17 @@ from typing import Any
 
 from invoke.tasks import task
 
+from cicd.tasks import options
 from cicd.tasks._common import (
     configured_fleet,
     finish,
+    lock_waiting,
     notifier,
     on_github,
     reported,
-    seconds,
+    resume_watches,
     targets,
-)
-
-#: The help of ``--lock-wait``, shared by every task that takes the lock.
-LOCK_WAIT_HELP = (
-    "Seconds to wait for another deploy's or rollback's lock to be released "
-    "(default: 0, fail at once with exit 3); a manual lock is never waited for."
-)
-#: The help of ``--sha``: any revision git resolves, recorded as the full sha.
-SHA_HELP = (
-    "Revision to deploy: a sha (7-40 hex digits), HEAD, a branch or a tag of "
-    "the source, resolved once and recorded as the full sha"
-)
-
-
-#: The help of ``--plan``.
-PLAN_HELP = (
-    "Print what would happen, step by step and host by host, and change nothing "
-    "(no lock, no ledger line, no message)."
+    task_settings,
 )
 
 
@@ -52,8 +37,9 @@ def _plan_prod(
 
     check_reason(force, reason)
     states = results_by_host(lambda t: t.state(), hosts)
+    pre = preprod.state()
     decision = decide_prod(
-        preprod.state(),
+        pre,
         list(states.values()),
         hosts[0].resolve(sha) if sha else None,
         force=force,
@@ -61,7 +47,13 @@ def _plan_prod(
     if decision.sha is None:
         raise UsageError(decision.refused)  # nothing to plan
     show(
-        plan_deploy(hosts, decision.sha, backup=True, refused=decision.refused),
+        plan_deploy(
+            hosts,
+            decision.sha,
+            backup=True,
+            validated=pre.is_good(decision.sha),
+            refused=decision.refused,
+        ),
         "deploy.prod",
         json,
     )
@@ -83,12 +75,12 @@ def result_document(
 
 @task(
     help={
-        "sha": SHA_HELP + "; default: $GITHUB_SHA.",
+        "sha": options.SHA + "; default: $GITHUB_SHA.",
         "env": "Environment to deploy to (default: preprod).",
         "watch": "Then watch CI in the background; roll back if CI fails.",
-        "json": "Print the result as JSON on stdout.",
-        "lock_wait": LOCK_WAIT_HELP,
-        "plan": PLAN_HELP,
+        "json": options.JSON,
+        "lock_wait": options.LOCK_WAIT,
+        "plan": options.PLAN,
     }
 )
 def preprod(
@@ -108,9 +100,9 @@ def preprod(
     the task exits 1.
     """
     with reported("deploy.preprod" if json else "", env, summary="deploy.preprod"):
-        from cicd.host import lock
-        from cicd.pipeline.deploy import deploy_preprod
         from cicd.core.errors import UsageError
+        from cicd.pipeline import watch as ci_watch
+        from cicd.pipeline.deploy import deploy_preprod
 
         revision = sha or os.environ.get("GITHUB_SHA", "")
         if not revision:
@@ -122,20 +114,16 @@ def preprod(
 
             show(plan_deploy(hosts, hosts[0].resolve(revision)), "deploy.preprod", json)
             return
-        fleet = configured_fleet(c, hosts)
         n = notifier(hosts[0], hosts)
-        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
+        with lock_waiting(lock_wait):
             result = deploy_preprod(
                 hosts, revision, n, batch=hosts[0].settings.batch, watch=watch
             )
-        from cicd.pipeline import watch as watcher
-
-        # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy
-        # (under fab -H, run `invoke watch --resume` on the host instead).
-        if fleet is not None or not hosts[0].runner.remote:
-            watcher.resume(hosts, n, detach=True, configured=fleet is not None)
+        # A watcher killed earlier (kill -9, reboot) is picked up by the next deploy.
+        resume_watches(c, hosts, n)
         if watch:
-            log = watcher.start_detached(hosts[0], result.sha, fleet=fleet is not None)
+            fleet = configured_fleet(c, hosts) is not None
+            log = ci_watch.start_detached(hosts[0], result.sha, fleet=fleet)
             n.say(f"watching CI for {result.sha[:7]} in the background; log: {log}")
         result_document("deploy.preprod", result, json=json, github=on_github(hosts))
 
@@ -143,15 +131,15 @@ def preprod(
 @task(
     help={
         "confirm": "Must be exactly DEPLOY; anything else cancels with exit 2.",
-        "sha": SHA_HELP + ". Default: preprod's last CI-validated sha, unless "
+        "sha": options.SHA + ". Default: preprod's last CI-validated sha, unless "
         "it was rolled back in prod (then refused: name a sha).",
         "force": "Deploy a sha CI has not validated, or one rolled back in prod "
         "(with --sha); needs --reason. Recorded in the ledger.",
         "reason": "Why (required with --force): recorded in the ledger and sent "
         "with the deploy's start message.",
-        "json": "Print the result as JSON on stdout.",
-        "lock_wait": LOCK_WAIT_HELP,
-        "plan": PLAN_HELP + " No --confirm needed.",
+        "json": options.JSON,
+        "lock_wait": options.LOCK_WAIT,
+        "plan": options.PLAN + " No --confirm needed.",
     }
 )
 def prod(
@@ -172,17 +160,18 @@ def prod(
     never the default: redeploying it takes --sha, --force and --reason.
     """
     with reported("deploy.prod" if json else "", "prod", summary="deploy.prod"):
-        from cicd.host import lock
         from cicd.pipeline.deploy import deploy_prod
 
-        hosts = targets(c, "prod")
+        settings = task_settings(c)
+        hosts = targets(c, "prod", settings)
+        preprod_target = targets(c, "preprod", settings)[0]
         if plan:
-            _plan_prod(hosts, targets(c, "preprod")[0], sha, force, reason, json)
+            _plan_prod(hosts, preprod_target, sha, force, reason, json)
             return
-        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
+        with lock_waiting(lock_wait):
             result = deploy_prod(
                 hosts,
-                targets(c, "preprod")[0],
+                preprod_target,
                 sha or None,
                 confirm=confirm,
                 force=force,

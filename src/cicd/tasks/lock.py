@@ -6,31 +6,31 @@ from typing import Any
 
 from invoke.tasks import task
 
+from cicd.tasks import options
 from cicd.tasks._common import (
-    configured_fleet,
     emit_json,
     env_names,
+    host_label,
     host_row,
     notifier,
     reported,
+    resume_watches,
     targets,
+    task_settings,
 )
 
 
-def _label(t: Any, name: str) -> str:
-    return name if not t.runner.remote else f"{name}@{t.runner.host}"
-
-
-@task(help={"env": "One environment (default: all).", "json": "Print JSON."})
+@task(help={"env": options.ENV_ONE_OR_ALL, "json": options.JSON})
 def status(c: Any, env: str = "", json: bool = False) -> None:
     """Show who holds each environment's lock, if anyone (and why)."""
     with reported("lock.status" if json else "", env or None):
         from cicd.core.lock_details import describe, is_manual
         from cicd.host.lock import read
 
+        settings = task_settings(c)
         rows = []
-        for name in [env] if env else env_names():
-            for t in targets(c, name):
+        for name in env_names(settings, only=env):
+            for t in targets(c, name, settings):
                 details = read(t)
                 rows.append(
                     host_row(
@@ -43,7 +43,7 @@ def status(c: Any, env: str = "", json: bool = False) -> None:
                 )
                 if not json:
                     said = describe(details) if details else "free"
-                    print(f"{_label(t, name)}: {said}")
+                    print(f"{host_label(t)}: {said}")
         if json:
             emit_json("lock.status", rows, env=env or None)
 
@@ -53,7 +53,7 @@ def status(c: Any, env: str = "", json: bool = False) -> None:
         "env": "Environment to freeze (default: preprod).",
         "reason": "Why (required): shown to every deploy, rollback and verdict "
         "refused while the lock stands.",
-        "json": "Print the result as JSON on stdout.",
+        "json": options.JSON,
     }
 )
 def acquire(c: Any, env: str = "preprod", reason: str = "", json: bool = False) -> None:
@@ -76,15 +76,15 @@ def acquire(c: Any, env: str = "preprod", reason: str = "", json: bool = False) 
             emit_json("lock.acquire", rows, env=env, description=describe(details))
             return
         for t in hosts:
-            print(f"{_label(t, env)}: frozen — {describe(details)}")
+            print(f"{host_label(t)}: frozen — {describe(details)}")
         print(f"lift it with: invoke lock.release --env {env}")
 
 
 @task(
     help={
-        "env": "Environment whose lock to release.",
+        "env": "Environment whose lock to release (default: preprod).",
         "force": "Release even if the holder may still be running.",
-        "json": "Print the result as JSON on stdout.",
+        "json": options.JSON,
     }
 )
 def release(
@@ -104,15 +104,7 @@ def release(
             rows.append(host_row(t, locked=False, done=done))
             if not json:
                 print(done)
-        resumed: list[str] = []
-        fleet = configured_fleet(c, hosts)
-        # The watches a freeze refused are resumed by whoever lifts it (under
-        # fab -H, `invoke watch --resume` on the host does it).
-        if fleet is not None or not hosts[0].runner.remote:
-            from cicd.pipeline import watch as watcher
-
-            resumed = watcher.resume(
-                hosts, notifier(hosts[0]), detach=True, configured=fleet is not None
-            )
+        # The watches a freeze refused are resumed by whoever lifts it.
+        resumed = resume_watches(c, hosts, notifier(hosts[0]))
         if json:
             emit_json("lock.release", rows, env=env, resumed=resumed)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import notifier, reported, target
+from cicd.tasks._common import env_names, notifier, reported, target, task_settings
 
 if TYPE_CHECKING:
     from cicd.reporting.notify import Notifier
@@ -54,10 +54,9 @@ def flush(c: Any, env: str = "", requeue: bool = False) -> None:
     message is listed here until --requeue sends it again.
     """
     with reported():
-        from cicd.tasks._common import env_names
-
-        for name in [env] if env else env_names():
-            n = notifier(target(c, name))
+        settings = task_settings(c)
+        for name in env_names(settings, only=env):
+            n = notifier(target(c, name, settings))
             if requeue:
                 back = n.requeue()
                 if back:

@@ -3,34 +3,39 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.tasks import task
 from invoke.exceptions import Exit
 
+from cicd.tasks import options
 from cicd.tasks._common import (
     emit_json,
     env_names,
     finish,
+    first_env_target,
+    host_label,
     host_row,
+    lock_waiting,
     notifier,
     on_github,
     reported,
     seconds,
-    target,
     targets,
+    task_settings,
 )
+
+if TYPE_CHECKING:
+    from cicd.host.target import Target
 
 
 @task(
     help={
         "env": "Environment to roll back (default: preprod).",
         "to": "A kept release (sha or prefix). Default: the newest validated, not bad.",
-        "json": "Print the result as JSON on stdout.",
-        "lock_wait": "Seconds to wait for another deploy's or rollback's lock to be "
-        "released (default: 0); a manual lock is never waited for.",
-        "plan": "Print what would happen, step by step and host by host, and change "
-        "nothing.",
+        "json": options.JSON,
+        "lock_wait": options.LOCK_WAIT,
+        "plan": options.PLAN,
     }
 )
 def rollback(
@@ -47,7 +52,6 @@ def rollback(
     abandoned release is marked bad so no later rollback picks it.
     """
     with reported("rollback" if json else "", env, summary="rollback"):
-        from cicd.host import lock
         from cicd.pipeline.rollback import rollback as do_rollback
 
         hosts = targets(c, env)
@@ -59,7 +63,7 @@ def rollback(
             check_to(to)
             show(plan_rollback(hosts, to or None), "rollback", json)
             return
-        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
+        with lock_waiting(lock_wait):
             done = do_rollback(hosts, notifier(hosts[0], hosts), to=to or None)
         rows = [host_row(t, **r.as_dict()) for t, r in zip(hosts, done)]
         # The summary's before → after: what was abandoned, and the longest host.
@@ -81,10 +85,10 @@ def rollback(
 @task(
     name="health",
     help={
-        "env": "One environment (default: all).",
+        "env": options.ENV_ONE_OR_ALL,
         "all": "Every configured environment (the default when --env is not given).",
         "monitor": "Keep alert state: alert after 3 failures, resolve after 2 passes.",
-        "json": "Print the results as JSON on stdout.",
+        "json": options.JSON,
         "url": "Public URLs to check from this machine instead (comma or space "
         "separated): the outside view of a VM.",
         "patience": "With --monitor: keep re-checking a down environment for up to "
@@ -118,64 +122,114 @@ def health(
     """
     summary = "health" if monitor else ""
     with reported("health" if json else "", env or None, summary=summary):
-        from cicd.core.errors import UsageError
-        from cicd.pipeline.status import health_line
-
-        if env and all:
-            raise UsageError("give --env NAME or --all, not both")
-        wait = seconds(patience, "--patience") or 0.0
-        if wait and not monitor:
-            raise UsageError("--patience takes seconds (0 or more), with --monitor")
-        results: dict[str, dict[str, Any]] = {}
+        wait = _patience(env, all, monitor, patience)
         if url:
-            results.update(_outside(c, url, bool(env or all or monitor), json))
-        for name in [] if url else [env] if env else env_names():
-            for t in targets(c, name):
-                if monitor:
-                    from cicd.pipeline import monitor as watcher
-
-                    if not wait:
-                        # This run takes over from an earlier run's re-checker.
-                        watcher.stop_rechecker(t)
-                    done = watcher.run_monitor(t, notifier(t), patience=wait)
-                    if wait:
-                        from cicd.commands.files import remove
-
-                        t.runner.run(remove(t.paths.rechecker))
-                    elif done.status == "down" and not done.skipped:
-                        background = watcher.recheck_in_background(t)
-                        if background and not json:
-                            print(f"{name}: {background}")
-                    ok, reason, skipped = done.ok, done.reason, done.skipped
-                    # skipped, checks, status (up/down), certificates (days left)
-                    extra = done.as_dict()
-                else:
-                    (ok, reason), skipped, extra = health_line(t), False, {}
-                label = name if not t.runner.remote else f"{name}@{t.runner.host}"
-                results[label] = host_row(t, **{**extra, "ok": ok, "detail": reason})
-                if not json:
-                    word = "skipped" if skipped else "ok" if ok else "FAIL"
-                    print(f"{label}: {word} — {reason}")
-        failed = [name for name, r in results.items() if not r["ok"]]
-        rows = list(results.values())
-        unhealthy = f"unhealthy: {', '.join(failed)}" if failed else None
-        if json or monitor:
-            # The hourly monitor's job shows its checks; a health check by hand
-            # inside another job leaves that job's summary alone.
-            finish(
-                "health",
-                rows,
-                json=json,
-                env=env or None,
-                ok=not failed,
-                error=unhealthy,
-                summarize=monitor,
-            )
-        if failed:
-            raise Exit(f"unhealthy: {', '.join(failed)}", code=1)
+            results = _check_public_urls(c, url, bool(env or all or monitor), json)
+        else:
+            results = _check_environments(c, env, monitor, wait, json)
+        _conclude_health(results, env, json=json, monitor=monitor)
 
 
-def _outside(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
+def _patience(env: str, all_envs: bool, monitor: bool, patience: str) -> float:
+    """The seconds ``--patience`` gives, once the options are known to agree.
+
+    Raises:
+        UsageError: ``--env`` with ``--all``, or ``--patience`` without
+            ``--monitor``; nothing was checked.
+    """
+    from cicd.core.errors import UsageError
+
+    if env and all_envs:
+        raise UsageError("give --env NAME or --all, not both")
+    wait = seconds(patience, "--patience") or 0.0
+    if wait and not monitor:
+        raise UsageError("--patience takes seconds (0 or more), with --monitor")
+    return wait
+
+
+def _check_environments(
+    c: Any, env: str, monitor: bool, wait: float, quiet: bool
+) -> dict[str, dict[str, Any]]:
+    """Check ``env`` (or every environment) on each host: one row per host label.
+
+    Args:
+        c: The task's context.
+        env: The environment, empty for all.
+        monitor: Whether the checks feed the alert state (``--monitor``).
+        wait: ``--patience``: how long a monitor run re-checks a down environment.
+        quiet: With ``--json``: no line per host on stdout.
+    """
+    from cicd.pipeline.status import health_line
+
+    settings = task_settings(c)
+    results: dict[str, dict[str, Any]] = {}
+    for name in env_names(settings, only=env):
+        for t in targets(c, name, settings):
+            if monitor:
+                ok, reason, skipped, extra = _monitor_host(t, wait, quiet)
+            else:
+                (ok, reason), skipped, extra = health_line(t), False, {}
+            label = host_label(t)
+            results[label] = host_row(t, **{**extra, "ok": ok, "detail": reason})
+            if not quiet:
+                word = "skipped" if skipped else "ok" if ok else "FAIL"
+                print(f"{label}: {word} — {reason}")
+    return results
+
+
+def _monitor_host(
+    t: Target, wait: float, quiet: bool
+) -> tuple[bool, str, bool, dict[str, Any]]:
+    """One monitor run on one host: checks, alert state, the re-checker's hand-over.
+
+    Returns:
+        Whether it passed, why, whether it was skipped (never deployed), and the
+        row's fields: skipped, checks, status (up/down), certificates (days left).
+    """
+    from cicd.pipeline import monitor as health_monitor
+
+    if not wait:
+        # This run takes over from an earlier run's re-checker.
+        health_monitor.stop_rechecker(t)
+    done = health_monitor.run_monitor(t, notifier(t), patience=wait)
+    if wait:
+        from cicd.commands.files import remove
+
+        t.runner.run(remove(t.paths.rechecker))
+    elif done.status == "down" and not done.skipped:
+        background = health_monitor.recheck_in_background(t)
+        if background and not quiet:
+            print(f"{t.env}: {background}")
+    return done.ok, done.reason, done.skipped, done.as_dict()
+
+
+def _conclude_health(
+    results: dict[str, dict[str, Any]], env: str, *, json: bool, monitor: bool
+) -> None:
+    """Render the checks' document (``--json``, the monitor's summary).
+
+    Raises:
+        Exit: Code 1, naming what is unhealthy.
+    """
+    failed = [name for name, r in results.items() if not r["ok"]]
+    unhealthy = f"unhealthy: {', '.join(failed)}" if failed else None
+    if json or monitor:
+        # The hourly monitor's job shows its checks; a health check by hand
+        # inside another job leaves that job's summary alone.
+        finish(
+            "health",
+            list(results.values()),
+            json=json,
+            env=env or None,
+            ok=not failed,
+            error=unhealthy,
+            summarize=monitor,
+        )
+    if failed:
+        raise Exit(unhealthy, code=1)
+
+
+def _check_public_urls(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
     """Check public URLs from this machine (``health --url``): one row per URL."""
     from urllib.parse import urlsplit
 
@@ -191,7 +245,7 @@ def _outside(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
     for one in listed:
         if not one.startswith(("http://", "https://")):
             raise UsageError(f"--url: not an http(s) URL: {clip(one, 80)!r}")
-    first = target(c, env_names()[0])
+    first = first_env_target(c)
     rows: dict[str, Any] = {}
     for found in check_outside(listed, notifier(first), first.settings.monitor):
         # env and host as in every JSON row: no environment, the URL's host.
@@ -207,8 +261,8 @@ def _outside(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str, Any]:
 
 @task(
     help={
-        "env": "One environment (default: all).",
-        "json": "Print JSON.",
+        "env": options.ENV_ONE_OR_ALL,
+        "json": options.JSON,
         "repair": "Under the lock, complete or undo an unfinished switch and end a "
         "drift (restart what current names) before showing the status.",
     }
@@ -228,20 +282,21 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
     with reported("status" if json else "", env or None):
         from cicd.pipeline.status import env_status, format_status
 
-        names = [env] if env else env_names()
+        settings = task_settings(c)
+        names = env_names(settings, only=env)
         if repair:
             from cicd.host import lock
             from cicd.pipeline.repair import repair as do_repair
 
             for name in names:
-                hosts = targets(c, name)
+                hosts = targets(c, name, settings)
                 with lock.hold(hosts, "repair"):
                     for t in hosts:
                         done = do_repair(t, notifier(t), thorough=True)
                         said = f"{name}: {done or 'nothing to repair'}"
                         # With --json, stdout is the JSON document alone.
                         print(said, file=sys.stderr if json else sys.stdout)
-        rows = [env_status(t) for name in names for t in targets(c, name)]
+        rows = [env_status(t) for name in names for t in targets(c, name, settings)]
         envs = [row["env"] for row in rows]
         down = [
             row["env"] + (f"@{row['host']}" if envs.count(row["env"]) > 1 else "")
@@ -257,7 +312,7 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
         raise Exit(f"nothing serves: {', '.join(down)}", code=1)
 
 
-@task(help={"env": "Environment (default: preprod).", "json": "Print JSON."})
+@task(help={"env": options.ENV_PREPROD, "json": options.JSON})
 def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
     """List kept releases, newest first: when and by whom deployed, CI, flags, subject.
 
@@ -290,7 +345,7 @@ def releases(c: Any, env: str = "preprod", json: bool = False) -> None:
 
 @task(
     help={
-        "env": "Environment (default: preprod).",
+        "env": options.ENV_PREPROD,
         "follow": "Then print each new line as the app writes it, until Ctrl-C.",
         "lines": "How many of the last lines to print (default: 50).",
     }
@@ -303,8 +358,6 @@ def logs(c: Any, env: str = "preprod", follow: bool = False, lines: str = "50") 
     hosts each host's lines come under its name; follow one with fab -H HOST logs -f.
     """
     with reported():
-        import sys
-
         from cicd.core.errors import CicdError, UsageError, clip
         from cicd.core.redact import redact
 
@@ -340,7 +393,7 @@ def down(c: Any) -> None:
     with reported():
         from cicd.runtime.supervisor import SupervisorRuntime
 
-        t = target(c, env_names()[0])
+        t = first_env_target(c)
         # haproxy runs under the root's supervisord too, whatever the runtime.
         if t.settings.runtime.kind == "supervisor" or t.is_proxied():
             where = t.paths.supervisor

@@ -6,15 +6,14 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import notifier, reported, seconds, targets
+from cicd.tasks import options
+from cicd.tasks._common import lock_waiting, notifier, reported, targets
 
 
 @task(
     help={
         "env": "The environment whose app.env was edited (required).",
-        "lock_wait": "Seconds to wait for another deploy's or rollback's lock to be "
-        "released (default: 0, fail at once with exit 3); a manual lock is never "
-        "waited for.",
+        "lock_wait": options.LOCK_WAIT,
     }
 )
 def reload(c: Any, env: str = "", lock_wait: str = "") -> None:
@@ -36,14 +35,13 @@ def reload(c: Any, env: str = "", lock_wait: str = "") -> None:
     Examples: invoke secrets.reload --env prod; fab -H vm secrets.reload --env prod.
     """
     with reported():
-        from cicd.host import lock
         from cicd.core.errors import UsageError
         from cicd.pipeline.start import reload_env
 
         if not env:
             raise UsageError("--env is required: the environment whose app.env changed")
         hosts = targets(c, env)
-        with lock.waiting(seconds(lock_wait, "--lock-wait") or 0.0):
+        with lock_waiting(lock_wait):
             done = reload_env(hosts, notifier(hosts[0], hosts))
         for line in done:
             print(line, flush=True)

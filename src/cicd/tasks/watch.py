@@ -15,37 +15,36 @@ from typing import TYPE_CHECKING, Any
 from invoke.tasks import task
 
 from cicd.ci import FAILURE
+from cicd.tasks import options
 from cicd.tasks._common import (
     configured_fleet,
     emit_json,
     finish,
     host_row,
+    lock_waiting,
     notifier,
     on_github,
     reported,
-    seconds,
     targets,
 )
 
 if TYPE_CHECKING:
+    from cicd.host.target import Target
     from cicd.reporting.notify import Notifier
-
-LOCK_WAIT_HELP = (
-    "Seconds the verdict waits for a deploy's or rollback's lock (default: "
-    "ci.lock_wait); a manual lock is never waited for."
-)
 
 
 @contextmanager
-def frozen_said(n: Notifier, env: str, sha: str) -> Iterator[None]:
-    """Tell a person when a manual lock stops a verdict, then fail as locked.
+def _verdict_lock(n: Notifier, env: str, sha: str, lock_wait: str) -> Iterator[None]:
+    """Wait ``--lock-wait`` for the lock; tell a person when a freeze stops a verdict.
 
-    The verdict is not lost: its journal stays open, and ``lock.release`` resumes it.
+    A freeze fails the task as locked, but the verdict is not lost: its journal
+    stays open, and ``lock.release`` resumes it.
     """
     from cicd.host.lock import ManualLockHeld
 
     try:
-        yield
+        with lock_waiting(lock_wait, default=None):
+            yield
     except ManualLockHeld as error:
         n.send(
             f"⏸️ {env}: the CI verdict for {sha[:7]} waits — {error}; it is acted on "
@@ -54,23 +53,23 @@ def frozen_said(n: Notifier, env: str, sha: str) -> Iterator[None]:
         raise
 
 
-def verdict_facts(hosts: list[Any], sha: str, verdict: str) -> dict[str, Any]:
+def _verdict_facts(hosts: list[Target], sha: str, verdict: str) -> dict[str, Any]:
     """What the journal says of a verdict, for the job's summary (when it has one).
 
     The verdict's words (``run 7 failure``), its CI run's link and the failed jobs
     were journaled by the watcher's one computation; the summary shows them.
     """
+    from cicd.pipeline import watch as ci_watch
     from cicd.reporting import summary
-    from cicd.pipeline import watch as watcher
 
     if not os.environ.get(summary.SUMMARY_VARIABLE) and verdict != FAILURE:
         return {}
-    journal = watcher.load_journal(hosts[0], sha) or {}
+    journal = ci_watch.load_journal(hosts[0], sha) or {}
     facts = {k: journal[k] for k in ("detail", "url", "failed") if journal.get(k)}
     return {**on_github(hosts), **facts}
 
 
-def annotate_rollback(
+def _annotate_failure(
     verdict: str, facts: dict[str, Any], env: str, sha: str, *, json: bool = False
 ) -> None:
     """A CI failure is an ``::error::`` annotation on the job (the verdict job's).
@@ -90,15 +89,53 @@ def annotate_rollback(
     )
 
 
+def _conclude(
+    task_name: str,
+    hosts: list[Target],
+    env: str,
+    sha: str,
+    verdict: str,
+    *,
+    json: bool,
+    **fields: Any,
+) -> None:
+    """Render a verdict: the document, the summary, a line, a CI failure's annotation.
+
+    Args:
+        task_name: ``watch`` or ``watch.verdict``.
+        hosts: The environment's hosts.
+        env: The environment.
+        sha: The full sha.
+        verdict: What CI said and what was done about it.
+        json: Whether ``--json`` was asked.
+        **fields: The task's own top-level keys (the watch's ``log``).
+    """
+    github = _verdict_facts(hosts, sha, verdict)
+    rows = [host_row(h) for h in hosts]
+    finish(
+        task_name,
+        rows,
+        json=json,
+        env=env,
+        github=github,
+        sha=sha,
+        verdict=verdict,
+        **fields,
+    )
+    if not json and verdict != "not-deployed":
+        print(f"{env}: CI {verdict} for {sha[:7]}")
+    _annotate_failure(verdict, github, env, sha, json=json)
+
+
 @task(
     default=True,
     help={
         "sha": "The deployed sha to watch. Default: $GITHUB_SHA in a workflow.",
-        "env": "Environment the sha was deployed to (default: preprod).",
+        "env": options.ENV_DEPLOYED,
         "detach": "Run in the background (log in <env>/logs) and return.",
         "resume": "Resume every interrupted watch of the environment instead.",
-        "json": "Print the outcome as JSON on stdout.",
-        "lock_wait": LOCK_WAIT_HELP,
+        "json": options.JSON,
+        "lock_wait": options.LOCK_WAIT_VERDICT,
     },
 )
 def watch(
@@ -119,59 +156,61 @@ def watch(
     journaled, so `--resume` picks up a watcher killed mid-way.
     """
     with reported("watch" if json else "", env, summary="watch"):
-        from cicd.host import lock
-        from cicd.pipeline import watch as watcher
         from cicd.core.errors import UsageError
+        from cicd.pipeline import watch as ci_watch
 
         hosts = targets(c, env)
-        fleet = configured_fleet(c, hosts)
-        t = hosts[0]
-        n = notifier(t)
-        rows = [host_row(h) for h in hosts]
         if resume:
-            shas = watcher.resume(hosts, n, detach=detach, configured=bool(fleet))
-            if json:
-                emit_json("watch", rows, env=env, resumed=shas)
-            elif not shas:
-                print(f"{env}: no interrupted watch to resume")
+            _resume(c, hosts, env, detach=detach, json=json)
             return
         revision = sha or os.environ.get("GITHUB_SHA", "")
         if not revision:
             raise UsageError("--sha is required (or set GITHUB_SHA, or use --resume)")
-        full = t.resolve(revision)
+        full = hosts[0].resolve(revision)
         if detach:
-            log = watcher.start_detached(t, full, fleet=fleet is not None)
-            if json:
-                emit_json("watch", rows, env=env, sha=full, verdict=None, log=log)
-                return
-            print(f"{env}: watching CI for {full[:7]} in the background; log: {log}")
+            _start_detached(c, hosts, env, full, json=json)
             return
-        with lock.waiting(seconds(lock_wait, "--lock-wait")):
-            with frozen_said(n, env, full):
-                verdict = watcher.watch(hosts, full, n)
-        github = verdict_facts(hosts, full, verdict)
-        finish(
-            "watch",
-            rows,
-            json=json,
-            env=env,
-            github=github,
-            sha=full,
-            verdict=verdict,
-            log=None,
-        )
-        if not json:
-            print(f"{env}: CI {verdict} for {full[:7]}")
-        annotate_rollback(verdict, github, env, full, json=json)
+        n = notifier(hosts[0])
+        with _verdict_lock(n, env, full, lock_wait):
+            verdict = ci_watch.watch(hosts, full, n)
+        _conclude("watch", hosts, env, full, verdict, json=json, log=None)
+
+
+def _resume(c: Any, hosts: list[Target], env: str, *, detach: bool, json: bool) -> None:
+    """``watch --resume``: pick up every interrupted watch of the environment."""
+    from cicd.pipeline import watch as ci_watch
+
+    fleet = configured_fleet(c, hosts)
+    n = notifier(hosts[0])
+    shas = ci_watch.resume(hosts, n, detach=detach, configured=bool(fleet))
+    if json:
+        emit_json("watch", [host_row(h) for h in hosts], env=env, resumed=shas)
+    elif not shas:
+        print(f"{env}: no interrupted watch to resume")
+
+
+def _start_detached(
+    c: Any, hosts: list[Target], env: str, sha: str, *, json: bool
+) -> None:
+    """``watch --detach``: start the watch in the background and say where it logs."""
+    from cicd.pipeline import watch as ci_watch
+
+    fleet = configured_fleet(c, hosts) is not None
+    log = ci_watch.start_detached(hosts[0], sha, fleet=fleet)
+    if json:
+        rows = [host_row(h) for h in hosts]
+        emit_json("watch", rows, env=env, sha=sha, verdict=None, log=log)
+        return
+    print(f"{env}: watching CI for {sha[:7]} in the background; log: {log}")
 
 
 @task(
     help={
         "sha": "The sha CI ran for (the workflow_run event's head_sha).",
         "run_id": "The CI run's id (the workflow_run event's id).",
-        "env": "Environment the sha was deployed to (default: preprod).",
-        "json": "Print the outcome as JSON on stdout.",
-        "lock_wait": LOCK_WAIT_HELP,
+        "env": options.ENV_DEPLOYED,
+        "json": options.JSON,
+        "lock_wait": options.LOCK_WAIT_VERDICT,
     }
 )
 def verdict(
@@ -191,32 +230,16 @@ def verdict(
     earlier run failed validates it. A sha never deployed here is left alone.
     """
     with reported("watch.verdict" if json else "", env, summary="watch.verdict"):
-        from cicd.host import lock
-        from cicd.pipeline import watch as watcher
         from cicd.core.errors import UsageError
+        from cicd.pipeline import watch as ci_watch
 
         if not sha or not run_id:
             raise UsageError("--sha and --run-id are required (from the workflow_run)")
         if not run_id.isdigit():
             raise UsageError(f"--run-id must be a number, got {run_id[:40]!r}")
         hosts = targets(c, env)
-        t = hosts[0]
-        n = notifier(t)
-        full = t.resolve(sha)
-        with lock.waiting(seconds(lock_wait, "--lock-wait")):
-            with frozen_said(n, env, full):
-                outcome = watcher.verdict(hosts, full, run_id, n)
-        rows = [host_row(h) for h in hosts]
-        github = verdict_facts(hosts, full, outcome)
-        finish(
-            "watch.verdict",
-            rows,
-            json=json,
-            env=env,
-            github=github,
-            sha=full,
-            verdict=outcome,
-        )
-        if not json and outcome != "not-deployed":
-            print(f"{env}: CI {outcome} for {full[:7]}")
-        annotate_rollback(outcome, github, env, full, json=json)
+        n = notifier(hosts[0])
+        full = hosts[0].resolve(sha)
+        with _verdict_lock(n, env, full, lock_wait):
+            outcome = ci_watch.verdict(hosts, full, run_id, n)
+        _conclude("watch.verdict", hosts, env, full, outcome, json=json)
