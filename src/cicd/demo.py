@@ -217,61 +217,86 @@ def run(plan: Plan) -> tuple[list[Step], list[dict[str, Any]] | None]:
         preprod = Target(Runner(Context()), settings, "preprod")
         prod = Target(Runner(Context()), settings, "prod")
         good = git(source, "rev-parse", "HEAD")
-        where = f"127.0.0.1:{plan.ports[0]}"
         print(f"\n{switch_mode(preprod)}", file=sys.stderr)
-        users = f"http://{where}/_stcore/health"
-
-        with steps.step(f"deploy HEAD {short(good)} to preprod ({where})") as step:
-            result = deploy_preprod([preprod], good, Notifier(preprod))
-            step.outcome = f"{result.outcome} in {result.seconds:.1f}s"
-        start_detached(preprod, good)
-        with steps.step(f"CI watcher (local CI) on {short(good)}") as step:
-            journal = wait_for_verdict(preprod, good, plan.verdict_timeout)
-            step.outcome = f"CI {journal['verdict']}"
-            if journal["verdict"] != "success":
-                raise CicdError(
-                    f"CI did not pass on HEAD ({journal.get('detail')}); see "
-                    f"{preprod.paths.logs}/ci-{good}.log"
-                )
-            step.outcome += " → validated"
-
-        broken = source / plan.breakage.path
-        broken.write_text(
-            broken.read_text().replace(plan.breakage.old, plan.breakage.new, 1)
-        )
-        git(source, "commit", "-qam", plan.breakage.message)
-        bad = git(source, "rev-parse", "HEAD")
-        with steps.step(f"deploy {short(bad)}, a commit that breaks a test") as step:
-            with users_load(users) as load:
-                result = deploy_preprod([preprod], bad, Notifier(preprod))
-            step.outcome = f"{result.outcome}: live at once, CI pending"
-            step.load = load.tally.line()
-        start_detached(preprod, bad)
-        with steps.step(f"CI watcher on {short(bad)}: failure, rollback") as step:
-            with users_load(users) as load:
-                journal = wait_for_verdict(preprod, bad, plan.verdict_timeout)
-            running = preprod.current()
-            step.outcome = f"CI {journal['verdict']} → running {short(running)}"
-            step.load = load.tally.line()
-            if running != good:
-                raise CicdError(f"preprod was not rolled back to {short(good)}")
-
-        with steps.step("deploy the validated sha to prod, --confirm DEPLOY") as step:
-            result = deploy_prod(
-                [prod],
-                preprod,
-                None,
-                confirm="DEPLOY",
-                force=False,
-                notifier=Notifier(prod),
-            )
-            step.outcome = (
-                f"{result.outcome} {short(result.sha)} on 127.0.0.1:{plan.ports[1]}"
-            )
+        deploy_and_validate(steps, plan, preprod, good)
+        bad = commit_breakage(source, plan.breakage)
+        deploy_and_roll_back(steps, plan, preprod, bad, good=good)
+        deploy_to_prod(steps, plan, preprod, prod)
     except CicdError as error:
         print(f"\ndemo failed: {error}", file=sys.stderr)
         return steps.done, None
     return steps.done, [env_status(preprod), env_status(prod)]
+
+
+def deploy_and_validate(steps: Steps, plan: Plan, preprod: Target, good: str) -> None:
+    """Deploy HEAD to preprod and wait for the CI watcher to validate it.
+
+    Raises:
+        CicdError: The deploy failed, or CI did not pass on HEAD.
+    """
+    where = f"127.0.0.1:{plan.ports[0]}"
+    with steps.step(f"deploy HEAD {short(good)} to preprod ({where})") as step:
+        result = deploy_preprod([preprod], good, Notifier(preprod))
+        step.outcome = f"{result.outcome} in {result.seconds:.1f}s"
+    start_detached(preprod, good)
+    with steps.step(f"CI watcher (local CI) on {short(good)}") as step:
+        journal = wait_for_verdict(preprod, good, plan.verdict_timeout)
+        step.outcome = f"CI {journal['verdict']}"
+        if journal["verdict"] != "success":
+            raise CicdError(
+                f"CI did not pass on HEAD ({journal.get('detail')}); see "
+                f"{preprod.paths.logs}/ci-{good}.log"
+            )
+        step.outcome += " → validated"
+
+
+def commit_breakage(source: Path, breakage: Breakage) -> str:
+    """Commit the change that breaks a test in the scratch clone; return its sha."""
+    broken = source / breakage.path
+    broken.write_text(broken.read_text().replace(breakage.old, breakage.new, 1))
+    git(source, "commit", "-qam", breakage.message)
+    return git(source, "rev-parse", "HEAD")
+
+
+def deploy_and_roll_back(
+    steps: Steps, plan: Plan, preprod: Target, bad: str, *, good: str
+) -> None:
+    """Deploy the breaking commit under the users' load; CI fails, it rolls back.
+
+    Raises:
+        CicdError: The deploy failed, or preprod was not rolled back to ``good``.
+    """
+    users = f"http://127.0.0.1:{plan.ports[0]}/_stcore/health"
+    with steps.step(f"deploy {short(bad)}, a commit that breaks a test") as step:
+        with users_load(users) as load:
+            result = deploy_preprod([preprod], bad, Notifier(preprod))
+        step.outcome = f"{result.outcome}: live at once, CI pending"
+        step.load = load.tally.line()
+    start_detached(preprod, bad)
+    with steps.step(f"CI watcher on {short(bad)}: failure, rollback") as step:
+        with users_load(users) as load:
+            journal = wait_for_verdict(preprod, bad, plan.verdict_timeout)
+        running = preprod.current()
+        step.outcome = f"CI {journal['verdict']} → running {short(running)}"
+        step.load = load.tally.line()
+        if running != good:
+            raise CicdError(f"preprod was not rolled back to {short(good)}")
+
+
+def deploy_to_prod(steps: Steps, plan: Plan, preprod: Target, prod: Target) -> None:
+    """Deploy preprod's validated sha to prod with the typed confirmation."""
+    with steps.step("deploy the validated sha to prod, --confirm DEPLOY") as step:
+        result = deploy_prod(
+            [prod],
+            preprod,
+            None,
+            confirm="DEPLOY",
+            force=False,
+            notifier=Notifier(prod),
+        )
+        step.outcome = (
+            f"{result.outcome} {short(result.sha)} on 127.0.0.1:{plan.ports[1]}"
+        )
 
 
 def report(plan: Plan, steps: list[Step], rows: list[dict[str, Any]] | None) -> None:
