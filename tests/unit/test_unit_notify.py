@@ -22,7 +22,8 @@ from werkzeug import Request, Response
 
 from cicd.core import messages
 from cicd.core.config import from_table
-from cicd.reporting.notify import COLOURS, DISCORD_LIMIT, Notifier
+from cicd.reporting.discord_payload import DISCORD_LIMIT
+from cicd.reporting.notify import COLOURS, Notifier
 from cicd.transport.runner import Runner
 from cicd.host.target import Target
 from tests.discord_fake import FakeDiscord

@@ -19,8 +19,8 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from cicd.reporting import notify
-from cicd.ci import github
+from cicd.reporting import discord_payload, notify
+from cicd.ci import github, github_api
 from cicd.ci.github import GitHubProvider
 from cicd.core.config_schema import SCHEMA
 from tests.discord_fake import FakeDiscord
@@ -46,7 +46,7 @@ def test_the_sources_are_named_with_their_commits() -> None:
 
 
 def test_every_field_the_github_client_reads_is_published() -> None:
-    source = Path(github.__file__).read_text()
+    source = "".join(Path(m.__file__).read_text() for m in (github, github_api))
     read = set(re.findall(r'\.get\("([a-z_]+)"', source))
     schemas = GH["schemas"]
     published = (
@@ -199,18 +199,18 @@ def test_each_run_has_its_own_jobs_and_latest_is_its_last_attempt(
 
 def test_the_notifiers_limits_are_the_published_ones() -> None:
     limits = DC["limits"]
-    assert notify.DISCORD_LIMIT == limits["content"]
-    assert notify.TITLE_LIMIT == limits["embed_title"]
-    assert notify.DESCRIPTION_LIMIT == limits["embed_description"]
-    assert notify.FIELD_LIMIT == limits["field_value"]
-    assert notify.FIELD_NAME_LIMIT == limits["field_name"]
-    assert notify.FOOTER_LIMIT == limits["footer_text"]
-    assert notify.AUTHOR_LIMIT == limits["author_name"]
-    assert notify.EMBED_TOTAL_LIMIT == limits["embed_total"]
-    assert notify.EMBEDS_LIMIT == limits["embeds"]
-    assert notify.FIELDS_LIMIT == limits["embed_fields"]
-    assert notify.URL_LIMIT == limits["url"] == max(DC["url_limits"].values())
-    assert (notify.USERNAME_MIN, notify.USERNAME_MAX) == (
+    assert discord_payload.DISCORD_LIMIT == limits["content"]
+    assert discord_payload.TITLE_LIMIT == limits["embed_title"]
+    assert discord_payload.DESCRIPTION_LIMIT == limits["embed_description"]
+    assert discord_payload.FIELD_LIMIT == limits["field_value"]
+    assert discord_payload.FIELD_NAME_LIMIT == limits["field_name"]
+    assert discord_payload.FOOTER_LIMIT == limits["footer_text"]
+    assert discord_payload.AUTHOR_LIMIT == limits["author_name"]
+    assert discord_payload.EMBED_TOTAL_LIMIT == limits["embed_total"]
+    assert discord_payload.EMBEDS_LIMIT == limits["embeds"]
+    assert discord_payload.FIELDS_LIMIT == limits["embed_fields"]
+    assert discord_payload.URL_LIMIT == limits["url"] == max(DC["url_limits"].values())
+    assert (discord_payload.USERNAME_MIN, discord_payload.USERNAME_MAX) == (
         limits["username_min"],
         limits["username_max"],
     )
@@ -261,9 +261,9 @@ def test_a_fitted_payload_is_within_every_published_limit() -> None:
     from tests.discord_fake import problems
 
     assert problems(huge)
-    fitted = notify.fit(huge)
+    fitted = discord_payload.fit(huge)
     assert problems(fitted) == {}
-    assert notify.embed_total(fitted["embeds"]) <= limits["embed_total"]
+    assert discord_payload.embed_total(fitted["embeds"]) <= limits["embed_total"]
 
 
 # -- Discord: the stand-in -----------------------------------------------------

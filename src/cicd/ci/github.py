@@ -20,7 +20,6 @@ arrives through the ``workflow_run`` job (:meth:`GitHubProvider.run`) instead.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -36,14 +35,18 @@ from cicd.ci import (
     SUPERSEDED,
     Poll,
 )
+from cicd.ci.github_api import (
+    DEFAULT_API,
+    find_access,
+    github_session,
+    json_object,
+    said,
+)
 from cicd.core.redact import redact
 
 if TYPE_CHECKING:
     import requests
 
-DEFAULT_API = "https://api.github.com"
-#: The long-lived token, preferred over the job's own ``GITHUB_TOKEN``.
-TOKEN_VARIABLES = ("CICD_GITHUB_TOKEN", "GITHUB_TOKEN")
 EXPIRED = (
     "GitHub refused the token (401): a job's GITHUB_TOKEN expires when its job ends; "
     "set CICD_GITHUB_TOKEN (a fine-grained token with actions:read) for the watcher, "
@@ -118,38 +121,22 @@ class GitHubProvider:
         """Build from GitHub Actions' variables; explicit values win."""
         from cicd.core.errors import ConfigError
 
-        repository = repository or os.environ.get("GITHUB_REPOSITORY", "")
-        if not repository:
+        access = find_access(repository, api_url)
+        if not access.repository:
             raise ConfigError(
                 "tool.cicd.ci.repository: not set and GITHUB_REPOSITORY is empty "
                 "(expected owner/name)"
             )
-        token = next(
-            (os.environ[n] for n in TOKEN_VARIABLES if os.environ.get(n, "").strip()),
-            "",
-        )
         return cls(
-            repository,
-            token=token.strip(),
-            api_url=api_url or os.environ.get("GITHUB_API_URL", DEFAULT_API),
+            access.repository,
+            token=access.token,
+            api_url=access.api_url,
             workflow=workflow,
         )
 
     def _http(self) -> requests.Session:
         if self._session is None:
-            import requests
-
-            self._session = requests.Session()
-            self._session.trust_env = False
-            self._session.headers.update(
-                {
-                    "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": "2022-11-28",
-                    "User-Agent": "cicd-watch",
-                }
-            )
-            if self.token:
-                self._session.headers["Authorization"] = f"Bearer {self.token}"
+            self._session = github_session(self.token, "cicd-watch")
         return self._session
 
     def runs_url(self) -> str:
@@ -259,7 +246,7 @@ class GitHubProvider:
         problem = self._problem(response)
         if problem:
             return problem
-        body = _json(response)
+        body = json_object(response)
         if body is None:
             return Poll(INCONCLUSIVE, "GitHub answered 200 with no JSON")
         return body
@@ -286,7 +273,7 @@ class GitHubProvider:
             return Poll(
                 INCONCLUSIVE,
                 redact(
-                    f"GitHub answered 403{hint}: {_said(response)}; "
+                    f"GitHub answered 403{hint}: {said(response)}; "
                     f"waiting {self._wait:.0f}s"
                 ),
             )
@@ -295,7 +282,7 @@ class GitHubProvider:
             return Poll(INCONCLUSIVE, f"GitHub answered {status}")
         return Poll(
             INCONCLUSIVE,
-            redact(f"GitHub answered {status}{hint}: {_said(response)}"),
+            redact(f"GitHub answered {status}{hint}: {said(response)}"),
         )
 
     def _rate_limited(self, response: Any) -> Poll:
@@ -371,7 +358,7 @@ class GitHubProvider:
         response = self._get(self.runs_url(), params=query)
         if isinstance(response, Poll) or response.status_code != 200:
             return ""
-        body = _json(response)
+        body = json_object(response)
         if body is None:
             return ""
         key = (run.get("run_number") or 0, run.get("id") or 0)
@@ -402,7 +389,7 @@ class GitHubProvider:
             if self.token:
                 self.counters.not_modified += 1
             return _failed_names(self._jobs)
-        body = _json(response) if response.status_code == 200 else None
+        body = json_object(response) if response.status_code == 200 else None
         if body is None:
             # Trouble reading jobs is no verdict: the run's own status still decides.
             return ()
@@ -430,7 +417,7 @@ class GitHubProvider:
         response = self._get(jobs_url, params=query)
         if isinstance(response, Poll):
             return ()
-        body = _json(response) if response.status_code == 200 else None
+        body = json_object(response) if response.status_code == 200 else None
         if body is None:
             return ()
         jobs = self._rest(response, body, "jobs")
@@ -459,15 +446,6 @@ def _failed_names(jobs: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(failed)
 
 
-def _json(response: requests.Response) -> dict[str, Any] | None:
-    """The JSON object of an answer, or None when it is not one."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _newest(run: dict[str, Any]) -> tuple[int, int, int]:
     """Order runs by number, then attempt (a re-run keeps its number), then id."""
     return (
@@ -481,11 +459,3 @@ def _next_page(response: requests.Response) -> str:
     """The ``rel="next"`` URL of a ``Link`` header, or ``""`` on the last page."""
     found = _NEXT.search(response.headers.get("Link", ""))
     return found.group(1) if found else ""
-
-
-def _said(response: requests.Response) -> str:
-    """The words of GitHub: its JSON error's ``message``, else the body's start."""
-    body = _json(response)
-    message = body.get("message") if body else None
-    text = message if isinstance(message, str) and message.strip() else response.text
-    return " ".join(text.split())[:120]

@@ -23,7 +23,6 @@ link too long is left out, so a long message is shortened, never refused.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import sys
 import time
@@ -31,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
-from cicd.commands import files
+from cicd.ci.github_api import cd_run_url, commit_url
 from cicd.core.ledger import now
 from cicd.core.messages import (
     FAILURE,
@@ -43,30 +42,30 @@ from cicd.core.messages import (
     short,
 )
 from cicd.core.redact import redact
+from cicd.reporting.discord_payload import (
+    DESCRIPTION_LIMIT,
+    DISCORD_LIMIT,
+    FIELD_LIMIT,
+    TITLE_LIMIT,
+    clip,
+    fit,
+    redacted,
+)
+from cicd.reporting.outbox import (
+    DELIVERED,
+    KEEP,
+    append_lines,
+    deliver_in_order,
+    read_lines,
+    write_lines,
+)
 
 if TYPE_CHECKING:
     import requests
 
-    from cicd.core.settings import EnvSettings
     from cicd.host.target import Target
 
 WEBHOOK_VARIABLE = "DISCORD_WEBHOOK_URL"
-# Discord's limits, as published (tests/data/published_api.json records their
-# source; a test checks these against it).
-#: Discord rejects message content longer than this.
-DISCORD_LIMIT = 2000
-#: Discord's limits on an embed's title, description and field values.
-TITLE_LIMIT, DESCRIPTION_LIMIT, FIELD_LIMIT = 256, 4096, 1024
-#: A field's name, the footer's text and the author's name.
-FIELD_NAME_LIMIT, FOOTER_LIMIT, AUTHOR_LIMIT = 256, 2048, 256
-#: All titles, descriptions, field names and values, footers and authors together.
-EMBED_TOTAL_LIMIT = 6000
-#: Embeds per message and fields per embed.
-EMBEDS_LIMIT, FIELDS_LIMIT = 10, 25
-#: Any URL of an embed (its link, the author's, icons, images).
-URL_LIMIT = 2048
-#: The name a message is posted under (``username``): 1 to 80 characters.
-USERNAME_MIN, USERNAME_MAX = 1, 80
 #: Undelivered (and set-aside) messages kept at most; the oldest are dropped beyond.
 OUTBOX_LIMIT = 200
 #: The embed colour of each outcome.
@@ -76,7 +75,6 @@ COLOURS = {
     WARNING: 0xF5A623,  # amber
     INFO: 0x95A5A6,  # grey
 }
-GITHUB = "https://github.com"
 
 
 @dataclass(frozen=True)
@@ -108,40 +106,6 @@ class Flushed:
     kept: int = 0
 
 
-def commit_url(settings: EnvSettings, sha: str) -> str:
-    """The commit's page on GitHub, or ``""`` when the repository is unknown."""
-    repository = settings.ci.repository or os.environ.get("GITHUB_REPOSITORY", "")
-    return f"{_server()}/{repository}/commit/{sha}" if repository and sha else ""
-
-
-def cd_run_url(settings: EnvSettings) -> str:
-    """The page of the workflow run this process is part of, or ``""`` outside one."""
-    run_id = os.environ.get("GITHUB_RUN_ID", "").strip()
-    repository = os.environ.get("GITHUB_REPOSITORY", "") or settings.ci.repository
-    if not run_id or not repository:
-        return ""
-    return f"{_server()}/{repository}/actions/runs/{run_id}"
-
-
-def _server() -> str:
-    return os.environ.get("GITHUB_SERVER_URL", "").strip().rstrip("/") or GITHUB
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _redacted(value: Any) -> Any:
-    """Every string of a payload through the redaction filter."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
-    return value
-
-
 def human_time(iso: object) -> str:
     """``2026-12-02T00:49:48.1Z`` as ``2026-12-02 00:49:48 UTC``."""
     text = str(iso or "")
@@ -163,7 +127,7 @@ def delayed(payload: dict[str, Any], when: object) -> dict[str, Any]:
     """
     marked = copy.deepcopy(payload)
     mark = f"⏰ Delayed: first sent at {human_time(when)}"
-    marked["content"] = _clip(f"{mark}\n{marked.get('content', '')}", DISCORD_LIMIT)
+    marked["content"] = clip(f"{mark}\n{marked.get('content', '')}", DISCORD_LIMIT)
     for embed in marked.get("embeds") or []:
         footer = str((embed.get("footer") or {}).get("text") or "")
         embed["footer"] = {"text": f"{mark} · {footer}" if footer else mark}
@@ -234,14 +198,14 @@ class Notifier:
         if delivery.ok:
             return True
         if delivery.permanent:
-            self._set_aside([entry], delivery.reason)
+            self._set_aside([(entry, delivery.reason)])
             self.say(
                 f"notification refused by Discord ({delivery.reason}); set aside in "
                 f"{self.target.paths.rejected} (invoke notify.flush reports it)"
             )
             return False
         self.say(f"notification not delivered ({delivery.reason}); kept in the outbox")
-        self._store(self.target.paths.outbox, [entry], append=True)
+        self._append(self.target.paths.outbox, [entry])
         return False
 
     def payload(self, text: str, when: str | None = None) -> dict[str, Any]:
@@ -257,15 +221,15 @@ class Notifier:
         if named:
             content += f"\n{'Host' if len(self.hosts) == 1 else 'Hosts'}: "
             content += ", ".join(self.hosts)
-        redacted: dict[str, Any] = _redacted(
+        payload: dict[str, Any] = redacted(
             {
-                "content": _clip(content, DISCORD_LIMIT),
+                "content": clip(content, DISCORD_LIMIT),
                 "username": self.target.settings.notify.username,
                 "allowed_mentions": {"parse": []},
                 "embeds": [self._embed(message, when or now())],
             }
         )
-        return redacted
+        return payload
 
     def _embed(self, message: Message, when: str) -> dict[str, Any]:
         settings = self.target.settings
@@ -278,7 +242,7 @@ class Notifier:
             fields.append({"name": "Commit", "value": value, "inline": True})
         if self.hosts:
             name = "Host" if len(self.hosts) == 1 else "Hosts"
-            value = _clip(", ".join(self.hosts), FIELD_LIMIT)
+            value = clip(", ".join(self.hosts), FIELD_LIMIT)
             fields.append({"name": name, "value": value, "inline": True})
         cd_run = cd_run_url(settings)
         if cd_run:
@@ -287,13 +251,13 @@ class Notifier:
                 {"name": "CD run", "value": f"[#{run}]({cd_run})", "inline": True}
             )
         if message.ci_url:
-            value = _clip(f"[CI run]({message.ci_url})", FIELD_LIMIT)
+            value = clip(f"[CI run]({message.ci_url})", FIELD_LIMIT)
             fields.append({"name": "CI", "value": value, "inline": True})
         url = message.url or settings.public_url
         if url:
-            fields.append({"name": "URL", "value": _clip(url, FIELD_LIMIT)})
+            fields.append({"name": "URL", "value": clip(url, FIELD_LIMIT)})
         embed: dict[str, Any] = {
-            "title": _clip(title, TITLE_LIMIT),
+            "title": clip(title, TITLE_LIMIT),
             "color": COLOURS[message.outcome],
             "timestamp": when,
             "footer": {"text": self.target.env},
@@ -302,7 +266,7 @@ class Notifier:
         if link:
             embed["url"] = link
         if description.strip():
-            embed["description"] = _clip(description.strip(), DESCRIPTION_LIMIT)
+            embed["description"] = clip(description.strip(), DESCRIPTION_LIMIT)
         if fields:
             embed["fields"] = fields
         return embed
@@ -319,38 +283,33 @@ class Notifier:
         pending = self.pending()
         if not pending:
             return Flushed()
-        delivered = 0
-        refused: list[tuple[dict[str, Any], str]] = []
-        remaining: list[dict[str, Any]] = []
-        for index, entry in enumerate(pending):
-            payload = delayed(entry.get("payload") or {}, entry.get("time"))
-            delivery = self._deliver_entry(payload)
-            if delivery.ok:
-                delivered += 1
-            elif delivery.permanent:
-                refused.append((entry, delivery.reason))
-            else:
-                remaining = pending[index:]
-                break
-        for entry, reason in refused:
-            self._set_aside([entry], reason)
-        self._store(self.target.paths.outbox, remaining, append=False)
-        if delivered:
-            self.say(f"delivered {delivered} message(s) from the outbox")
-        if refused:
+        drained = deliver_in_order(pending, self._send_kept)
+        self._set_aside(drained.refused)
+        write_lines(self.target.runner, self.target.paths.outbox, drained.remaining)
+        if drained.delivered:
+            self.say(f"delivered {drained.delivered} message(s) from the outbox")
+        if drained.refused:
             self.say(
-                f"{len(refused)} message(s) of the outbox refused by Discord "
-                f"({refused[0][1]}); set aside in {self.target.paths.rejected}"
+                f"{len(drained.refused)} message(s) of the outbox refused by Discord "
+                f"({drained.refused[0][1]}); set aside in {self.target.paths.rejected}"
             )
-        return Flushed(delivered, len(refused), len(remaining))
+        return Flushed(drained.delivered, len(drained.refused), len(drained.remaining))
+
+    def _send_kept(self, entry: dict[str, Any]) -> str:
+        """Send one message of the outbox, marked delayed; answer as the outbox asks."""
+        payload = delayed(entry.get("payload") or {}, entry.get("time"))
+        delivery = self._deliver_entry(payload)
+        if delivery.ok:
+            return DELIVERED
+        return delivery.reason if delivery.permanent else KEEP
 
     def pending(self) -> list[dict[str, Any]]:
         """The undelivered messages in the outbox, oldest first."""
-        return self._read(self.target.paths.outbox)
+        return read_lines(self.target.runner, self.target.paths.outbox)
 
     def rejected(self) -> list[dict[str, Any]]:
         """The messages Discord refused for good, oldest first, each with its reason."""
-        return self._read(self.target.paths.rejected)
+        return read_lines(self.target.runner, self.target.paths.rejected)
 
     def requeue(self) -> int:
         """Put the set-aside messages back in the outbox, in time order.
@@ -363,37 +322,22 @@ class Notifier:
             return 0
         back = [{"time": e.get("time"), "payload": e.get("payload")} for e in rejected]
         merged = sorted(self.pending() + back, key=lambda e: str(e.get("time") or ""))
-        self._store(self.target.paths.outbox, merged, append=False)
-        self._store(self.target.paths.rejected, [], append=False)
+        write_lines(self.target.runner, self.target.paths.outbox, merged)
+        write_lines(self.target.runner, self.target.paths.rejected, [])
         return len(back)
 
-    def _read(self, path: str) -> list[dict[str, Any]]:
-        text = self.target.runner.run(files.read(path)).stdout
-        entries = []
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(entry, dict):
-                entries.append(entry)
-        return entries
+    def _set_aside(self, refused: list[tuple[dict[str, Any], str]]) -> None:
+        """Keep the messages Discord refused for good, each with its reason."""
+        kept = [{**entry, "reason": why, "set_aside": now()} for entry, why in refused]
+        self._append(self.target.paths.rejected, kept)
 
-    def _set_aside(self, entries: list[dict[str, Any]], reason: str) -> None:
-        kept = [{**e, "reason": reason, "set_aside": now()} for e in entries]
-        self._store(self.target.paths.rejected, kept, append=True)
-
-    def _store(self, path: str, entries: list[dict[str, Any]], *, append: bool) -> None:
+    def _append(self, path: str, entries: list[dict[str, Any]]) -> None:
+        """Add messages to the outbox or the set-aside file, keeping the newest."""
         runner = self.target.runner
-        runner.run(files.mkdirs(self.target.paths.dir))
-        if append:
-            for entry in entries:
-                runner.run(files.append_line(path, json.dumps(entry)))
-            if len(self._read(path)) <= OUTBOX_LIMIT:
-                return
-            entries, append = self._read(path)[-OUTBOX_LIMIT:], False
-        content = "".join(json.dumps(e) + "\n" for e in entries)
-        runner.run(files.write_atomic(path, content))
+        append_lines(runner, path, entries)
+        kept = read_lines(runner, path)
+        if len(kept) > OUTBOX_LIMIT:
+            write_lines(runner, path, kept[-OUTBOX_LIMIT:])
 
     def _deliver_entry(self, payload: dict[str, Any]) -> Delivery:
         """Deliver a payload; an embed Discord finds malformed falls back to text."""
@@ -476,117 +420,6 @@ def _confirmed(response: Any) -> Delivery:
     )
 
 
-def fit(payload: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a webhook payload within Discord's published limits.
-
-    Texts too long are cut with an ellipsis (the embeds' 6,000-character total
-    first from the descriptions, then the field values, footers and titles); a URL
-    longer than 2,048 characters is left out, as a cut one would be a broken link;
-    a ``username`` is cut to 80 characters, and an empty one left out (the
-    webhook's own name applies). Never raises: a long message is shortened, not
-    refused.
-
-    Args:
-        payload: The message as built (or as kept in the outbox).
-
-    Returns:
-        The payload Discord accepts.
-    """
-    fitted = copy.deepcopy(payload)
-    if isinstance(fitted.get("content"), str):
-        fitted["content"] = _clip(fitted["content"], DISCORD_LIMIT)
-    if "username" in fitted:
-        name = fitted["username"]
-        if isinstance(name, str) and name.strip():
-            fitted["username"] = _clip(name, USERNAME_MAX)
-        else:
-            del fitted["username"]
-    embeds = fitted.get("embeds")
-    if isinstance(embeds, list):
-        del embeds[EMBEDS_LIMIT:]
-        kept = [e for e in embeds if isinstance(e, dict)]
-        for embed in kept:
-            _fit_embed(embed)
-        _fit_total(kept)
-        fitted["embeds"] = kept
-    return fitted
-
-
-def _fit_embed(embed: dict[str, Any]) -> None:
-    """Clip each text of one embed to its own limit; leave out over-long URLs."""
-    for key, limit in (("title", TITLE_LIMIT), ("description", DESCRIPTION_LIMIT)):
-        if isinstance(embed.get(key), str):
-            embed[key] = _clip(embed[key], limit)
-    for key, limit in (("footer", FOOTER_LIMIT), ("author", AUTHOR_LIMIT)):
-        part = embed.get(key)
-        text_key = "text" if key == "footer" else "name"
-        if isinstance(part, dict) and isinstance(part.get(text_key), str):
-            part[text_key] = _clip(part[text_key], limit)
-    fields = embed.get("fields")
-    if isinstance(fields, list):
-        del fields[FIELDS_LIMIT:]
-        for field in fields:
-            if isinstance(field, dict):
-                field["name"] = _clip(str(field.get("name") or "…"), FIELD_NAME_LIMIT)
-                field["value"] = _clip(str(field.get("value") or "…"), FIELD_LIMIT)
-    for part in (
-        embed,
-        *(embed.get(k) for k in ("author", "footer", "image", "thumbnail")),
-    ):
-        if not isinstance(part, dict):
-            continue
-        for key in ("url", "icon_url"):
-            if len(str(part.get(key) or "")) > URL_LIMIT:
-                del part[key]
-
-
-def _texts(embeds: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
-    """Where each counted text lives, in the order they are given up.
-
-    Descriptions first (the longest, and repeated in ``content``), then field
-    values from the last, footers, titles, field names, authors.
-    """
-    places: list[tuple[dict[str, Any], str]] = []
-    for embed in embeds:
-        places.append((embed, "description"))
-    for embed in embeds:
-        fields = [f for f in embed.get("fields") or [] if isinstance(f, dict)]
-        places.extend((field, "value") for field in reversed(fields))
-    for embed in embeds:
-        if isinstance(embed.get("footer"), dict):
-            places.append((embed["footer"], "text"))
-    places.extend((embed, "title") for embed in embeds)
-    for embed in embeds:
-        fields = [f for f in embed.get("fields") or [] if isinstance(f, dict)]
-        places.extend((field, "name") for field in reversed(fields))
-    for embed in embeds:
-        if isinstance(embed.get("author"), dict):
-            places.append((embed["author"], "name"))
-    return [(part, key) for part, key in places if isinstance(part.get(key), str)]
-
-
-def embed_total(embeds: list[dict[str, Any]]) -> int:
-    """The characters Discord counts against the embeds' 6,000 total."""
-    return sum(len(part[key]) for part, key in _texts(embeds))
-
-
-def _fit_total(embeds: list[dict[str, Any]]) -> None:
-    """Shorten the embeds' texts until their total is within 6,000 characters."""
-    for part, key in _texts(embeds):
-        over = embed_total(embeds) - EMBED_TOTAL_LIMIT
-        if over <= 0:
-            return
-        text = part.get(key)
-        if not isinstance(text, str):
-            continue  # the same part met twice, its description already gone
-        # A field's name and value must not be empty: keep one character there.
-        keep = max(len(text) - over, 1 if key in ("name", "value") else 0)
-        if keep == 0 and key == "description":
-            del part[key]
-        else:
-            part[key] = _clip(text, max(keep, 1))
-
-
 def _refusal(response: Any, reason: str) -> str:
     """``Discord answered 404 (Unknown Webhook)``: its own words, when it gave any."""
     try:
@@ -595,7 +428,7 @@ def _refusal(response: Any, reason: str) -> str:
         said = None
     if not isinstance(said, str) or not said.strip():
         return reason
-    return redact(f"{reason} ({_clip(' '.join(said.split()), 80)})")
+    return redact(f"{reason} ({clip(' '.join(said.split()), 80)})")
 
 
 def _retry_after(response: Any) -> float:
