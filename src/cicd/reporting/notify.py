@@ -1,23 +1,23 @@
 """Notifications: always to the console, to Discord when ``DISCORD_WEBHOOK_URL`` is set.
 
 Notifications never break a deploy. A message counts as delivered only when Discord
-returns it: the webhook is executed with ``?wait=true``, so Discord answers with the
-saved message (its id is the proof) or with an error, where without it a message that
-is not saved returns no error at all. A Discord 429 is retried after its
-``retry_after``; other failures are retried briefly, then the message is kept in the
-environment's outbox and sent before the next message of a later run, marked
-*delayed* with the time it was first sent. A message Discord refuses for good (a 4xx
-other than 429: a malformed payload, a deleted webhook) would fail the same way
-forever, so it is set aside in ``rejected.jsonl`` instead of blocking the messages
-behind it; ``invoke notify.flush`` reports it and ``--requeue`` sends it again. Nothing
-is lost, nothing blocks, and the webhook URL never reaches any output.
+returns it saved (:mod:`cicd.reporting.discord_webhook`: ``?wait=true``, a 429
+retried after its ``retry_after``, other failures briefly); one that is not delivered
+is kept in the environment's outbox (``outbox.jsonl``) and sent before the next
+message of a later run, marked *delayed* with the time it was first sent. A message
+Discord refuses for good (a 4xx other than 429: a malformed payload, a deleted
+webhook) would fail the same way forever, so it is set aside in ``rejected.jsonl``
+instead of blocking the messages behind it (the rule of :mod:`cicd.reporting.outbox`);
+``invoke notify.flush`` reports it and ``--requeue`` sends it again. Nothing is lost,
+nothing blocks, and the webhook URL never reaches any output.
 
 On Discord a message is an embed coloured by its outcome (green success, red
 failure, amber warning or in progress, grey info) with links to the commit, the CD
 run, the CI run and the public URL; its plain text goes along as ``content``, for
 readers whose client hides embeds. Every payload is fitted to Discord's published
-limits before it is sent (:func:`fit`): a text too long is cut with an ellipsis, a
-link too long is left out, so a long message is shortened, never refused.
+limits before it is sent (:func:`cicd.reporting.discord_payload.fit`): a text too
+long is cut with an ellipsis, a link too long is left out, so a long message is
+shortened, never refused.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ from cicd.reporting.discord_payload import (
     FIELD_LIMIT,
     TITLE_LIMIT,
     clip,
-    fit,
     redacted,
 )
+from cicd.reporting.discord_webhook import DiscordWebhook
 from cicd.reporting.outbox import (
     DELIVERED,
     KEEP,
@@ -61,8 +61,6 @@ from cicd.reporting.outbox import (
 )
 
 if TYPE_CHECKING:
-    import requests
-
     from cicd.host.target import Target
 
 WEBHOOK_VARIABLE = "DISCORD_WEBHOOK_URL"
@@ -75,26 +73,6 @@ COLOURS = {
     WARNING: 0xF5A623,  # amber
     INFO: 0x95A5A6,  # grey
 }
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The outcome of one attempt to deliver a message.
-
-    Attributes:
-        ok: Discord accepted it.
-        reason: Why not, in a few words.
-        permanent: Discord refused the message itself (a 4xx other than 429):
-            sending it again would fail the same way.
-        status: Discord's HTTP status, 0 when there was no answer.
-        message_id: The id of the message Discord saved: the proof of delivery.
-    """
-
-    ok: bool
-    reason: str = ""
-    permanent: bool = False
-    status: int = 0
-    message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,13 +142,16 @@ class Notifier:
             webhook = os.environ.get(WEBHOOK_VARIABLE, "").strip() or None
         self.webhook = webhook if target.settings.notify.discord else None
         self.console = console or sys.stderr
-        self.timeout = timeout
-        self.max_wait = max_wait
-        self.sleep = sleep
+        self.discord = DiscordWebhook(
+            self.webhook or "",
+            self.say,
+            timeout=timeout,
+            max_wait=max_wait,
+            sleep=sleep,
+        )
         if hosts is None:
             hosts = [target.runner.host] if target.runner.remote else []
         self.hosts = list(hosts)
-        self._session: requests.Session | None = None
 
     def say(self, text: str) -> None:
         """Print one line to the console only (progress, not a notification)."""
@@ -194,7 +175,7 @@ class Notifier:
         when = now()
         payload = self.payload(text, when)
         entry = {"time": when, "payload": payload}
-        delivery = self._deliver_entry(payload)
+        delivery = self.discord.deliver(payload)
         if delivery.ok:
             return True
         if delivery.permanent:
@@ -298,7 +279,7 @@ class Notifier:
     def _send_kept(self, entry: dict[str, Any]) -> str:
         """Send one message of the outbox, marked delayed; answer as the outbox asks."""
         payload = delayed(entry.get("payload") or {}, entry.get("time"))
-        delivery = self._deliver_entry(payload)
+        delivery = self.discord.deliver(payload)
         if delivery.ok:
             return DELIVERED
         return delivery.reason if delivery.permanent else KEEP
@@ -338,106 +319,3 @@ class Notifier:
         kept = read_lines(runner, path)
         if len(kept) > OUTBOX_LIMIT:
             write_lines(runner, path, kept[-OUTBOX_LIMIT:])
-
-    def _deliver_entry(self, payload: dict[str, Any]) -> Delivery:
-        """Deliver a payload; an embed Discord finds malformed falls back to text."""
-        # Fitted at the last moment: a delayed mark or an older outbox entry may
-        # have pushed a payload past a limit since it was built.
-        payload = fit(payload)
-        delivery = self._deliver(payload)
-        if delivery.status == 400 and payload.get("embeds"):
-            plain = {k: v for k, v in payload.items() if k != "embeds"}
-            fallback = self._deliver(plain)
-            if fallback.ok:
-                self.say(f"embed refused by Discord ({delivery.reason}); sent as text")
-                return fallback
-        return delivery
-
-    def _deliver(self, payload: dict[str, Any]) -> Delivery:
-        import requests
-
-        if self._session is None:
-            self._session = requests.Session()
-            self._session.trust_env = False
-        assert self.webhook
-        waited = 0.0
-        reason = ""
-        for attempt in range(4):
-            try:
-                # wait=true: Discord answers with the saved message or an error;
-                # without it, a message that is not saved returns no error.
-                response = self._session.post(
-                    self.webhook,
-                    params={"wait": "true"},
-                    json=payload,
-                    timeout=self.timeout,
-                )
-            except requests.RequestException as error:
-                reason = redact(f"{type(error).__name__}")
-                if attempt >= 1:
-                    return Delivery(False, reason)
-                self.sleep(0.5)
-                continue
-            status = response.status_code
-            if status < 300:
-                return _confirmed(response)
-            reason = f"Discord answered {status}"
-            if status == 429:
-                wait = _retry_after(response)
-                if waited + wait > self.max_wait:
-                    return Delivery(
-                        False, f"{reason}, retry after {wait:g}s", False, 429
-                    )
-                waited += wait
-                self.sleep(wait)
-                continue
-            if 400 <= status < 500:
-                return Delivery(False, _refusal(response, reason), True, status)
-            if attempt < 1:
-                self.sleep(0.5)
-                continue
-            return Delivery(False, reason, status=status)
-        return Delivery(False, reason)
-
-
-def _confirmed(response: Any) -> Delivery:
-    """A 2xx answer: delivered when it carries the saved message, else unproven.
-
-    An answer without the message (a 204, as a proxy or a stand-in ignoring
-    ``wait=true`` gives) does not say the message was saved: it stays in the
-    outbox and is sent again, so a message may arrive twice but is never lost.
-    """
-    status = response.status_code
-    try:
-        message = response.json()
-    except ValueError:
-        message = None
-    ident = message.get("id") if isinstance(message, dict) else None
-    if isinstance(ident, str) and ident.strip():
-        return Delivery(True, status=status, message_id=ident)
-    return Delivery(
-        False, f"Discord answered {status} without the message it saved", False, status
-    )
-
-
-def _refusal(response: Any, reason: str) -> str:
-    """``Discord answered 404 (Unknown Webhook)``: its own words, when it gave any."""
-    try:
-        said = response.json().get("message")
-    except (ValueError, AttributeError):
-        said = None
-    if not isinstance(said, str) or not said.strip():
-        return reason
-    return redact(f"{reason} ({clip(' '.join(said.split()), 80)})")
-
-
-def _retry_after(response: Any) -> float:
-    """Seconds Discord asks us to wait: JSON ``retry_after``, else the header."""
-    try:
-        return max(float(response.json()["retry_after"]), 0.0)
-    except (ValueError, KeyError, TypeError):
-        pass
-    try:
-        return max(float(response.headers.get("Retry-After", "1")), 0.0)
-    except ValueError:
-        return 1.0
