@@ -12,6 +12,12 @@ HTTP probes a remote health check runs on the host. A command is recognised by i
 structure: the constant script of a ``sh -c`` builder (found by calling the builder
 itself, see :data:`_SCRIPTS`) or its program and first arguments, never by matching
 rendered shell. A command it does not know fails the test, naming the command.
+
+What needs a real process, and is left to ``tests/integration``: a local run's talk
+to haproxy's unix socket (:meth:`cicd.host.proxy.Proxy.api` when not ``remote``) and
+to supervisord's XML-RPC socket (only under invoke's own Context, which this runner
+never is); rendered-page checks (Chromium); the compose and swarm runtimes (docker
+commands, not modelled here); a local CI run (``ci.provider = "local"``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from cicd.checks.health import Fetched, FetchError, wait_ready
 from cicd.commands import Command, files, git, http
 from cicd.commands import haproxy as hx
 from cicd.commands import supervisor as sv
+from cicd.commands import venv
 from cicd.core.config import Settings, from_table
 from cicd.host.context import HostContext
 from cicd.host.target import Target
@@ -42,7 +49,8 @@ from cicd.transport.runner import Result, Runner
 
 #: A full sha in a path or a line, shortened in descriptions.
 _SHA = re.compile(r"\b([0-9a-f]{7})[0-9a-f]{33}\b")
-#: haproxy's admin state of a server the config marks ``disabled``.
+#: haproxy's admin state of a server the config marks ``disabled``: maintenance
+#: from the config (0x04) and forced (0x01); ``state ready`` clears only the latter.
 _CONFIG_DISABLED = 0x04 | 0x01
 
 
@@ -90,6 +98,7 @@ _PROGRAMS = {
 _PYTHON = {
     http.PROBE: "probe",
     hx.API_SCRIPT: "haproxy",
+    venv.python_version("p").argv[2]: "python_version",
 }
 
 
@@ -212,6 +221,7 @@ class ScriptedHost:
         return Result(answer.stdout, failed, answer.exited, 0.0)
 
     def _recognise(self, command: Command) -> tuple[str, list[str]]:
+        """What a command is, by its structure, and its arguments (values only)."""
         argv = command.argv
         if argv[:2] == ("sh", "-c") and argv[2] in _SCRIPTS:
             return _SCRIPTS[argv[2]], list(argv[4:])
@@ -228,8 +238,6 @@ class ScriptedHost:
             return "haproxy_check", []
         if argv[1:3] == ("-m", "venv") or argv[:2] == ("uv", "venv"):
             return "venv", [argv[-1]]
-        if argv[1:2] == ("-c",) and "platform" in argv[2]:
-            return "python_version", []
         raise AssertionError(f"the scripted host cannot answer: {command.render()}")
 
     def _relative(self, text: str) -> str:
@@ -644,11 +652,6 @@ class RecordingRunner(Runner):
         """The scripted host's name."""
         return self._name
 
-    @property
-    def round_trips(self) -> int:
-        """How many scripts went to the host since it last forgot."""
-        return self.scripted.trips
-
     def run(
         self,
         command: Command,
@@ -698,17 +701,16 @@ class VirtualClock:
     """
 
     def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
+        #: Seconds slept since the clock was made.
+        self.elapsed = 0.0
 
     def monotonic(self) -> float:
         """Seconds on the virtual clock."""
-        return self.now
+        return 1000.0 + self.elapsed
 
     def sleep(self, seconds: float) -> None:
         """Move the clock on by ``seconds``."""
-        self.slept.append(seconds)
-        self.now += seconds
+        self.elapsed += seconds
 
 
 class ScriptedFetcher:
