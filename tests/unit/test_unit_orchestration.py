@@ -12,8 +12,11 @@ Blue/green is ``test_unit_orchestration_bluegreen.py``; repairs and CI verdicts 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from cicd.core.errors import LockHeld
 from cicd.pipeline.deploy import DeployFailed
 from cicd.pipeline.rollback import rollback
 from tests.recorded import Stage
@@ -166,6 +169,22 @@ def test_already_serving_and_healthy_is_a_noop(stage: Stage) -> None:
         "probe",
     ]
     assert stage.host.trips == 6
+
+
+def test_a_lock_held_by_another_run_changes_nothing(stage: Stage) -> None:
+    holder = {"actor": "bob", "host": "elsewhere", "pid": 1, "why": "deploy"}
+    stage.host.dirs.add(stage.path("lock"))
+    stage.host.files[stage.path("lock", "details")] = json.dumps(holder)
+
+    with pytest.raises(LockHeld, match="locked by bob on elsewhere"):
+        stage.deploy(V1)
+
+    assert stage.host.changes() == []
+    # The lock's refusal, then who holds it (read on its own).
+    assert [c.text for c in stage.host.calls if c.trip > 0][0] == (
+        "lock preprod/lock (held)"
+    )
+    assert stage.host.trips == 3
 
 
 def test_readiness_that_fails_rolls_back_to_the_previous_release(stage: Stage) -> None:

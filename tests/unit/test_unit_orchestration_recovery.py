@@ -208,3 +208,37 @@ def test_verdict_failure_rolls_back_to_the_warm_release(watched: Stage) -> None:
     assert stage.host.release_of("app-preprod-blue") == V1
     assert "app-preprod-green" not in stage.host.running
     assert stage.host.get("http://127.0.0.1:8501/") == (200, "ok")
+
+
+def test_the_next_deploy_completes_an_interrupted_switch_first(
+    interrupted: Stage,
+) -> None:
+    stage = interrupted
+    v3 = stage.host.commit("c3" * 20, "v3")
+
+    result = stage.deploy(v3)
+
+    # The switch to v2 was completed under the lock: v2 is what v3 replaces.
+    assert result.previous == V2
+    assert stage.host.changes()[:7] == [
+        "lock preprod/lock",
+        "supervisorctl restart app-preprod",
+        "append preprod/ledger.jsonl: health",
+        "append preprod/ledger.jsonl: deploy",
+        "append preprod/ledger.jsonl: repair",
+        "remove preprod/intent",
+        "append preprod/ledger.jsonl: deploy",  # v3's start
+    ]
+    assert stage.host.trips == 20
+    assert stage.host.events("preprod")[-9:] == [
+        "health",
+        "deploy",
+        "repair",
+        "deploy:started",
+        "export",
+        "switch",
+        "restart",
+        "health",
+        "deploy",
+    ]
+    assert stage.host.release_of("app-preprod") == v3
