@@ -197,8 +197,7 @@ class GitHubDeployments:
         record = self._latest(state, sha) or self._add(state, sha, "rollback")
         if abandoned and abandoned != sha:
             bad = self._latest(state, abandoned, before=record["key"])
-            if bad is not None and bad.get("state") != "failure":
-                self._move(state, bad, "failure", f"rolled back: {reason}")
+            self._fail(state, bad, f"rolled back: {reason}")
             self._commit(state, abandoned, "failure", f"rolled back: {reason}")
         self._succeed(state, record, f"{sha[:7]} serves (rollback)")
         self.outbox.deliver(state)
@@ -232,9 +231,7 @@ class GitHubDeployments:
             named = f": {', '.join(failed)}" if failed else f" ({detail})"
             detail = f"CI failed{named}"
             if acted:
-                record = self._latest(state, sha)
-                if record is not None and record.get("state") != "failure":
-                    self._move(state, record, "failure", detail, log_url=url)
+                self._fail(state, self._latest(state, sha), detail, log_url=url)
             self._commit(state, sha, "failure", detail, url)
         elif verdict == "superseded":
             self._commit(state, sha, "error", "CI cancelled: superseded", url)
@@ -281,6 +278,17 @@ class GitHubDeployments:
         state["outbox"].append(
             self._status(record["key"], to, description, log_url=log_url)
         )
+
+    def _fail(
+        self,
+        state: dict[str, Any],
+        record: dict[str, Any] | None,
+        description: str,
+        log_url: str = "",
+    ) -> None:
+        """Move a deployment to failure, unless it is unknown or failed already."""
+        if record is not None and record.get("state") != "failure":
+            self._move(state, record, "failure", description, log_url=log_url)
 
     def _succeed(
         self, state: dict[str, Any], record: dict[str, Any], description: str
