@@ -29,8 +29,8 @@ from cicd.pipeline.setup_check import (
     MISSING,
     OK,
     SKIPPED,
-    Check,
     Options,
+    SetupCheck,
     failures,
     fixes,
 )
@@ -56,7 +56,7 @@ def setup(
     envs: tuple[str, ...] = (),
     environ: dict[str, str] | None = None,
     **kw: object,
-) -> list[Check]:
+) -> list[SetupCheck]:
     """Run the checks with a unit directory in ``tmp_path``."""
     kw.setdefault("unit_dir", str(tmp_path / "units"))
     (tmp_path / "units").mkdir(exist_ok=True)
@@ -69,7 +69,7 @@ def setup(
     return checks
 
 
-def by_name(checks: list[Check]) -> dict[str, Check]:
+def by_name(checks: list[SetupCheck]) -> dict[str, SetupCheck]:
     """Checks by name."""
     return {c.name: c for c in checks}
 
@@ -431,9 +431,9 @@ def test_the_token_is_reported_never_shown(tmp_path: Path) -> None:
 
 def test_fixes_are_listed_once_in_order() -> None:
     checks = [
-        Check("a", MISSING, "", ("one", "two")),
-        Check("b", OK, ""),
-        Check("c", MISSING, "", ("two", "three"), blocking=False),
+        SetupCheck("a", MISSING, "", ("one", "two")),
+        SetupCheck("b", OK, ""),
+        SetupCheck("c", MISSING, "", ("two", "three"), blocking=False),
     ]
     assert fixes(checks) == ["one", "two", "three"]
     assert failures(checks, check_only=False) == [checks[0]]

@@ -1,7 +1,7 @@
 """First-time preparation of a VM, in the manner of ``kamal setup``.
 
 :func:`run_setup` goes through a list of checks and returns one
-:class:`~cicd.pipeline.setup_check.Check` per item, each with its name, status
+:class:`~cicd.pipeline.setup_check.SetupCheck` per item, each with its name, status
 (``ok``, ``fixed``, ``missing`` or ``skipped``), a detail line and the commands that
 fix it by hand. Every change it makes is idempotent and goes through the target's
 runner, so ``fab -H HOST setup`` prepares that host. The checks, in order, and where
@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from cicd.pipeline.setup_access import Fleet, check_host, check_record, check_token
-from cicd.pipeline.setup_check import Check, Options, SetupRun
+from cicd.pipeline.setup_check import Options, SetupCheck, SetupRun
 from cicd.pipeline.setup_root import check_env, check_root
 from cicd.pipeline.setup_runtime import (
     check_compose,
@@ -51,7 +51,7 @@ def run_setup(
     *,
     environ: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
-) -> list[Check]:
+) -> list[SetupCheck]:
     """Check (and unless ``options.check``, fix) everything a VM needs.
 
     Args:

@@ -14,7 +14,7 @@ from pathlib import Path
 from posixpath import join
 from typing import TYPE_CHECKING
 
-from cicd.pipeline.setup_check import Check, MISSING, SetupRun
+from cicd.pipeline.setup_check import MISSING, SetupCheck, SetupRun
 
 if TYPE_CHECKING:
     from cicd.core.settings import EnvSettings
@@ -123,7 +123,7 @@ def check_token(run: SetupRun, environ: Mapping[str, str]) -> None:
         )
         return
     run.add(
-        Check(
+        SetupCheck(
             "github token",
             MISSING,
             f"optional: {TOKEN_VARIABLE} is not set here: the detached watcher has "

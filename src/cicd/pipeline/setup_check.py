@@ -1,4 +1,4 @@
-"""The model of ``setup``'s checks: one :class:`Check` per item, and the run of them.
+"""The model of ``setup``'s checks: a :class:`SetupCheck` per item, and their run.
 
 Every check of :mod:`cicd.pipeline.setup` ends the same way: a name, a status
 (``ok``, ``fixed``, ``missing`` or ``skipped``), one line for a person and the
@@ -23,7 +23,7 @@ OK, FIXED, MISSING, SKIPPED = "ok", "fixed", "missing", "skipped"
 
 
 @dataclass(frozen=True)
-class Check:
+class SetupCheck:
     """One item of the setup: what it is, how it stands, how to fix it.
 
     Attributes:
@@ -99,9 +99,9 @@ class SetupRun:
 
     options: Options
     say: Callable[[str], None]
-    checks: list[Check] = field(default_factory=list)
+    checks: list[SetupCheck] = field(default_factory=list)
 
-    def add(self, check: Check) -> Check:
+    def add(self, check: SetupCheck) -> SetupCheck:
         """Keep ``check`` and print its line."""
         self.checks.append(check)
         self.say(check.line())
@@ -109,15 +109,15 @@ class SetupRun:
 
     def ok(self, name: str, detail: str) -> None:
         """Add a check that is in place."""
-        self.add(Check(name, OK, detail))
+        self.add(SetupCheck(name, OK, detail))
 
     def fixed(self, name: str, detail: str, *fix: str, blocking: bool = True) -> None:
         """Add a check that this run has put in place; ``fix``: left to do by hand."""
-        self.add(Check(name, FIXED, detail, fix, blocking))
+        self.add(SetupCheck(name, FIXED, detail, fix, blocking))
 
     def missing(self, name: str, detail: str, *fix: str, blocking: bool = True) -> None:
         """Add a check that is missing, with the commands that fix it by hand."""
-        self.add(Check(name, MISSING, detail, fix, blocking))
+        self.add(SetupCheck(name, MISSING, detail, fix, blocking))
 
     def missing_until_run(self, name: str, detail: str) -> None:
         """Add a missing check that setup itself fixes: the fix is to run it."""
@@ -125,7 +125,7 @@ class SetupRun:
 
     def skipped(self, name: str, detail: str) -> None:
         """Add a check that was not made (it never fails the run)."""
-        self.add(Check(name, SKIPPED, detail, blocking=False))
+        self.add(SetupCheck(name, SKIPPED, detail, blocking=False))
 
 
 def last_line(result: Result) -> str:
@@ -134,7 +134,7 @@ def last_line(result: Result) -> str:
     return lines[-1] if lines else f"exit {result.exited}"
 
 
-def fixes(checks: Sequence[Check]) -> list[str]:
+def fixes(checks: Sequence[SetupCheck]) -> list[str]:
     """The commands to run by hand, in order, each once."""
     seen: list[str] = []
     for check in checks:
@@ -144,6 +144,6 @@ def fixes(checks: Sequence[Check]) -> list[str]:
     return seen
 
 
-def failures(checks: Sequence[Check], *, check_only: bool) -> list[Check]:
-    """The checks that make the run exit 1 (see :meth:`Check.fails`)."""
+def failures(checks: Sequence[SetupCheck], *, check_only: bool) -> list[SetupCheck]:
+    """The checks that make the run exit 1 (see :meth:`SetupCheck.fails`)."""
     return [c for c in checks if c.fails(check_only=check_only)]

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from cicd.tasks._common import env_names, reported, target, targets
+from cicd.tasks.boundary import reported
+from cicd.tasks.hosts import env_names, target, targets
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from cicd.core.settings import EnvSettings, Settings
     from cicd.host.target import Target
     from cicd.pipeline.setup_access import Fleet
-    from cicd.pipeline.setup_check import Check, Options
+    from cicd.pipeline.setup_check import Options, SetupCheck
     from cicd.transport.runner import Runner
 
 
@@ -142,7 +143,7 @@ def _by_reach(
     return local, fleets
 
 
-def _report(checks: Sequence[Check], *, check_only: bool) -> None:
+def _report(checks: Sequence[SetupCheck], *, check_only: bool) -> None:
     """Print what is left to do by hand; exit 1 if anything still fails."""
     from cicd.core.redact import redact
     from cicd.pipeline.setup_check import failures, fixes
