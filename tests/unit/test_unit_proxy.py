@@ -26,7 +26,8 @@ from cicd.core.config import from_table
 from cicd.core.errors import CicdError
 from cicd.host.proxy import Proxy, ProxyDown
 from cicd.transport.runner import Runner
-from cicd.host.slots import Slots, other
+from cicd.core.decisions import other
+from cicd.host.slots import Slots
 from cicd.host.target import Target
 
 #: What haproxy 2.6 printed for a backend with blue up and green disabled.

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cicd.pipeline.activation import restart_current
+from cicd.pipeline.start import restart_current
 from cicd.commands import supervisor
 from cicd.core.errors import UsageError
 from cicd.core.ledger import Event

@@ -78,6 +78,9 @@ class Event:
     outcome: str = "ok"
     detail: str = ""
     durations: dict[str, float] = field(default_factory=dict)
+    #: The steps a deploy or rollback carried out, by name, in order: the same
+    #: names ``--plan --json`` lists (:mod:`cicd.core.decisions`).
+    actions: tuple[str, ...] = ()
     time: str = field(default_factory=now)
     actor: str = field(default_factory=actor)
     host: str = field(default_factory=socket.gethostname)
@@ -100,6 +103,8 @@ class Event:
             data["detail"] = redact(self.detail)[:DETAIL_LIMIT]
         if self.durations:
             data["durations"] = {k: round(v, 3) for k, v in self.durations.items()}
+        if self.actions:
+            data["actions"] = list(self.actions)
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -116,6 +121,7 @@ class Event:
             outcome=str(data.get("outcome", "ok")),
             detail=str(data.get("detail", "")),
             durations=dict(data.get("durations") or {}),
+            actions=tuple(str(a) for a in data.get("actions") or ()),
             time=str(data.get("time", "")),
             actor=str(data.get("actor", "")),
             host=str(data.get("host", "")),

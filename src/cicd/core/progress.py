@@ -18,6 +18,12 @@ class Timeline:
         self.say = say
         self.durations: dict[str, float] = {}
         self.started = time.monotonic()
+        #: The steps carried out, by name (:class:`cicd.core.decisions.Step`).
+        self.actions: list[str] = []
+
+    def did(self, action: str) -> None:
+        """Note that the step named ``action`` was carried out."""
+        self.actions.append(action)
 
     @contextmanager
     def step(self, name: str, label: str) -> Iterator[None]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from cicd.commands import files
 from cicd.commands import supervisor as sv
 from cicd.core.config_schema import SLOTS
+from cicd.core.decisions import SlotFacts, other
 from cicd.checks.health import wait_ready
 from cicd.core.health_check import HealthCheck
 from cicd.core.messages import short
@@ -37,11 +38,6 @@ if TYPE_CHECKING:
 
 #: The states of an app instance that is (or is about to be) up.
 ALIVE = ("RUNNING", "STARTING")
-
-
-def other(slot: str) -> str:
-    """The slot that is not ``slot``."""
-    return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
 
 
 class Slots:
@@ -153,12 +149,27 @@ class Slots:
             fetcher=self.host.fetcher(),
         ).ok
 
-    def find_warm(self, sha: str, live: str | None) -> str | None:
-        """A slot other than ``live`` that runs ``sha`` and is ready, or None."""
-        for slot in SLOTS:
-            if slot != live and self.release(slot) == sha and self.ready_now(slot):
-                return slot
-        return None
+    def facts(self, sha: str, configured: bool | None = None) -> SlotFacts:
+        """What decides where ``sha`` goes live (see :func:`.decisions.choose_slot`).
+
+        haproxy's answer, else the last switch's choice: never start over the slot
+        that serves (or should) because haproxy was down or its check was failing.
+        Only the slots that run ``sha`` are probed (2 s at most each).
+
+        Args:
+            sha: The release going live.
+            configured: Whether haproxy routes this environment already, when the
+                caller asked (saves a round trip).
+        """
+        if configured is None:
+            configured = self.proxy.configured()
+        intended = self.intended()
+        live = self.routed() or (intended if configured else None)
+        releases = {slot: self.release(slot) for slot in SLOTS}
+        ready = frozenset(
+            slot for slot in SLOTS if releases[slot] == sha and self.ready_now(slot)
+        )
+        return SlotFacts(configured, live, intended, releases, ready)
 
     # -- switching --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
 from cicd.core import lock_details
+from cicd.core.decisions import doomed_releases
 from cicd.commands import Command, files, git
 from cicd.core.errors import CicdError, UsageError, clip
 from cicd.checks.health import Fetcher
@@ -453,11 +454,7 @@ class Target:
         Returns:
             The removed shas.
         """
-        if len(state.releases) <= self.settings.keep:
-            return []
-        keep = set(state.releases[: self.settings.keep])
-        keep |= {s for s in (state.current, state.previous, state.validated) if s}
-        doomed = [sha for sha in state.releases if sha not in keep]
+        doomed = doomed_releases(state, self.settings.keep)
         if doomed:
             # With the run's last command (its lock's release): nothing reads them.
             self.runner.defer(files.remove(*(self.paths.release(s) for s in doomed)))

@@ -19,11 +19,12 @@ from cicd.core.config_schema import SLOTS
 from cicd.core.messages import LOG_TAIL_LINES, short
 from cicd.checks.probe import RemoteFetcher
 from cicd.runtime.supervisor import SupervisorRuntime
-from cicd.host.slots import other
+from cicd.core.decisions import choose_slot, keeps_warm
 
 if TYPE_CHECKING:
     from cicd.core.progress import Timeline
     from cicd.runtime import Runtime
+    from cicd.host.slots import Slots
     from cicd.host.target import Target
 
 
@@ -136,6 +137,7 @@ def activate(
         return
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
         target.switch(sha, running)
+    timeline.did("switch-current")
     failpoints.hit("switched")
     if target.is_fronted():
         from cicd.host.proxy import front_swarm
@@ -151,11 +153,14 @@ def activate(
         health = target.settings.health
         fetcher.read_ahead(health.checks, health.deadline)
     what = f"restart the {target.env} app"
+    action = "restart"
     if target.settings.runtime.kind == "swarm":
         what = f"roll {short(sha)} out on the {target.env} swarm service"
+        action = "roll-out"
     try:
         with timeline.step("restart", what):
             target.live_runtime().restart()
+        timeline.did(action)
     except UpdateRolledBack as error:
         target.event("health", sha=sha, outcome="failed", detail=str(error))
         raise DeployFailed(str(error), log=last_lines(target.live_runtime())) from None
@@ -167,6 +172,7 @@ def activate(
         target.event("health", sha=sha, outcome="failed", detail=str(error))
         error.log = last_lines(target.live_runtime())
         raise
+    timeline.did("readiness")
     # With the intent's removal, after it in the same script: one round trip.
     target.event(
         "health",
@@ -192,14 +198,15 @@ def go_live(
 ) -> None:
     """Blue/green: start ``sha`` on the idle slot, get it ready there, switch to it.
 
-    A slot that still runs ``sha`` warm and ready is switched back to with no
-    restart. After a deploy the previous release stays warm on its slot
+    Where it goes is :func:`~cicd.core.decisions.choose_slot`'s choice, the one
+    ``--plan`` shows: a slot that still runs ``sha`` warm and ready is switched back
+    to with no restart. After a deploy the previous release stays warm on its slot
     (``proxy.warm``); after a rollback or a repair the abandoned one is stopped.
 
     Args:
         target: The environment on one host.
         sha: The kept release to put into service.
-        timeline: Where step timings go.
+        timeline: Where step timings and the steps carried out go.
         label: What the readiness step is called.
         running: What ran before (recorded as the switch's previous).
         op: What switches (deploy, rollback, recover, repair, restart).
@@ -217,62 +224,118 @@ def go_live(
     # is ready, so the app that ran in place serves until then.
     first = not slots.proxy.configured()
     if not first:
-        for line in slots.ensure_proxy():
-            timeline.say(f"  {line}")
-    if not first:
-        half = slots.finish_half_switch()
-        if half:
-            timeline.say(f"  {half}")
-    # haproxy's answer, else the last switch's choice: never start over the slot
-    # that serves (or should) because haproxy was down or its check was failing.
-    live = slots.routed() or (None if first else slots.intended())
-    slot = None if fresh else slots.find_warm(sha, live)
-    if (
-        live
-        and not fresh
-        and slot is None
-        and slots.release(live) == sha
-        and slots.ready_now(live)
-    ):
+        _settle_proxy(slots, timeline)
+    facts = slots.facts(sha, configured=not first)
+    choice = choose_slot(facts, sha, fresh=fresh)
+    if choice.how == "serving":
         # It already serves (a repair after haproxy came back): nothing to start.
         target.switch(sha, running)
-        target.event("health", sha=sha, detail=f"serving on the {live} slot")
+        target.event("health", sha=sha, detail=f"serving on the {choice.slot} slot")
+        timeline.did("already-serving")
         return
-    if slot is not None:
-        timeline.say(f"  {short(sha)} still runs on the {slot} slot: switching back")
-    else:
-        slot = other(live) if live else (slots.intended() or SLOTS[0])
-        if slot == live:
-            slot = other(live)
-        runtime = slots.runtime(slot)
-        slots.point(slot, sha)
-        with timeline.step("restart", f"start {short(sha)} on the {slot} slot"):
-            runtime.restart()
-        detail = f"{slot} slot" + (f", {why}" if why else "")
-        target.event("restart", sha=sha, detail=detail, defer=True)
-        failpoints.hit("restarted")
-        try:
-            readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
-        except DeployFailed as error:
-            log = last_lines(runtime)
-            slots.stop(slot)
-            # Nothing was switched: no intent is left for status to report.
-            intent.clear(target)
-            target.event("health", sha=sha, outcome="failed", detail=str(error))
-            served = f"; {short(running)} served throughout" if live else ""
-            raise DeployFailed(
-                f"{error} (on the {slot} slot, never routed to{served})",
-                routed=False,
-                log=log,
-            ) from None
-        target.event(
-            "health",
-            sha=sha,
-            detail=f"ready after {readiness.attempts} attempt(s), {slot} slot",
-            durations={"readiness": readiness.seconds},
-            defer=True,
+    if choice.how == "warm":
+        timeline.say(
+            f"  {short(sha)} still runs on the {choice.slot} slot: switching back"
         )
+        timeline.did("switch-back")
+    else:
+        # The release that serves meanwhile, if haproxy routes to one.
+        serving = running if facts.live else None
+        _start_on_slot(target, sha, choice.slot, timeline, label, serving, why)
     failpoints.hit("ready")
+    _switch_to(
+        target,
+        sha,
+        choice.slot,
+        timeline,
+        first=first,
+        fresh=fresh,
+        running=running,
+        live=facts.live,
+    )
+    live = facts.live
+    if live and live != choice.slot:
+        warm = target.settings.proxy.warm
+        if op == "deploy":
+            timeline.say("  " + slots.keep_warm(live, running, warm))
+        else:
+            slots.retire(live)
+        timeline.did("keep-warm" if keeps_warm(op, running, warm) else "stop-previous")
+
+
+def _settle_proxy(slots: Slots, timeline: Timeline) -> None:
+    """Make haproxy run and know the environment; finish a switch cut short."""
+    for line in slots.ensure_proxy():
+        timeline.say(f"  {line}")
+    half = slots.finish_half_switch()
+    if half:
+        timeline.say(f"  {half}")
+
+
+def _start_on_slot(
+    target: Target,
+    sha: str,
+    slot: str,
+    timeline: Timeline,
+    label: str,
+    serving: str | None,
+    why: str,
+) -> None:
+    """Start ``sha`` on the idle ``slot`` and wait until it passes every check there.
+
+    Raises:
+        DeployFailed: Not ready there; the slot is stopped, nothing was routed.
+    """
+    slots = target.slots
+    runtime = slots.runtime(slot)
+    slots.point(slot, sha)
+    with timeline.step("restart", f"start {short(sha)} on the {slot} slot"):
+        runtime.restart()
+    timeline.did("start-slot")
+    detail = f"{slot} slot" + (f", {why}" if why else "")
+    target.event("restart", sha=sha, detail=detail, defer=True)
+    failpoints.hit("restarted")
+    try:
+        readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
+    except DeployFailed as error:
+        log = last_lines(runtime)
+        slots.stop(slot)
+        # Nothing was switched: no intent is left for status to report.
+        intent.clear(target)
+        target.event("health", sha=sha, outcome="failed", detail=str(error))
+        served = f"; {short(serving)} served throughout" if serving else ""
+        raise DeployFailed(
+            f"{error} (on the {slot} slot, never routed to{served})",
+            routed=False,
+            log=log,
+        ) from None
+    timeline.did("readiness")
+    target.event(
+        "health",
+        sha=sha,
+        detail=f"ready after {readiness.attempts} attempt(s), {slot} slot",
+        durations={"readiness": readiness.seconds},
+        defer=True,
+    )
+
+
+def _switch_to(
+    target: Target,
+    sha: str,
+    slot: str,
+    timeline: Timeline,
+    *,
+    first: bool,
+    fresh: bool,
+    running: str | None,
+    live: str | None,
+) -> None:
+    """Route haproxy to ``slot``, then check what users reach through it answers.
+
+    Raises:
+        DeployFailed: Ready on the slot, but not through haproxy.
+    """
+    slots = target.slots
     with timeline.step("switch", f"switch {target.env} to {short(sha)} ({slot})"):
         if not fresh:
             target.switch(sha, running)
@@ -282,26 +345,21 @@ def go_live(
                 timeline.say(f"  {line}")
         else:
             slots.switch(slot, live)
+    timeline.did("switch")
     # What a user reaches through haproxy answers too: only now is it serving.
+    health = target.settings.health
     through = wait_ready(
-        tuple(c for c in target.settings.health.checks if not c.rendered_contains),
-        deadline=min(5.0, target.settings.health.deadline),
+        tuple(c for c in health.checks if not c.rendered_contains),
+        deadline=min(5.0, health.deadline),
         interval=0.1,
         fetcher=target.fetcher(),
     )
     if not through.ok:
         target.event("health", sha=sha, outcome="failed", detail=through.reason)
         raise DeployFailed(
-            f"ready on the {slot} slot, but not through haproxy: " f"{through.reason}"
+            f"ready on the {slot} slot, but not through haproxy: {through.reason}"
         )
     target.event("health", sha=sha, detail=f"serving on the {slot} slot")
-    if live and live != slot:
-        if op == "deploy":
-            timeline.say(
-                "  " + slots.keep_warm(live, running, target.settings.proxy.warm)
-            )
-        else:
-            slots.retire(live)
 
 
 def in_place(target: Target) -> Runtime:
@@ -315,90 +373,6 @@ def in_place(target: Target) -> Runtime:
     from cicd.runtime import runtime_for
 
     return runtime_for(target.runner, target.settings, target.paths)
-
-
-def restart_current(target: Target, timeline: Timeline, why: str) -> str:
-    """Start the release ``current`` names afresh, so it reads its files again.
-
-    Behind haproxy with no downtime, as a deploy goes live: a new instance on the
-    idle slot, every readiness check there, the switch, then the old instance is
-    stopped (a previous release kept warm on the idle slot gives way). In place
-    the app restarts and is down until ready.
-
-    Args:
-        target: The environment on one host (the lock is held).
-        timeline: Where step timings go.
-        why: The ledger's detail of the restart.
-
-    Returns:
-        What was done, in words.
-
-    Raises:
-        UsageError: The environment was never deployed; nothing changed.
-        DeployFailed: The new instance never got ready. Behind haproxy nothing was
-            switched and the old instance still serves.
-    """
-    from cicd.core.errors import UsageError
-
-    sha = target.current()
-    if not sha:
-        raise UsageError(f"{target.env} was never deployed: nothing to restart")
-    label = f"wait until the new {short(sha)} is ready"
-    if target.is_proxied() and target.slots.proxy.configured():
-        slots = target.slots
-        live = slots.routed() or slots.intended()
-        idle = other(live) if live else SLOTS[0]
-        warm = slots.warm_until(idle) is not None
-        gives_way = slots.release(idle) if warm else None
-        intent.begin(target, sha, sha, "restart")
-        go_live(
-            target,
-            sha,
-            timeline,
-            label=label,
-            running=sha,
-            op="restart",
-            fresh=True,
-            why=why,
-        )
-        intent.clear(target)
-        new = slots.intended() or idle
-        said = (
-            f"{short(sha)} restarted on the {new} slot and switched to with no "
-            f"downtime, ready after {timeline.durations.get('readiness', 0):.1f}s; "
-            f"the {other(new)} slot stopped"
-        )
-        if gives_way:
-            said += (
-                f"; {short(gives_way)}, kept warm there, gave way (a rollback to it "
-                "starts it again)"
-            )
-        return said
-    runtime = in_place(target)
-    try:
-        with timeline.step("restart", f"restart the {target.env} app in place"):
-            runtime.restart()
-        target.event("restart", sha=sha, detail=why, defer=True)
-        readiness = wait_until_ready(target, timeline, label)
-    except CicdError as error:
-        # An app that exits at once (a bad app.env line) fails supervisord's own
-        # start: the same outcome as one that never gets ready, said the same way.
-        target.event("health", sha=sha, outcome="failed", detail=str(error))
-        raise DeployFailed(
-            f"{error} (restarted in place: no haproxy here, nothing serves "
-            f"{target.env} now)",
-            log=last_lines(runtime),
-        ) from None
-    target.event(
-        "health",
-        sha=sha,
-        detail=f"ready after {readiness.attempts} attempt(s), {why}",
-        durations={"readiness": readiness.seconds},
-    )
-    return (
-        f"{short(sha)} restarted in place, ready after {readiness.seconds:.1f}s "
-        "(no haproxy here: the app was down meanwhile)"
-    )
 
 
 def already_ready(target: Target) -> bool:

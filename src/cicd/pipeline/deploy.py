@@ -32,6 +32,7 @@ from cicd.pipeline.activation import DeployFailed, activate, already_ready, reco
 from cicd.host.backup import back_up
 from cicd.core.errors import UsageError, clip
 from cicd.host.lock import REASON_LIMIT
+from cicd.core.decisions import deployed, rollback_point
 from cicd.core.messages import short
 from cicd.transport.parallel import results_by_host, failures_by_host
 from cicd.core.progress import Timeline
@@ -345,6 +346,8 @@ def run_deploy(
     """Deploy ``sha`` on every host, all or nothing (see the module docstring)."""
     run = DeployRun(hosts, sha, notifier, plan)
     with lock.hold(hosts, "deploy", sha):
+        for timeline in run.timelines.values():
+            timeline.did("lock")
         run.read_state()
         if run.already_serving():
             return run.noop()
@@ -399,7 +402,8 @@ class DeployRun:
 
         def read(target: Target) -> EnvState:
             target.ensure_dirs()
-            repair(target, self.notifier)
+            if repair(target, self.notifier):
+                self.timelines[target].did("repair")
             if target.is_proxied():
                 retired = target.slots.retire_expired()
                 if retired:
@@ -414,11 +418,7 @@ class DeployRun:
             return state
 
         self.states = results_by_host(read, self.hosts)
-        # A run killed mid-deploy leaves ``current`` unsettled: its rollback point
-        # is then the release that ran before that run's switch.
-        self.previous = {
-            t: (s.current if s.settled else s.previous) for t, s in self.states.items()
-        }
+        self.previous = {t: rollback_point(s) for t, s in self.states.items()}
 
     def already_serving(self) -> bool:
         """Whether every host already runs this sha, settled and healthy."""
@@ -429,7 +429,14 @@ class DeployRun:
     def noop(self) -> DeployResult:
         """Record that there was nothing to do."""
         for target in self.hosts:
-            target.event("noop", sha=self.sha, detail="already running and healthy")
+            timeline = self.timelines[target]
+            timeline.did("noop")
+            target.event(
+                "noop",
+                sha=self.sha,
+                detail="already running and healthy",
+                actions=tuple(timeline.actions),
+            )
         self.notifier.say(
             f"{self.first.env}: {short(self.sha)} is already running and healthy; "
             "nothing to do"
@@ -477,13 +484,16 @@ class DeployRun:
                 detail="exported" if exported else "reused",
                 defer=True,
             )
+            timeline.did("export" if exported else "reuse")
             if target.settings.runtime.kind == "swarm":
                 with timeline.step("image", f"image of {short(self.sha)}"):
                     for line in target.prepare_image(self.sha):
                         timeline.say(f"  {line}")
+                timeline.did("image")
             failpoints.hit("exported")
             if self.plan.backup:
                 back_up(target, self.previous[target], timeline)
+                timeline.did("backup")
 
         self.errors = failures_by_host(prepare_one, self.hosts)
         if any(self.errors.values()):
@@ -569,15 +579,24 @@ class DeployRun:
 
     def _finish_one(self, target: Target) -> None:
         sha = self.sha
+        state = self.states[target]
+        timeline = self.timelines[target]
+        after = deployed(state, sha, self.previous[target])
+        if self.plan.validated_by:
+            after = replace(after, validated=sha)
+        removed = target.prune(after)
+        timeline.did("record")
+        if removed:
+            timeline.did("prune")
         target.event(
             "deploy",
             sha=sha,
             previous=self.previous[target],
             detail=self.plan.detail,
-            durations=self.timelines[target].durations,
+            durations=timeline.durations,
+            actions=tuple(timeline.actions),
             defer=True,
         )
-        state = self.states[target]
         if self.plan.validated_by:
             # This environment's own rollbacks pick CI-validated releases.
             target.event(
@@ -587,14 +606,6 @@ class DeployRun:
                 defer=True,
             )
             target.set_validated(sha)
-        after = replace(
-            state,
-            current=sha,
-            previous=self.previous[target],
-            validated=sha if self.plan.validated_by else state.validated,
-            releases=(sha, *(r for r in state.releases if r != sha)),
-        )
-        removed = target.prune(after)
         if removed:
             target.event(
                 "prune", detail=" ".join(short(s) for s in removed), defer=True

@@ -1,23 +1,24 @@
 """``--plan``: what a deploy or a rollback would do, step by step, host by host.
 
 A plan reads what a run would read — each host's state (one round trip), whether
-the release is already exported, which slot haproxy routes to — and changes
-nothing: no lock, no repair, no ledger line, no notification. Its steps are the
-phases of :mod:`cicd.pipeline.deploy` and :mod:`cicd.pipeline.rollback` in the order
-they run, so
-``invoke deploy.preprod --sha X --plan`` reads like the log of the real run.
+an unfinished switch waits, which slot haproxy routes to and whether the slots
+that run the release answer — and changes nothing: no lock, no repair, no ledger
+line, no notification. The steps come from :mod:`cicd.core.decisions`, the
+functions the run itself asks at each decision point, and the run records the
+names of the steps it carried out (the ledger's ``actions``): a test holds the two
+equal in every situation a plan covers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from cicd.host import intent
-from cicd.commands import files
-from cicd.core.lock_details import describe
+from cicd.core import decisions
+from cicd.core.decisions import HostFacts, Step
 from cicd.core.messages import short
-from cicd.host.slots import other
+from cicd.host import intent
+from cicd.pipeline.activation import already_ready
 
 if TYPE_CHECKING:
     from cicd.core.state import EnvState
@@ -30,16 +31,25 @@ class HostPlan:
 
     env: str
     host: str
-    steps: list[str] = field(default_factory=list)
+    planned: list[Step] = field(default_factory=list)
     #: Why the run would stop before changing anything here, if it would.
     refused: str = ""
 
+    @property
+    def steps(self) -> list[str]:
+        """The steps, in words."""
+        return [step.text for step in self.planned]
+
     def as_dict(self) -> dict[str, Any]:
-        """The JSON row of this host."""
+        """The JSON row of this host: the steps in words, and their names.
+
+        ``actions`` are the names the run records in the ledger's ``actions``.
+        """
         return {
             "env": self.env,
             "host": self.host,
             "steps": self.steps,
+            "actions": [step.action for step in self.planned],
             "refused": self.refused or None,
         }
 
@@ -67,81 +77,46 @@ class Plan:
         return "\n".join(lines)
 
 
-def _lock_step(state: EnvState) -> str:
-    if state.lock:
-        return f"take the {state.env} lock: HELD by {describe(state.lock)}"
-    return f"take the {state.env} lock (free)"
+def read_facts(target: Target, sha: str, state: EnvState | None = None) -> HostFacts:
+    """What the host says before ``sha`` is deployed or rolled back to there.
 
-
-def _repair_step(target: Target) -> str | None:
+    Only reads: the state (unless given), an unfinished switch, the slots (probing
+    those that run ``sha``), and whether the app answers when ``sha`` already
+    serves.
+    """
+    state = state or target.state()
     pending = intent.read(target)
-    if pending:
-        return f"settle an unfinished switch first: {intent.describe(pending)}"
-    return None
-
-
-def _checks(target: Target) -> str:
-    health = target.settings.health
+    settings = target.settings
+    health = settings.health
     paths = ", ".join(c.url for c in health.checks)
-    return (
-        f"{len(health.checks)} check(s) ({paths}), {health.successes} passing "
-        f"round(s) in a row, within {health.deadline:g}s"
-    )
-
-
-def _activation(target: Target, sha: str, state: EnvState, op: str) -> list[str]:
-    """How ``sha`` would go live on this host: blue/green or in place."""
-    if not target.is_proxied():
-        return [
-            f"switch current {short(state.current)} → {short(sha)} and restart "
-            f"the app in place (down until it answers again)",
-            f"readiness: {_checks(target)}; if not ready: back to "
-            f"{short(state.current)}, {short(sha)} marked bad",
-        ]
-    slots = target.slots
-    live = slots.routed() or slots.intended()
-    warm = next(
-        (
-            slot
-            for slot in ("blue", "green")
-            if slot != live and slots.release(slot) == sha
+    noop_possible = state.current == sha and state.settled
+    return HostFacts(
+        host=target.runner.host,
+        state=state,
+        unfinished=intent.describe(pending) if pending else "",
+        exported=sha in state.releases,
+        serving_ready=noop_possible and already_ready(target),
+        slots=target.slots.facts(sha) if target.is_proxied() else None,
+        swarm=settings.runtime.kind == "swarm",
+        checks=(
+            f"{len(health.checks)} check(s) ({paths}), {health.successes} passing "
+            f"round(s) in a row, within {health.deadline:g}s"
         ),
-        None,
+        keep=settings.keep,
+        warm=settings.proxy.warm,
+        persistent=tuple(settings.persistent),
+        source=settings.source,
+        ports={slot: settings.proxy.slot_port(slot) for slot in ("blue", "green")},
     )
-    steps = []
-    if warm:
-        steps.append(
-            f"switch back to the {warm} slot if {short(sha)} still answers there "
-            "(no restart), else start it again on that slot"
-        )
-        slot = warm
-    else:
-        slot = other(live) if live else "blue"
-        port = target.settings.port_of(slot)
-        steps.append(f"start {short(sha)} on the idle {slot} slot (port {port})")
-    steps.append(
-        f"readiness on the {slot} slot: {_checks(target)}; if not ready: never "
-        f"routed to ({short(state.current)} serves throughout), marked bad"
-    )
-    window = target.settings.proxy.warm
-    after = (
-        f"keep {short(state.current)} warm on the {live} slot for {window:g}s"
-        if op == "deploy" and live and state.current and window > 0
-        else (f"stop the {live} slot" if live else "")
-    )
-    if not slots.proxy.configured():
-        after += (
-            "; the first switch behind haproxy here: the app run in place stops "
-            "and haproxy takes its port (about a second)"
-        )
-    steps.append(
-        f"switch haproxy {live or 'nothing'} → {slot}" + (f"; {after}" if after else "")
-    )
-    return steps
 
 
 def plan_deploy(
-    hosts: list[Target], sha: str, *, backup: bool = False, refused: str = ""
+    hosts: list[Target],
+    sha: str,
+    *,
+    backup: bool = False,
+    validated: bool = False,
+    refused: str = "",
 ) -> Plan:
     """The plan of a deploy of ``sha`` (already resolved) to ``hosts``.
 
@@ -149,6 +124,7 @@ def plan_deploy(
         hosts: The environment on every host.
         sha: The full sha.
         backup: Production: persistent data archived first.
+        validated: CI validated ``sha`` (production carries it over).
         refused: Why the real run would refuse, if it would: production's checks,
             from :func:`cicd.pipeline.deploy.decide_prod`.
     """
@@ -162,40 +138,24 @@ def plan_deploy(
     if len(hosts) > 1:
         batch = first.settings.batch or len(hosts)
         notes.append(f"{len(hosts)} hosts, {batch} switched at a time, all or nothing")
+    facts = {target: read_facts(target, sha) for target in hosts}
+    # As the run decides: nothing to do only when every host already serves it.
+    if not all(decisions.is_noop(f, sha) for f in facts.values()):
+        facts = {t: _not_serving(f) for t, f in facts.items()}
+    if any(sha in f.state.bad for f in facts.values()):
+        notes.append(f"warning: {short(sha)} was marked bad; it is deployed anyway")
     plans = []
-    for target in hosts:
-        state = target.state()
+    for target, host_facts in facts.items():
         host = HostPlan(target.env, target.runner.host, refused=refused)
-        host.steps.append(_lock_step(state))
-        repair = _repair_step(target)
-        if repair:
-            host.steps.append(repair)
-        if state.current == sha and state.settled:
-            host.steps.append(
-                f"{short(sha)} already serves: nothing to do if it answers its checks"
-            )
-            plans.append(host)
-            continue
-        if sha in state.bad:
-            host.steps.append(f"warn: {short(sha)} was marked bad; deployed anyway")
-        exported = target.runner.ok(files.exists(target.paths.release(sha)))
-        host.steps.append(
-            f"reuse releases/{short(sha)} (already exported)"
-            if exported
-            else f"export releases/{short(sha)} from {target.settings.source} and "
-            "prepare its venv (reused when its requirements are unchanged)"
-        )
-        if backup:
-            kept = ", ".join(target.settings.persistent) or "nothing"
-            host.steps.append(f"back up {kept} into backups/")
-        host.steps += _activation(target, sha, state, "deploy")
-        doomed = len(state.releases) + (0 if exported else 1) - target.settings.keep
-        host.steps.append(
-            "record the deploy in the ledger"
-            + (f"; prune {doomed} old release(s)" if doomed > 0 else "")
+        host.planned = decisions.deploy_steps(
+            host_facts, sha, backup=backup, validated=validated
         )
         plans.append(host)
     return Plan("deploy", first.env, sha, plans, notes)
+
+
+def _not_serving(facts: HostFacts) -> HostFacts:
+    return replace(facts, serving_ready=False)
 
 
 def plan_rollback(hosts: list[Target], to: str | None) -> Plan:
@@ -208,10 +168,6 @@ def plan_rollback(hosts: list[Target], to: str | None) -> Plan:
     for target in hosts:
         state = target.state()
         host = HostPlan(target.env, target.runner.host)
-        host.steps.append(_lock_step(state))
-        repair = _repair_step(target)
-        if repair:
-            host.steps.append(repair)
         try:
             sha = choose(state, to)
         except UsageError:
@@ -221,8 +177,6 @@ def plan_rollback(hosts: list[Target], to: str | None) -> Plan:
             plans.append(host)
             continue
         chosen = chosen or sha
-        host.steps += _activation(target, sha, state, "rollback")
-        if state.current and state.current != sha:
-            host.steps.append(f"mark {short(state.current)} bad; record the rollback")
+        host.planned = decisions.rollback_steps(read_facts(target, sha, state), sha)
         plans.append(host)
     return Plan("roll back", hosts[0].env, chosen, plans)

@@ -146,7 +146,9 @@ def rollback_locked(
         CicdError: Nothing to roll back to, or the release did not become ready.
     """
     timeline = Timeline(notifier.say)
-    repair(target, notifier)
+    timeline.did("lock")
+    if repair(target, notifier):
+        timeline.did("repair")
     state = target.state()
     report_corrupt(target, state, notifier)
     sha = choose(state, to)
@@ -183,6 +185,8 @@ def rollback_locked(
             detail=f"rolled back: {reason}",
             defer=True,
         )
+        timeline.did("mark-bad")
+    timeline.did("record")
     # With the lock's release: the rollback's last command on this host.
     target.event(
         "rollback",
@@ -190,6 +194,7 @@ def rollback_locked(
         previous=abandoned,
         detail=reason,
         durations=timeline.durations,
+        actions=tuple(timeline.actions),
         later=True,
     )
     host = target.runner.host if target.runner.remote else None

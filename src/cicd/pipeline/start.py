@@ -11,7 +11,7 @@ has ``autostart=true`` (:meth:`cicd.host.slots.Slots.boot_only`).
 
 :func:`reload_env` starts the current release afresh so it reads
 ``<env>/shared/app.env`` again: behind haproxy on the idle slot, switched to once
-ready, with no downtime (:func:`cicd.pipeline.activation.restart_current`).
+ready, with no downtime (:func:`restart_current`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,18 @@ from typing import TYPE_CHECKING
 
 from cicd.core.config_schema import SLOTS
 from cicd.core.messages import short
-from cicd.host.slots import ALIVE, other
+from cicd.core.progress import Timeline
+from cicd.core.decisions import other
+from cicd.core.errors import CicdError, UsageError
+from cicd.host import intent
+from cicd.host.slots import ALIVE
+from cicd.pipeline.activation import (
+    DeployFailed,
+    go_live,
+    in_place,
+    last_lines,
+    wait_until_ready,
+)
 
 if TYPE_CHECKING:
     from cicd.reporting.notify import Notifier
@@ -62,8 +73,6 @@ def observe(t: Target) -> dict[str, str]:
         ``{"blue": ..., "green": ...}`` behind haproxy, ``{"app": ...}`` in place,
         ``{}`` for an environment never deployed.
     """
-    from cicd.pipeline.activation import in_place
-
     if not t.current():
         return {}
     if t.is_proxied() and t.slots.proxy.configured():
@@ -127,8 +136,6 @@ def _start_locked(
 
 def _start_in_place(t: Target, sha: str, before: str) -> str:
     """Start the app run in place; how, in words."""
-    from cicd.pipeline.activation import in_place
-
     # In place a changed program config reaches the app here (it restarts).
     in_place(t).start()
     if before != "RUNNING":
@@ -152,8 +159,6 @@ def _start_slots(
     if live is None or slots.release(live) != sha:
         # The last switch's slot does not hold ``current`` (a hand edit): put
         # ``current`` into service as a repair does, then go on as usual.
-        from cicd.pipeline.activation import go_live
-        from cicd.core.progress import Timeline
 
         go_live(
             t,
@@ -248,8 +253,6 @@ def _ready(t: Target, sha: str, how: str, notes: list[str], clock: float) -> Sta
     The seconds said are counted from ``clock``: the start of this environment's
     recovery, not of the last check only.
     """
-    from cicd.pipeline.activation import DeployFailed, wait_until_ready
-    from cicd.core.progress import Timeline
 
     timeline = Timeline(lambda line: None)
     tail = "".join(f"; {note}" for note in notes)
@@ -274,7 +277,7 @@ def reload_env(hosts: list[Target], notifier: Notifier) -> list[str]:
 
     Under the environment's lock, host after host; an unfinished switch is
     completed or undone first. Behind haproxy no request is refused (see
-    :func:`cicd.pipeline.activation.restart_current`); in place the app is down until
+    :func:`restart_current`); in place the app is down until
     ready. The file is never read here, let alone printed.
 
     Returns:
@@ -287,10 +290,7 @@ def reload_env(hosts: list[Target], notifier: Notifier) -> list[str]:
             haproxy the old one still serves and nothing was switched.
     """
     from cicd.host import lock
-    from cicd.pipeline.activation import DeployFailed, restart_current
-    from cicd.core.errors import UsageError
     from cicd.core.messages import app_log_tail
-    from cicd.core.progress import Timeline
     from cicd.pipeline.repair import repair
 
     for t in hosts:
@@ -314,3 +314,97 @@ def reload_env(hosts: list[Target], notifier: Notifier) -> list[str]:
             where = f"{t.env}@{t.runner.host}" if t.runner.remote else t.env
             lines.append(f"{where}: {done}")
     return lines
+
+
+def restart_current(target: Target, timeline: Timeline, why: str) -> str:
+    """Start the release ``current`` names afresh, so it reads its files again.
+
+    Behind haproxy with no downtime, as a deploy goes live: a new instance on the
+    idle slot, every readiness check there, the switch, then the old instance is
+    stopped (a previous release kept warm on the idle slot gives way). In place
+    the app restarts and is down until ready.
+
+    Args:
+        target: The environment on one host (the lock is held).
+        timeline: Where step timings go.
+        why: The ledger's detail of the restart.
+
+    Returns:
+        What was done, in words.
+
+    Raises:
+        UsageError: The environment was never deployed; nothing changed.
+        DeployFailed: The new instance never got ready. Behind haproxy nothing was
+            switched and the old instance still serves.
+    """
+    sha = target.current()
+    if not sha:
+        raise UsageError(f"{target.env} was never deployed: nothing to restart")
+    if target.is_proxied() and target.slots.proxy.configured():
+        return _restart_on_idle_slot(target, sha, timeline, why)
+    return _restart_in_place(target, sha, timeline, why)
+
+
+def _restart_on_idle_slot(
+    target: Target, sha: str, timeline: Timeline, why: str
+) -> str:
+    """A new instance of ``sha`` on the idle slot, switched to once ready."""
+    slots = target.slots
+    live = slots.routed() or slots.intended()
+    idle = other(live) if live else SLOTS[0]
+    warm = slots.warm_until(idle) is not None
+    gives_way = slots.release(idle) if warm else None
+    intent.begin(target, sha, sha, "restart")
+    go_live(
+        target,
+        sha,
+        timeline,
+        label=f"wait until the new {short(sha)} is ready",
+        running=sha,
+        op="restart",
+        fresh=True,
+        why=why,
+    )
+    intent.clear(target)
+    new = slots.intended() or idle
+    said = (
+        f"{short(sha)} restarted on the {new} slot and switched to with no "
+        f"downtime, ready after {timeline.durations.get('readiness', 0):.1f}s; "
+        f"the {other(new)} slot stopped"
+    )
+    if gives_way:
+        said += (
+            f"; {short(gives_way)}, kept warm there, gave way (a rollback to it "
+            "starts it again)"
+        )
+    return said
+
+
+def _restart_in_place(target: Target, sha: str, timeline: Timeline, why: str) -> str:
+    """Restart the app in place: down until it answers again."""
+    runtime = in_place(target)
+    label = f"wait until the new {short(sha)} is ready"
+    try:
+        with timeline.step("restart", f"restart the {target.env} app in place"):
+            runtime.restart()
+        target.event("restart", sha=sha, detail=why, defer=True)
+        readiness = wait_until_ready(target, timeline, label)
+    except CicdError as error:
+        # An app that exits at once (a bad app.env line) fails supervisord's own
+        # start: the same outcome as one that never gets ready, said the same way.
+        target.event("health", sha=sha, outcome="failed", detail=str(error))
+        raise DeployFailed(
+            f"{error} (restarted in place: no haproxy here, nothing serves "
+            f"{target.env} now)",
+            log=last_lines(runtime),
+        ) from None
+    target.event(
+        "health",
+        sha=sha,
+        detail=f"ready after {readiness.attempts} attempt(s), {why}",
+        durations={"readiness": readiness.seconds},
+    )
+    return (
+        f"{short(sha)} restarted in place, ready after {readiness.seconds:.1f}s "
+        "(no haproxy here: the app was down meanwhile)"
+    )
