@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from posixpath import basename, dirname, join, normpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -40,12 +40,15 @@ from cicd.commands import Command, files, git, http
 from cicd.commands import haproxy as hx
 from cicd.commands import supervisor as sv
 from cicd.commands import venv
-from cicd.core.config import Settings, from_table
+from cicd.core.config import from_table
 from cicd.host.context import HostContext
 from cicd.host.target import Target
 from cicd.pipeline.deploy import DeployResult, deploy_preprod
 from cicd.reporting.notify import Notifier
 from cicd.transport.runner import Result, Runner
+
+if TYPE_CHECKING:
+    from cicd.core.config import Settings
 
 #: A full sha in a path or a line, shortened in descriptions.
 _SHA = re.compile(r"\b([0-9a-f]{7})[0-9a-f]{33}\b")
