@@ -10,7 +10,8 @@ from invoke.exceptions import Exit
 
 from cicd.reporting import summary
 from cicd.core.errors import CicdError
-from cicd.tasks._common import document, finish, reported
+from cicd.tasks.boundary import reported
+from cicd.tasks.documents import document, finish
 
 TOKEN = "ghs_summary_secret_0123456789abcdef"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from invoke import Context
 
-from cicd.tasks._common import configured_fleet, targets
+from cicd.tasks.hosts import configured_fleet, targets
 
 
 def test_configured_hosts_become_ssh_targets_without_connecting(

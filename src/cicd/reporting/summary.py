@@ -1,7 +1,7 @@
 """GitHub Actions' job summary and ``::error::`` annotations, from a task's result.
 
 A task computes its result once, as the ``--json`` document (see
-:func:`cicd.tasks._common.emit_json`); this module renders that same document as
+:func:`cicd.tasks.documents.emit_json`); this module renders that same document as
 Markdown for ``$GITHUB_STEP_SUMMARY`` (appended, as GitHub expects: several steps of
 a job share the file) and a failure's one-line reason as a workflow command
 (``::error title=...::reason``) when running in Actions. Without

@@ -23,7 +23,7 @@ from cicd.tasks import (
     setup,
     watch,
 )
-from cicd.tasks._common import guard
+from cicd.tasks.boundary import guard
 
 redact.install()
 

@@ -7,15 +7,9 @@ from typing import Any
 from invoke.tasks import task
 
 from cicd.tasks import options
-from cicd.tasks._common import (
-    emit_json,
-    env_names,
-    host_label,
-    host_row,
-    reported,
-    targets,
-    task_settings,
-)
+from cicd.tasks.boundary import reported
+from cicd.tasks.documents import emit_json, host_row
+from cicd.tasks.hosts import env_names, host_label, targets, task_settings
 
 
 @task(

@@ -8,13 +8,11 @@ from typing import Any
 from invoke.tasks import task
 
 from cicd.tasks import options
-from cicd.tasks._common import (
+from cicd.tasks.boundary import lock_waiting, reported
+from cicd.tasks.documents import finish, on_github
+from cicd.tasks.hosts import (
     configured_fleet,
-    finish,
-    lock_waiting,
     notifier,
-    on_github,
-    reported,
     resume_watches,
     targets,
     task_settings,
@@ -33,7 +31,7 @@ def _plan_prod(
     from cicd.core.errors import UsageError
     from cicd.transport.parallel import results_by_host
     from cicd.pipeline.plan import plan_deploy
-    from cicd.tasks._common import show_plan as show
+    from cicd.tasks.documents import show_plan as show
 
     check_reason(force, reason)
     states = results_by_host(lambda t: t.state(), hosts)
@@ -110,7 +108,7 @@ def preprod(
         hosts = targets(c, env)
         if plan:
             from cicd.pipeline.plan import plan_deploy
-            from cicd.tasks._common import show_plan as show
+            from cicd.tasks.documents import show_plan as show
 
             show(plan_deploy(hosts, hosts[0].resolve(revision)), "deploy.preprod", json)
             return

@@ -9,7 +9,7 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import reported
+from cicd.tasks.boundary import reported
 
 MARKER = "# installed by: invoke hooks.install"
 HOOK = f"""#!/bin/sh

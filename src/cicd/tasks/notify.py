@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import env_names, notifier, reported, target, task_settings
+from cicd.tasks.boundary import reported
+from cicd.tasks.hosts import env_names, notifier, target, task_settings
 
 if TYPE_CHECKING:
     from cicd.reporting.notify import Notifier

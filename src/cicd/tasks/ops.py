@@ -9,18 +9,13 @@ from invoke.tasks import task
 from invoke.exceptions import Exit
 
 from cicd.tasks import options
-from cicd.tasks._common import (
-    emit_json,
+from cicd.tasks.boundary import lock_waiting, reported, seconds
+from cicd.tasks.documents import emit_json, finish, host_row, on_github
+from cicd.tasks.hosts import (
     env_names,
-    finish,
     first_env_target,
     host_label,
-    host_row,
-    lock_waiting,
     notifier,
-    on_github,
-    reported,
-    seconds,
     targets,
     task_settings,
 )
@@ -57,7 +52,7 @@ def rollback(
         hosts = targets(c, env)
         if plan:
             from cicd.pipeline.plan import plan_rollback
-            from cicd.tasks._common import show_plan as show
+            from cicd.tasks.documents import show_plan as show
             from cicd.pipeline.rollback import check_to
 
             check_to(to)

@@ -6,7 +6,9 @@ from typing import Any
 
 from invoke.tasks import task
 
-from cicd.tasks._common import emit_json, env_names, host_row, reported, targets
+from cicd.tasks.boundary import reported
+from cicd.tasks.documents import emit_json, host_row
+from cicd.tasks.hosts import env_names, targets
 
 
 @task(

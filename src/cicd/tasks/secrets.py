@@ -7,7 +7,8 @@ from typing import Any
 from invoke.tasks import task
 
 from cicd.tasks import options
-from cicd.tasks._common import lock_waiting, notifier, reported, targets
+from cicd.tasks.boundary import lock_waiting, reported
+from cicd.tasks.hosts import notifier, targets
 
 
 @task(

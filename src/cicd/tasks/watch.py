@@ -16,17 +16,9 @@ from invoke.tasks import task
 
 from cicd.ci import FAILURE
 from cicd.tasks import options
-from cicd.tasks._common import (
-    configured_fleet,
-    emit_json,
-    finish,
-    host_row,
-    lock_waiting,
-    notifier,
-    on_github,
-    reported,
-    targets,
-)
+from cicd.tasks.boundary import lock_waiting, reported
+from cicd.tasks.documents import emit_json, finish, host_row, on_github
+from cicd.tasks.hosts import configured_fleet, notifier, targets
 
 if TYPE_CHECKING:
     from cicd.host.target import Target
