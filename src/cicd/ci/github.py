@@ -153,15 +153,11 @@ class GitHubProvider:
 
     def poll(self, sha: str) -> Poll:
         """Look at the newest ``push`` run of ``sha`` once."""
-        headers = {"If-None-Match": self.etag} if self.etag else {}
         query = {"head_sha": sha, "event": EVENT, "per_page": PER_PAGE}
-        response = self._get(self.runs_url(), params=query, headers=headers)
+        response = self._get_if_changed(self.runs_url(), query, self.etag)
         if isinstance(response, Poll):
             return response
         if response.status_code == 304 and self._last is not None:
-            # GitHub counts a 304 as free only when the request was authorized.
-            if self.token:
-                self.counters.not_modified += 1
             return self._interpret(self._last, sha)
         body = self._body(response)
         if isinstance(body, Poll):
@@ -235,6 +231,20 @@ class GitHubProvider:
             return Poll(
                 INCONCLUSIVE, redact(f"GitHub unreachable ({type(error).__name__})")
             )
+
+    def _get_if_changed(
+        self, url: str, query: dict[str, str], etag: str
+    ) -> requests.Response | Poll:
+        """A GET carrying the last answer's ETag: a 304 says nothing changed.
+
+        GitHub counts a 304 as free only when the request was authorized.
+        """
+        headers = {"If-None-Match": etag} if etag else {}
+        response = self._get(url, params=query, headers=headers)
+        unchanged = not isinstance(response, Poll) and response.status_code == 304
+        if unchanged and etag and self.token:
+            self.counters.not_modified += 1
+        return response
 
     def _back_off(self) -> None:
         """Count one more failure in a row and double the wait: 1 s, 2, 4... 30."""
@@ -380,14 +390,11 @@ class GitHubProvider:
         """
         if ident != self._jobs_of:
             self.jobs_etag, self._jobs, self._jobs_of = "", [], ident
-        headers = {"If-None-Match": self.jobs_etag} if self.jobs_etag else {}
         query = {"filter": "latest", "per_page": PER_PAGE}
-        response = self._get(self._jobs_url(run), params=query, headers=headers)
+        response = self._get_if_changed(self._jobs_url(run), query, self.jobs_etag)
         if isinstance(response, Poll):
             return ()
         if response.status_code == 304 and self.jobs_etag:
-            if self.token:
-                self.counters.not_modified += 1
             return _failed_names(self._jobs)
         body = json_object(response) if response.status_code == 200 else None
         if body is None:
