@@ -29,7 +29,8 @@ from typing import Any
 from invoke.context import Context
 
 from cicd.core import config
-from cicd.pipeline.deploy import deploy_preprod, deploy_prod
+from cicd.pipeline.deploy import deploy_preprod
+from cicd.pipeline.production import deploy_prod
 from cicd.core.messages import short
 from cicd.core.errors import CicdError
 from cicd.checks.traffic import Load

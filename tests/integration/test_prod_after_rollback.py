@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from cicd.pipeline.deploy import deploy_prod
+from cicd.pipeline.production import deploy_prod
 from cicd.reporting.notify import Notifier
 from tests.conftest import Project, invoke
 

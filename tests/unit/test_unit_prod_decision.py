@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from cicd.core import messages
-from cicd.pipeline.deploy import check_reason, decide_prod
+from cicd.pipeline.production import check_reason, decide_prod
 from cicd.core.errors import UsageError
 from cicd.core.ledger import Event, EventName
 from cicd.core.state import EnvState, replay

@@ -139,33 +139,7 @@ def activate(
         target.switch(sha, running)
     timeline.did("switch-current")
     failpoints.hit("switched")
-    if target.is_fronted():
-        from cicd.host.proxy import front_swarm
-        from cicd.runtime.swarm import SwarmRuntime
-
-        swarm = target.live_runtime()
-        assert isinstance(swarm, SwarmRuntime)
-        for line in front_swarm(target.context, swarm):
-            timeline.say(f"  {line}")
-    fetcher = target.fetcher()
-    if isinstance(fetcher, RemoteFetcher):
-        # The first readiness round goes with the restart's own round trip.
-        health = target.settings.health
-        fetcher.read_ahead(health.checks, health.deadline)
-    what = f"restart the {target.env} app"
-    action = "restart"
-    if target.settings.runtime.kind == "swarm":
-        what = f"roll {short(sha)} out on the {target.env} swarm service"
-        action = "roll-out"
-    try:
-        with timeline.step("restart", what):
-            target.live_runtime().restart()
-        timeline.did(action)
-    except UpdateRolledBack as error:
-        target.event("health", sha=sha, outcome="failed", detail=str(error))
-        raise DeployFailed(str(error), log=last_lines(target.live_runtime())) from None
-    target.event("restart", sha=sha, defer=True)
-    failpoints.hit("restarted")
+    _restart_in_place(target, sha, timeline)
     try:
         readiness = wait_until_ready(target, timeline, label)
     except DeployFailed as error:
@@ -183,6 +157,40 @@ def activate(
     )
     failpoints.hit("ready")
     intent.clear(target)
+
+
+def _restart_in_place(target: Target, sha: str, timeline: Timeline) -> None:
+    """Restart the app (or roll the swarm service out) on the release just switched.
+
+    Raises:
+        DeployFailed: The swarm rolled the update back.
+    """
+    if target.is_fronted():
+        from cicd.host.proxy import front_swarm
+        from cicd.runtime.swarm import SwarmRuntime
+
+        swarm = target.live_runtime()
+        assert isinstance(swarm, SwarmRuntime)
+        for line in front_swarm(target.context, swarm):
+            timeline.say(f"  {line}")
+    fetcher = target.fetcher()
+    if isinstance(fetcher, RemoteFetcher):
+        # The first readiness round goes with the restart's own round trip.
+        health = target.settings.health
+        fetcher.read_ahead(health.checks, health.deadline)
+    what, action = f"restart the {target.env} app", "restart"
+    if target.settings.runtime.kind == "swarm":
+        what = f"roll {short(sha)} out on the {target.env} swarm service"
+        action = "roll-out"
+    try:
+        with timeline.step("restart", what):
+            target.live_runtime().restart()
+        timeline.did(action)
+    except UpdateRolledBack as error:
+        target.event("health", sha=sha, outcome="failed", detail=str(error))
+        raise DeployFailed(str(error), log=last_lines(target.live_runtime())) from None
+    target.event("restart", sha=sha, defer=True)
+    failpoints.hit("restarted")
 
 
 def go_live(
@@ -203,15 +211,9 @@ def go_live(
     to with no restart. After a deploy the previous release stays warm on its slot
     (``proxy.warm``); after a rollback or a repair the abandoned one is stopped.
 
-    Args:
-        target: The environment on one host.
-        sha: The kept release to put into service.
-        timeline: Where step timings and the steps carried out go.
-        label: What the readiness step is called.
-        running: What ran before (recorded as the switch's previous).
-        op: What switches (deploy, rollback, recover, repair, restart).
+    Args are :func:`activate`'s, and:
         fresh: Start a new instance of ``sha`` on the idle slot even though one
-            already serves (a restart that re-reads ``shared/app.env``).
+            already serves (a restart that re-reads ``shared/app.env``);
             ``current`` is not switched: it already names ``sha``.
         why: Added to the ledger's ``restart`` event.
 
@@ -243,24 +245,22 @@ def go_live(
         serving = running if facts.live else None
         _start_on_slot(target, sha, choice.slot, timeline, label, serving, why)
     failpoints.hit("ready")
-    _switch_to(
-        target,
-        sha,
-        choice.slot,
-        timeline,
-        first=first,
-        fresh=fresh,
-        running=running,
-        live=facts.live,
-    )
     live = facts.live
+    _switch_to(target, sha, choice.slot, timeline, first, fresh, running, live)
     if live and live != choice.slot:
-        warm = target.settings.proxy.warm
-        if op == "deploy":
-            timeline.say("  " + slots.keep_warm(live, running, warm))
-        else:
-            slots.retire(live)
-        timeline.did("keep-warm" if keeps_warm(op, running, warm) else "stop-previous")
+        _leave_previous(target, live, op, running, timeline)
+
+
+def _leave_previous(
+    target: Target, live: str, op: str, running: str | None, timeline: Timeline
+) -> None:
+    """Keep the slot that served before warm (after a deploy), or stop it."""
+    warm = target.settings.proxy.warm
+    if op == "deploy":
+        timeline.say("  " + target.slots.keep_warm(live, running, warm))
+    else:
+        target.slots.retire(live)
+    timeline.did("keep-warm" if keeps_warm(op, running, warm) else "stop-previous")
 
 
 def _settle_proxy(slots: Slots, timeline: Timeline) -> None:
@@ -324,7 +324,6 @@ def _switch_to(
     sha: str,
     slot: str,
     timeline: Timeline,
-    *,
     first: bool,
     fresh: bool,
     running: str | None,
@@ -375,6 +374,47 @@ def in_place(target: Target) -> Runtime:
     return runtime_for(target.runner, target.settings, target.paths)
 
 
+def _back_to(target: Target, previous: str, sha: str, timeline: Timeline) -> str:
+    """Put ``previous`` back into service after ``sha`` failed; what happened."""
+    try:
+        activate(
+            target,
+            previous,
+            timeline,
+            label=f"wait until {short(previous)} is ready again",
+            running=sha,
+            op="recover",
+            reason="deploy failed",
+        )
+    except CicdError as second:
+        target.event(
+            "rollback",
+            sha=previous,
+            previous=sha,
+            outcome="failed",
+            detail=str(second),
+        )
+        return f"rollback to {short(previous)} ALSO failed: {second}"
+    target.event("rollback", sha=previous, previous=sha, detail="deploy failed")
+    return f"rolled back to {short(previous)}"
+
+
+def _stop_everything(target: Target) -> None:
+    """A first release failed: stop the app; no release is current any more."""
+    if target.is_proxied():
+        for slot in SLOTS:
+            target.slots.stop(slot)
+        target.runner.run(files.remove(target.paths.current, target.paths.live))
+    else:
+        runtime = target.live_runtime()
+        runtime.stop()
+        if isinstance(runtime, SupervisorRuntime):
+            # Nothing to start at boot: no release is current any more.
+            runtime.set_autostart(False)
+        target.runner.run(files.remove(target.paths.current))
+    intent.clear(target)
+
+
 def already_ready(target: Target) -> bool:
     """Whether the app runs and answers its checks now (a quick look, 2 s at most)."""
     if target.live_runtime().status() != "RUNNING":
@@ -418,42 +458,9 @@ def recover(
             )
             intent.clear(target)
         elif previous:
-            try:
-                activate(
-                    target,
-                    previous,
-                    timeline,
-                    label=f"wait until {short(previous)} is ready again",
-                    running=sha,
-                    op="recover",
-                    reason="deploy failed",
-                )
-                outcome = f"rolled back to {short(previous)}"
-                target.event(
-                    "rollback", sha=previous, previous=sha, detail="deploy failed"
-                )
-            except CicdError as second:
-                outcome = f"rollback to {short(previous)} ALSO failed: {second}"
-                target.event(
-                    "rollback",
-                    sha=previous,
-                    previous=sha,
-                    outcome="failed",
-                    detail=str(second),
-                )
-        elif target.is_proxied():
-            for slot in SLOTS:
-                target.slots.stop(slot)
-            target.runner.run(files.remove(target.paths.current, target.paths.live))
-            intent.clear(target)
+            outcome = _back_to(target, previous, sha, timeline)
         else:
-            runtime = target.live_runtime()
-            runtime.stop()
-            if isinstance(runtime, SupervisorRuntime):
-                # Nothing to start at boot: no release is current any more.
-                runtime.set_autostart(False)
-            target.runner.run(files.remove(target.paths.current))
-            intent.clear(target)
+            _stop_everything(target)
         target.event(
             "deploy",
             sha=sha,

@@ -7,20 +7,19 @@ Preprod (deploy first, CI watched afterwards)::
 
 Any failure after a switch puts every switched host back on its previous release,
 marks the new one bad and exits non-zero; a failure before any switch changes nothing.
-Production adds a typed ``DEPLOY`` confirmation, refuses a sha CI has not validated
-or that was rolled back in production (unless forced with a reason, which the ledger
-records; see :func:`decide_prod`) and backs up persistent data first.
+Production (:mod:`cicd.pipeline.production`) adds a typed ``DEPLOY`` confirmation
+and its own checks, and backs up persistent data first.
 
 The phases are the methods of :class:`DeployRun`, read top to bottom in
 :func:`run_deploy` — in the manner of Kamal's ``deploy`` command. Switching a release
 into service is :mod:`cicd.pipeline.activation`; backups are :mod:`cicd.host.backup`;
-the words of
-every message are :mod:`cicd.core.messages`.
+the words of every message are :mod:`cicd.core.messages`. Which steps run is decided
+by :mod:`cicd.core.decisions`, as ``--plan`` shows them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -30,8 +29,6 @@ from cicd.reporting import github_deployments
 from cicd.transport import failpoints
 from cicd.pipeline.activation import DeployFailed, activate, already_ready, recover
 from cicd.host.backup import back_up
-from cicd.core.errors import UsageError, clip
-from cicd.host.lock import REASON_LIMIT
 from cicd.core.decisions import deployed, rollback_point
 from cicd.core.messages import short
 from cicd.transport.parallel import results_by_host, failures_by_host
@@ -39,24 +36,11 @@ from cicd.core.progress import Timeline
 from cicd.pipeline.repair import repair, report_corrupt
 
 if TYPE_CHECKING:
-    from cicd.core.ledger import Event
     from cicd.reporting.notify import Notifier
     from cicd.core.state import EnvState
     from cicd.host.target import Target
 
-__all__ = [
-    "CONFIRMATION",
-    "DeployFailed",
-    "DeployResult",
-    "ProdDecision",
-    "check_reason",
-    "decide_prod",
-    "deploy_preprod",
-    "deploy_prod",
-    "run_deploy",
-]
-
-CONFIRMATION = "DEPLOY"
+__all__ = ["DeployFailed", "DeployPlan", "DeployResult", "deploy_preprod", "run_deploy"]
 
 
 @dataclass
@@ -108,121 +92,6 @@ class DeployPlan:
     validated_by: str | None = None
 
 
-@dataclass(frozen=True)
-class ProdDecision:
-    """Which sha ``deploy.prod`` deploys, or why it refuses.
-
-    Computed by :func:`decide_prod` for the run and for ``--plan`` alike.
-
-    Attributes:
-        sha: The full sha chosen (None: there was nothing to choose).
-        refused: The one-line refusal, "" when the deploy goes ahead.
-        detail: The refusal's ``detail`` in the ledger.
-        forced: What ``--force`` overrides ("" when nothing is overridden).
-    """
-
-    sha: str | None
-    refused: str = ""
-    detail: str = ""
-    forced: str = ""
-
-
-def check_reason(force: bool, reason: str) -> str:
-    """The ``--reason`` on one line and bounded; ``--force`` requires one.
-
-    Every override of production's checks is on purpose, so the ledger and the
-    notification say why.
-
-    Raises:
-        UsageError: ``--force`` without a reason; nothing was changed.
-    """
-    reason = clip(" ".join(reason.split()), REASON_LIMIT)
-    if force and not reason:
-        raise UsageError(
-            '--force needs --reason "...": say why production\'s checks are '
-            "overridden (it goes into the ledger and the notification); nothing "
-            "was changed"
-        )
-    return reason
-
-
-def _rolled_back(event: Event) -> str:
-    """When, by whom and why a release was marked bad in production, in words."""
-    detail = clip(event.detail.partition("\n")[0], 80)
-    rolled = detail.startswith("rolled back")
-    said = "was rolled back in prod" if rolled else "was marked bad in prod"
-    if event.time:
-        said += f" on {event.time[:16].replace('T', ' ')} UTC"
-    if event.actor:
-        said += f" by {clip(event.actor, 40)}"
-    why = detail.removeprefix("rolled back").strip(" :()") if rolled else detail
-    return said + (f" ({why})" if why else "")
-
-
-def decide_prod(
-    preprod: EnvState,
-    prod: Sequence[EnvState],
-    sha: str | None,
-    *,
-    force: bool,
-) -> ProdDecision:
-    """Choose production's sha and apply its checks: one rule for a run and a plan.
-
-    A release rolled back in production (marked bad there, as every rollback marks
-    the release it abandons) is never the default, even when it is still preprod's
-    last validated sha; redeploying it takes ``--sha`` and ``--force`` (and the
-    reason :func:`check_reason` requires). A sha CI has not validated on preprod
-    takes ``--force``.
-
-    Args:
-        preprod: Preprod's state: its validated sha is the default.
-        prod: Production's state on every host.
-        sha: The full sha named with ``--sha``, or None for the default.
-        force: ``--force`` was given.
-
-    Returns:
-        The decision: the sha, and why it is refused or what is forced.
-    """
-    chosen = sha or preprod.validated
-    if not chosen:
-        return ProdDecision(
-            None,
-            refused="preprod has no CI-validated sha yet; pass --sha (and --force "
-            '--reason "..." if CI has not validated it)',
-            detail="no validated sha on preprod",
-        )
-    forced = []
-    bad = next((e for e in (s.marked_bad(chosen) for s in prod) if e), None)
-    if bad is not None:
-        if sha is None:
-            return ProdDecision(
-                chosen,
-                refused=f"{short(chosen)}, preprod's last CI-validated sha, "
-                f"{_rolled_back(bad)}: deploy a newer validated sha with --sha SHA, "
-                f"or redeploy this one on purpose with --sha {short(chosen)} "
-                '--force --reason "..."',
-                detail="default skipped: rolled back in prod",
-            )
-        if not force:
-            return ProdDecision(
-                chosen,
-                refused=f"{short(chosen)} {_rolled_back(bad)}: to redeploy it on "
-                'purpose pass --force --reason "..."',
-                detail="rolled back in prod",
-            )
-        forced.append("rolled back in prod")
-    if not preprod.is_good(chosen):
-        if not force:
-            return ProdDecision(
-                chosen,
-                refused=f"sha {short(chosen)} has not been validated by CI on preprod "
-                '(or was marked bad); pass --force --reason "..." to deploy it anyway',
-                detail="not validated by CI",
-            )
-        forced.append("not validated by CI")
-    return ProdDecision(chosen, forced=", ".join(forced))
-
-
 def deploy_preprod(
     hosts: list[Target],
     revision: str,
@@ -254,88 +123,6 @@ def deploy_preprod(
         started=messages.preprod_started(first.env, sha, author, subject),
         succeeded=messages.preprod_succeeded(first.env, sha, watching=watch),
         batch=batch,
-    )
-    return run_deploy(hosts, sha, notifier, plan)
-
-
-def deploy_prod(
-    hosts: list[Target],
-    preprod: Target,
-    revision: str | None,
-    *,
-    confirm: str,
-    force: bool,
-    notifier: Notifier,
-    batch: int = 0,
-    reason: str = "",
-) -> DeployResult:
-    """Deploy a CI-validated sha to production after a typed confirmation.
-
-    Args:
-        hosts: Production on every host (one for a single VM).
-        preprod: The environment whose validated sha is the default.
-        revision: The sha to deploy; defaults to preprod's last validated sha.
-        confirm: Must be exactly ``DEPLOY``.
-        force: Deploy a sha CI has not validated, or one rolled back in production
-            (recorded in the ledger).
-        notifier: Where messages go.
-        batch: Hosts activated at a time (0: all at once).
-        reason: Why (``--reason``): required with ``force``, recorded in the
-            ledger and sent with the start message.
-
-    Raises:
-        UsageError: ``force`` without a reason, not confirmed, no sha, not
-            validated, or rolled back in production; nothing changed.
-        DeployFailed: Not ready; the previous production release runs again.
-    """
-    first = hosts[0]
-    reason = check_reason(force, reason)
-
-    def refuse(detail: str, message: str, sha: str | None = None) -> UsageError:
-        for target in hosts:
-            target.ensure_dirs()
-            target.event("refused", sha=sha, outcome="refused", detail=detail)
-        return UsageError(message)
-
-    if confirm != CONFIRMATION:
-        notifier.send(messages.prod_cancelled(first.env, confirm, CONFIRMATION))
-        raise refuse(
-            f"confirmation {confirm!r}",
-            f"confirmation must be exactly {CONFIRMATION} (got {confirm!r}); "
-            "nothing was changed",
-        )
-    # A revision that names no commit is bad input: one line, before anything
-    # else is said.
-    wanted = first.resolve(revision) if revision else None
-    pre = preprod.state()
-    # Production's history too: a release rolled back there is not the default.
-    states = results_by_host(lambda t: t.state(), hosts)
-    notifier.say(
-        f"PREPROD {short(pre.current)} (validated {short(pre.validated)})  →  "
-        f"PROD {short(states[first].current)}"
-    )
-    decision = decide_prod(pre, list(states.values()), wanted, force=force)
-    if decision.refused or decision.sha is None:
-        raise refuse(
-            decision.detail,
-            f"{decision.refused}; nothing was changed",
-            decision.sha,
-        )
-    sha = decision.sha
-    results_by_host(lambda t: t.live_runtime().preflight(), hosts)
-    said = [f"forced: {decision.forced}"] if decision.forced else []
-    plan = DeployPlan(
-        started=messages.prod_started(
-            first.env, sha, forced=decision.forced, reason=reason
-        ),
-        succeeded=messages.prod_succeeded(
-            first.env, sha, first.settings.public_url or first.settings.url
-        ),
-        batch=batch,
-        backup=True,
-        detail="; ".join(said + ([f"reason: {reason}"] if reason else [])),
-        # Validated on preprod: production's own rollbacks may pick it again.
-        validated_by=preprod.env if pre.is_good(sha) else None,
     )
     return run_deploy(hosts, sha, notifier, plan)
 

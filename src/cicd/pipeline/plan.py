@@ -126,7 +126,7 @@ def plan_deploy(
         backup: Production: persistent data archived first.
         validated: CI validated ``sha`` (production carries it over).
         refused: Why the real run would refuse, if it would: production's checks,
-            from :func:`cicd.pipeline.deploy.decide_prod`.
+            from :func:`cicd.pipeline.production.decide_prod`.
     """
     first = hosts[0]
     mode = (

@@ -14,7 +14,7 @@ The ledger says what was found and what was done (``repair`` events).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cicd.core import messages
 from cicd.host import intent
@@ -77,24 +77,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
     try:
         if current is None:
             raise CicdError("no current release")
-        label = f"wait until {short(current)} is ready"
-        if target.is_proxied():
-            # Start it on a slot (or find it warm or live), get it ready, route to
-            # it; a deploy finished here keeps its previous release warm.
-            routed = target.slots.routed()
-            running = target.slots.release(routed) if routed else None
-            op = "deploy" if pending and pending.get("why") == "deploy" else "repair"
-            go_live(target, current, timeline, label=label, running=running, op=op)
-        else:
-            with timeline.step("restart", f"restart the {target.env} app"):
-                target.live_runtime().restart()
-            readiness = wait_until_ready(target, timeline, label)
-            target.event(
-                "health",
-                sha=current,
-                detail=f"ready after {readiness.attempts} attempt(s), on repair",
-                durations={"readiness": readiness.seconds},
-            )
+        _put_back(target, current, pending, timeline)
     except CicdError as error:
         return _undo(target, pending, current, found, error, timeline)
     done = f"restarted {short(current)}: it serves and is ready"
@@ -103,6 +86,34 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
     intent.clear(target)
     notifier.say(f"{target.env}: repaired: {done}")
     return done
+
+
+def _put_back(
+    target: Target, current: str, pending: dict[str, Any] | None, timeline: Timeline
+) -> None:
+    """Get the release ``current`` names serving and ready again.
+
+    Raises:
+        CicdError: It did not get ready.
+    """
+    label = f"wait until {short(current)} is ready"
+    if target.is_proxied():
+        # Start it on a slot (or find it warm or live), get it ready, route to
+        # it; a deploy finished here keeps its previous release warm.
+        routed = target.slots.routed()
+        running = target.slots.release(routed) if routed else None
+        op = "deploy" if pending and pending.get("why") == "deploy" else "repair"
+        go_live(target, current, timeline, label=label, running=running, op=op)
+        return
+    with timeline.step("restart", f"restart the {target.env} app"):
+        target.live_runtime().restart()
+    readiness = wait_until_ready(target, timeline, label)
+    target.event(
+        "health",
+        sha=current,
+        detail=f"ready after {readiness.attempts} attempt(s), on repair",
+        durations={"readiness": readiness.seconds},
+    )
 
 
 def _finish(

@@ -78,6 +78,38 @@ def choose(state: EnvState, to: str | None) -> str:
     )
 
 
+def _record(
+    target: Target,
+    sha: str,
+    abandoned: str | None,
+    newly_bad: bool,
+    reason: str,
+    timeline: Timeline,
+) -> None:
+    """Mark the abandoned release bad (once) and record the rollback."""
+    if abandoned and newly_bad:
+        # Once per verdict: a CI failure already marked it bad before rolling back.
+        target.event(
+            "marked_bad",
+            sha=abandoned,
+            outcome="bad",
+            detail=f"rolled back: {reason}",
+            defer=True,
+        )
+        timeline.did("mark-bad")
+    timeline.did("record")
+    # With the lock's release: the rollback's last command on this host.
+    target.event(
+        "rollback",
+        sha=sha,
+        previous=abandoned,
+        detail=reason,
+        durations=timeline.durations,
+        actions=tuple(timeline.actions),
+        later=True,
+    )
+
+
 def check_to(to: str | None) -> None:
     """Refuse a ``--to`` that cannot name a kept release (exit 2).
 
@@ -176,27 +208,7 @@ def rollback_locked(
         )
         github.failed(sha, str(error))
         raise
-    if abandoned and abandoned not in state.bad:
-        # Once per verdict: a CI failure already marked it bad before rolling back.
-        target.event(
-            "marked_bad",
-            sha=abandoned,
-            outcome="bad",
-            detail=f"rolled back: {reason}",
-            defer=True,
-        )
-        timeline.did("mark-bad")
-    timeline.did("record")
-    # With the lock's release: the rollback's last command on this host.
-    target.event(
-        "rollback",
-        sha=sha,
-        previous=abandoned,
-        detail=reason,
-        durations=timeline.durations,
-        actions=tuple(timeline.actions),
-        later=True,
-    )
+    _record(target, sha, abandoned, abandoned not in state.bad, reason, timeline)
     host = target.runner.host if target.runner.remote else None
     notifier.send(messages.rolled_back(target.env, sha, abandoned, reason, host))
     github.rolled_back(sha, abandoned, reason)

@@ -24,10 +24,10 @@ def _plan_prod(
 ) -> None:
     """``deploy.prod --plan``: production's own checks, then the deploy's steps.
 
-    The checks are the run's own (:func:`cicd.pipeline.deploy.decide_prod`), so the plan
+    The checks are the run's own (:func:`cicd.pipeline.production.decide_prod`), so the plan
     refuses exactly what the run would.
     """
-    from cicd.pipeline.deploy import check_reason, decide_prod
+    from cicd.pipeline.production import check_reason, decide_prod
     from cicd.core.errors import UsageError
     from cicd.transport.parallel import results_by_host
     from cicd.pipeline.plan import plan_deploy
@@ -158,7 +158,7 @@ def prod(
     never the default: redeploying it takes --sha, --force and --reason.
     """
     with reported("deploy.prod" if json else "", "prod", summary="deploy.prod"):
-        from cicd.pipeline.deploy import deploy_prod
+        from cicd.pipeline.production import deploy_prod
 
         settings = task_settings(c)
         hosts = targets(c, "prod", settings)
