@@ -19,7 +19,7 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from cicd.reporting import discord_payload, notify
+from cicd.reporting import discord_payload, github_deployments, github_outbox, notify
 from cicd.ci import github, github_api
 from cicd.ci.github import GitHubProvider
 from cicd.core.config_schema import SCHEMA
@@ -79,6 +79,16 @@ def test_the_github_client_asks_only_published_parameters(
         assert int(query["per_page"]) == GH["pagination"]["per_page_max"]
     assert str(github.PER_PAGE) == str(GH["pagination"]["per_page_max"])
     assert dict(fake.log[0][1])["event"] == "push"
+
+
+def test_the_deployments_client_writes_only_published_states_and_fields() -> None:
+    writes = GH["writes"]
+    statuses = writes["create_deployment_status"]
+    assert list(github_deployments.DEPLOYMENT_STATES) == statuses["state"]
+    assert github_deployments.DESCRIPTION_LIMIT == statuses["description_max"]
+    assert set(github_outbox.STATUS_EXTRAS) <= set(statuses["body"])
+    commits = writes["create_commit_status"]
+    assert list(github_deployments.COMMIT_STATES) == commits["state"]
 
 
 # -- GitHub: the stand-in ------------------------------------------------------

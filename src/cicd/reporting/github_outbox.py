@@ -96,10 +96,6 @@ class GitHubOutbox:
             "commits": dict(data.get("commits") or {}),
         }
 
-    def pending(self) -> list[dict[str, Any]]:
-        """The calls not delivered yet, oldest first."""
-        return list(self.load()["outbox"])
-
     def deliver(self, state: dict[str, Any]) -> None:
         """Send the queued calls in order, then keep the state and what is left."""
         queue: list[dict[str, Any]] = state["outbox"]
