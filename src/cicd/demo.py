@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     steps, rows = run(plan)
     report(plan, steps, rows)
     if rows is not None:  # the delivery dashboard of what the demo just did
-        from cicd.reporting.report import write_report
+        from cicd.reporting.page import write_report
 
         page = write_report(plan.root / "cicd.toml", checkout / "build" / "report.html")
         print(f"Dashboard:      {page}")

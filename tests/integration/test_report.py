@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cicd.checks.browser import FLAGS, find_chromium, render
-from cicd.reporting.report import write_report
+from cicd.reporting.page import write_report
 from tests.conftest import Project, git, invoke
 from tools.testinfra.sshd import SshFleet
 

@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 
 from cicd.core.ledger import Event
-from cicd.reporting.report import (
-    Check,
-    build,
-    duration,
-    format_text,
-    parse_history,
-    parse_time,
-    percent,
-    render_html,
-)
+from cicd.reporting.dora import Check, build, parse_history, parse_time
+from cicd.reporting.page import render_html
+from cicd.reporting.report import duration, format_text, percent
 
 END = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -1,4 +1,7 @@
-"""Builders for git: resolve a revision, fetch into a mirror, export a commit."""
+"""Builders for git: resolve a revision, fetch into a mirror, export a commit.
+
+And, for the dashboard's page, commit one file on a branch's tip and push it.
+"""
 
 from __future__ import annotations
 
@@ -92,3 +95,64 @@ def commit_times(repo: str, *shas: str) -> Command:
         repo,
         *shas,
     )
+
+
+# -- committing a file to a branch (the dashboard's page on gh-pages) ---------------
+
+
+def init(repo: str) -> Command:
+    """Make an empty repository at ``repo`` (the directory is made if missing)."""
+    return cmd("git", "init", "-q", "--", repo)
+
+
+def fetch_tip(repo: str, remote: str, branch: str) -> Command:
+    """Fetch the last commit of ``branch`` of ``remote`` (no history) as FETCH_HEAD.
+
+    Fails with "couldn't find remote ref" when the remote has no such branch.
+    """
+    return cmd("git", "-C", repo, "fetch", "-q", "--depth", "1", remote, branch)
+
+
+def checkout(repo: str, revision: str) -> Command:
+    """Check out ``revision`` (detached), discarding changes to tracked files."""
+    return cmd("git", "-C", repo, "checkout", "-q", "--force", revision)
+
+
+def checkout_orphan(repo: str, branch: str) -> Command:
+    """Start a new branch with no history (its first commit has no parent)."""
+    return cmd("git", "-C", repo, "checkout", "-q", "--orphan", branch)
+
+
+def add(repo: str, *paths: str) -> Command:
+    """Stage ``paths`` (relative to the repository's top)."""
+    return cmd("git", "-C", repo, "add", "--", *paths)
+
+
+def nothing_staged(repo: str) -> Command:
+    """Exit 0 when the index equals HEAD (nothing to commit), 1 otherwise."""
+    return cmd("git", "-C", repo, "diff", "--cached", "--quiet")
+
+
+def commit(repo: str, message: str, name: str, email: str) -> Command:
+    """Commit what is staged as ``name <email>``, whatever git's own configuration."""
+    return cmd(
+        "git",
+        "-C",
+        repo,
+        "-c",
+        f"user.name={name}",
+        "-c",
+        f"user.email={email}",
+        "commit",
+        "-q",
+        "-m",
+        message,
+    )
+
+
+def push_head(repo: str, remote: str, branch: str) -> Command:
+    """Push the checked-out commit to ``branch`` of ``remote`` (no force).
+
+    Fails with "rejected" or "fetch first" when the branch moved since its fetch.
+    """
+    return cmd("git", "-C", repo, "push", "-q", remote, f"HEAD:refs/heads/{branch}")
