@@ -9,7 +9,7 @@ from invoke.tasks import task
 from cicd.tasks import options
 from cicd.tasks.boundary import reported
 from cicd.tasks.documents import emit_json, host_row
-from cicd.tasks.hosts import env_names, host_label, targets, task_settings
+from cicd.tasks.hosts import env_targets, host_label
 
 
 @task(
@@ -32,14 +32,12 @@ def audit(c: Any, env: str = "", since: str = "", json: bool = False) -> None:
         from cicd.reporting.audit import audit_rows, format_audit, parse_since
 
         start = parse_since(since) if since else None
-        settings = task_settings(c)
         found = []
-        for name in env_names(settings, only=env):
-            for t in targets(c, name, settings):
-                state = t.state()
-                for warning in state.warnings:
-                    print(f"warning: {name}: {warning}", file=sys.stderr)
-                found.append((t, audit_rows(state, start)))
+        for t in env_targets(c, env):
+            state = t.state()
+            for warning in state.warnings:
+                print(f"warning: {t.env}: {warning}", file=sys.stderr)
+            found.append((t, audit_rows(state, start)))
         if json:
             rows = [host_row(t, events=events) for t, events in found]
             emit_json(

@@ -125,6 +125,20 @@ def targets(c: Any, env: str, settings: Settings | None = None) -> list[Target]:
     ]
 
 
+def env_targets(
+    c: Any, env: str = "", settings: Settings | None = None
+) -> list[Target]:
+    """The Targets of ``env``, or of every configured environment when it is empty.
+
+    ``settings`` are the task's :func:`task_settings` (resolved here when not given),
+    the same for them all.
+    """
+    if settings is None:
+        settings = task_settings(c)
+    names = env_names(settings, only=env)
+    return [t for name in names for t in targets(c, name, settings)]
+
+
 def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:
     """``hosts`` when they come from the configuration (not ``fab -H``), else None."""
     from cicd.transport.runner import Runner

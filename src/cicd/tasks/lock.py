@@ -10,12 +10,11 @@ from cicd.tasks import options
 from cicd.tasks.boundary import reported
 from cicd.tasks.documents import emit_json, host_row
 from cicd.tasks.hosts import (
-    env_names,
+    env_targets,
     host_label,
     notifier,
     resume_watches,
     targets,
-    task_settings,
 )
 
 
@@ -26,23 +25,21 @@ def status(c: Any, env: str = "", json: bool = False) -> None:
         from cicd.core.lock_details import describe, is_manual
         from cicd.host.lock import read
 
-        settings = task_settings(c)
         rows = []
-        for name in env_names(settings, only=env):
-            for t in targets(c, name, settings):
-                details = read(t)
-                rows.append(
-                    host_row(
-                        t,
-                        locked=details is not None,
-                        manual=is_manual(details),
-                        holder=details,
-                        description=describe(details) if details else None,
-                    )
+        for t in env_targets(c, env):
+            details = read(t)
+            rows.append(
+                host_row(
+                    t,
+                    locked=details is not None,
+                    manual=is_manual(details),
+                    holder=details,
+                    description=describe(details) if details else None,
                 )
-                if not json:
-                    said = describe(details) if details else "free"
-                    print(f"{host_label(t)}: {said}")
+            )
+            if not json:
+                said = describe(details) if details else "free"
+                print(f"{host_label(t)}: {said}")
         if json:
             emit_json("lock.status", rows, env=env or None)
 

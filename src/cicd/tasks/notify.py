@@ -19,7 +19,8 @@ LISTED = 10
 @task(
     help={
         "text": "The message.",
-        "env": "Environment whose outbox keeps it if Discord is unreachable.",
+        "env": "Environment whose outbox keeps it if Discord is unreachable "
+        "(default: preprod).",
         "outcome": "Colour of the Discord embed: success, failure, warning or info. "
         "Default: from the text's first sign (✅ success, ❌ failure, ⚠️ warning).",
     }

@@ -13,6 +13,7 @@ from cicd.tasks.boundary import lock_waiting, reported, seconds
 from cicd.tasks.documents import emit_json, finish, host_row, on_github
 from cicd.tasks.hosts import (
     env_names,
+    env_targets,
     first_env_target,
     host_label,
     notifier,
@@ -147,28 +148,22 @@ def _check_environments(
 ) -> dict[str, dict[str, Any]]:
     """Check ``env`` (or every environment) on each host: one row per host label.
 
-    Args:
-        c: The task's context.
-        env: The environment, empty for all.
-        monitor: Whether the checks feed the alert state (``--monitor``).
-        wait: ``--patience``: how long a monitor run re-checks a down environment.
-        quiet: With ``--json``: no line per host on stdout.
+    With ``monitor`` the checks feed the alert state (and ``wait`` is the
+    ``--patience``); ``quiet`` (``--json``) prints no line per host.
     """
     from cicd.pipeline.status import health_line
 
-    settings = task_settings(c)
     results: dict[str, dict[str, Any]] = {}
-    for name in env_names(settings, only=env):
-        for t in targets(c, name, settings):
-            if monitor:
-                ok, reason, skipped, extra = _monitor_host(t, wait, quiet)
-            else:
-                (ok, reason), skipped, extra = health_line(t), False, {}
-            label = host_label(t)
-            results[label] = host_row(t, **{**extra, "ok": ok, "detail": reason})
-            if not quiet:
-                word = "skipped" if skipped else "ok" if ok else "FAIL"
-                print(f"{label}: {word} — {reason}")
+    for t in env_targets(c, env):
+        if monitor:
+            ok, reason, skipped, extra = _monitor_host(t, wait, quiet)
+        else:
+            (ok, reason), skipped, extra = health_line(t), False, {}
+        label = host_label(t)
+        results[label] = host_row(t, **{**extra, "ok": ok, "detail": reason})
+        if not quiet:
+            word = "skipped" if skipped else "ok" if ok else "FAIL"
+            print(f"{label}: {word} — {reason}")
     return results
 
 
@@ -278,12 +273,11 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
         from cicd.pipeline.status import env_status, format_status
 
         settings = task_settings(c)
-        names = env_names(settings, only=env)
         if repair:
             from cicd.host import lock
             from cicd.pipeline.repair import repair as do_repair
 
-            for name in names:
+            for name in env_names(settings, only=env):
                 hosts = targets(c, name, settings)
                 with lock.hold(hosts, "repair"):
                     for t in hosts:
@@ -291,7 +285,7 @@ def status(c: Any, env: str = "", json: bool = False, repair: bool = False) -> N
                         said = f"{name}: {done or 'nothing to repair'}"
                         # With --json, stdout is the JSON document alone.
                         print(said, file=sys.stderr if json else sys.stdout)
-        rows = [env_status(t) for name in names for t in targets(c, name, settings)]
+        rows = [env_status(t) for t in env_targets(c, env, settings)]
         envs = [row["env"] for row in rows]
         down = [
             row["env"] + (f"@{row['host']}" if envs.count(row["env"]) > 1 else "")
