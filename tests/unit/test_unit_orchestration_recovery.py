@@ -197,7 +197,7 @@ def test_verdict_failure_rolls_back_to_the_warm_release(watched: Stage) -> None:
         "write preprod/watch/b2b2b2b.json",
         "remove preprod/lock",
     ]
-    assert stage.host.trips == 46
+    assert stage.host.trips == 44
     assert stage.host.events("preprod")[-5:] == [
         "ci:failure",
         "marked_bad:bad",

@@ -163,8 +163,12 @@ class Slots:
         """
         if configured is None:
             configured = self.proxy.configured()
+        routed = self.routed()
+        # The three files in one round trip: the slots' links come with ``live``.
+        links = [files.readlink(self.host.paths.slot(slot)) for slot in SLOTS]
+        self.host.runner.ahead(links)
         intended = self.intended()
-        live = self.routed() or (intended if configured else None)
+        live = routed or (intended if configured else None)
         releases = {slot: self.release(slot) for slot in SLOTS}
         ready = frozenset(
             slot for slot in SLOTS if releases[slot] == sha and self.ready_now(slot)
