@@ -24,8 +24,8 @@ def _plan_prod(
 ) -> None:
     """``deploy.prod --plan``: production's own checks, then the deploy's steps.
 
-    The checks are the run's own (:func:`cicd.pipeline.production.decide_prod`), so the plan
-    refuses exactly what the run would.
+    The checks are the run's own (:func:`cicd.pipeline.production.decide_prod`), so
+    the plan refuses exactly what the run would.
     """
     from cicd.pipeline.production import check_reason, decide_prod
     from cicd.core.errors import UsageError
