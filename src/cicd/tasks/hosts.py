@@ -33,40 +33,6 @@ def task_settings(c: Any) -> Settings:
     return host_settings(runner) if runner.remote else config.load()
 
 
-def _runner(c: Any) -> Runner:
-    """The runner of this task's context; over SSH, checking the host's key first."""
-    from cicd.transport.runner import Runner
-
-    runner = Runner(c)
-    if runner.remote:
-        from cicd.transport.ssh import harden
-
-        check_host(runner.host)
-        harden(c)
-    return runner
-
-
-def target(c: Any, env: str, settings: Settings | None = None) -> Target:
-    """Build the Target of ``env`` for this task's context (local or SSH).
-
-    ``settings`` are the task's :func:`task_settings` (resolved here when not given).
-    """
-    from cicd.host.target import Target
-
-    runner = _runner(c)
-    return Target(runner, task_settings(c) if settings is None else settings, env)
-
-
-def first_env_target(c: Any) -> Target:
-    """The first configured environment's Target, for a task about the host itself.
-
-    ``down`` and ``health --url`` act on no environment of their own: the first
-    one's settings (the runtime, the monitor's rules, the notifier) are the host's.
-    """
-    settings = task_settings(c)
-    return target(c, env_names(settings)[0], settings)
-
-
 def host_settings(runner: Runner) -> Settings:
     """The configuration of a task run on a host over SSH (``fab -H HOST``).
 
@@ -94,6 +60,19 @@ def host_settings(runner: Runner) -> Settings:
                 "root; nothing was done"
             )
     return settings
+
+
+def _runner(c: Any) -> Runner:
+    """The runner of this task's context; over SSH, checking the host's key first."""
+    from cicd.transport.runner import Runner
+
+    runner = Runner(c)
+    if runner.remote:
+        from cicd.transport.ssh import harden
+
+        check_host(runner.host)
+        harden(c)
+    return runner
 
 
 def targets(c: Any, env: str, settings: Settings | None = None) -> list[Target]:
@@ -125,6 +104,17 @@ def targets(c: Any, env: str, settings: Settings | None = None) -> list[Target]:
     ]
 
 
+def target(c: Any, env: str, settings: Settings | None = None) -> Target:
+    """Build the Target of ``env`` for this task's context (local or SSH).
+
+    ``settings`` are the task's :func:`task_settings` (resolved here when not given).
+    """
+    from cicd.host.target import Target
+
+    runner = _runner(c)
+    return Target(runner, task_settings(c) if settings is None else settings, env)
+
+
 def env_targets(
     c: Any, env: str = "", settings: Settings | None = None
 ) -> list[Target]:
@@ -139,14 +129,6 @@ def env_targets(
     return [t for name in names for t in targets(c, name, settings)]
 
 
-def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:
-    """``hosts`` when they come from the configuration (not ``fab -H``), else None."""
-    from cicd.transport.runner import Runner
-
-    remote_context = Runner(c).remote
-    return hosts if hosts[0].runner.remote and not remote_context else None
-
-
 def env_names(settings: Settings | None = None, only: str = "") -> list[str]:
     """The configured environments' names, or just ``only``: the ``--env`` given.
 
@@ -157,6 +139,24 @@ def env_names(settings: Settings | None = None, only: str = "") -> list[str]:
     if only:
         return [only]
     return sorted((config.load() if settings is None else settings).envs)
+
+
+def first_env_target(c: Any) -> Target:
+    """The first configured environment's Target, for a task about the host itself.
+
+    ``down`` and ``health --url`` act on no environment of their own: the first
+    one's settings (the runtime, the monitor's rules, the notifier) are the host's.
+    """
+    settings = task_settings(c)
+    return target(c, env_names(settings)[0], settings)
+
+
+def configured_fleet(c: Any, hosts: list[Target]) -> list[Target] | None:
+    """``hosts`` when they come from the configuration (not ``fab -H``), else None."""
+    from cicd.transport.runner import Runner
+
+    remote_context = Runner(c).remote
+    return hosts if hosts[0].runner.remote and not remote_context else None
 
 
 def host_label(t: Target) -> str:
