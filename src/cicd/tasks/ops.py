@@ -123,7 +123,7 @@ def health(
             results = _check_public_urls(c, url, bool(env or all or monitor), json)
         else:
             results = _check_environments(c, env, monitor, wait, json)
-        _conclude_health(results, env, json=json, monitor=monitor)
+        _render_health(results, env, json=json, monitor=monitor)
 
 
 def _patience(env: str, all_envs: bool, monitor: bool, patience: str) -> float:
@@ -193,7 +193,7 @@ def _monitor_host(
     return done.ok, done.reason, done.skipped, done.as_dict()
 
 
-def _conclude_health(
+def _render_health(
     results: dict[str, dict[str, Any]], env: str, *, json: bool, monitor: bool
 ) -> None:
     """Render the checks' document (``--json``, the monitor's summary).
