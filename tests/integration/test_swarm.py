@@ -388,3 +388,37 @@ def test_with_a_registry_the_image_is_pushed_and_pulled_on_the_nodes(
         assert project.target().serving() == v1
 
     in_netns(swarm.manager_netns, body)
+
+
+def test_the_plan_of_a_swarm_deploy_is_what_the_run_does(
+    swarm_project: tuple[Project, Swarm],
+) -> None:
+    """``--plan``'s steps on the swarm are the ones the run records (see
+    ``test_plan_is_run``): an image, then a roll-out behind haproxy."""
+    from cicd.pipeline.plan import plan_deploy
+
+    project, swarm = swarm_project
+
+    def body() -> tuple[list[str], list[str]]:
+        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
+        target = project.target()
+        (host,) = plan_deploy([target], v1).hosts
+        deploy_preprod([target], v1, Notifier(target))
+        events = project.target().state().events
+        done = [e for e in events if e.event == "deploy" and e.outcome == "ok"]
+        return [step.action for step in host.planned], list(done[-1].actions)
+
+    planned, recorded = in_netns(swarm.manager_netns, body)
+    assert (
+        planned
+        == recorded
+        == [
+            "lock",
+            "export",
+            "image",
+            "switch-current",
+            "roll-out",
+            "readiness",
+            "record",
+        ]
+    )
