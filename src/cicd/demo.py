@@ -38,7 +38,8 @@ from cicd.reporting.notify import Notifier
 from cicd.transport.runner import Runner
 from cicd.pipeline.status import env_status, format_status
 from cicd.host.target import Target
-from cicd.pipeline.watch import load_journal, start_detached
+from cicd.pipeline.watch import start_detached
+from cicd.pipeline.watch_journal import load_journal
 
 KEPT_BETWEEN_RUNS = ("venvs", "ci-envs")
 

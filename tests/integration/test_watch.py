@@ -25,7 +25,8 @@ from cicd.core.errors import CicdError, LockHeld
 from cicd.core.lock_details import describe
 from cicd.core.lock_details import holder as lock_holder
 from cicd.reporting.notify import Notifier
-from cicd.pipeline.watch import load_journal, watch
+from cicd.pipeline.watch import watch
+from cicd.pipeline.watch_journal import load_journal
 from tests.conftest import Project, invoke
 from tests.github_fake import REPOSITORY, FakeGitHub
 

@@ -18,7 +18,8 @@ from cicd.ci import INCONCLUSIVE
 from cicd.ci.github import GitHubProvider
 from cicd.pipeline.deploy import deploy_preprod
 from cicd.reporting.notify import Notifier
-from cicd.pipeline.watch import load_journal, watch
+from cicd.pipeline.watch import watch
+from cicd.pipeline.watch_journal import load_journal
 from tests.conftest import Project, free_port
 
 DEADLINE = 150

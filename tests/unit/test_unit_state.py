@@ -138,7 +138,7 @@ def test_which_ci_answers_end_a_watch() -> None:
 
 def test_only_a_later_passing_run_overturns_a_decided_verdict() -> None:
     from cicd.ci import FAILURE, SUCCESS, Poll
-    from cicd.pipeline.watch import _rerun_passed
+    from cicd.pipeline.verdict_decision import rerun_passed as _rerun_passed
 
     decided = {"verdict": FAILURE, "run": "41/1"}
     assert _rerun_passed(decided, Poll(SUCCESS, run="41/2"))

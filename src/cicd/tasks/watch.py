@@ -51,12 +51,12 @@ def _verdict_facts(hosts: list[Target], sha: str, verdict: str) -> dict[str, Any
     The verdict's words (``run 7 failure``), its CI run's link and the failed jobs
     were journaled by the watcher's one computation; the summary shows them.
     """
-    from cicd.pipeline import watch as ci_watch
+    from cicd.pipeline import watch_journal
     from cicd.reporting import summary
 
     if not os.environ.get(summary.SUMMARY_VARIABLE) and verdict != FAILURE:
         return {}
-    journal = ci_watch.load_journal(hosts[0], sha) or {}
+    journal = watch_journal.load_journal(hosts[0], sha) or {}
     facts = {k: journal[k] for k in ("detail", "url", "failed") if journal.get(k)}
     return {**on_github(hosts), **facts}
 
