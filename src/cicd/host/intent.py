@@ -19,16 +19,16 @@ from cicd.commands import files
 from cicd.core.ledger import now
 
 if TYPE_CHECKING:
-    from cicd.host.target import Target
+    from cicd.host.context import HostContext
 
 
 def begin(
-    target: Target, running: str | None, sha: str, why: str, reason: str = ""
+    host: HostContext, running: str | None, sha: str, why: str, reason: str = ""
 ) -> None:
     """Record that ``current`` is about to go from ``running`` to ``sha``.
 
     Args:
-        target: The environment on one host.
+        host: The environment on one host.
         running: What runs now.
         sha: What it switches to.
         why: What switches (deploy, rollback, recover, restart).
@@ -48,14 +48,14 @@ def begin(
         details["reason"] = str(reason)
         details["ci_url"] = getattr(reason, "ci_url", "")
     # Sent with the switch's own command, before it (one round trip for both).
-    target.runner.defer(
-        files.write_atomic(target.paths.intent, json.dumps(details, sort_keys=True))
+    host.runner.defer(
+        files.write_atomic(host.paths.intent, json.dumps(details, sort_keys=True))
     )
 
 
-def read(target: Target) -> dict[str, Any] | None:
+def read(host: HostContext) -> dict[str, Any] | None:
     """The unfinished switch, or None."""
-    text = target.runner.run(files.read(target.paths.intent)).stdout.strip()
+    text = host.runner.run(files.read(host.paths.intent)).stdout.strip()
     if not text:
         return None
     try:
@@ -65,9 +65,9 @@ def read(target: Target) -> dict[str, Any] | None:
     return details if isinstance(details, dict) else {"raw": text[:200]}
 
 
-def clear(target: Target) -> None:
+def clear(host: HostContext) -> None:
     """The switch is finished (or undone): removed with the next command."""
-    target.runner.defer(files.remove(target.paths.intent))
+    host.runner.defer(files.remove(host.paths.intent))
 
 
 def describe(details: dict[str, Any]) -> str:

@@ -130,10 +130,10 @@ def activate(
     """
     # The intent first: a run killed from here to "ready" is completed or undone
     # by the next command (cicd.pipeline.repair).
-    intent.begin(target, running, sha, op, reason)
+    intent.begin(target.context, running, sha, op, reason)
     if target.is_proxied():
         go_live(target, sha, timeline, label=label, running=running, op=op)
-        intent.clear(target)
+        intent.clear(target.context)
         return
     with timeline.step("switch", f"switch {target.env} to {short(sha)}"):
         target.switch(sha, running)
@@ -156,7 +156,7 @@ def activate(
         later=True,
     )
     failpoints.hit("ready")
-    intent.clear(target)
+    intent.clear(target.context)
 
 
 def _restart_in_place(target: Target, sha: str, timeline: Timeline) -> None:
@@ -301,7 +301,7 @@ def _start_on_slot(
         log = last_lines(runtime)
         slots.stop(slot)
         # Nothing was switched: no intent is left for status to report.
-        intent.clear(target)
+        intent.clear(target.context)
         target.event("health", sha=sha, outcome="failed", detail=str(error))
         served = f"; {short(serving)} served throughout" if serving else ""
         raise DeployFailed(
@@ -412,7 +412,7 @@ def _stop_everything(target: Target) -> None:
             # Nothing to start at boot: no release is current any more.
             runtime.set_autostart(False)
         target.runner.run(files.remove(target.paths.current))
-    intent.clear(target)
+    intent.clear(target.context)
 
 
 def already_ready(target: Target) -> bool:
@@ -456,7 +456,7 @@ def recover(
                 if previous
                 else "never routed to: nothing served before"
             )
-            intent.clear(target)
+            intent.clear(target.context)
         elif previous:
             outcome = _back_to(target, previous, sha, timeline)
         else:

@@ -85,7 +85,7 @@ def read_facts(target: Target, sha: str, state: EnvState | None = None) -> HostF
     serves.
     """
     state = state or target.state()
-    pending = intent.read(target)
+    pending = intent.read(target.context)
     settings = target.settings
     health = settings.health
     paths = ", ".join(c.url for c in health.checks)

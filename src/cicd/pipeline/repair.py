@@ -47,7 +47,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
         CicdError: Neither the release ``current`` names nor the previous one got
             ready (both recorded); a person must look.
     """
-    pending = intent.read(target)
+    pending = intent.read(target.context)
     if pending is None and not thorough:
         return None
     current = target.current()
@@ -72,7 +72,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
         target.event("health", sha=current, detail="ready, found on repair")
         _finish(target, pending, current, notifier)
         target.event("repair", sha=current, detail=f"{found}; {done}")
-        intent.clear(target)
+        intent.clear(target.context)
         return done
     try:
         if current is None:
@@ -83,7 +83,7 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
     done = f"restarted {short(current)}: it serves and is ready"
     _finish(target, pending, current, notifier)
     target.event("repair", sha=current, detail=f"{found}; {done}")
-    intent.clear(target)
+    intent.clear(target.context)
     notifier.say(f"{target.env}: repaired: {done}")
     return done
 
@@ -198,7 +198,7 @@ def _undo(
         # command that called us (a deploy, a rollback) can switch on its own.
         done = f"could not repair ({error}); nothing to go back to"
         target.event("repair", sha=current, outcome="failed", detail=f"{found}; {done}")
-        intent.clear(target)
+        intent.clear(target.context)
         return done
     target.event("marked_bad", sha=current, outcome="bad", detail=f"repair: {error}")
     try:
@@ -212,7 +212,7 @@ def _undo(
         )
     except CicdError as second:
         target.event("repair", sha=back, outcome="failed", detail=f"{found}; {second}")
-        intent.clear(target)
+        intent.clear(target.context)
         raise CicdError(
             f"{target.env}: repair failed: {short(current)} did not get ready "
             f"({error}), nor {short(back)} ({second}); a person must look"

@@ -354,7 +354,7 @@ def _restart_on_idle_slot(
     idle = other(live) if live else SLOTS[0]
     warm = slots.warm_until(idle) is not None
     gives_way = slots.release(idle) if warm else None
-    intent.begin(target, sha, sha, "restart")
+    intent.begin(target.context, sha, sha, "restart")
     go_live(
         target,
         sha,
@@ -365,7 +365,7 @@ def _restart_on_idle_slot(
         fresh=True,
         why=why,
     )
-    intent.clear(target)
+    intent.clear(target.context)
     new = slots.intended() or idle
     said = (
         f"{short(sha)} restarted on the {new} slot and switched to with no "

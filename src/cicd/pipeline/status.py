@@ -33,7 +33,7 @@ def health_line(target: Target, *, timeout: float = 3.0) -> tuple[bool, str]:
 
 def serving_problem(target: Target) -> str | None:
     """Why what serves is not what ``current`` says, or None when they agree."""
-    pending = intent.read(target)
+    pending = intent.read(target.context)
     if pending:
         return (
             f"unfinished switch {intent.describe(pending)} "
