@@ -19,7 +19,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from cicd.pipeline.monitor import certificate, history_line
+from cicd.pipeline.monitor import history_line
+from cicd.pipeline.outside import certificate
 from tests.conftest import Project, free_port, invoke, invoke_in_background
 from tests.discord_fake import FakeDiscord
 

@@ -12,7 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from cicd.pipeline.deploy import deploy_preprod
-from cicd.pipeline.monitor import DEFAULT_RULES, MonitorState, advance, run_monitor
+from cicd.pipeline.monitor import MonitorState, advance, run_monitor
+from cicd.pipeline.outside import DEFAULT_RULES
 from cicd.reporting.notify import Notifier
 from tests.conftest import Project, invoke
 from tests.discord_fake import FakeDiscord

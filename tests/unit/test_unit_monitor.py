@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from cicd.core.health_check import HealthCheck
-from cicd.pipeline.monitor import Certificate, https_urls
+from cicd.pipeline.outside import Certificate, https_urls
 
 
 def test_certificate_words_and_threshold() -> None:

@@ -224,7 +224,7 @@ def _check_public_urls(c: Any, urls: str, mixed: bool, quiet: bool) -> dict[str,
     from urllib.parse import urlsplit
 
     from cicd.core.errors import UsageError, clip
-    from cicd.pipeline.monitor import check_outside
+    from cicd.pipeline.outside import check_outside
 
     if mixed:
         raise UsageError(
