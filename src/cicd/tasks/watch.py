@@ -81,7 +81,7 @@ def _annotate_failure(
     )
 
 
-def _conclude(
+def _render_verdict(
     task_name: str,
     hosts: list[Target],
     env: str,
@@ -93,14 +93,8 @@ def _conclude(
 ) -> None:
     """Render a verdict: the document, the summary, a line, a CI failure's annotation.
 
-    Args:
-        task_name: ``watch`` or ``watch.verdict``.
-        hosts: The environment's hosts.
-        env: The environment.
-        sha: The full sha.
-        verdict: What CI said and what was done about it.
-        json: Whether ``--json`` was asked.
-        **fields: The task's own top-level keys (the watch's ``log``).
+    ``task_name`` is ``watch`` or ``watch.verdict``, ``sha`` the full sha; ``fields``
+    are the task's own top-level keys (the watch's ``log``).
     """
     github = _verdict_facts(hosts, sha, verdict)
     rows = [host_row(h) for h in hosts]
@@ -165,7 +159,7 @@ def watch(
         n = notifier(hosts[0])
         with _verdict_lock(n, env, full, lock_wait):
             verdict = ci_watch.watch(hosts, full, n)
-        _conclude("watch", hosts, env, full, verdict, json=json, log=None)
+        _render_verdict("watch", hosts, env, full, verdict, json=json, log=None)
 
 
 def _resume(c: Any, hosts: list[Target], env: str, *, detach: bool, json: bool) -> None:
@@ -234,4 +228,4 @@ def verdict(
         full = hosts[0].resolve(sha)
         with _verdict_lock(n, env, full, lock_wait):
             outcome = ci_watch.verdict(hosts, full, run_id, n)
-        _conclude("watch.verdict", hosts, env, full, outcome, json=json)
+        _render_verdict("watch.verdict", hosts, env, full, outcome, json=json)
