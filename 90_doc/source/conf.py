@@ -24,6 +24,7 @@ extensions = [
     "taskdoc",
     "configdoc",
     "moduledoc",
+    "archdoc",
 ]
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False

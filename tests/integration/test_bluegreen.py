@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.pipeline.deploy import DeployFailed
+from cicd.pipeline.activation import DeployFailed
 from cicd.checks.traffic import Load
 from cicd.reporting.notify import Notifier
 from cicd.pipeline.rollback import rollback

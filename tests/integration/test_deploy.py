@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.pipeline.deploy import DeployFailed, DeployResult, deploy_preprod
+from cicd.pipeline.activation import DeployFailed
+from cicd.pipeline.deploy import DeployResult, deploy_preprod
 from cicd.pipeline.production import deploy_prod
 from cicd.core.errors import CicdError, UsageError
 from cicd.reporting.notify import Notifier

@@ -16,7 +16,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from cicd.reporting import github_deployments
-from cicd.pipeline.deploy import DeployFailed
+from cicd.pipeline.activation import DeployFailed
 from cicd.pipeline.production import deploy_prod
 from cicd.reporting.notify import Notifier
 from cicd.pipeline.rollback import rollback

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.pipeline.deploy import DeployFailed, DeployResult, deploy_preprod
+from cicd.pipeline.activation import DeployFailed
+from cicd.pipeline.deploy import DeployResult, deploy_preprod
 from cicd.reporting.notify import Notifier
 from cicd.pipeline.rollback import rollback
 from tests.conftest import SERVER, Project, git

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from cicd.pipeline.deploy import DeployFailed, deploy_preprod
+from cicd.pipeline.activation import DeployFailed
+from cicd.pipeline.deploy import deploy_preprod
 from cicd.reporting.notify import Notifier
 from cicd.checks.browser import find_chromium
 from tests.conftest import REPO_ROOT, Project, git

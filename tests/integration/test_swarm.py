@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from cicd.pipeline.deploy import DeployFailed, deploy_preprod
+from cicd.pipeline.activation import DeployFailed
+from cicd.pipeline.deploy import deploy_preprod
 from cicd.checks.traffic import Load
 from cicd.reporting.notify import Notifier
 from cicd.pipeline.rollback import rollback

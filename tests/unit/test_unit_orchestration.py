@@ -17,7 +17,7 @@ import json
 import pytest
 
 from cicd.core.errors import LockHeld
-from cicd.pipeline.deploy import DeployFailed
+from cicd.pipeline.activation import DeployFailed
 from cicd.pipeline.rollback import rollback
 from tests.recorded import Stage
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from cicd.pipeline.deploy import DeployFailed
+from cicd.pipeline.activation import DeployFailed
 from cicd.pipeline.rollback import rollback
 from tests.recorded import Stage
 

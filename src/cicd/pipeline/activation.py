@@ -211,7 +211,9 @@ def go_live(
     to with no restart. After a deploy the previous release stays warm on its slot
     (``proxy.warm``); after a rollback or a repair the abandoned one is stopped.
 
-    Args are :func:`activate`'s, and:
+    Args:
+        target: As for :func:`activate`, and so are ``sha``, ``timeline``,
+            ``label``, ``running`` and ``op``.
         fresh: Start a new instance of ``sha`` on the idle slot even though one
             already serves (a restart that re-reads ``shared/app.env``);
             ``current`` is not switched: it already names ``sha``.

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from cicd.core.state import EnvState
     from cicd.host.target import Target
 
-__all__ = ["DeployFailed", "DeployPlan", "DeployResult", "deploy_preprod", "run_deploy"]
+__all__ = ["DeployPlan", "DeployResult", "deploy_preprod", "run_deploy"]
 
 
 @dataclass
