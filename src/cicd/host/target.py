@@ -169,33 +169,37 @@ class Target:
         return [files.list_files(self.paths.watch)]
 
     def record(
-        self, event: Event, *, defer: bool = False, later: bool = False
+        self,
+        event: Event,
+        *,
+        until_next_write: bool = False,
+        with_next_command: bool = False,
     ) -> Event:
-        """Append an event to the ledger (with any deferred ones, in order).
+        """Append an event to the ledger (with any held back before it, in order).
 
         Args:
             event: The event.
-            defer: Keep it for the next ledger write instead (saves a round trip
-                for events whose loss in a crash would not mislead: the ledger's
-                switch and health events are never kept back so).
-            later: Write it with the host's next command, whatever it is (the
-                runner's :meth:`~cicd.transport.runner.Runner.defer`): it still lands
-                before
-                anything that command or a later one does, so the ledger's order
-                holds; a crash before that command is a crash before this event.
+            until_next_write: Hold it back until the next ledger write (saves a
+                round trip for events whose loss in a crash would not mislead: the
+                ledger's switch and health events are never held back so).
+            with_next_command: Write it with the host's next command, whatever it
+                is (the runner's :meth:`~cicd.transport.runner.Runner.defer`): it
+                still lands before anything that command or a later one does, so
+                the ledger's order holds; a crash before that command is a crash
+                before this event.
         """
         self._pending.append(event)
-        if not defer:
-            self.flush_events(later=later)
+        if not until_next_write:
+            self.flush_events(with_next_command=with_next_command)
         return event
 
-    def flush_events(self, *, later: bool = False) -> None:
-        """Write deferred events now (``later``: with the host's next command)."""
+    def flush_events(self, *, with_next_command: bool = False) -> None:
+        """Write the events held back, now or with the host's next command."""
         if self._pending:
             lines = [e.to_json() for e in self._pending]
             self._pending.clear()
             append = files.append_lines(self.paths.ledger, *lines)
-            if later:
+            if with_next_command:
                 self.runner.defer(append, then=self._check_torn)
             else:
                 self._check_torn(self.runner.run(append))
@@ -225,13 +229,15 @@ class Target:
         self,
         name: EventName,
         *,
-        defer: bool = False,
-        later: bool = False,
+        until_next_write: bool = False,
+        with_next_command: bool = False,
         **fields: Any,
     ) -> Event:
         """Build and append an event of this environment (see :meth:`record`)."""
         return self.record(
-            Event(event=name, env=self.env, **fields), defer=defer, later=later
+            Event(event=name, env=self.env, **fields),
+            until_next_write=until_next_write,
+            with_next_command=with_next_command,
         )
 
     def serving(self) -> str | None:

@@ -153,7 +153,7 @@ def activate(
         sha=sha,
         detail=f"ready after {readiness.attempts} attempt(s)",
         durations={"readiness": readiness.seconds},
-        later=True,
+        with_next_command=True,
     )
     failpoints.hit("ready")
     intent.clear(target.context)
@@ -189,7 +189,7 @@ def _restart_in_place(target: Target, sha: str, timeline: Timeline) -> None:
     except UpdateRolledBack as error:
         target.event("health", sha=sha, outcome="failed", detail=str(error))
         raise DeployFailed(str(error), log=last_lines(target.live_runtime())) from None
-    target.event("restart", sha=sha, defer=True)
+    target.event("restart", sha=sha, until_next_write=True)
     failpoints.hit("restarted")
 
 
@@ -295,7 +295,7 @@ def _start_on_slot(
         runtime.restart()
     timeline.did("start-slot")
     detail = f"{slot} slot" + (f", {why}" if why else "")
-    target.event("restart", sha=sha, detail=detail, defer=True)
+    target.event("restart", sha=sha, detail=detail, until_next_write=True)
     failpoints.hit("restarted")
     try:
         readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
@@ -317,7 +317,7 @@ def _start_on_slot(
         sha=sha,
         detail=f"ready after {readiness.attempts} attempt(s), {slot} slot",
         durations={"readiness": readiness.seconds},
-        defer=True,
+        until_next_write=True,
     )
 
 

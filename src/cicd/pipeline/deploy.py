@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from cicd.core.state import EnvState
     from cicd.host.target import Target
 
-__all__ = ["DeployPlan", "DeployResult", "deploy_preprod", "run_deploy"]
+__all__ = ["DeployProfile", "DeployResult", "deploy_preprod", "run_deploy"]
 
 
 @dataclass
@@ -71,7 +71,7 @@ class DeployResult:
 
 
 @dataclass(frozen=True)
-class DeployPlan:
+class DeployProfile:
     """How a deploy differs between environments: its messages and extra steps.
 
     Attributes:
@@ -119,19 +119,19 @@ def deploy_preprod(
     sha = first.resolve(revision)  # the first host's tools are read with it
     results_by_host(lambda t: t.live_runtime().preflight(), hosts)
     author, subject = first.describe(sha)
-    plan = DeployPlan(
+    profile = DeployProfile(
         started=messages.preprod_started(first.env, sha, author, subject),
         succeeded=messages.preprod_succeeded(first.env, sha, watching=watch),
         batch=batch,
     )
-    return run_deploy(hosts, sha, notifier, plan)
+    return run_deploy(hosts, sha, notifier, profile)
 
 
 def run_deploy(
-    hosts: list[Target], sha: str, notifier: Notifier, plan: DeployPlan
+    hosts: list[Target], sha: str, notifier: Notifier, profile: DeployProfile
 ) -> DeployResult:
     """Deploy ``sha`` on every host, all or nothing (see the module docstring)."""
-    run = DeployRun(hosts, sha, notifier, plan)
+    run = DeployRun(hosts, sha, notifier, profile)
     with lock.hold(hosts, "deploy", sha):
         for timeline in run.timelines.values():
             timeline.did("lock")
@@ -157,17 +157,17 @@ class DeployRun:
         hosts: The environment on every host.
         sha: The full sha.
         notifier: Where messages go.
-        plan: What this environment's deploy adds or says.
+        profile: What this environment's deploy adds or says.
     """
 
     def __init__(
-        self, hosts: list[Target], sha: str, notifier: Notifier, plan: DeployPlan
+        self, hosts: list[Target], sha: str, notifier: Notifier, profile: DeployProfile
     ) -> None:
         self.hosts = hosts
         self.first = hosts[0]
         self.sha = sha
         self.notifier = notifier
-        self.plan = plan
+        self.profile = profile
         self.fleet = len(hosts) > 1
         self.clock = Timeline(notifier.say)
         self.timelines = {t: Timeline(self._say_for(t)) for t in hosts}
@@ -244,12 +244,12 @@ class DeployRun:
                 sha=self.sha,
                 previous=self.previous[t],
                 outcome="started",
-                detail=self.plan.detail,
-                later=True,
+                detail=self.profile.detail,
+                with_next_command=True,
             ),
             self.hosts,
         )
-        self.notifier.send(self.plan.started)
+        self.notifier.send(self.profile.started)
         self.github.started(self.sha)
 
     def prepare(self) -> None:
@@ -269,7 +269,7 @@ class DeployRun:
                 "export",
                 sha=self.sha,
                 detail="exported" if exported else "reused",
-                defer=True,
+                until_next_write=True,
             )
             timeline.did("export" if exported else "reuse")
             if target.settings.runtime.kind == "swarm":
@@ -278,7 +278,7 @@ class DeployRun:
                         timeline.say(f"  {line}")
                 timeline.did("image")
             failpoints.hit("exported")
-            if self.plan.backup:
+            if self.profile.backup:
                 back_up(target, self.previous[target], timeline)
                 timeline.did("backup")
 
@@ -302,7 +302,7 @@ class DeployRun:
                 back on its previous release.
         """
         switched: list[Target] = []
-        size = self.plan.batch or len(self.hosts)
+        size = self.profile.batch or len(self.hosts)
         for index in range(0, len(self.hosts), size):
             group = self.hosts[index : index + size]
             self.errors.update(
@@ -347,8 +347,8 @@ class DeployRun:
         results_by_host(self._finish_one, self.hosts)
         if self.fleet:
             self.notifier.say(self._table(self.hosts))
-        self.notifier.send(self.plan.succeeded + messages.took(self.clock.total))
-        self.github.served(self.sha, validated=self.plan.validated_by is not None)
+        self.notifier.send(self.profile.succeeded + messages.took(self.clock.total))
+        self.github.served(self.sha, validated=self.profile.validated_by is not None)
 
     def result(self) -> DeployResult:
         """What the deploy did."""
@@ -369,7 +369,7 @@ class DeployRun:
         state = self.states[target]
         timeline = self.timelines[target]
         after = deployed(state, sha, self.previous[target])
-        if self.plan.validated_by:
+        if self.profile.validated_by:
             after = replace(after, validated=sha)
         removed = target.prune(after)
         timeline.did("record")
@@ -379,26 +379,28 @@ class DeployRun:
             "deploy",
             sha=sha,
             previous=self.previous[target],
-            detail=self.plan.detail,
+            detail=self.profile.detail,
             durations=timeline.durations,
             actions=tuple(timeline.actions),
-            defer=True,
+            until_next_write=True,
         )
-        if self.plan.validated_by:
+        if self.profile.validated_by:
             # This environment's own rollbacks pick CI-validated releases.
             target.event(
                 "validated",
                 sha=sha,
-                detail=f"validated by CI on {self.plan.validated_by}",
-                defer=True,
+                detail=f"validated by CI on {self.profile.validated_by}",
+                until_next_write=True,
             )
             target.set_validated(sha)
         if removed:
             target.event(
-                "prune", detail=" ".join(short(s) for s in removed), defer=True
+                "prune",
+                detail=" ".join(short(s) for s in removed),
+                until_next_write=True,
             )
         # With the lock's release: the run's last command on this host.
-        target.flush_events(later=True)
+        target.flush_events(with_next_command=True)
 
     def _recover(self, switched: list[Target]) -> None:
         """Put every switched host back on its previous release (all or nothing)."""

@@ -18,7 +18,7 @@ from cicd.core import messages
 from cicd.core.errors import UsageError, clip
 from cicd.core.messages import short
 from cicd.host.lock import REASON_LIMIT
-from cicd.pipeline.deploy import DeployPlan, DeployResult, run_deploy
+from cicd.pipeline.deploy import DeployProfile, DeployResult, run_deploy
 from cicd.transport.parallel import results_by_host
 
 if TYPE_CHECKING:
@@ -211,8 +211,8 @@ def deploy_prod(
     results_by_host(lambda t: t.live_runtime().preflight(), hosts)
     # Validated on preprod: production's own rollbacks may pick it again.
     validated_by = preprod.env if pre.is_good(sha) else None
-    plan = _prod_plan(first, sha, decision, reason, batch, validated_by)
-    return run_deploy(hosts, sha, notifier, plan)
+    profile = _prod_profile(first, sha, decision, reason, batch, validated_by)
+    return run_deploy(hosts, sha, notifier, profile)
 
 
 def _check_confirmation(hosts: list[Target], confirm: str, notifier: Notifier) -> None:
@@ -241,17 +241,17 @@ def _refuse(
     return UsageError(message)
 
 
-def _prod_plan(
+def _prod_profile(
     first: Target,
     sha: str,
     decision: ProdDecision,
     reason: str,
     batch: int,
     validated_by: str | None,
-) -> DeployPlan:
+) -> DeployProfile:
     """What production's deploy says and adds: backup, forced checks, reason."""
     said = [f"forced: {decision.forced}"] if decision.forced else []
-    return DeployPlan(
+    return DeployProfile(
         started=messages.prod_started(
             first.env, sha, forced=decision.forced, reason=reason
         ),

@@ -94,7 +94,7 @@ def _record(
             sha=abandoned,
             outcome="bad",
             detail=f"rolled back: {reason}",
-            defer=True,
+            until_next_write=True,
         )
         timeline.did("mark-bad")
     timeline.did("record")
@@ -106,7 +106,7 @@ def _record(
         detail=reason,
         durations=timeline.durations,
         actions=tuple(timeline.actions),
-        later=True,
+        with_next_command=True,
     )
 
 

@@ -140,7 +140,10 @@ def _start_in_place(t: Target, sha: str, before: str) -> str:
     in_place(t).start()
     if before != "RUNNING":
         t.event(
-            "restart", sha=sha, detail=f"start: the runtime was {before}", defer=True
+            "restart",
+            sha=sha,
+            detail=f"start: the runtime was {before}",
+            until_next_write=True,
         )
     return "already running" if before == "RUNNING" else f"started (was {before})"
 
@@ -182,7 +185,7 @@ def _start_slots(
             "restart",
             sha=sha,
             detail=f"start: the {live} slot was {before[live]}",
-            defer=True,
+            until_next_write=True,
         )
     idle = _settle_idle(t, other(live))
     slots.boot_only(live)
@@ -220,7 +223,10 @@ def _settle_idle(t: Target, slot: str) -> str | None:
         )
     runtime.start()
     t.event(
-        "restart", sha=sha, detail=f"start: kept warm on the {slot} slot", defer=True
+        "restart",
+        sha=sha,
+        detail=f"start: kept warm on the {slot} slot",
+        until_next_write=True,
     )
     return (
         f"the {slot} slot ({short(sha)}, previous release) started, warm until {when}"
@@ -387,7 +393,7 @@ def _restart_in_place(target: Target, sha: str, timeline: Timeline, why: str) ->
     try:
         with timeline.step("restart", f"restart the {target.env} app in place"):
             runtime.restart()
-        target.event("restart", sha=sha, detail=why, defer=True)
+        target.event("restart", sha=sha, detail=why, until_next_write=True)
         readiness = wait_until_ready(target, timeline, label)
     except CicdError as error:
         # An app that exits at once (a bad app.env line) fails supervisord's own
