@@ -14,6 +14,7 @@ from cicd.core import redact
 from cicd.tasks import (
     audit,
     deploy,
+    health,
     hooks,
     lock,
     notify,
@@ -36,7 +37,7 @@ ns.add_collection(Collection.from_module(watch, name="watch"))
 ns.add_collection(Collection.from_module(secrets, name="secrets"))
 for _task in (
     ops.rollback,
-    ops.health,
+    health.health,
     ops.status,
     ops.releases,
     ops.logs,
