@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from cicd.core import messages
+from cicd.core import messages, table
 from cicd.host import lock
 from cicd.reporting import github_deployments
 from cicd.transport import failpoints
@@ -33,6 +33,7 @@ from cicd.core.decisions import deployed, rollback_point
 from cicd.core.messages import short
 from cicd.transport.parallel import results_by_host, failures_by_host
 from cicd.core.progress import Timeline
+from cicd.core.table import Column
 from cicd.pipeline.repair import repair, report_corrupt
 
 if TYPE_CHECKING:
@@ -41,6 +42,14 @@ if TYPE_CHECKING:
     from cicd.host.target import Target
 
 __all__ = ["DeployProfile", "DeployResult", "deploy_preprod", "run_deploy"]
+
+#: A fleet's deploy: one row per host.
+FLEET_COLUMNS = (
+    Column("HOST", 16),
+    Column("OUTCOME", 22),
+    Column("SECONDS", 7, right=True),
+    Column("DETAIL", gap="  "),
+)
 
 
 @dataclass
@@ -450,15 +459,14 @@ class DeployRun:
     def _table(
         self, hosts: list[Target], outcomes: dict[Target, str] | None = None
     ) -> str:
-        lines = [f"{'HOST':<16} {'OUTCOME':<22} {'SECONDS':>7}  DETAIL"]
+        rows = []
         for target in hosts:
             error = self.errors.get(target)
             outcome = (outcomes or {}).get(target) or (
                 "failed" if error else "deployed"
             )
             seconds = sum(self.timelines[target].durations.values())
-            lines.append(
-                f"{target.runner.host:<16} {outcome:<22} {seconds:>7.2f}  "
-                f"{error or ''}"
+            rows.append(
+                [target.runner.host, outcome, f"{seconds:.2f}", str(error or "")]
             )
-        return "\n".join(lines)
+        return "\n".join(table.lines(FLEET_COLUMNS, rows))

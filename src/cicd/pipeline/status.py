@@ -10,10 +10,24 @@ from cicd.host import intent
 from cicd.core.config_schema import SLOTS
 from cicd.checks.health import run_round
 from cicd.core.lock_details import describe, is_stale
+from cicd.core import table
 from cicd.core.messages import short
+from cicd.core.table import Column
 
 if TYPE_CHECKING:
     from cicd.host.target import Target
+
+#: ``invoke status``' table.
+STATUS_COLUMNS = (
+    Column("ENV", 8),
+    Column("CURRENT", 8),
+    Column("SERVING", 8),
+    Column("PREVIOUS", 8),
+    Column("VALIDATED", 9),
+    Column("RUNTIME", 12),
+    Column("HEALTH", 6),
+    Column("LOCK"),
+)
 
 
 def health_line(target: Target, *, timeout: float = 3.0) -> tuple[bool, str]:
@@ -194,19 +208,22 @@ def format_slots(env: str, slots: dict[str, Any]) -> str:
 
 def format_status(rows: list[dict[str, Any]]) -> str:
     """Render status dicts as a readable table plus recent events."""
-    header = (
-        f"{'ENV':<8} {'CURRENT':<8} {'SERVING':<8} {'PREVIOUS':<8} {'VALIDATED':<9} "
-        f"{'RUNTIME':<12} {'HEALTH':<6} LOCK"
+    lines = table.lines(
+        STATUS_COLUMNS,
+        [
+            [
+                row["env"],
+                short(row["current"]),
+                short(row["serving"]) + ("!" if row["drift"] else ""),
+                short(row["previous"]),
+                short(row["validated"]),
+                row["runtime"],
+                "ok" if row["healthy"] else "FAIL",
+                row["lock"] or "-",
+            ]
+            for row in rows
+        ],
     )
-    lines = [header]
-    for row in rows:
-        lines.append(
-            f"{row['env']:<8} {short(row['current']):<8} "
-            f"{short(row['serving']) + ('!' if row['drift'] else ''):<8} "
-            f"{short(row['previous']):<8} "
-            f"{short(row['validated']):<9} {row['runtime']:<12} "
-            f"{'ok' if row['healthy'] else 'FAIL':<6} {row['lock'] or '-'}"
-        )
     for row in rows:
         if row.get("slots"):
             lines.append(format_slots(row["env"], row["slots"]))

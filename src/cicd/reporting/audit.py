@@ -12,7 +12,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from cicd.core import table
 from cicd.core.errors import UsageError, clip
+from cicd.core.table import Column
 from cicd.core.messages import short
 
 if TYPE_CHECKING:
@@ -27,6 +29,25 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"
 LINK = re.compile(r"^(https?://|/)\S+$")
 #: Longest detail a table row shows (the JSON keeps the whole ledger detail).
 DETAIL_WIDTH = 60
+#: ``invoke audit``'s table.
+AUDIT_COLUMNS = (
+    Column("TIME (UTC)", 19),
+    Column("ACTOR", 12, gap="  "),
+    Column("HOST", 16),
+    Column("EVENT", 15),
+    Column("SHA", 7),
+    Column("OUTCOME", 16, gap="  "),
+    Column("DURATIONS / DETAIL"),
+)
+#: ``invoke releases``' rows (no header: each row is followed by its links).
+RELEASE_COLUMNS = (
+    Column("SHA", 12),
+    Column("DEPLOYED", 16, gap="  "),
+    Column("ACTOR", 12, gap="  "),
+    Column("CI", 12),
+    Column("FLAGS", 26),
+    Column("SUBJECT"),
+)
 #: What a ``ci`` event's outcome means for a release's CI column.
 CI_STATES = ("success", "failure", "inconclusive", "superseded", "watching")
 
@@ -100,11 +121,7 @@ def format_durations(durations: dict[str, float]) -> str:
 
 def format_audit(rows: list[dict[str, Any]]) -> str:
     """Render audit rows as a table a person reads (times in UTC)."""
-    header = (
-        f"{'TIME (UTC)':<19}  {'ACTOR':<12} {'HOST':<16} {'EVENT':<15} {'SHA':<7}  "
-        f"{'OUTCOME':<16} DURATIONS / DETAIL"
-    )
-    lines = [header]
+    lines = table.lines(AUDIT_COLUMNS, [])
     for row in rows:
         parts = str(row["detail"]).split("\n")
         # A link (a CI run, a log file) is never cut: it goes whole on a line below.
@@ -115,11 +132,16 @@ def format_audit(rows: list[dict[str, Any]]) -> str:
         sha = short(row["sha"]) if row["sha"] else "-"
         if detail:
             said = f"{said} — {detail}" if said else detail
-        lines.append(
-            f"{row['time'][:19].replace('T', ' '):<19}  {clip(row['actor'], 12):<12} "
-            f"{clip(row['host'], 16):<16} {row['event']:<15} {sha:<7}  "
-            f"{clip(row['outcome'], 16):<16} {clip(said or '-', DETAIL_WIDTH)}"
-        )
+        cells = [
+            row["time"][:19].replace("T", " "),
+            clip(row["actor"], 12),
+            clip(row["host"], 16),
+            row["event"],
+            sha,
+            clip(row["outcome"], 16),
+            clip(said or "-", DETAIL_WIDTH),
+        ]
+        lines.append(table.line(AUDIT_COLUMNS, cells))
         lines.extend(f"{'':<21}{link}" for link in links)
     return "\n".join(lines)
 
@@ -193,12 +215,15 @@ def format_releases(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for row in rows:
         flags = [k for k in ("current", "previous", "validated", "bad") if row[k]]
-        when = (row.get("deployed_at") or "-")[:16].replace("T", " ")
-        lines.append(
-            f"{row['sha'][:12]}  {when:<16}  {clip(row.get('actor') or '-', 12):<12} "
-            f"{row.get('ci') or '-':<12} {' '.join(flags) or '-':<26} "
-            f"{clip(row.get('subject') or '', 60)}".rstrip()
-        )
+        cells = [
+            row["sha"][:12],
+            (row.get("deployed_at") or "-")[:16].replace("T", " "),
+            clip(row.get("actor") or "-", 12),
+            row.get("ci") or "-",
+            " ".join(flags) or "-",
+            clip(row.get("subject") or "", 60),
+        ]
+        lines.append(table.line(RELEASE_COLUMNS, cells).rstrip())
         for key in ("url", "ci_url"):
             if row.get(key):
                 lines.append(f"{'':14}{row[key]}")
