@@ -38,6 +38,7 @@ EventName = Literal[
     "prune",
     "repair",
     "ledger_repaired",
+    "restore",
 ]
 EVENTS: tuple[str, ...] = get_args(EventName)
 #: Longest ``detail`` a ledger line keeps.
