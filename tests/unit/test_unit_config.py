@@ -492,3 +492,142 @@ def test_a_username_discord_refuses_fails_at_load(
     assert message.startswith("tool.cicd.env.")
     assert ".notify.username: " + said in message and "\n" not in message
     assert settings(tmp_path, {"notify": {"username": "x" * 80}})
+
+
+# -- the pre-flight's keys: smoke, backup, window, preflight ----------------------
+
+
+def test_the_pre_flight_defaults_cover_the_apps_three_pages(tmp_path: Path) -> None:
+    prod = settings(tmp_path).env("prod")
+
+    assert [(p.label, p.text) for p in prod.smoke.pages] == [
+        ("Ratings", "Rating distribution"),
+        ("Seasonality", "Recipes submitted per month of year"),
+        ("Weekend effect", "Number of ratings by weekday"),
+    ]
+    assert prod.smoke.max_load == 10.0 and prod.smoke.on_deploy is True
+    assert prod.backup.restore_check == 7.0
+    assert prod.window == "" and prod.deploy_window() is None
+    assert prod.preflight == ("serving", "smoke", "logs", "backup", "window")
+
+
+def test_the_default_pages_are_the_apps_own() -> None:
+    """The app's sidebar lists these labels, and each page shows its heading."""
+    from cicd.core.config_schema import APP_PAGES
+
+    views = Path(__file__).resolve().parents[2] / "10_preprod/src/mangetamain/views.py"
+    source = views.read_text()
+    for page in APP_PAGES:
+        assert f'"{page["label"]}": render_' in source
+        assert f'st.subheader("{page["text"]}")' in source
+
+
+def test_the_log_patterns_find_tracebacks_and_errors_only(tmp_path: Path) -> None:
+    import re
+
+    patterns = [re.compile(p) for p in settings(tmp_path).env("prod").smoke.log_errors]
+
+    def flagged(line: str) -> bool:
+        return any(p.search(line) for p in patterns)
+
+    assert flagged("Traceback (most recent call last):")
+    assert flagged("2026-12-07 10:00:01.123 ERROR root: the data is gone")
+    assert flagged("CRITICAL:mangetamain:out of memory")
+    assert not flagged("  You can now view your Streamlit app in your browser.")
+    assert not flagged("ERRORS_SEEN=0 in a word that only starts with it")
+
+
+def test_pages_and_a_window_are_set_per_environment(tmp_path: Path) -> None:
+    prod = settings(
+        tmp_path,
+        {
+            "smoke": {"pages": [{"label": "Home", "text": "Hello"}], "max_load": 3},
+            "env": {"prod": {"window": "Mon-Fri 09:00-17:00 Europe/Paris"}},
+        },
+    ).env("prod")
+
+    assert [(p.label, p.path, p.text) for p in prod.smoke.pages] == [
+        ("Home", "/", "Hello")
+    ]
+    assert prod.smoke.max_load == 3.0
+    window = prod.deploy_window()
+    assert window is not None and window.zone.key == "Europe/Paris"
+
+
+PREFLIGHT_ERRORS = [
+    pytest.param(
+        {"env": {"prod": {"window": "Tue-Thu 8-16 Europe/Paris"}}},
+        "tool.cicd.env.prod.window: hours are HH:MM-HH:MM",
+        id="window-hours",
+    ),
+    pytest.param(
+        {"env": {"prod": {"window": "Tue-Thu 08:00-16:00 Europe/Pariss"}}},
+        "tool.cicd.env.prod.window: unknown time zone 'Europe/Pariss'",
+        id="window-zone",
+    ),
+    pytest.param(
+        {"window": "Tues 08:00-16:00"},
+        ".window: unknown day in 'Tues'",
+        id="window-day",
+    ),
+    pytest.param(
+        {"smoke": {"log_errors": ["ERROR", "(unclosed"]}},
+        ".smoke.log_errors: '(unclosed' is not a regular expression",
+        id="log-pattern",
+    ),
+    pytest.param(
+        {"smoke": {"pages": [{"label": "Ratings", "path": "ratings"}]}},
+        "tool.cicd.smoke.pages[0]: a smoke page's path must start with '/'",
+        id="page-path",
+    ),
+    pytest.param(
+        {"smoke": {"pages": [{"label": "Ratings", "title": "x"}]}},
+        "tool.cicd.smoke.pages[0]: unknown key 'title'",
+        id="page-key",
+    ),
+    pytest.param(
+        {"smoke": {"pages": [{"text": 3}]}},
+        "tool.cicd.smoke.pages[0]: a smoke page's text must be a string",
+        id="page-type",
+    ),
+    pytest.param(
+        {"smoke": {"pages": [{"text": "a\nb"}]}},
+        "tool.cicd.smoke.pages[0].text: expected one line of text",
+        id="page-newline",
+    ),
+    pytest.param(
+        {"smoke": {"pages": ["Ratings"]}},
+        "tool.cicd.smoke.pages[0]: expected a table",
+        id="page-not-table",
+    ),
+    pytest.param(
+        {"smoke": {"pages": {"label": "x"}}},
+        "tool.cicd.smoke.pages: expected an array of tables",
+        id="pages-not-array",
+    ),
+    pytest.param(
+        {"smoke": {"max_load": 0}},
+        ".smoke.max_load: must be greater than 0",
+        id="max-load",
+    ),
+    pytest.param(
+        {"backup": {"restore_check": -1}},
+        ".backup.restore_check: must be greater than 0",
+        id="restore-check",
+    ),
+    pytest.param(
+        {"preflight": ["serving", "smok"]},
+        ".preflight: expected one of serving, smoke, logs, backup, window, got 'smok'",
+        id="preflight-item",
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "said"), PREFLIGHT_ERRORS)
+def test_a_bad_pre_flight_key_fails_at_load_naming_it(
+    tmp_path: Path, table: dict[str, Any], said: str
+) -> None:
+    message = config_error(tmp_path, table)
+
+    assert message.startswith("tool.cicd") and said in message
+    assert "\n" not in message

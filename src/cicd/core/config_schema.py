@@ -27,6 +27,19 @@ SLOTS = ("blue", "green")
 CI_PROVIDERS = ("local", "github")
 ON_INCONCLUSIVE = ("keep", "rollback")
 INSTALLERS = ("auto", "pip", "uv")
+#: The items of production's pre-flight, in the order they run.
+PREFLIGHT_ITEMS = ("serving", "smoke", "logs", "backup", "window")
+#: The app's sidebar pages and the heading each shows (10_preprod's views.PAGES).
+APP_PAGES = [
+    {"label": label, "path": "/", "text": text}
+    for label, text in (
+        ("Ratings", "Rating distribution"),
+        ("Seasonality", "Recipes submitted per month of year"),
+        ("Weekend effect", "Number of ratings by weekday"),
+    )
+]
+#: An error in an app's log: a traceback, a record at ERROR or CRITICAL.
+LOG_ERRORS = [r"^Traceback \(most recent call last\)", r"\bERROR\b", r"\bCRITICAL\b"]
 
 #: What ``runtime.command`` and ``runtime.environment`` values may name.
 APP_PLACEHOLDERS = ("python", "venv", "port", "address", "release", "shared", "env")
@@ -48,6 +61,7 @@ class Key:
             ``..``, one line).
         length: For a string: the fewest and most characters it may have.
         forbidden: For a string: substrings it may not contain (in any case).
+        patterns: For a list of strings: each one is a regular expression.
     """
 
     default: Any
@@ -60,6 +74,7 @@ class Key:
     relative: bool = False
     length: tuple[int, int] | None = None
     forbidden: tuple[str, ...] = ()
+    patterns: bool = False
 
 
 #: Every key of ``[tool.cicd]`` (and of ``[tool.cicd.env.NAME]``), by section.
@@ -146,6 +161,21 @@ SCHEMA: dict[str, Any] = {
         "The ssh_config file for ``hosts``. Empty: ``~/.ssh/config``. Host keys are "
         "always checked against its ``UserKnownHostsFile`` (or "
         "``~/.ssh/known_hosts``); an unknown key is refused.",
+    ),
+    "window": Key(
+        "",
+        "When ``deploy.prod`` may change this environment: ``DAYS START-END "
+        "[ZONE]``, e.g. ``Tue-Thu 08:00-16:00 Europe/Paris`` (an end before the "
+        "start wraps past midnight; the zone's wall clock, UTC without a zone). "
+        "Outside it the pre-flight refuses, unless ``--force``. Empty: any time.",
+    ),
+    "preflight": Key(
+        list(PREFLIGHT_ITEMS),
+        "What ``deploy.prod``'s pre-flight checks before anything changes (see "
+        ":doc:`runbook`): ``serving`` (preprod serves the sha, healthy now), "
+        "``smoke`` (``smoke.pages`` on preprod), ``logs`` (``smoke.log_errors``), "
+        "``backup`` (``backup.restore_check``), ``window``. Empty: none.",
+        choices=PREFLIGHT_ITEMS,
     ),
     "runtime": {
         "kind": Key(
@@ -279,6 +309,32 @@ SCHEMA: dict[str, Any] = {
                 {"path": "/", "rendered_contains": "Mangetamain", "timeout": 30},
             ],
             "The checks of a round, each a table (see below). All must pass.",
+        ),
+    },
+    "smoke": {
+        "pages": Key(
+            APP_PAGES,
+            "Pages a browser smoke opens (besides those the app's navigation lists), "
+            "each a table: ``label`` (the navigation entry to choose; empty: the "
+            "page at ``path``), ``path`` (loaded first; ``/``) and ``text`` (what it "
+            "must show; empty: only no exception box). Default: the app's pages.",
+        ),
+        "max_load": Key(
+            10.0, "Slowest page load, navigation to ``text``, in seconds.", above=0
+        ),
+        "log_errors": Key(
+            LOG_ERRORS,
+            "Regular expressions of an error line in the app's log (default: "
+            "tracebacks, ``ERROR`` and ``CRITICAL`` records).",
+            patterns=True,
+        ),
+        "on_deploy": Key(
+            True, "Smoke the pages on each deploy too, preprod's included."
+        ),
+    },
+    "backup": {
+        "restore_check": Key(
+            7.0, "Days a tested restore of a backup stays good.", above=0
         ),
     },
     "monitor": {

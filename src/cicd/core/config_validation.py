@@ -8,10 +8,12 @@ keys, types) before anything is merged; :func:`check_rules` checks every key's r
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cicd.core.config_schema import CHECK_KEYS, CHECK_SCHEMA, SLOTS, Key
 from cicd.core.errors import ConfigError
+from cicd.core.smoke import SmokePage
 
 
 def require_table(value: Any, name: str, what: str = "a table") -> None:
@@ -41,6 +43,8 @@ def check_shape(table: dict[str, Any], shape: dict[str, Any], where: str) -> Non
             _check_string_table(value, name)
         elif key == "checks":
             _check_checks(value, name)
+        elif key == "pages":
+            _check_pages(value, name)
         elif isinstance(expected, dict):
             require_table(value, name)
             check_shape(value, expected, name)
@@ -93,6 +97,22 @@ def _check_checks(value: Any, name: str) -> None:
             _check_rule(CHECK_SCHEMA[key], item_value, f"{where}.{key}")
 
 
+def _check_pages(value: Any, name: str) -> None:
+    """``smoke.pages``: tables each a :class:`~cicd.core.smoke.SmokePage`."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{name}: expected an array of tables")
+    for index, item in enumerate(value):
+        where = f"{name}[{index}]"
+        require_table(item, where)
+        for key, item_value in item.items():
+            if isinstance(item_value, str) and "\n" in item_value:
+                raise ConfigError(f"{where}.{key}: expected one line of text")
+        try:
+            SmokePage.from_mapping(item)
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
+
+
 def check_rules(schema: dict[str, Any], data: dict[str, Any], where: str) -> None:
     """Apply every key's rule to a merged table (types were checked already).
 
@@ -108,7 +128,10 @@ def check_rules(schema: dict[str, Any], data: dict[str, Any], where: str) -> Non
 
 def _check_rule(spec: Key, value: Any, name: str) -> None:
     """Check one value against its key's rule (choices, bounds, placeholders)."""
-    if spec.choices and value not in spec.choices:
+    if spec.choices and isinstance(value, list):
+        for item in value:
+            _check_rule(Key(spec.default, spec.doc, choices=spec.choices), item, name)
+    elif spec.choices and value not in spec.choices:
         raise ConfigError(
             f"{name}: expected one of {', '.join(spec.choices)}, got {value!r}"
         )
@@ -130,10 +153,23 @@ def _check_rule(spec: Key, value: Any, name: str) -> None:
         not value or value.startswith("/") or ".." in value.split("/") or "\n" in value
     ):
         raise ConfigError(f"{name}: a path inside the app's directory, got {value!r}")
+    if spec.patterns:
+        for pattern in value:
+            _check_pattern(pattern, name)
     if spec.placeholders is not None:
         templates = value.values() if isinstance(value, dict) else [value]
         for template in templates:
             _check_template(template, name, spec.placeholders)
+
+
+def _check_pattern(pattern: str, name: str) -> None:
+    """A regular expression compiles: a typo fails at load, not in a pre-flight."""
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ConfigError(
+            f"{name}: {pattern!r} is not a regular expression ({error})"
+        ) from None
 
 
 def _check_template(template: str, where: str, names: tuple[str, ...]) -> None:

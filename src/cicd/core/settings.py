@@ -19,6 +19,8 @@ from cicd.core.config_schema import CHECK_SCHEMA, SCHEMA, SLOTS
 from cicd.core.config_validation import check_rules, check_slot_ports
 from cicd.core.errors import ConfigError
 from cicd.core.health_check import HealthCheck
+from cicd.core.smoke import SmokePage
+from cicd.core.window import Window, parse_window
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,30 @@ class CiSettings:
     lock_wait: float
 
 
+@dataclass(frozen=True)
+class SmokeSettings:
+    """The browser smoke of every page, and what an error in the app's log is."""
+
+    pages: tuple[SmokePage, ...]
+    max_load: float
+    log_errors: tuple[str, ...]
+    on_deploy: bool
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """How fresh a tested restore of a backup must be, in days."""
+
+    restore_check: float
+
+
 #: The dataclass of each section of :data:`SCHEMA`.
 SECTIONS: dict[str, type] = {
     "runtime": RuntimeSettings,
     "proxy": ProxySettings,
     "health": HealthSettings,
+    "smoke": SmokeSettings,
+    "backup": BackupSettings,
     "monitor": MonitorSettings,
     "notify": NotifySettings,
     "ci": CiSettings,
@@ -134,12 +155,20 @@ class EnvSettings:
     hosts: tuple[str, ...]
     batch: int
     ssh_config: str
+    window: str
+    preflight: tuple[str, ...]
     runtime: RuntimeSettings
     proxy: ProxySettings
     health: HealthSettings
     monitor: MonitorSettings
     notify: NotifySettings
     ci: CiSettings
+    smoke: SmokeSettings
+    backup: BackupSettings
+
+    def deploy_window(self) -> Window | None:
+        """The deploy window (``window``), or None when any time will do."""
+        return parse_window(self.window, f"tool.cicd.env.{self.name}.window")
 
     def port_of(self, slot: str | None) -> int:
         """Where an app instance listens: its slot's private port, or ``port``."""
@@ -210,8 +239,10 @@ def build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
     if not name.isidentifier():
         raise ConfigError(f"{where}: environment names are letters, digits and _")
     check_rules(SCHEMA, data, where)
+    parse_window(data["window"], f"{where}.window")
     url = data["url"].format(port=data["port"], env=name)
     checks = tuple(_health_check(url, check) for check in data["health"]["checks"])
+    pages = tuple(SmokePage.from_mapping(page) for page in data["smoke"]["pages"])
     tables = {
         "runtime": _runtime_table(name, data, where),
         "proxy": _proxy_table(data, where),
@@ -221,6 +252,7 @@ def build_env(name: str, data: dict[str, Any], where: str) -> EnvSettings:
             cls,
             tables.get(key, data[key]),
             **({"checks": checks} if key == "health" else {}),
+            **({"pages": pages} if key == "smoke" else {}),
         )
         for key, cls in SECTIONS.items()
     }
