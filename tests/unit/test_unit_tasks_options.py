@@ -6,12 +6,11 @@ a held lock fails with exit 3, another did not): each text now lives once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import subprocess
+import sys
 
-from invoke.collection import Collection
-from invoke.tasks import Task
-
-from cicd.tasks import ns, options
+from cicd.tasks import options
 
 #: The help each shared option may have: one text, or one per default it states.
 SHARED = {
@@ -20,21 +19,41 @@ SHARED = {
 }
 
 
-def every_task(collection: Collection) -> Iterator[tuple[str, Task]]:
-    """Every task of the collection and its sub-collections, with its dotted name."""
-    for name, each in collection.tasks.items():
-        yield name, each
-    for prefix, sub in collection.collections.items():
-        for name, each in every_task(sub):
-            yield f"{prefix}.{name}", each
+#: Every task's option help, read in a process of its own: invoke pops a task's
+#: ``help`` entries when a program in this process parses its arguments.
+HELP_OF_EVERY_TASK = """
+import json
+from cicd.tasks import ns
+
+def every(collection, prefix=""):
+    for name, task in collection.tasks.items():
+        yield prefix + name, dict(task.help)
+    for sub, inner in collection.collections.items():
+        yield from every(inner, prefix + sub + ".")
+
+print(json.dumps(dict(every(ns))))
+"""
+
+
+def help_of_every_task() -> dict[str, dict[str, str]]:
+    """Each task's dotted name and its options' help, as a fresh process sees it."""
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_OF_EVERY_TASK],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    found: dict[str, dict[str, str]] = json.loads(done.stdout)
+    return found
 
 
 def test_a_shared_option_has_the_one_help_text() -> None:
     seen = set()
-    for name, each in every_task(ns):
+    for name, helps in help_of_every_task().items():
         for option, texts in SHARED.items():
-            if option in each.help:
-                assert each.help[option] in texts, f"{name} --{option}"
+            if option in helps:
+                assert helps[option] in texts, f"{name} --{option}"
                 seen.add((name, option))
     assert ("secrets.reload", "lock_wait") in seen and ("rollback", "plan") in seen
 

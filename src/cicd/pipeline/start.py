@@ -259,7 +259,6 @@ def _ready(t: Target, sha: str, how: str, notes: list[str], clock: float) -> Sta
     The seconds said are counted from ``clock``: the start of this environment's
     recovery, not of the last check only.
     """
-
     timeline = Timeline(lambda line: None)
     tail = "".join(f"; {note}" for note in notes)
     try:
