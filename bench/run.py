@@ -35,6 +35,7 @@ from bench_deploy import bench_deploy, bench_rollback
 from bench_exposure import bench_exposure
 from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
+from bench_locked import bench_locked
 from bench_runner import bench_runner
 from bench_swarm import bench_swarm
 from bench_watch import bench_watch
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "compose-rollback": bench_compose_rollback,
     "zero-downtime": bench_zero_downtime,
     "swarm": bench_swarm,
+    "locked": bench_locked,
     "demo": bench_demo,
 }
 OPT_IN = {"demo"}
