@@ -25,6 +25,8 @@ APP = ROOT / "10_preprod"
 PYTHON_FILES = ["src", "tests", "tasks.py", "fabfile.py", "noxfile.py", "10_preprod"]
 PYTHON_FILES += ["50_test", "tools"]
 FLOOR = "90"
+#: The tests' JUnit reports: CI's summary job reads their skips (nox -s summary).
+RESULTS = "build/test-results"
 
 
 def _group(name: str) -> list[str]:
@@ -84,7 +86,8 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the app's and the pipeline's tests, each with its own 90 % coverage floor.
 
-    HTML reports go to build/coverage/app and build/coverage/cicd. Extra arguments go
+    HTML reports go to build/coverage/app and build/coverage/cicd, JUnit reports to
+    build/test-results (CI's summary job checks their skips). Extra arguments go
     to the pipeline's pytest run, e.g. ``nox -s tests -- -k lock`` (the app's tests
     are then skipped).
     """
@@ -97,6 +100,7 @@ def tests(session: nox.Session) -> None:
                 "pytest",
                 "--cov=mangetamain",
                 "--cov-report=html:../build/coverage/app",
+                f"--junitxml=../{RESULTS}/app.xml",
                 *report,
             )
     # The integration tests mostly wait on real processes: 4 workers on 2 cores.
@@ -105,6 +109,7 @@ def tests(session: nox.Session) -> None:
         "pytest",
         "--cov=cicd",
         "--cov-report=html:build/coverage/cicd",
+        f"--junitxml={RESULTS}/cicd.xml",
         *workers,
         *report,
         *session.posargs,
@@ -246,18 +251,33 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=False, default=False)
 def summary(session: nox.Session) -> None:
-    """Summarise CI job results from ``$NEEDS`` (GitHub's ``toJSON(needs)``)."""
+    """Summarise CI: each job's result (``$NEEDS``), then the skipped tiers.
+
+    ``$NEEDS`` is GitHub's ``toJSON(needs)``; the tests job's JUnit reports are read
+    from build/test-results (its ``test-results`` artifact) or the files given, e.g.
+    ``nox -s summary -- build/test-results/cicd.xml``. A job that did not succeed
+    fails it; so does, on a push to main, a test skipped for a missing component
+    (its reason says "needs ..."): GitHub's CI runs every tier ``.ci/run`` runs.
+    On a pull request those skips are listed and do not fail it.
+    """
     import json
+    import sys
+
+    # Standard library only, from the checkout: this job installs nothing but nox.
+    sys.path.insert(0, str(ROOT / "src"))
+    from cicd.reporting.summary import ci_summary
 
     needs = json.loads(os.environ.get("NEEDS") or "{}")
-    lines = ["| job | result |", "| --- | --- |"]
-    lines += [
-        f"| {job} | {info.get('result')} |" for job, info in sorted(needs.items())
-    ]
-    print("\n".join(lines))
+    reports = session.posargs or sorted(glob.glob(f"{RESULTS}/*.xml"))
+    event = os.environ.get("GITHUB_EVENT_NAME", "")
+    ref = os.environ.get("GITHUB_REF", "")
+    try:
+        result = ci_summary(needs, list(reports), event=event, ref=ref)
+    except ValueError as error:
+        session.error(str(error))
+    print(result.markdown)
     if step_summary := os.environ.get("GITHUB_STEP_SUMMARY"):
         with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write("## CI summary\n\n" + "\n".join(lines) + "\n")
-    failed = [j for j, info in needs.items() if info.get("result") != "success"]
-    if failed:
-        session.error(f"jobs not successful: {', '.join(sorted(failed))}")
+            handle.write("## CI summary\n\n" + result.markdown)
+    if result.failures:
+        session.error("; ".join(result.failures))

@@ -9,14 +9,23 @@ a job share the file) and a failure's one-line reason as a workflow command
 
 Everything that leaves here passes through :func:`cicd.core.redact.redact` first: a
 summary is shown to everyone who can read the repository's runs.
+
+CI's own summary job (``nox -s summary``) is rendered here too, from GitHub's
+``toJSON(needs)`` and the tests job's JUnit reports (:func:`ci_summary`): on a push
+to main a test skipped for a missing component fails it, so GitHub's CI runs every
+tier that ``.ci/run`` runs. Standard library only: that job installs nothing but nox.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
+from xml.etree import ElementTree
 
 from cicd.core.redact import redact
 
@@ -25,6 +34,13 @@ SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
 #: GitHub caps a step's summary at 1 MiB; ours stays far below, cells are clipped.
 CELL = 300
 OK, FAILED = "✅", "❌"
+#: A skip reason saying a component is missing. The tiers' reasons start with
+#: "needs" and say how to enable it (tools/testinfra's NEEDS_SSHD, NEEDS_DOCKER and
+#: NEEDS_SWARM, "needs haproxy (apt-get install haproxy...)", "needs Chromium: ...",
+#: "needs root ..."); pytest.importorskip's start with "could not import".
+MISSING_COMPONENT = re.compile(r"(needs|could not import)\b", re.IGNORECASE)
+#: The reasons listed in the summary (each with its count and first test).
+SHOWN_REASONS = 20
 
 
 def escape_data(text: str) -> str:
@@ -214,3 +230,134 @@ def _checks(document: dict[str, Any], hosts: Iterable[dict[str, Any]]) -> list[s
     if document.get("detail") and "verdict" not in document:
         items.append(f"- {_cell(document['detail'])}")
     return ["**Checks:**", *items, ""] if items else []
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A skipped test of a JUnit report: its id and pytest's reason."""
+
+    test: str
+    reason: str
+
+    @property
+    def missing_component(self) -> bool:
+        """Whether the reason says a component is missing (see MISSING_COMPONENT)."""
+        return bool(MISSING_COMPONENT.match(self.reason.strip()))
+
+
+def junit_skips(paths: Iterable[str | Path]) -> list[Skip]:
+    """The skipped tests of pytest's JUnit XML reports (an xfail is not a skip).
+
+    Raises:
+        ValueError: A file is missing or is not XML (one line: the file, why).
+    """
+    found: list[Skip] = []
+    for path in paths:
+        try:
+            cases = ElementTree.parse(path).iter("testcase")
+        except (OSError, ElementTree.ParseError) as error:
+            raise ValueError(f"{path}: not a JUnit XML report ({error})") from None
+        for case in cases:
+            skipped = case.find("skipped")
+            if skipped is None or skipped.get("type") == "pytest.xfail":
+                continue
+            names = (case.get("classname", ""), case.get("name", ""))
+            reason = skipped.get("message") or skipped.text or ""
+            found.append(
+                Skip("::".join(n for n in names if n), " ".join(reason.split()))
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class CiSummary:
+    """CI's summary: the Markdown for the run's page and why the run fails."""
+
+    markdown: str
+    failures: list[str]
+
+
+def strict(event: str, ref: str) -> bool:
+    """Whether a skip for a missing component fails the run: a push to main."""
+    return event == "push" and ref == "refs/heads/main"
+
+
+def ci_summary(
+    needs: dict[str, Any],
+    reports: list[str | Path],
+    *,
+    event: str = "",
+    ref: str = "",
+) -> CiSummary:
+    """The summary job of CI: each job's result, then tests skipped for a component.
+
+    Args:
+        needs: GitHub's ``toJSON(needs)``: ``{job: {"result": ...}}``.
+        reports: The tests job's JUnit XML reports (its ``test-results`` artifact).
+        event: ``GITHUB_EVENT_NAME``.
+        ref: ``GITHUB_REF``.
+
+    Returns:
+        The Markdown, and the failures: a job that did not succeed; on a push to
+        main, tests skipped for a missing component (or no report to tell).
+        On a pull request such skips are listed, and the run is not failed for them.
+
+    Raises:
+        ValueError: A report is not JUnit XML.
+    """
+    lines = ["| job | result |", "| --- | --- |"]
+    lines += [
+        f"| {job} | {info.get('result')} |" for job, info in sorted(needs.items())
+    ]
+    failed = sorted(
+        job for job, info in needs.items() if info.get("result") != "success"
+    )
+    failures = [f"jobs not successful: {', '.join(failed)}"] if failed else []
+    on_main = strict(event, ref)
+    if not reports:
+        lines += ["", "No test report: the skipped tests cannot be checked."]
+        if on_main:
+            failures.append("no test report to check for skipped tiers")
+        return CiSummary("\n".join(lines) + "\n", failures)
+    skips = junit_skips(reports)
+    missing = [skip for skip in skips if skip.missing_component]
+    lines += ["", *_skipped(missing, len(skips) - len(missing), on_main)]
+    if missing and on_main:
+        first = missing[0]
+        failures.append(
+            f"{_tests(len(missing))} skipped for a missing component, e.g. "
+            f"{first.test}: {first.reason}"
+        )
+    return CiSummary("\n".join(lines) + "\n", failures)
+
+
+def _skipped(missing: list[Skip], others: int, on_main: bool) -> list[str]:
+    """The skipped tests grouped by reason: count, reason, first test."""
+    if not missing:
+        lines = ["**Every tier ran:** no test skipped for a missing component."]
+    else:
+        said = "fails the run on main" if on_main else "reported; not failed on a PR"
+        lines = [
+            f"**{_tests(len(missing))} skipped for a missing component** ({said}):"
+        ]
+        by_reason: dict[str, list[str]] = {}
+        for skip in missing:
+            by_reason.setdefault(skip.reason, []).append(skip.test)
+        ranked = sorted(by_reason.items(), key=lambda item: -len(item[1]))
+        lines += [""] + [
+            f"- {len(tests)} × {_cell(reason)} (e.g. `{_cell(tests[0])}`)"
+            for reason, tests in ranked[:SHOWN_REASONS]
+        ]
+        if len(ranked) > SHOWN_REASONS:
+            lines.append(f"- … and {len(ranked) - SHOWN_REASONS} more reasons")
+    if others:
+        lines += [
+            "",
+            f"{_tests(others)} skipped for another reason (naming no component).",
+        ]
+    return lines
+
+
+def _tests(count: int) -> str:
+    """``1 test``, ``2 tests``."""
+    return f"{count} test" + ("" if count == 1 else "s")
