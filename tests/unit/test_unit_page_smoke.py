@@ -5,9 +5,15 @@ The browser itself, on the real app, is tests/integration/test_page_smoke.py.
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 
+from cicd.checks import browser
+from cicd.checks.page_smoke import Look, smoke_pages
 from cicd.core.smoke import (
+    NO_CHROMIUM,
     PageResult,
     SmokePage,
     first_line,
@@ -104,7 +110,10 @@ def test_an_exception_box_fails_the_page_quoting_its_first_line() -> None:
     [
         ({"seconds": 12.345}, "loaded in 12.35 s, over smoke.max_load (10 s)"),
         ({"shown": "Seasonality"}, "does not show 'Recipes submitted per month"),
-        ({"finished": False, "seconds": 30.0}, "still loading after 30.0 s (does not"),
+        (
+            {"finished": False, "seconds": 30.0, "shown": ""},
+            "still loading after 30.0 s (does not show 'Recipes submitted",
+        ),
         ({"finished": False, "seconds": 30.0, "max_load": 40}, "still loading"),
     ],
 )
@@ -124,3 +133,53 @@ def test_summary_counts_the_pages_and_names_the_slowest() -> None:
     assert summary(results) == "2/2 pages ok, slowest Ratings 2.25 s"
     assert summary([]) == "0/0 pages ok"
     assert first_line(" \n\n") == ""
+
+
+def test_what_the_browser_saw_is_read_into_the_apps_navigation() -> None:
+    look = Look.of(
+        {
+            "state": "notRunning",
+            "ended": 2,
+            "exception": None,
+            "text": "Ratings",
+            "options": [["Ratings", True], ["Seasonality", False]],
+            "links": [["Home", "http://127.0.0.1:9/", False], ["Admin", "x", True]],
+        }
+    )
+    assert look.labels == ["Home", "Admin", "Ratings", "Seasonality"]
+    assert look.current("Ratings") and look.current("Admin")
+    assert not look.current("Seasonality") and not look.current("Home")
+    assert Look.of({}).labels == []
+
+
+def test_without_chromium_the_smoke_fails_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, "/nonexistent/chromium")
+    results = smoke_pages("http://127.0.0.1:9/", [RATINGS], max_load=10)
+    assert results == [PageResult("browser", False, 0.0, NO_CHROMIUM)]
+    assert "apt-get install chromium" in results[0].line()
+
+
+def test_a_browser_that_cannot_start_fails_the_smoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "chromium"
+    binary.write_text("not an executable format")
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, str(binary))
+    [result] = smoke_pages("http://127.0.0.1:9/", [RATINGS], max_load=10)
+    assert not result.ok and result.page == "browser"
+    assert "the browser did not start" in result.reason
+
+
+def test_a_browser_that_dies_fails_the_smoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "chromium"
+    binary.write_text("#!/bin/sh\nexit 1\n")  # starts, then closes the pipe
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv(browser.CHROMIUM_VARIABLE, str(binary))
+    [result] = smoke_pages("http://127.0.0.1:9/", [RATINGS], max_load=10, timeout=5)
+    assert not result.ok and result.page == "browser"
+    assert "the browser failed: the browser closed the DevTools pipe" in result.reason

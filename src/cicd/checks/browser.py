@@ -98,6 +98,10 @@ class BrowserGone(Exception):
     """Chromium closed its end of the DevTools pipe."""
 
 
+class ProtocolError(BrowserGone):
+    """Chromium answered a command with an error (the browser itself is still up)."""
+
+
 class DevTools:
     """The Chrome DevTools protocol over the pipe ``--remote-debugging-pipe`` opens.
 
@@ -124,6 +128,7 @@ class DevTools:
 
         Raises:
             BrowserGone: The browser closed the pipe.
+            ProtocolError: The browser answered with an error.
             TimeoutError: No answer by ``deadline`` (monotonic seconds).
         """
         self.last_id += 1
@@ -136,7 +141,7 @@ class DevTools:
             reply = self._next(deadline)
             if reply.get("id") == self.last_id:
                 if "error" in reply:
-                    raise BrowserGone(str(reply["error"].get("message", reply)))
+                    raise ProtocolError(str(reply["error"].get("message", reply)))
                 result: dict[str, Any] = reply.get("result", {})
                 return result
 
