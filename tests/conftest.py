@@ -180,6 +180,7 @@ class Project:
         deadline: float = 8,
         preprod: str = "",
         proxy: str = "none",
+        smoke: bool = False,
     ) -> None:
         """(Re)write the configuration, with extra TOML appended.
 
@@ -190,7 +191,11 @@ class Project:
             proxy: ``proxy.kind``: in-place restarts (``none``, what most tests
                 exercise) or blue/green behind haproxy (``haproxy``), each slot
                 on a free port.
+            smoke: Deploys open the app's pages in a browser (``smoke.on_deploy``).
+                Off by default: the stand-in app has no pages to choose, and
+                most tests are about something else.
         """
+        on_deploy = "" if smoke else "smoke.on_deploy = false"
         slots = {
             env: f"proxy.blue_port = {blue}\nproxy.green_port = {green}"
             for env, (blue, green) in self.slot_ports.items()
@@ -201,6 +206,7 @@ class Project:
                 source = "{self.repo.path}"
                 app_dir = "app"
                 keep = 3
+                preflight = []  # the pre-flight has its own tests: test_preflight.py
 
                 [tool.cicd.runtime]
                 command = "{{python}} server.py {{port}} {{address}}"
@@ -216,11 +222,13 @@ class Project:
                 [tool.cicd.env.preprod]
                 port = {self.ports["preprod"]}
                 {slots["preprod"]}
+                {on_deploy}
                 {preprod}
 
                 [tool.cicd.env.prod]
                 port = {self.ports["prod"]}
                 {slots["prod"]}
+                {on_deploy}
                 """) + textwrap.dedent(extra))
 
 

@@ -757,6 +757,8 @@ def settings(proxy: str = "none") -> Settings:
         "runtime": {"command": "python server.py {port}"},
         "health": {"checks": [{"path": "/", "body_contains": "ok"}]},
         "proxy": {"kind": proxy},
+        # The stand-in app has no pages to open in a browser.
+        "smoke": {"on_deploy": False},
         "env": {ENV: {"port": 8501, "proxy": {"blue_port": 9001, "green_port": 9002}}},
     }
     return from_table(table, project_dir=Path("/nonexistent"))

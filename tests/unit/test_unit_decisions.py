@@ -239,3 +239,21 @@ def test_only_a_deploy_with_a_window_keeps_the_previous_warm() -> None:
     assert not keeps_warm("deploy", None, 60)
     assert not keeps_warm("deploy", A, 0)
     assert not keeps_warm("rollback", A, 60)
+
+
+def test_a_deploy_smokes_the_pages_before_users_get_them_a_rollback_does_not() -> None:
+    in_place = facts(smoke_pages=3, max_load=10)
+    steps = deploy_steps(in_place, A)
+    assert actions(steps)[-3:] == ["readiness", "smoke", "record"]
+    assert "3 page(s)" in steps[-2].text and "back to the previous" in steps[-2].text
+    blue_green = facts(
+        state=state(current=A, releases=(A,)), slots=slots(), smoke_pages=3
+    )
+    assert actions(deploy_steps(blue_green, B))[2:6] == [
+        "start-slot",
+        "readiness",
+        "smoke",
+        "switch",
+    ]
+    rolled = facts(state=state(current=B, releases=(B, A)), smoke_pages=3)
+    assert "smoke" not in actions(rollback_steps(rolled, A))

@@ -90,6 +90,10 @@ class HostFacts:
         persistent: What a production backup archives.
         source: Where releases are exported from.
         ports: Each slot's port.
+        smoke_pages: Pages a deploy opens in a browser on the new release before
+            users get it (0: no page smoke here, see
+            :func:`cicd.pipeline.release_smoke.smoke_planned`).
+        max_load: The slowest a page may load, in seconds (``smoke.max_load``).
     """
 
     host: str
@@ -105,6 +109,8 @@ class HostFacts:
     persistent: tuple[str, ...] = ()
     source: str = ""
     ports: dict[str, int] = field(default_factory=dict)
+    smoke_pages: int = 0
+    max_load: float = 10.0
 
 
 def other(slot: str) -> str:
@@ -230,7 +236,9 @@ def activation_steps(
         running: The release that serves until then.
     """
     if facts.slots is None:
-        return _in_place(facts, sha, running)
+        return _in_place(facts, sha, running) + _smoke(
+            facts, op, "back to the previous"
+        )
     slots = facts.slots
     choice = choose_slot(slots, sha)
     if choice.how == "serving":
@@ -257,6 +265,7 @@ def activation_steps(
                 f"never routed to ({short(running)} serves throughout), marked bad",
             ),
         ]
+        steps += _smoke(facts, op, "never routed to")
     live = slots.live
     first = (
         "; the first switch behind haproxy here: the app run in place stops and "
@@ -312,6 +321,20 @@ def keeps_warm(op: str, running: str | None, warm: float) -> bool:
     abandoned release is stopped.
     """
     return op == "deploy" and bool(running) and warm > 0
+
+
+def _smoke(facts: HostFacts, op: str, if_failed: str) -> list[Step]:
+    """A deploy's page smoke of the new release, where one runs."""
+    if op != "deploy" or not facts.smoke_pages:
+        return []
+    return [
+        Step(
+            "smoke",
+            f"open the {facts.smoke_pages} page(s) in a browser, each within "
+            f"{facts.max_load:g}s and with no exception; a page that fails: "
+            f"{if_failed}, marked bad",
+        )
+    ]
 
 
 def _after_switch(facts: HostFacts, live: str, op: str, running: str | None) -> Step:

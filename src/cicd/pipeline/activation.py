@@ -20,6 +20,7 @@ from cicd.core.messages import LOG_TAIL_LINES, short
 from cicd.checks.probe import RemoteFetcher
 from cicd.runtime.supervisor import SupervisorRuntime
 from cicd.core.decisions import choose_slot, keeps_warm
+from cicd.pipeline.release_smoke import PageSmokeFailed, smoke_planned, smoke_release
 
 if TYPE_CHECKING:
     from cicd.core.progress import Timeline
@@ -142,11 +143,13 @@ def activate(
     _restart_in_place(target, sha, timeline)
     try:
         readiness = wait_until_ready(target, timeline, label)
+        timeline.did("readiness")
+        if op == "deploy" and smoke_planned(target.settings, target.runner.remote):
+            _smoke(target, sha, target.settings.url, timeline)
     except DeployFailed as error:
         target.event("health", sha=sha, outcome="failed", detail=str(error))
         error.log = last_lines(target.live_runtime())
         raise
-    timeline.did("readiness")
     # With the intent's removal, after it in the same script: one round trip.
     target.event(
         "health",
@@ -245,7 +248,8 @@ def go_live(
     else:
         # The release that serves meanwhile, if haproxy routes to one.
         serving = running if facts.live else None
-        _start_on_slot(target, sha, choice.slot, timeline, label, serving, why)
+        smoke = op == "deploy" and smoke_planned(target.settings, target.runner.remote)
+        _start_on_slot(target, sha, choice.slot, timeline, label, serving, why, smoke)
     failpoints.hit("ready")
     live = facts.live
     _switch_to(target, sha, choice.slot, timeline, first, fresh, running, live)
@@ -282,11 +286,15 @@ def _start_on_slot(
     label: str,
     serving: str | None,
     why: str,
+    smoke: bool,
 ) -> None:
-    """Start ``sha`` on the idle ``slot`` and wait until it passes every check there.
+    """Start ``sha`` on the idle ``slot``; wait until it passes every check there.
+
+    With ``smoke``, every page of the app is then opened on that slot.
 
     Raises:
-        DeployFailed: Not ready there; the slot is stopped, nothing was routed.
+        DeployFailed: Not ready (or a page failed) there; the slot is stopped,
+            nothing was routed.
     """
     slots = target.slots
     runtime = slots.runtime(slot)
@@ -299,6 +307,9 @@ def _start_on_slot(
     failpoints.hit("restarted")
     try:
         readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
+        timeline.did("readiness")
+        if smoke:
+            _smoke(target, sha, slots.base_url(slot), timeline)
     except DeployFailed as error:
         log = last_lines(runtime)
         slots.stop(slot)
@@ -311,7 +322,6 @@ def _start_on_slot(
             routed=False,
             log=log,
         ) from None
-    timeline.did("readiness")
     target.event(
         "health",
         sha=sha,
@@ -319,6 +329,18 @@ def _start_on_slot(
         durations={"readiness": readiness.seconds},
         until_next_write=True,
     )
+
+
+def _smoke(target: Target, sha: str, base_url: str, timeline: Timeline) -> None:
+    """The page smoke of the new release (:mod:`.release_smoke`).
+
+    Raises:
+        DeployFailed: A page failed; the message names it and its exception.
+    """
+    try:
+        smoke_release(target, sha, base_url, timeline)
+    except PageSmokeFailed as error:
+        raise DeployFailed(str(error)) from None
 
 
 def _switch_to(

@@ -19,6 +19,7 @@ from cicd.core.decisions import HostFacts, Step
 from cicd.core.messages import short
 from cicd.host import intent
 from cicd.pipeline.activation import already_ready
+from cicd.pipeline.release_smoke import smoke_planned
 
 if TYPE_CHECKING:
     from cicd.core.state import EnvState
@@ -107,6 +108,12 @@ def read_facts(target: Target, sha: str, state: EnvState | None = None) -> HostF
         persistent=tuple(settings.persistent),
         source=settings.source,
         ports={slot: settings.proxy.slot_port(slot) for slot in ("blue", "green")},
+        smoke_pages=(
+            len(settings.smoke.pages)
+            if smoke_planned(settings, target.runner.remote)
+            else 0
+        ),
+        max_load=settings.smoke.max_load,
     )
 
 
