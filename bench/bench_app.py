@@ -72,6 +72,10 @@ def bench_app() -> list[Metric]:
                 root = "{project.root}"
                 source = "{project.repo}"
 
+                # The deploy's mechanics are measured, not the page smoke.
+                [tool.cicd.smoke]
+                on_deploy = false
+
                 [tool.cicd.health]
                 deadline = 180
                 interval = {interval}

@@ -105,6 +105,10 @@ def write_config(project: Project, host: Any, name: str) -> None:
             app_dir = "app"
             keep = 5
 
+            # The deploy's mechanics are measured, not the page smoke.
+            [tool.cicd.smoke]
+            on_deploy = false
+
             [tool.cicd.health]
             deadline = 60
             interval = 0.1

@@ -52,6 +52,10 @@ def _config(project: Project, kind: str, ci: str = "true") -> None:
         [tool.cicd.proxy]
         kind = "{kind}"
 
+        # The deploy's mechanics are measured, not the page smoke.
+        [tool.cicd.smoke]
+        on_deploy = false
+
         [tool.cicd.health]
         deadline = 180
         interval = 0.1

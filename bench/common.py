@@ -262,6 +262,10 @@ class Project:
                 [tool.cicd.runtime]
                 command = "{{python}} server.py {{port}}"
 
+                # The deploy's mechanics are measured, not the page smoke.
+                [tool.cicd.smoke]
+                on_deploy = false
+
                 [tool.cicd.health]
                 deadline = 60
                 interval = {interval}
