@@ -36,6 +36,7 @@ from bench_exposure import bench_exposure
 from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
 from bench_locked import bench_locked
+from bench_preflight import bench_preflight
 from bench_runner import bench_runner
 from bench_swarm import bench_swarm
 from bench_watch import bench_watch
@@ -54,6 +55,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "zero-downtime": bench_zero_downtime,
     "swarm": bench_swarm,
     "locked": bench_locked,
+    "preflight": bench_preflight,
     "demo": bench_demo,
 }
 OPT_IN = {"demo"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from cicd.core import messages
+from cicd.pipeline.preflight import Item, Preflight, forced_items
 from cicd.pipeline.production import check_reason, decide_prod
 from cicd.core.errors import UsageError
 from cicd.core.ledger import Event, EventName
@@ -147,3 +148,109 @@ def test_a_forced_start_message_says_what_and_why() -> None:
     assert messages.prod_started("prod", B) == (
         f"🎯 PROD - Deployment started\nSHA: {B[:7]}"
     )
+
+
+# -- the pre-flight's verdict, in words -----------------------------------------
+
+
+def preflight(*items: tuple[str, bool | None, str]) -> Preflight:
+    return Preflight(
+        B, tuple(Item(n, ok, figure) for n, ok, figure in items), False, 2.04
+    )
+
+
+def test_a_failed_item_refuses_and_one_not_checked_is_shown_but_not_blamed() -> None:
+    check = preflight(
+        ("serving", False, f"preprod serves {A[:7]}, not {B[:7]}"),
+        ("logs", None, f"not read: preprod does not serve {B[:7]}"),
+        ("window", True, 'none set (window = ""): any time'),
+    )
+
+    assert not check.ok and check.failed == ["serving"]
+    assert check.lines() == [
+        f"pre-flight of {B[:7]} (2.0s): failed: serving",
+        f"  ✗ serving  preprod serves {A[:7]}, not {B[:7]}",
+        f"  – logs     not read: preprod does not serve {B[:7]}",
+        '  ✓ window   none set (window = ""): any time',
+    ]
+    assert check.detail() == "pre-flight failed: serving"
+    assert check.refusal().startswith(
+        f"pre-flight failed for {B[:7]} (serving: preprod serves {A[:7]}, not "
+    )
+    assert "--force --reason" in check.refusal()
+    assert forced_items(check) == "pre-flight: serving"
+    assert [i["ok"] for i in check.as_dict()["items"]] == [False, None, True]
+
+
+def test_a_passed_pre_flight_forces_nothing_and_none_says_nothing() -> None:
+    assert forced_items(preflight(("window", True, "inside"))) == ""
+    assert Preflight(B).ok and Preflight(B).lines() == []
+
+
+def test_the_smoke_item_lists_each_page_with_its_load_time() -> None:
+    from cicd.core.smoke import PageResult
+
+    pages = (
+        PageResult("Ratings", True, 1.234),
+        PageResult(
+            "Seasonality", False, 0.8, "the page shows an exception: boom", "boom"
+        ),
+    )
+    item = Item("smoke", False, "1/2 pages ok, slowest Ratings 1.23 s", pages)
+
+    assert item.lines() == [
+        "✗ smoke    1/2 pages ok, slowest Ratings 1.23 s",
+        "    ✓ Ratings  1.23 s",
+        "    ✗ Seasonality  0.80 s: the page shows an exception: boom",
+    ]
+    shown = item.as_dict()["pages"]
+    assert shown[1] == {
+        "page": "Seasonality",
+        "ok": False,
+        "seconds": 0.8,
+        "reason": "the page shows an exception: boom",
+        "exception": "boom",
+    }
+
+
+def test_the_prod_messages_list_the_pre_flight() -> None:
+    lines = preflight(("window", False, "Fri 17:05 UTC, outside Tue-Thu")).lines()
+
+    started = messages.prod_started(
+        "prod", B, forced="pre-flight: window", reason="hotfix", preflight=lines
+    )
+    assert started.splitlines()[1:] == [
+        f"SHA: {B[:7]} (FORCED: pre-flight: window)",
+        "Reason: hotfix",
+        *lines,
+    ]
+    refused = messages.prod_refused("prod", B, lines)
+    assert refused.splitlines()[0] == (
+        f"🚫 PROD - Deployment of {B[:7]} refused by the pre-flight; nothing changed"
+    )
+    assert refused.splitlines()[1:] == lines
+
+
+def test_the_report_counts_refused_pre_flights_in_its_window_only() -> None:
+    from datetime import UTC, datetime
+
+    from cicd.reporting.dora import build
+
+    def refused(detail: str, time: str) -> Event:
+        return Event(
+            "refused", "prod", sha=B, outcome="refused", detail=detail, time=time
+        )
+
+    events = [
+        refused("pre-flight failed: smoke", "2026-11-01T10:00:00.000000Z"),  # too old
+        refused("pre-flight failed: logs, window", "2026-12-06T10:00:00.000000Z"),
+        refused("pre-flight failed: serving", "2026-12-07T09:00:00.000000Z"),
+        refused("confirmation 'deploy'", "2026-12-07T09:30:00.000000Z"),
+        refused("not validated by CI", "2026-12-07T09:40:00.000000Z"),
+    ]
+    report = build(
+        "prod", events, [], {}, end=datetime(2026, 12, 7, 12, tzinfo=UTC), days=7
+    )
+
+    assert report.refused_preflights == 2
+    assert report.as_dict()["refused_preflights"] == 2

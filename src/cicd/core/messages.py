@@ -170,20 +170,44 @@ def preprod_succeeded(
     )
 
 
-def prod_started(env: str, sha: str, *, forced: str = "", reason: str = "") -> Message:
+#: How the ledger's ``refused`` event of a failed pre-flight begins (the report
+#: counts them by it).
+PREFLIGHT_REFUSED = "pre-flight failed"
+
+
+def prod_started(
+    env: str,
+    sha: str,
+    *,
+    forced: str = "",
+    reason: str = "",
+    preflight: Sequence[str] = (),
+) -> Message:
     """A production deploy begins.
 
     Args:
         env: The environment.
         sha: The release deployed.
         forced: What ``--force`` overrode ("not validated by CI", "rolled back in
-            prod"), or nothing.
+            prod", "pre-flight: smoke"), or nothing.
         reason: Why, as the person gave it with ``--reason``.
+        preflight: The pre-flight's lines (its heading, then one per item).
     """
     return Message(
         f"🎯 {env.upper()} - Deployment started\nSHA: {short(sha)}"
         + (f" (FORCED: {forced})" if forced else "")
-        + (f"\nReason: {reason}" if reason else ""),
+        + (f"\nReason: {reason}" if reason else "")
+        + "".join(f"\n{line}" for line in preflight),
+        WARNING,
+        sha=sha,
+    )
+
+
+def prod_refused(env: str, sha: str, preflight: Sequence[str]) -> Message:
+    """The pre-flight failed: production was not touched."""
+    return Message(
+        f"🚫 {env.upper()} - Deployment of {short(sha)} refused by the pre-flight; "
+        "nothing changed" + "".join(f"\n{line}" for line in preflight),
         WARNING,
         sha=sha,
     )

@@ -4,13 +4,15 @@
 validated one) after the typed confirmation ``DEPLOY``. It refuses a sha CI has not
 validated, or one rolled back in production, unless forced with a reason that the
 ledger and the notification record (:func:`decide_prod`, which ``--plan`` asks
-too). The deploy itself is :func:`cicd.pipeline.deploy.run_deploy`'s, with a
-backup of persistent data before the switch.
+too). Then the pre-flight (:mod:`cicd.pipeline.preflight`) checks preprod, its
+pages, its log, the backups and the deploy window before anything changes. The
+deploy itself is :func:`cicd.pipeline.deploy.run_deploy`'s, with a backup of
+persistent data before the switch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,12 @@ from cicd.core.errors import UsageError, clip
 from cicd.core.messages import short
 from cicd.host.lock import REASON_LIMIT
 from cicd.pipeline.deploy import DeployProfile, DeployResult, run_deploy
+from cicd.pipeline.preflight import (
+    Preflight,
+    PreflightRefused,
+    forced_items,
+    run_preflight,
+)
 from cicd.transport.parallel import results_by_host
 
 if TYPE_CHECKING:
@@ -166,6 +174,7 @@ def deploy_prod(
     notifier: Notifier,
     batch: int = 0,
     reason: str = "",
+    seen: Callable[[Preflight], None] | None = None,
 ) -> DeployResult:
     """Deploy a CI-validated sha to production after a typed confirmation.
 
@@ -174,16 +183,17 @@ def deploy_prod(
         preprod: The environment whose validated sha is the default.
         revision: The sha to deploy; defaults to preprod's last validated sha.
         confirm: Must be exactly ``DEPLOY``.
-        force: Deploy a sha CI has not validated, or one rolled back in production
-            (recorded in the ledger).
+        force: Deploy a sha CI has not validated, one rolled back in production,
+            or one whose pre-flight failed (recorded in the ledger).
         notifier: Where messages go.
         batch: Hosts activated at a time (0: all at once).
-        reason: Why (``--reason``): required with ``force``, recorded in the
-            ledger and sent with the start message.
+        reason: Why (``--reason``, required with ``force``): recorded and sent.
+        seen: Given the pre-flight once it ran (for ``--json`` and the summary).
 
     Raises:
         UsageError: ``force`` without a reason, not confirmed, no sha, not
-            validated, or rolled back in production; nothing changed.
+            validated, rolled back in production, or a failed pre-flight
+            (:class:`PreflightRefused`); nothing changed.
         DeployFailed: Not ready; the previous production release runs again.
     """
     first = hosts[0]
@@ -208,11 +218,33 @@ def deploy_prod(
             decision.sha,
         )
     sha = decision.sha
-    results_by_host(lambda t: t.live_runtime().preflight(), hosts)
+    check = _preflight(hosts, preprod, sha, force=force, notifier=notifier)
+    (seen or (lambda _: None))(check)
     # Validated on preprod: production's own rollbacks may pick it again.
     validated_by = preprod.env if pre.is_good(sha) else None
-    profile = _prod_profile(first, sha, decision, reason, batch, validated_by)
+    profile = _prod_profile(first, sha, decision, reason, batch, validated_by, check)
     return run_deploy(hosts, sha, notifier, profile)
+
+
+def _preflight(
+    hosts: list[Target], preprod: Target, sha: str, *, force: bool, notifier: Notifier
+) -> Preflight:
+    """Check the runtime's tools, then run the pre-flight, saying each item.
+
+    Raises:
+        PreflightRefused: An item failed and ``force`` was not given (recorded
+            on every host, and sent).
+    """
+    results_by_host(lambda t: t.live_runtime().preflight(), hosts)
+    if hosts[0].settings.preflight:
+        notifier.say(f"pre-flight of {short(sha)}:")
+    check = run_preflight(hosts, preprod, sha, say=notifier.say)
+    if check.items:
+        notifier.say(check.lines()[0])
+    if not check.ok and not force:
+        notifier.send(messages.prod_refused(hosts[0].env, sha, check.lines()))
+        raise _refuse(hosts, check.detail(), "", sha, PreflightRefused(check))
+    return check
 
 
 def _check_confirmation(hosts: list[Target], confirm: str, notifier: Notifier) -> None:
@@ -232,13 +264,17 @@ def _check_confirmation(hosts: list[Target], confirm: str, notifier: Notifier) -
 
 
 def _refuse(
-    hosts: list[Target], detail: str, message: str, sha: str | None = None
+    hosts: list[Target],
+    detail: str,
+    message: str,
+    sha: str | None = None,
+    error: UsageError | None = None,
 ) -> UsageError:
     """Record production's refusal on every host; the error to raise."""
     for target in hosts:
         target.ensure_dirs()
         target.event("refused", sha=sha, outcome="refused", detail=detail)
-    return UsageError(message)
+    return error or UsageError(message)
 
 
 def _prod_profile(
@@ -248,12 +284,18 @@ def _prod_profile(
     reason: str,
     batch: int,
     validated_by: str | None,
+    check: Preflight,
 ) -> DeployProfile:
     """What production's deploy says and adds: backup, forced checks, reason."""
-    said = [f"forced: {decision.forced}"] if decision.forced else []
+    forced = ", ".join(f for f in (decision.forced, forced_items(check)) if f)
+    said = [f"forced: {forced}"] if forced else []
     return DeployProfile(
         started=messages.prod_started(
-            first.env, sha, forced=decision.forced, reason=reason
+            first.env,
+            sha,
+            forced=forced,
+            reason=reason,
+            preflight=check.lines(),
         ),
         succeeded=messages.prod_succeeded(
             first.env, sha, first.settings.public_url or first.settings.url

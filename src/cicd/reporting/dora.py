@@ -34,6 +34,7 @@ from typing import Any
 
 from cicd.ci import FAILURE, SUPERSEDED
 from cicd.core.ledger import Event
+from cicd.core.messages import PREFLIGHT_REFUSED
 
 #: Longest time one monitor result stands for (the monitor runs hourly).
 MAX_GAP = timedelta(hours=2)
@@ -113,6 +114,8 @@ class EnvReport:
     days: tuple[Day, ...]
     incidents: tuple[Incident, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: Production deploys the pre-flight refused (``refused`` events).
+    refused_preflights: int = 0
 
     @property
     def deploys(self) -> int:
@@ -212,6 +215,7 @@ class EnvReport:
                 }
                 for c in self.changes
             ],
+            "refused_preflights": self.refused_preflights,
             "warnings": list(self.warnings),
         }
 
@@ -327,6 +331,13 @@ def build(
         days=tuple(_days(checks, start, end)),
         incidents=tuple(sorted(incidents + outages, key=lambda i: i.start)),
         warnings=tuple(warnings),
+        refused_preflights=sum(
+            1
+            for moment, e in timed
+            if moment >= start
+            and e.event == "refused"
+            and e.detail.startswith(PREFLIGHT_REFUSED)
+        ),
     )
 
 

@@ -87,7 +87,10 @@ def percent(value: float | None, digits: int = 1) -> str:
 
 
 def summary(report: EnvReport) -> list[tuple[str, str, str]]:
-    """The five measures as (name, value, DORA level or note) rows."""
+    """The five measures as (name, value, DORA level or note) rows.
+
+    A sixth row counts the production deploys the pre-flight refused, when any.
+    """
     levels = report.levels()
     failed = report.failed_changes
     counted = Counter(c.failed for c in failed)
@@ -132,6 +135,11 @@ def summary(report: EnvReport) -> list[tuple[str, str, str]]:
             levels["restore"],
         ),
         ("Availability", percent(report.availability, 2), availability_note),
+        *(
+            [("Refused pre-flights", str(report.refused_preflights), "")]
+            if report.refused_preflights
+            else []
+        ),
     ]
 
 

@@ -218,6 +218,9 @@ def _timings(document: dict[str, Any]) -> list[str]:
 def _checks(document: dict[str, Any], hosts: Iterable[dict[str, Any]]) -> list[str]:
     """The checks: failed CI jobs, health details, a deploy's detail."""
     items = [f"- failed: {_cell(job)}" for job in document.get("failed") or []]
+    for item in (document.get("preflight") or {}).get("items", []):
+        mark = {True: "✓", False: "✗"}.get(item["ok"], "–")
+        items.append(f"- pre-flight {item['item']}: {mark} {_cell(item['figure'])}")
     for host in hosts:
         if "detail" in host and host.get("detail"):
             word = "ok" if host.get("ok", True) else "FAIL"
