@@ -62,16 +62,18 @@ def swap_in(live: str, staged: str, old: str, *members: str) -> Command:
     """Put each staged member in place of the live one, keeping the live one aside.
 
     For each member: ``live/m`` moves to ``old/m``, then ``staged/m`` to ``live/m``,
-    each an atomic rename. Run again after a kill at any point it does only what
-    is left (a member no longer staged is done), so a restore is finished by
-    running it again.
+    each an atomic rename; ``staged`` is removed once empty. Run again after a
+    kill at any point it does only what is left (a member no longer staged is
+    done), so a restore is finished by running it again.
     """
     return sh(
         'live="$1"; staged="$2"; old="$3"; shift 3; mkdir -p -- "$old" || exit 1; '
         'for m; do [ -e "$staged/$m" ] || continue; '
         'if [ -e "$live/$m" ]; then rm -rf -- "$old/$m" && '
         'mv -T -- "$live/$m" "$old/$m" || exit 1; fi; '
-        'mv -T -- "$staged/$m" "$live/$m" || exit 1; done',
+        'mv -T -- "$staged/$m" "$live/$m" || exit 1; done; '
+        # Emptied: gone, so only the data kept aside is left to clean up.
+        'rmdir -- "$staged" 2>/dev/null; exit 0',
         live,
         staged,
         old,

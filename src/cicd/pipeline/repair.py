@@ -1,11 +1,13 @@
 """Make what serves agree with ``current`` again, after a crash or a drift.
 
 Called under the environment's lock by every deploy, rollback and CI verdict before
-it acts, and by ``invoke status --repair``. Two cases:
+it acts, and by ``invoke status --repair``. Three cases:
 
 - an **intent** is left (a run died between "switch" and "ready"): the switch is
   completed — the release ``current`` names is restarted and must get ready — or,
   if it cannot get ready, undone: the intent's previous release is put back;
+- a **restore's** intent (``why: restore``): the restore is finished or undone
+  (:func:`cicd.pipeline.restore.settle`);
 - no intent, but **drift**: the app runs another release than ``current`` names
   (or none): ``current`` is restarted and must get ready.
 
@@ -20,6 +22,7 @@ from cicd.core import messages
 from cicd.host import intent
 from cicd.reporting import github_deployments
 from cicd.pipeline.activation import activate, already_ready, go_live, wait_until_ready
+from cicd.pipeline.restore import settle as settle_restore
 from cicd.core.errors import CicdError
 from cicd.core.ledger import corrupt_lines
 from cicd.core.messages import short
@@ -48,6 +51,9 @@ def repair(target: Target, notifier: Notifier, *, thorough: bool = False) -> str
             ready (both recorded); a person must look.
     """
     pending = intent.read(target.context)
+    if pending is not None and pending.get("why") == "restore":
+        # A restore's intent: its data is finished or undone, not a release.
+        return settle_restore(target, pending, notifier)
     if pending is None and not thorough:
         return None
     current = target.current()

@@ -13,6 +13,7 @@ from invoke.collection import Collection
 from cicd.core import redact
 from cicd.tasks import (
     audit,
+    backup,
     deploy,
     health,
     hooks,
@@ -35,6 +36,7 @@ ns.add_collection(Collection.from_module(notify, name="notify"))
 ns.add_collection(Collection.from_module(hooks, name="hooks"))
 ns.add_collection(Collection.from_module(watch, name="watch"))
 ns.add_collection(Collection.from_module(secrets, name="secrets"))
+ns.add_collection(Collection.from_module(backup, name="backup"))
 for _task in (
     ops.rollback,
     health.health,
