@@ -29,9 +29,12 @@ def test_demo_flow_deploys_rolls_back_and_promotes(
         ports=ports,
         ci_command="sh -c 'grep -q v1 app/version.txt'",
         breakage=Breakage("app/version.txt", "v1", "v2", "break it"),
-        top_config='app_dir = "app"',
+        # The stand-in app has no pages to smoke nor a log worth a pre-flight.
+        top_config='app_dir = "app"\npreflight = []',
         health_config='checks = [{ path = "/", body_contains = "ok" }]',
-        extra_config='[tool.cicd.runtime]\ncommand = "{python} server.py {port}"\n',
+        # The stand-in app has no pages for the deploys' browser smoke.
+        extra_config='[tool.cicd.runtime]\ncommand = "{python} server.py {port}"\n'
+        "[tool.cicd.smoke]\non_deploy = false\n",
         verdict_timeout=60,
     )
     try:
