@@ -21,7 +21,7 @@ from cicd.pipeline.production import deploy_prod
 from cicd.reporting.notify import Notifier
 from cicd.pipeline.rollback import rollback
 from cicd.pipeline.watch import verdict, watch
-from tests.conftest import Project
+from tests.conftest import Project, invoke
 from tests.github_fake import FakeGitHub, error
 from tests.github_fake import REPOSITORY
 from tests.integration.test_watch import TOKEN, body, deploy
@@ -321,3 +321,22 @@ def test_a_cancelled_or_inconclusive_ci_leaves_an_error_status(
         "status aaaaaaa cicd/preprod error: CI cancelled: superseded",
         "status bbbbbbb cicd/preprod error: CI inconclusive: still pending",
     ]
+
+
+def test_notify_flush_delivers_the_github_calls_kept_by_hand(
+    project: Project, github: FakeGitHub
+) -> None:
+    github.write_interceptor = lambda request: error(500, "Server Error")
+    use_github(project, github)
+    v1 = project.repo.commit("v1")
+    deploy(project, v1)
+    assert len(outbox(project)) == 4 and github.story == []
+    github.write_interceptor = None
+    github_deployments.reset()
+    flushed = invoke("notify.flush", "--env", "preprod")
+    assert flushed.returncode == 0, flushed.stderr
+    assert "preprod: GitHub calls all delivered" in flushed.stdout
+    assert outbox(project) == []
+    assert (
+        github.story[2] == f"deployment 1000 preprod {v1[:7]} success: {v1[:7]} serves"
+    )

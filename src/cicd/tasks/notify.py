@@ -53,7 +53,9 @@ def flush(c: Any, env: str = "", requeue: bool = False) -> None:
 
     A message Discord refuses for good (a 4xx other than 429) is set aside in
     <env>/rejected.jsonl so it never blocks the ones behind it; every set-aside
-    message is listed here until --requeue sends it again.
+    message is listed here until --requeue sends it again. With provider github,
+    the GitHub deployment and status calls kept in <env>/github-outbox.json are
+    delivered too, in order.
     """
     with reported():
         settings = task_settings(c)
@@ -74,6 +76,19 @@ def flush(c: Any, env: str = "", requeue: bool = False) -> None:
                     + (f", {done.set_aside} set aside" if done.set_aside else "")
                 )
             _report_rejected(name, n)
+            _flush_github(name, n)
+
+
+def _flush_github(name: str, n: Notifier) -> None:
+    """Deliver the GitHub calls a deploy could not make (provider github only)."""
+    from cicd.reporting.github_deployments import GitHubDeployments, reporter
+
+    github = reporter(n.target, n)
+    if isinstance(github, GitHubDeployments):
+        left = github.flush()
+        print(
+            f"{name}: GitHub calls {'all delivered' if not left else f'{left} still kept'}"
+        )
 
 
 def _report_rejected(name: str, n: Notifier) -> None:
