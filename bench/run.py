@@ -37,6 +37,7 @@ from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
 from bench_locked import bench_locked
 from bench_preflight import bench_preflight
+from bench_restore import bench_restore
 from bench_runner import bench_runner
 from bench_swarm import bench_swarm
 from bench_watch import bench_watch
@@ -56,6 +57,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "swarm": bench_swarm,
     "locked": bench_locked,
     "preflight": bench_preflight,
+    "restore": bench_restore,
     "demo": bench_demo,
 }
 OPT_IN = {"demo"}
