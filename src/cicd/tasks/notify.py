@@ -86,9 +86,8 @@ def _flush_github(name: str, n: Notifier) -> None:
     github = reporter(n.target, n)
     if isinstance(github, GitHubDeployments):
         left = github.flush()
-        print(
-            f"{name}: GitHub calls {'all delivered' if not left else f'{left} still kept'}"
-        )
+        said = f"{left} still kept" if left else "all delivered"
+        print(f"{name}: GitHub calls {said}")
 
 
 def _report_rejected(name: str, n: Notifier) -> None:
