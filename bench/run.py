@@ -39,6 +39,7 @@ from bench_locked import bench_locked
 from bench_preflight import bench_preflight
 from bench_restore import bench_restore
 from bench_runner import bench_runner
+from bench_smoke import bench_smoke
 from bench_swarm import bench_swarm
 from bench_watch import bench_watch
 from bench_zero_downtime import bench_zero_downtime
@@ -56,6 +57,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "zero-downtime": bench_zero_downtime,
     "swarm": bench_swarm,
     "locked": bench_locked,
+    "smoke": bench_smoke,
     "preflight": bench_preflight,
     "restore": bench_restore,
     "demo": bench_demo,

@@ -136,7 +136,10 @@ class DevTools:
         message["params"] = params or {}
         if session:
             message["sessionId"] = session
-        os.write(self.to_browser, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self.to_browser, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            raise BrowserGone("the browser closed the DevTools pipe") from None
         while True:
             reply = self._next(deadline)
             if reply.get("id") == self.last_id:

@@ -317,7 +317,11 @@ def _visit_all(
     """Load the app, list its pages, and judge each one into ``results``."""
     landing, _, _ = tab.load(_url(base_url, "/"))
     for page in plan_pages(pages, landing.labels):
-        seen, finished, seconds = _reach(tab, base_url, page, landing)
+        try:
+            seen, finished, seconds = _reach(tab, base_url, page, landing)
+        except PageDidNotLoad as error:  # this page only: the others still count
+            results.append(PageResult(page.name, False, 0.0, str(error)))
+            continue
         if seen is None:
             results.append(not_found(page, tab.last.labels if tab.last else []))
             continue
