@@ -115,6 +115,27 @@ def test_a_sha_preprod_does_not_serve_is_refused_and_counted_by_the_report(
 
 
 @pytest.mark.slow
+def test_the_plan_of_a_sha_nothing_serves_shows_the_refusal_and_changes_nothing(
+    project: Project,
+) -> None:
+    configure(project, ["serving", "smoke"])
+    sha = project.repo.commit("v1")
+    validate(project, sha)  # CI passed, but preprod never ran it
+
+    plan = invoke("deploy.prod", "--plan", "--json")
+
+    assert plan.returncode == 0, plan.stderr
+    document = json.loads(plan.stdout)
+    serving, smoke = document["preflight"]["items"]
+    assert serving["ok"] is False
+    assert serving["figure"].startswith(f"preprod serves nothing, not {sha[:7]}")
+    assert smoke["ok"] is None and smoke["figure"].startswith("not run: ")
+    refused = document["hosts"][0]["refused"]
+    assert refused.startswith(f"pre-flight failed for {sha[:7]} (serving: ")
+    assert ledger(project) == [] and not prod_current(project).exists()
+
+
+@pytest.mark.slow
 def test_an_error_line_in_preprods_log_since_the_sha_started_is_quoted(
     project: Project,
 ) -> None:

@@ -176,7 +176,6 @@ def run_preflight(
     *,
     plan: bool = False,
     now: datetime | None = None,
-    say: Callable[[str], None] | None = None,
 ) -> Preflight:
     """Check each item of production's ``preflight`` for ``sha``, in order.
 
@@ -187,21 +186,14 @@ def run_preflight(
         plan: Read only (``--plan``): the backup item runs no restore check and
             records nothing.
         now: The time the window is checked at (default: now).
-        say: Where each item's line goes as soon as it is known.
 
     Returns:
         The pre-flight; it never raises for a failed item.
     """
     started = time.monotonic()
     run = _Run(hosts, preprod, sha, plan, now or datetime.now(UTC))
-    items = []
-    for name in hosts[0].settings.preflight:
-        item = CHECKS[name](run)
-        items.append(item)
-        if say is not None:
-            for line in item.lines():
-                say(f"  {line}")
-    return Preflight(sha, tuple(items), plan, time.monotonic() - started)
+    items = tuple(CHECKS[name](run) for name in hosts[0].settings.preflight)
+    return Preflight(sha, items, plan, time.monotonic() - started)
 
 
 def _serving(run: _Run) -> Item:

@@ -236,11 +236,11 @@ def _preflight(
             on every host, and sent).
     """
     results_by_host(lambda t: t.live_runtime().preflight(), hosts)
-    if hosts[0].settings.preflight:
-        notifier.say(f"pre-flight of {short(sha)}:")
-    check = run_preflight(hosts, preprod, sha, say=notifier.say)
-    if check.items:
-        notifier.say(check.lines()[0])
+    items = hosts[0].settings.preflight
+    if items:
+        # Its results are said once, in the start (or refusal) message.
+        notifier.say(f"pre-flight of {short(sha)}: {', '.join(items)}")
+    check = run_preflight(hosts, preprod, sha)
     if not check.ok and not force:
         notifier.send(messages.prod_refused(hosts[0].env, sha, check.lines()))
         raise _refuse(hosts, check.detail(), "", sha, PreflightRefused(check))
