@@ -56,14 +56,19 @@ def contents(folder: Path) -> dict[str, str]:
     }
 
 
-def taken(project: Project) -> tuple[str, Path]:
-    """Deploy v1 to prod, fill ``shared/``, take a backup: its stamp and archive."""
+def taken(project: Project, app_env: str = "") -> tuple[str, Path]:
+    """Deploy v1 to prod, fill ``shared/``, take a backup: its stamp and archive.
+
+    ``app_env``: the app's secrets file as it is backed up (none when empty).
+    """
     v1 = project.repo.commit("v1")
     prod = project.target("prod")
     deploy_preprod([prod], v1, Notifier(prod))
     (shared(project) / "db").mkdir(parents=True)
     (shared(project) / "ratings.db").write_text("precious")
     (shared(project) / "db" / "recipes.csv").write_text("id,name\n1,soup\n")
+    if app_env:
+        (shared(project) / "app.env").write_text(app_env)
     back_up(prod, v1, Timeline(lambda line: None))
     (archive,) = (project.root / "prod" / "backups").glob("*.tar.gz")
     return archive.name.split("-")[0], archive
@@ -159,6 +164,26 @@ def test_a_restore_check_restores_into_scratch_and_leaves_the_data_alone(
     assert leftovers(project) == []
     last = ledger(project)[-1]
     assert (last["event"], last["outcome"]) == ("restore", "failed"), last
+
+
+def test_data_the_app_cannot_start_on_is_put_back_and_the_app_restarted(
+    project: Project,
+) -> None:
+    project.write(deadline=1.5)
+    # Backed up with a secrets file the app's loader refuses: it cannot start.
+    stamp, _ = taken(project, app_env="this is no KEY=VALUE line\n")
+    (shared(project) / "app.env").write_text("GREETING=hello\n")
+    damage(project)
+    before = contents(shared(project))
+    failed = invoke("backup.restore", "--env", "prod", "--from", stamp)
+    assert failed.returncode == 1, said(failed)
+    assert f"did not get ready on the data of {stamp}" in failed.stderr
+    assert "the previous data is back" in failed.stderr
+    assert contents(shared(project)) == before
+    assert leftovers(project) == []
+    assert requests.get(project.url("prod"), timeout=5).text.strip() == "v1 ok"
+    outcomes = [e["outcome"] for e in ledger(project) if e["event"] == "restore"]
+    assert outcomes == ["ok", "failed"]
 
 
 def truncate(archive: Path) -> None:
