@@ -337,3 +337,29 @@ def test_fab_lists_verifies_and_restores_over_ssh(
     refused = fab(fleet, "-H", "h1", "backup.restore", "--env", "prod", "--from", stamp)
     assert refused.returncode == 1 and "is corrupt" in refused.stderr, refused.stderr
     assert (data / "ratings.db").read_text() == "damaged"
+
+
+@pytest.mark.parametrize("point", ["restore-extracted", "restore-swapped"])
+def test_a_power_loss_mid_restore_is_settled_by_start(
+    project: Project, point: str
+) -> None:
+    from tests.integration.test_power_loss import power_loss
+
+    stamp, _ = taken(project)
+    damage(project)
+    cut = invoke(
+        "backup.restore",
+        "--env",
+        "prod",
+        "--from",
+        stamp,
+        env={"CICD_FAILPOINT": point},
+    )
+    assert cut.returncode in KILLED, said(cut)
+    power_loss(project)  # supervisord and the app die with the restore
+    started = invoke("start", timeout=90, env={"CICD_FAILPOINT": ""})
+    assert started.returncode == 0, said(started)
+    expected = DAMAGED if point == "restore-extracted" else ORIGINAL
+    assert contents(shared(project)) == expected
+    assert leftovers(project) == []
+    assert requests.get(project.url("prod"), timeout=5).text.strip() == "v1 ok"
