@@ -61,6 +61,7 @@ OPTION_VALUES: dict[str, tuple[str, ...]] = {
     "env": ALL,  # "twelve" is an unknown environment
     "sha": ALL,  # "twelve" is no commit of the source
     "to": ALL,  # "twelve" is no kept release
+    "from_": ALL,  # "twelve" is no backup stamp
     "outcome": ALL,
     "since": ALL,
     "url": ALL,
@@ -105,6 +106,7 @@ BASE: dict[str, list[str]] = {
     "watch.verdict": ["--sha", "{sha}", "--run-id", "1"],
     "health": ["--monitor"],  # --patience goes with it
     "lock.acquire": ["--reason", "maintenance"],
+    "backup.restore": ["--from", "20261207T000000Z"],
 }
 
 
