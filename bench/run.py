@@ -36,6 +36,7 @@ from bench_exposure import bench_exposure
 from bench_fleet import BenchSkipped, bench_fleet
 from bench_list import bench_list
 from bench_locked import bench_locked
+from bench_locked_app import bench_locked_app
 from bench_preflight import bench_preflight
 from bench_restore import bench_restore
 from bench_runner import bench_runner
@@ -57,6 +58,7 @@ BENCHMARKS: dict[str, Callable[[], list[Metric]]] = {
     "zero-downtime": bench_zero_downtime,
     "swarm": bench_swarm,
     "locked": bench_locked,
+    "locked-app": bench_locked_app,
     "smoke": bench_smoke,
     "preflight": bench_preflight,
     "restore": bench_restore,
