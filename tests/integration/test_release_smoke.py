@@ -14,27 +14,16 @@ import shutil
 
 import pytest
 
-from cicd.checks.browser import find_chromium
 from cicd.pipeline.activation import DeployFailed
 from cicd.pipeline.deploy import deploy_preprod
 from cicd.pipeline.plan import plan_deploy
 from cicd.reporting.notify import Notifier
 from tests.conftest import REPO_ROOT, Project, git
+from tests.integration.test_rendered import STREAMLIT
+from tests.integration.test_rendered import pytestmark as rendered_marks
 
-pytestmark = [
-    pytest.mark.skipif(
-        find_chromium() is None,
-        reason="needs Chromium for the page smoke: apt-get install chromium "
-        "(CI's .ci/run installs it)",
-    ),
-    pytest.mark.slow,  # Streamlit and a real browser
-]
-
-STREAMLIT = (
-    "{python} -m streamlit run src/mangetamain/app.py --server.port {port}"
-    " --server.address 127.0.0.1 --server.headless true"
-    " --browser.gatherUsageStats false"
-)
+# Chromium and Streamlit, as the rendered-page test needs them.
+pytestmark = rendered_marks
 BROKEN = "    raise ZeroDivisionError('the seasonality page is broken')\n"
 
 
