@@ -129,10 +129,10 @@ def test_deploy_goes_to_the_idle_slot_and_keeps_the_previous_warm(
         "append preprod/ledger.jsonl: deploy",
         "remove preprod/lock",
     ]
-    assert stage.host.trips == 41
+    assert stage.host.trips == 37
     # Asked again and again, each a round trip of its own: what haproxy routes to,
     # and the slot the last switch chose.
-    assert reads(stage, "haproxy show") == 8
+    assert reads(stage, "haproxy show") == 5
     assert reads(stage, "read preprod/live") == 3
     assert stage.host.events("preprod")[7:] == [
         "deploy:started",
@@ -214,8 +214,8 @@ def test_rollback_to_the_warm_previous_release_is_a_switch_without_restart(
         "remove preprod/lock",
     ]
     # In place the same rollback is 4 round trips.
-    assert stage.host.trips == 30
-    assert reads(stage, "haproxy show") == 8
+    assert stage.host.trips == 27
+    assert reads(stage, "haproxy show") == 6
     assert reads(stage, "read preprod/live") == 3
     assert stage.host.events("preprod")[-4:] == [
         "switch",

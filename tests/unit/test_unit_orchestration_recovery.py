@@ -155,7 +155,7 @@ def test_verdict_success_validates_and_stops_the_warm_slot(watched: Stage) -> No
         f"write {journal}",
         "remove preprod/lock",
     ]
-    assert stage.host.trips == 23
+    assert stage.host.trips == 22
     assert stage.host.events("preprod")[-2:] == ["ci:success", "validated"]
     assert stage.host.files[stage.path("validated")] == V2 + "\n"
     assert "app-preprod-blue" not in stage.host.running
@@ -197,7 +197,7 @@ def test_verdict_failure_rolls_back_to_the_warm_release(watched: Stage) -> None:
         "write preprod/watch/b2b2b2b.json",
         "remove preprod/lock",
     ]
-    assert stage.host.trips == 44
+    assert stage.host.trips == 42
     assert stage.host.events("preprod")[-5:] == [
         "ci:failure",
         "marked_bad:bad",

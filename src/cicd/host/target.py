@@ -13,6 +13,7 @@ from posixpath import basename, join
 from typing import TYPE_CHECKING, Any
 
 from cicd.core import lock_details
+from cicd.core.config_schema import SLOTS
 from cicd.core.decisions import doomed_releases
 from cicd.commands import Command, files, git
 from cicd.core.errors import CicdError, UsageError, clip
@@ -145,6 +146,16 @@ class Target:
             )
         return self._runtime
 
+    def tools_runtime(self) -> Runtime:
+        """A runtime to ask what does not depend on the slot: its programs.
+
+        Its preflight (are supervisord and supervisorctl there?) is the same for
+        both slots, so nothing asks haproxy which one is live.
+        """
+        if self.is_proxied():
+            return self.slots.runtime(SLOTS[0])
+        return self.live_runtime()
+
     # -- files --------------------------------------------------------------
 
     def ensure_dirs(self) -> None:
@@ -161,7 +172,7 @@ class Target:
         return [
             files.read(self.paths.intent),
             files.snapshot(self.paths.dir),
-            *self.live_runtime().preflight_reads(),
+            *self.tools_runtime().preflight_reads(),
         ]
 
     def closing_reads(self) -> list[Command]:
@@ -349,7 +360,7 @@ class Target:
         result = self.runner.run(
             git.resolve_described(self.repo, revision),
             check=False,
-            prefetch=self.live_runtime().preflight_reads(),
+            prefetch=self.tools_runtime().preflight_reads(),
         )
         sha, _, rest = result.stdout.strip().partition("\x00")
         if not (result.ok and re.fullmatch(r"[0-9a-f]{40}", sha)):

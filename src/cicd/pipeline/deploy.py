@@ -126,7 +126,7 @@ def deploy_preprod(
     """
     first = hosts[0]
     sha = first.resolve(revision)  # the first host's tools are read with it
-    results_by_host(lambda t: t.live_runtime().preflight(), hosts)
+    results_by_host(lambda t: t.tools_runtime().preflight(), hosts)
     author, subject = first.describe(sha)
     profile = DeployProfile(
         started=messages.preprod_started(first.env, sha, author, subject),

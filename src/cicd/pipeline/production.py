@@ -235,7 +235,7 @@ def _preflight(
         PreflightRefused: An item failed and ``force`` was not given (recorded
             on every host, and sent).
     """
-    results_by_host(lambda t: t.live_runtime().preflight(), hosts)
+    results_by_host(lambda t: t.tools_runtime().preflight(), hosts)
     items = hosts[0].settings.preflight
     if items:
         # Its results are said once, in the start (or refusal) message.

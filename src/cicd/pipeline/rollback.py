@@ -185,7 +185,7 @@ def rollback_locked(
     report_corrupt(target, state, notifier)
     sha = choose(state, to)
     abandoned = state.current if state.current != sha else None
-    target.live_runtime().preflight()
+    target.tools_runtime().preflight()
     github = github_deployments.reporter(target, notifier)
     github.started(sha, task="rollback")
     try:
