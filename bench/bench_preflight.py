@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench_fleet import BenchSkipped
-from common import Metric, log, median, timed
+from common import Metric, log, median, page_load_metrics, timed
 
 ROUNDS = 3
 
@@ -71,17 +71,4 @@ def bench_preflight() -> list[Metric]:
             "page included), the smoke of every page in Chromium, preprod's log",
         )
     ]
-    for name, samples in loads.items():
-        metrics.append(
-            Metric(
-                "preflight",
-                f"  load time: {name}",
-                median(samples),
-                ROUNDS,
-                samples=samples,
-                value=median(samples),
-                limit=10.0,
-                target="smoke.max_load",
-            )
-        )
-    return metrics
+    return metrics + page_load_metrics("preflight", loads, ROUNDS, "smoke.max_load")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_fleet import BenchSkipped
-from common import Metric, log, median, timed
+from common import Metric, log, median, page_load_metrics, timed
 
 ROUNDS = 3
 
@@ -69,20 +69,7 @@ def bench_smoke() -> list[Metric]:
             "sidebar page chosen and judged (text, no exception box, load time)",
         )
     ]
-    for name, samples in loads.items():
-        metrics.append(
-            Metric(
-                "smoke",
-                f"  load time: {name}",
-                median(samples),
-                ROUNDS,
-                samples=samples,
-                value=median(samples),
-                limit=10.0,
-                target="<= 10 s",
-                meaning="navigation or click to content (run ended, screen still)",
-            )
-        )
+    metrics += page_load_metrics("smoke", loads, ROUNDS, "<= 10 s")
     metrics.append(_playwright_metric(walls, playwright))
     return metrics
 

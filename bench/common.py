@@ -128,6 +128,26 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+def page_load_metrics(
+    bench: str, loads: dict[str, list[float]], rounds: int, target: str
+) -> list[Metric]:
+    """One row per page: its load time's median against ``smoke.max_load`` (10 s)."""
+    return [
+        Metric(
+            bench,
+            f"  load time: {name}",
+            median(samples),
+            rounds,
+            samples=samples,
+            value=median(samples),
+            limit=10.0,
+            target=target,
+            meaning="navigation or click to content (run ended, screen still)",
+        )
+        for name, samples in loads.items()
+    ]
+
+
 def log(text: str) -> None:
     """Progress on stderr, so the table on stdout stays clean."""
     print(f"  [bench] {text}", file=sys.stderr, flush=True)
