@@ -11,6 +11,7 @@ reload.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ sys.stdout.write(out.decode(errors="replace"))
 
 @dataclass(frozen=True)
 class Server:
-    """One slot as haproxy knows it."""
+    """One slot (on one swarm node) as haproxy knows it."""
 
     name: str
     address: str
@@ -159,6 +160,26 @@ def parse_servers(text: str) -> dict[str, tuple[int, int]]:
             continue
         found[fields[3]] = (int(fields[5]), int(fields[6]))
     return found
+
+
+def server_name(slot: str, node: str) -> str:
+    """A slot's server: ``blue``, or on a swarm node, ``blue-NODE`` (made safe)."""
+    return f"{slot}-{re.sub(r'[^A-Za-z0-9_.-]', '_', node)}" if node else slot
+
+
+def slot_of(server: str) -> str:
+    """The slot a server belongs to (``blue-node1`` → ``blue``)."""
+    return server.split("-", 1)[0]
+
+
+def of(slot: str, servers: Sequence[str]) -> list[str]:
+    """The servers of one slot among ``servers``."""
+    return [name for name in servers if slot_of(name) == slot]
+
+
+def routed_slots(servers: dict[str, tuple[int, int]]) -> list[str]:
+    """The slots with a server haproxy is told to route to, in the config's order."""
+    return list(dict.fromkeys(slot_of(name) for name in routed(servers)))
 
 
 def routed(servers: dict[str, tuple[int, int]]) -> list[str]:

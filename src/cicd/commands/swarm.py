@@ -2,11 +2,14 @@
 
 Every command can aim at another Docker API (``DOCKER_HOST``: the manager's, or a
 node's for ``docker load``); an empty host is docker's default. Outputs that code
-reads are asked for as JSON (``--format '{{json .}}'``) and parsed by
-:mod:`cicd.runtime.swarm`.
+reads are asked for as JSON (``--format '{{json .}}'``) and parsed here
+(:func:`parse_tasks`, :func:`parse_nodes`).
 """
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
 
 from cicd.commands import Command, cmd, sh
 
@@ -110,6 +113,16 @@ def stack_rm(host: str, stack: str) -> Command:
     return docker(host, "stack", "rm", stack)
 
 
+def stack_containers(host: str, stack: str) -> Command:
+    """Print the ids of the stack's containers that still run on the engine ``host``.
+
+    A removed stack's tasks stop after it is gone: until they have, their port is
+    held.
+    """
+    label = f"com.docker.stack.namespace={stack}"
+    return docker(host, "ps", "--quiet", "--filter", f"label={label}")
+
+
 def service_inspect(host: str, service: str) -> Command:
     """Print the service as JSON (spec, version, ``UpdateStatus``)."""
     return docker(host, "service", "inspect", "--format", "{{json .}}", service)
@@ -162,3 +175,61 @@ def nodes(host: str) -> Command:
         host,
         form,
     )
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the service that is meant to run."""
+
+    node: str
+    image: str
+    state: str
+    error: str
+
+    @property
+    def running(self) -> bool:
+        """Whether the task runs now (``Running 5 seconds ago``)."""
+        return self.state.startswith("Running")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One swarm node: where haproxy reaches its task."""
+
+    name: str
+    address: str
+    ready: bool
+    active: bool
+
+
+def parse_tasks(text: str) -> list[Task]:
+    """Parse ``docker service ps --format '{{json .}}'`` output."""
+    tasks = []
+    for line in text.splitlines():
+        if not line.strip().startswith("{"):
+            continue
+        data = json.loads(line)
+        tasks.append(
+            Task(
+                node=str(data.get("Node", "")),
+                image=str(data.get("Image", "")),
+                state=str(data.get("CurrentState", "")),
+                # docker quotes the error it prints ('"task: non-zero exit"').
+                error=str(data.get("Error", "")).strip().strip('"'),
+            )
+        )
+    return tasks
+
+
+def parse_nodes(text: str) -> list[Node]:
+    """Parse :func:`cicd.commands.swarm.nodes` output (one node per line)."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) != 5:
+            continue
+        name, address, state, availability, manager = words
+        if address in ("0.0.0.0", "") and manager != "-":
+            address = manager.rsplit(":", 1)[0]
+        found.append(Node(name, address, state == "ready", availability == "active"))
+    return found

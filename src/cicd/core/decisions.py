@@ -47,6 +47,8 @@ class SlotFacts:
         ready: The slots whose instance answers every check now. Only the slots
             that run the release being deployed are probed: no other slot's
             readiness changes a decision.
+        adopt: On a swarm run as one service before blue/green, that service's
+            release: the blue slot adopts it as it runs (``live`` is then blue).
     """
 
     configured: bool
@@ -54,6 +56,7 @@ class SlotFacts:
     intended: str | None
     releases: dict[str, str | None]
     ready: frozenset[str] = frozenset()
+    adopt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ def activation_steps(
     choice = choose_slot(slots, sha)
     if choice.how == "serving":
         return [Step("already-serving", f"{short(sha)} already serves there")]
-    steps = []
+    steps = _adopt(slots.adopt)
     if choice.how == "warm":
         steps.append(
             Step(
@@ -279,6 +282,20 @@ def activation_steps(
     if live and live != choice.slot:
         steps.append(_after_switch(facts, live, op, running))
     return steps
+
+
+def _adopt(single: str | None) -> list[Step]:
+    """A swarm's single service of before blue/green becoming the blue slot."""
+    if not single:
+        return []
+    return [
+        Step(
+            "adopt",
+            f"the swarm's single service ({short(single)}, on the blue slot's "
+            "port) becomes the blue slot as it runs; haproxy's config takes the "
+            "blue/green shape at the switch (a seamless reload, no outage)",
+        )
+    ]
 
 
 def _opening(facts: HostFacts) -> list[Step]:

@@ -1,22 +1,23 @@
 """The host's haproxy: its config, its process under supervisord, its runtime API.
 
 One haproxy per host (per root) listens on every blue/green environment's public
-address and routes it to one slot. It runs as the program ``proxy`` of the root's
-supervisord, so it outlives the command (and the CI job) that started it and is
-restarted if it dies. Its config is written from ``[tool.cicd]``; a switch goes
-through the runtime API (``set server ... state``) with no reload, and the
-environment's fragment is rewritten with the new live slot so a restarted haproxy
-routes where the last switch did. What haproxy routes to is what serves
-(:func:`Proxy.routed`); :mod:`cicd.host.slots` decides what to start and switch.
+address and routes it to one slot: the slot's one server here, or, in front of a
+swarm, the slot's server on every node (``SLOT-NODE``, the slot's port there). It
+runs as the program ``proxy`` of the root's supervisord, so it outlives the command
+(and the CI job) that started it and is restarted if it dies. Its config is written
+from ``[tool.cicd]``; a switch goes through the runtime API (``set server ...
+state``) with no reload, and the environment's fragment is rewritten with the new
+live slot so a restarted haproxy routes where the last switch did. What haproxy
+routes to is what serves (:func:`Proxy.routed`); :mod:`cicd.host.slots` decides what
+to start and switch.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from posixpath import join
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -30,7 +31,6 @@ from cicd.core.errors import CicdError
 if TYPE_CHECKING:
     from cicd.runtime.supervisor import SupervisorRuntime
     from cicd.host.context import HostContext
-    from cicd.runtime.swarm import SwarmRuntime
 
 #: The supervisord program that runs haproxy.
 PROGRAM = "proxy"
@@ -45,16 +45,19 @@ class Proxy:
 
     Args:
         host: The environment on its host.
-        backends: In front of a swarm: each node's name, address and task port,
-            all routed to (the swarm rolls updates; haproxy's checks take a
-            restarting node out). None: the environment's two slots.
+        nodes: In front of a swarm: what lists its nodes (name, address), read
+            only when the config is written; each slot has a server on every node
+            and haproxy's own checks take a node whose task is down out. None:
+            each slot is one server on this host.
     """
 
     def __init__(
-        self, host: HostContext, backends: Sequence[tuple[str, str, int]] | None = None
+        self,
+        host: HostContext,
+        nodes: Callable[[], Sequence[tuple[str, str]]] | None = None,
     ) -> None:
         self.host = host
-        self.backends = backends
+        self.nodes = nodes
         self.runner = host.runner
         self.env = host.env
         self.directory = host.paths.proxy
@@ -75,15 +78,17 @@ class Proxy:
         """This environment's frontend and backend, with ``live`` enabled."""
         settings = self.host.settings
         address = urlsplit(settings.url).hostname or "127.0.0.1"
+        places = [("", "127.0.0.1")] if self.nodes is None else self.nodes()
         servers = [
-            hx.Server(slot, "127.0.0.1", settings.proxy.slot_port(slot), slot == live)
+            hx.Server(
+                hx.server_name(slot, node),
+                address,
+                settings.proxy.slot_port(slot),
+                slot == live,
+            )
             for slot in SLOTS
+            for node, address in places
         ]
-        if self.backends is not None:
-            servers = [
-                hx.Server(re.sub(r"[^A-Za-z0-9_.-]", "_", name), host, port, True)
-                for name, host, port in self.backends
-            ]
         return hx.env_conf(self.env, address, settings.port, self.check_path, servers)
 
     @property
@@ -153,7 +158,7 @@ class Proxy:
             wanted[self.fragment]
         )
         if reshaped and supervisor.program_status(PROGRAM) == "RUNNING":
-            if self.backends is not None:
+            if self.nodes is not None and live:
                 return self._reload_for_new_nodes(supervisor, stale)
             # New ports or checks: the live slot still listens where the running
             # config says, so the new fragment waits for the switch (a reload).
@@ -177,7 +182,10 @@ class Proxy:
     def _reload_for_new_nodes(
         self, supervisor: SupervisorRuntime, stale: dict[str, str]
     ) -> list[str]:
-        """A swarm's nodes changed: no switch is coming, so reload now."""
+        """A swarm's nodes changed (or its config took the blue/green shape).
+
+        The live slot's servers listen already: no switch is coming, so reload now.
+        """
         self._write(stale)
         supervisor.signal("USR2", PROGRAM)
         self.wait_until_answering(reloaded=True)
@@ -198,7 +206,7 @@ class Proxy:
         """
         said: list[str] = []
         removed = False
-        if first and self.backends is None:
+        if first:
             # First blue/green switch here: the app restarted in place holds the
             # public port haproxy is about to take.
             removed, said = self._retire_in_place()
@@ -331,7 +339,7 @@ class Proxy:
     def routed(self) -> str | None:
         """The slot haproxy routes new requests to, or None (none, or not running)."""
         try:
-            up = hx.routed(self.servers())
+            up = hx.routed_slots(self.servers())
         except ProxyDown:
             return None
         return up[0] if len(up) == 1 else None
@@ -352,9 +360,13 @@ class Proxy:
         # The fragment first: a reload or restart in the middle of this switch
         # (another environment's) applies the new slot, never the old one.
         self.runner.run(files.write_atomic(self.fragment, self.fragment_conf(to)))
-        self.api(hx.set_state(self.backend, to, "ready"))
+        known = list(SLOTS) if self.nodes is None else list(self.servers())
+        ready = [hx.set_state(self.backend, n, "ready") for n in hx.of(to, known)]
+        self.api("; ".join(ready))
         deadline = time.monotonic() + timeout
-        while self.servers().get(to, (0, 0))[0] != hx.UP:
+        while not any(
+            op == hx.UP for n, (op, _) in self.servers().items() if hx.slot_of(n) == to
+        ):
             if time.monotonic() > deadline:
                 raise CicdError(
                     f"haproxy did not take the {to} slot of {self.env} up within "
@@ -364,10 +376,9 @@ class Proxy:
         if away and away != to:
             self.api(
                 "; ".join(
-                    (
-                        hx.set_state(self.backend, away, "drain"),
-                        hx.set_state(self.backend, away, "maint"),
-                    )
+                    hx.set_state(self.backend, name, state)
+                    for name in hx.of(away, known)
+                    for state in ("drain", "maint")
                 )
             )
 
@@ -387,7 +398,8 @@ class Proxy:
         while True:
             try:
                 answer = self.api(hx.show_servers(self.backend))
-                if hx.routed(hx.parse_servers(answer)) == [to] and port in answer:
+                servers = hx.parse_servers(answer)
+                if hx.routed_slots(servers) == [to] and port in answer:
                     break
             except ProxyDown:
                 pass
@@ -410,19 +422,3 @@ def _exchange(path: str, text: str) -> str:
         while data := conn.recv(65536):
             chunks.append(data)
     return b"".join(chunks).decode(errors="replace")
-
-
-def front_swarm(host: HostContext, runtime: SwarmRuntime) -> list[str]:
-    """Make haproxy route the environment's address to every swarm node's task.
-
-    Returns:
-        What was started or reloaded, for the console.
-    """
-    nodes = runtime.nodes()
-    names = [n.name for n in nodes]
-    backends = [
-        # Two nodes may share a hostname (cloned VMs): the address tells them apart.
-        (n.name if names.count(n.name) == 1 else f"{n.name}-{n.address}", n.address)
-        for n in nodes
-    ]
-    return Proxy(host, [(*b, runtime.port) for b in backends]).ensure(None)

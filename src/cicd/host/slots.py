@@ -10,6 +10,9 @@ rule, after kamal-proxy:
 so a release that never gets ready is never routed to. The previous release keeps
 running on its slot (``warm``) until the CI verdict or ``proxy.warm`` seconds, so a
 rollback to it is only a switch back. What serves is what haproxy routes to.
+
+On a swarm a slot is a global service (:mod:`cicd.runtime.swarm`): its checks run
+against its task on every ready node, and haproxy routes to all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from cicd.core.messages import short
 from cicd.commands import haproxy as hx
 from cicd.host.proxy import Proxy, ProxyDown
 from cicd.runtime.supervisor import SupervisorRuntime
+from cicd.runtime.swarm import SwarmRuntime
 
 if TYPE_CHECKING:
     from cicd.runtime import Runtime
@@ -49,7 +53,8 @@ class Slots:
 
     def __init__(self, host: HostContext) -> None:
         self.host = host
-        self.proxy = Proxy(host)
+        self.swarm = host.settings.runtime.kind == "swarm"
+        self.proxy = Proxy(host, self._node_places if self.swarm else None)
         self._runtimes: dict[str, Runtime] = {}
 
     def runtime(self, slot: str) -> Runtime:
@@ -61,20 +66,42 @@ class Slots:
             self._runtimes[slot] = runtime_for(t.runner, t.settings, t.paths, slot)
         return self._runtimes[slot]
 
-    def base_url(self, slot: str) -> str:
-        """Where a slot answers directly, bypassing haproxy."""
-        return f"http://127.0.0.1:{self.host.settings.proxy.slot_port(slot)}"
+    def _swarm(self) -> SwarmRuntime:
+        runtime = self.runtime(SLOTS[0])
+        assert isinstance(runtime, SwarmRuntime)
+        return runtime
+
+    def _node_places(self) -> list[tuple[str, str]]:
+        """Each swarm node's server name and address (for haproxy's config)."""
+        nodes = self._swarm().nodes()
+        names = [n.name for n in nodes]
+        # Two nodes may share a hostname (cloned VMs): the address tells them apart.
+        return [
+            (n.name if names.count(n.name) == 1 else f"{n.name}-{n.address}", n.address)
+            for n in nodes
+        ]
+
+    def base_urls(self, slot: str) -> list[str]:
+        """Where a slot answers directly, bypassing haproxy: here, or each ready node.
+
+        A swarm node that is down or drained runs no task, and is not asked.
+        """
+        port = self.host.settings.proxy.slot_port(slot)
+        if not self.swarm:
+            return [f"http://127.0.0.1:{port}"]
+        nodes = self._swarm().nodes()
+        return [f"http://{n.address}:{port}" for n in nodes if n.ready and n.active]
 
     def checks(self, slot: str) -> tuple[HealthCheck, ...]:
-        """The environment's health checks, aimed at one slot directly."""
+        """The environment's health checks, aimed at one slot directly (every node)."""
         public = self.host.settings.url.rstrip("/")
-        base = self.base_url(slot)
         return tuple(
             (
                 replace(c, url=base + c.url[len(public) :])
                 if c.url.startswith(public)
                 else c
             )
+            for base in self.base_urls(slot)
             for c in self.host.settings.health.checks
         )
 
@@ -106,7 +133,7 @@ class Slots:
             What was done, or None when nothing needed doing.
         """
         try:
-            both = hx.routed(self.proxy.servers())
+            both = hx.routed_slots(self.proxy.servers())
         except ProxyDown:
             return None
         chosen = self.intended()
@@ -170,10 +197,27 @@ class Slots:
         intended = self.intended()
         live = routed or (intended if configured else None)
         releases = {slot: self.release(slot) for slot in SLOTS}
+        adopt = self.adoptable(configured, intended)
+        if adopt:
+            live, releases[SLOTS[0]] = SLOTS[0], adopt
         ready = frozenset(
             slot for slot in SLOTS if releases[slot] == sha and self.ready_now(slot)
         )
-        return SlotFacts(configured, live, intended, releases, ready)
+        return SlotFacts(configured, live, intended, releases, ready, adopt)
+
+    def adoptable(self, configured: bool, intended: str | None) -> str | None:
+        """The release of a swarm's single service the blue slot adopts, or None.
+
+        A swarm deployed before blue/green ran one service on the blue slot's port
+        behind haproxy, with no slot ever switched to: it becomes the blue slot's
+        instance as it runs (see :meth:`.SwarmRuntime.adopts`).
+        """
+        if not self.swarm or intended or not configured:
+            return None
+        runtime = self._swarm()
+        if not runtime.adopts():
+            return None
+        return self.host.paths.release_of(runtime.serving())
 
     # -- switching --------------------------------------------------------------
 
@@ -294,7 +338,7 @@ class Slots:
         not run.
         """
         try:
-            routed = hx.routed(self.proxy.servers())
+            routed = hx.routed_slots(self.proxy.servers())
         except ProxyDown:
             return "haproxy is not running"
         if not routed:

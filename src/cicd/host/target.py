@@ -26,6 +26,7 @@ from cicd.core.ledger import Event, EventName, acknowledgement, parse
 from cicd.core.state import EnvState, replay
 
 if TYPE_CHECKING:
+    from cicd.runtime.swarm import SwarmRuntime
     from cicd.core.settings import EnvSettings, Settings
     from cicd.transport.runner import Result, Runner
     from cicd.runtime import Runtime
@@ -87,8 +88,8 @@ class Target:
         """
         if self._proxied is None:
             kind = self.settings.proxy.kind
-            self._proxied = self.settings.runtime.kind != "swarm" and (
-                kind == "haproxy" or (kind == "auto" and self._has_haproxy())
+            self._proxied = kind == "haproxy" or (
+                kind == "auto" and self._has_haproxy()
             )
             if self._proxied and kind == "auto":
                 # Checked at load only for "haproxy": without haproxy on the
@@ -102,17 +103,6 @@ class Target:
                     f"tool.cicd.env.{self.env}",
                 )
         return self._proxied
-
-    def is_fronted(self) -> bool:
-        """Whether haproxy fronts a swarm's nodes here (``proxy.kind``, as above).
-
-        The swarm rolls its own updates node by node; haproxy routes to every
-        node's task and its checks take a node out while its task restarts.
-        """
-        kind = self.settings.proxy.kind
-        return self.settings.runtime.kind == "swarm" and (
-            kind == "haproxy" or (kind == "auto" and self._has_haproxy())
-        )
 
     def _has_haproxy(self) -> bool:
         """Whether the host has haproxy (asked once per host and run)."""
@@ -138,12 +128,7 @@ class Target:
         if self._runtime is None:
             from cicd.runtime import runtime_for
 
-            # A swarm behind haproxy: the tasks listen on the blue slot's port of
-            # every node; haproxy holds the environment's own.
-            port = self.settings.proxy.blue_port if self.is_fronted() else None
-            self._runtime = runtime_for(
-                self.runner, self.settings, self.paths, port=port
-            )
+            self._runtime = runtime_for(self.runner, self.settings, self.paths)
         return self._runtime
 
     def tools_runtime(self) -> Runtime:
@@ -422,18 +407,18 @@ class Target:
             exported = True
         return exported
 
-    def prepare_image(self, sha: str) -> list[str]:
-        """The swarm runtime: build ``IMAGE:SHA`` and give it to the nodes.
+    def swarm(self) -> SwarmRuntime:
+        """The swarm runtime (any slot's: images do not depend on the slot).
 
-        Returns:
-            What was done, for the console (nothing for other runtimes).
+        Raises:
+            CicdError: The environment does not run on a swarm.
         """
         from cicd.runtime.swarm import SwarmRuntime
 
-        runtime = self.live_runtime()
+        runtime = self.tools_runtime()
         if not isinstance(runtime, SwarmRuntime):
-            return []
-        return runtime.prepare(sha, self.paths.release(sha))
+            raise CicdError(f"{self.env} does not run on a swarm")
+        return runtime
 
     def prepare_venv(self, release: str, sha: str | None = None) -> str:
         """The venv of a release's dependencies (see :mod:`cicd.host.venvs`)."""

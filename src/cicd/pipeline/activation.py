@@ -168,14 +168,6 @@ def _restart_in_place(target: Target, sha: str, timeline: Timeline) -> None:
     Raises:
         DeployFailed: The swarm rolled the update back.
     """
-    if target.is_fronted():
-        from cicd.host.proxy import front_swarm
-        from cicd.runtime.swarm import SwarmRuntime
-
-        swarm = target.live_runtime()
-        assert isinstance(swarm, SwarmRuntime)
-        for line in front_swarm(target.context, swarm):
-            timeline.say(f"  {line}")
     fetcher = target.fetcher()
     if isinstance(fetcher, RemoteFetcher):
         # The first readiness round goes with the restart's own round trip.
@@ -234,6 +226,7 @@ def go_live(
         _settle_proxy(slots, timeline)
     facts = slots.facts(sha, configured=not first)
     choice = choose_slot(facts, sha, fresh=fresh)
+    _adopt(slots, facts.adopt, timeline)
     if choice.how == "serving":
         # It already serves (a repair after haproxy came back): nothing to start.
         target.switch(sha, running)
@@ -255,6 +248,14 @@ def go_live(
     _switch_to(target, sha, choice.slot, timeline, first, fresh, running, live)
     if live and live != choice.slot:
         _leave_previous(target, live, op, running, timeline)
+
+
+def _adopt(slots: Slots, single: str | None, timeline: Timeline) -> None:
+    """The blue slot adopts a swarm's single service of before (its link says so)."""
+    if single:
+        slots.point(SLOTS[0], single)
+        timeline.say(f"  the swarm's single service ({short(single)}) is the blue slot")
+        timeline.did("adopt")
 
 
 def _leave_previous(
@@ -308,8 +309,8 @@ def _start_on_slot(
     try:
         readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
         timeline.did("readiness")
-        if smoke:
-            _smoke(target, sha, slots.base_url(slot), timeline)
+        for base in slots.base_urls(slot) if smoke else []:
+            _smoke(target, sha, base, timeline)
     except DeployFailed as error:
         log = last_lines(runtime)
         slots.stop(slot)

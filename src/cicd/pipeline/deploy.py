@@ -282,8 +282,13 @@ class DeployRun:
             )
             timeline.did("export" if exported else "reuse")
             if target.settings.runtime.kind == "swarm":
+                swarm = target.swarm()
+                release = target.paths.release(self.sha)
                 with timeline.step("image", f"image of {short(self.sha)}"):
-                    for line in target.prepare_image(self.sha):
+                    for line in swarm.build(self.sha, release):
+                        timeline.say(f"  {line}")
+                with timeline.step("distribute", "give it to the swarm's nodes"):
+                    for line in swarm.distribute(self.sha):
                         timeline.say(f"  {line}")
                 timeline.did("image")
             failpoints.hit("exported")

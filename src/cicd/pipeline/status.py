@@ -13,6 +13,7 @@ from cicd.core.lock_details import describe, is_stale
 from cicd.core import table
 from cicd.core.messages import short
 from cicd.core.table import Column
+from cicd.runtime.swarm import SwarmRuntime
 
 if TYPE_CHECKING:
     from cicd.host.target import Target
@@ -130,29 +131,41 @@ def env_status(target: Target, *, events: int = 5) -> dict[str, Any]:
     }
 
 
-def swarm_status(target: Target) -> dict[str, Any] | None:
-    """The swarm runtime: the service's image, its update, each task's node.
+def swarm_status(target: Target) -> list[dict[str, Any]] | None:
+    """The swarm runtime: each service's image, its update, each task's node.
 
-    None for the other runtimes.
+    Blue/green: both slots' services. None for the other runtimes.
     """
-    from cicd.runtime.swarm import SwarmRuntime
+    if target.settings.runtime.kind != "swarm":
+        return None
+    if target.is_proxied():
+        runtimes = [target.slots.runtime(slot) for slot in SLOTS]
+    else:
+        runtimes = [target.live_runtime()]
+    return [r.describe() for r in runtimes if isinstance(r, SwarmRuntime)]
 
-    runtime = target.live_runtime()
-    return runtime.describe() if isinstance(runtime, SwarmRuntime) else None
 
+def format_swarm(env: str, services: list[dict[str, Any]]) -> str:
+    """A line per service: ``preprod swarm blue: 2/2 tasks run app:a1b2c3d (n1, n2)``.
 
-def format_swarm(env: str, swarm: dict[str, Any]) -> str:
-    """One line: ``preprod swarm: 2/2 tasks run mangetamain-app:a1b2c3d (n1, n2)``."""
-    tasks = swarm["tasks"]
-    running = [t for t in tasks if t["state"].startswith("Running")]
-    images = sorted({t["image"] for t in running})
-    nodes = ", ".join(sorted(t["node"] for t in running)) or "no node"
-    shown = " + ".join(images) or swarm["image"] or "nothing"
-    update = f"; update {swarm['update']}" if swarm["update"] else ""
-    return (
-        f"  {env} swarm: {len(running)}/{len(tasks)} tasks run {shown} "
-        f"({nodes}){update}"
-    )
+    A slot's service that does not exist (stopped, or never started) is left out.
+    """
+    lines = []
+    for swarm in services:
+        tasks = swarm["tasks"]
+        if swarm["slot"] and not tasks and not swarm["image"]:
+            continue
+        running = [t for t in tasks if t["state"].startswith("Running")]
+        images = sorted({t["image"] for t in running})
+        nodes = ", ".join(sorted(t["node"] for t in running)) or "no node"
+        shown = " + ".join(images) or swarm["image"] or "nothing"
+        update = f"; update {swarm['update']}" if swarm["update"] else ""
+        name = f"swarm {swarm['slot']}" if swarm["slot"] else "swarm"
+        lines.append(
+            f"  {env} {name}: {len(running)}/{len(tasks)} tasks run {shown} "
+            f"({nodes}){update}"
+        )
+    return "\n".join(lines)
 
 
 def slots_status(target: Target) -> dict[str, Any] | None:
@@ -227,8 +240,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if row.get("slots"):
             lines.append(format_slots(row["env"], row["slots"]))
-        if row.get("swarm"):
-            lines.append(format_swarm(row["env"], row["swarm"]))
+        if row.get("swarm") and (shown := format_swarm(row["env"], row["swarm"])):
+            lines.append(shown)
         if row.get("down"):
             lines.append(
                 f"  {row['env']}: DOWN — {short(row['current'])} is deployed but "

@@ -66,19 +66,16 @@ def runtime_for(
     settings: EnvSettings,
     paths: EnvPaths,
     slot: str | None = None,
-    *,
-    port: int | None = None,
 ) -> Runtime:
     """Return the runtime configured for an environment (on one slot, if given).
 
     Behind the proxy each slot (``blue``, ``green``) is an instance of its own: its
-    own program or compose project, port and release symlink. ``port``: the swarm's
-    tasks' port when haproxy fronts them (default: the environment's).
+    own program, compose project or swarm service, port and release symlink.
     """
     if settings.runtime.kind == "swarm":
         from cicd.runtime.swarm import SwarmRuntime
 
-        return SwarmRuntime(runner, settings, paths, port)
+        return SwarmRuntime(runner, settings, paths, slot)
     if settings.runtime.kind == "compose":
         from cicd.runtime.compose import ComposeRuntime
 

@@ -1,32 +1,43 @@
-"""The swarm runtime: one Docker Swarm service, an image per sha, rolled by the swarm.
+"""The swarm runtime: an image per sha, run as Docker Swarm services.
 
 Run from the swarm's manager (``runtime.docker_host``, or docker's default there),
-which also keeps the environment's one ledger and lock. A deploy:
+which also keeps the environment's one ledger and lock. Every deploy first builds
+``IMAGE:SHA`` from the exported release (:meth:`SwarmRuntime.build`, before anything
+is switched) and gives it to the nodes (:meth:`SwarmRuntime.distribute`): pushed to
+``runtime.registry``, or copied to each of ``runtime.nodes`` with ``docker save |
+docker load``. Then, in one of two shapes:
 
-1. builds ``IMAGE:SHA`` from the exported release (:meth:`SwarmRuntime.prepare`,
-   before anything is switched), and gives it to the nodes: pushed to
-   ``runtime.registry``, or copied to each of ``runtime.nodes`` with ``docker save
-   | docker load``;
-2. ``docker stack deploy`` with ``CICD_IMAGE=IMAGE:SHA`` (returns at once), then
-   polls the service's ``UpdateStatus`` until the swarm is done. An update the
-   swarm rolled back (its health check failed, ``failure_action: rollback``) is a
-   failed deploy: :class:`~cicd.core.errors.UpdateRolledBack`.
+- **Blue/green behind haproxy** (the default where the manager has haproxy): each
+  slot is a stack of its own, ``PROJECT-blue`` and ``PROJECT-green``, a global
+  service on the slot's port of every node. A slot's instance is started by
+  removing its stack and deploying it again with the new image: its tasks start on
+  every node at once, never in a rolling update, since nothing routes to an idle
+  slot. haproxy routes to every node's task of the live slot
+  (:mod:`cicd.host.slots`), so a rollback to the warm previous release is a switch.
+- **In place** (``proxy.kind = "none"``): one stack, ``PROJECT``, on the
+  environment's port, rolled by the swarm node by node (``docker stack deploy``
+  then ``UpdateStatus`` polled until done). An update the swarm rolled back (its
+  health check failed, ``failure_action: rollback``) is a failed deploy:
+  :class:`~cicd.core.errors.UpdateRolledBack`.
 
-Our rollback is a deploy of the older release's image by name, not ``docker service
-rollback``, which only knows the one previous spec. What runs is read from the
-tasks (``docker service ps``), never from ``current``.
+The single service of a swarm deployed before blue/green (stack ``PROJECT``, on the
+blue slot's port behind haproxy) is adopted by the blue slot: it serves as blue's
+instance until blue is next stopped or started. ``docker service rollback`` is
+never used: it only knows the one previous spec. What runs is read from the tasks
+(``docker service ps``), never from ``current``.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import time
-from dataclasses import dataclass
 from posixpath import join, normpath
 from typing import TYPE_CHECKING, Any
 
 from cicd.commands import files
 from cicd.commands import swarm as sw
+from cicd.commands.swarm import Node, Task, parse_nodes, parse_tasks
 from cicd.core.errors import CicdError, UpdateRolledBack
 from cicd.runtime.compose import app_env_file
 
@@ -42,73 +53,15 @@ RELEASE_STAGE = "release"
 POLL = 0.5
 
 
-@dataclass(frozen=True)
-class Task:
-    """One task of the service that is meant to run."""
-
-    node: str
-    image: str
-    state: str
-    error: str
-
-    @property
-    def running(self) -> bool:
-        """Whether the task runs now (``Running 5 seconds ago``)."""
-        return self.state.startswith("Running")
-
-
-@dataclass(frozen=True)
-class Node:
-    """One swarm node: where haproxy reaches its task."""
-
-    name: str
-    address: str
-    ready: bool
-    active: bool
-
-
-def parse_tasks(text: str) -> list[Task]:
-    """Parse ``docker service ps --format '{{json .}}'`` output."""
-    tasks = []
-    for line in text.splitlines():
-        if not line.strip().startswith("{"):
-            continue
-        data = json.loads(line)
-        tasks.append(
-            Task(
-                node=str(data.get("Node", "")),
-                image=str(data.get("Image", "")),
-                state=str(data.get("CurrentState", "")),
-                # docker quotes the error it prints ('"task: non-zero exit"').
-                error=str(data.get("Error", "")).strip().strip('"'),
-            )
-        )
-    return tasks
-
-
-def parse_nodes(text: str) -> list[Node]:
-    """Parse :func:`cicd.commands.swarm.nodes` output (one node per line)."""
-    found = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) != 5:
-            continue
-        name, address, state, availability, manager = words
-        if address in ("0.0.0.0", "") and manager != "-":
-            address = manager.rsplit(":", 1)[0]
-        found.append(Node(name, address, state == "ready", availability == "active"))
-    return found
-
-
 class SwarmRuntime:
-    """Run an environment's app as a Docker Swarm service.
+    """Run an environment's app as a Docker Swarm service (one per slot).
 
     Args:
         runner: Runs commands on the manager's host.
         settings: The environment's settings.
         paths: The environment's paths on that host.
-        port: The port the tasks listen on, on every node (the proxy's backend
-            port behind haproxy, else the environment's own).
+        slot: Behind haproxy, the slot whose stack this is (``PROJECT-SLOT``, on
+            the slot's port); None: the one stack run in place.
     """
 
     def __init__(
@@ -116,16 +69,22 @@ class SwarmRuntime:
         runner: Runner,
         settings: EnvSettings,
         paths: EnvPaths,
-        port: int | None = None,
+        slot: str | None = None,
     ) -> None:
         self.runner = runner
         self.settings = settings
         self.paths = paths
-        self.port = settings.port if port is None else port
+        self.slot = slot
+        self.port = settings.port_of(slot)
         self.host = settings.runtime.docker_host
-        self.stack = settings.runtime.project
+        single = settings.runtime.project
+        self.stack = f"{single}-{slot}" if slot else single
         #: ``docker stack deploy`` names a stack's service ``STACK_SERVICE``.
         self.service = f"{self.stack}_{settings.runtime.service}"
+        #: The stack a swarm ran before blue/green (adopted by the slot whose port
+        #: it listens on, see :meth:`adopts`).
+        self.single = single
+        self._adopts: bool | None = None
 
     # -- images ---------------------------------------------------------------
 
@@ -145,29 +104,46 @@ class SwarmRuntime:
     def prepare(self, sha: str, release: str) -> list[str]:
         """Make ``IMAGE:SHA`` exist on the manager and reach every node.
 
-        Idempotent: an image already built (or given) is not built (or given)
-        again.
+        Returns:
+            Lines for the console (see :meth:`build` and :meth:`distribute`).
+        """
+        return self.build(sha, release) + self.distribute(sha)
+
+    def build(self, sha: str, release: str) -> list[str]:
+        """Build ``IMAGE:SHA`` on the manager from the release (once: idempotent).
 
         Args:
             sha: The release's commit.
             release: Its exported directory (the build context).
 
         Returns:
-            Lines for the console: what was built and where it went.
+            What was built, for the console (nothing when it existed).
 
         Raises:
-            CicdError: The build, the push or a copy failed (docker's last line).
+            CicdError: The build failed (docker's last line).
+        """
+        image = self.image(sha)
+        if self.runner.ok(sw.image_id(self.host, image)):
+            return []
+        started = time.monotonic()
+        dockerfile = join(release, self.settings.runtime.dockerfile)
+        self._run(
+            sw.build(self.host, release, dockerfile, image, sha, RELEASE_STAGE),
+            f"building {image}",
+        )
+        return [f"built {image} ({time.monotonic() - started:.1f}s)"]
+
+    def distribute(self, sha: str) -> list[str]:
+        """Give ``IMAGE:SHA`` to every node that lacks it (pushed, pulled or copied).
+
+        Returns:
+            Where it went, for the console.
+
+        Raises:
+            CicdError: The push, a pull or a copy failed (docker's last line).
         """
         image = self.image(sha)
         said = []
-        if not self.runner.ok(sw.image_id(self.host, image)):
-            started = time.monotonic()
-            dockerfile = join(release, self.settings.runtime.dockerfile)
-            self._run(
-                sw.build(self.host, release, dockerfile, image, sha, RELEASE_STAGE),
-                f"building {image}",
-            )
-            said.append(f"built {image} ({time.monotonic() - started:.1f}s)")
         if self.settings.runtime.registry:
             self._run(sw.push(self.host, image), f"pushing {image}")
             said.append(f"pushed {image}")
@@ -175,7 +151,7 @@ class SwarmRuntime:
             if self.runner.ok(sw.image_id(node, image)):
                 continue
             if self.settings.runtime.registry:
-                # Pulled ahead: the update waits for no pull, a node that cannot
+                # Pulled ahead: the start waits for no pull, a node that cannot
                 # pull fails the deploy before anything switched, and a node set
                 # never to pull (DOCKER_SERVICE_PREFER_OFFLINE_IMAGE) has it.
                 self._run(sw.pull(node, image), f"pulling {image} on {node}")
@@ -215,19 +191,50 @@ class SwarmRuntime:
                 "run docker swarm init there, or set tool.cicd.runtime.docker_host"
             )
 
-    def inspect(self) -> dict[str, Any] | None:
-        """The service as docker describes it, or None when there is none."""
-        result = self.runner.run(
-            sw.service_inspect(self.host, self.service), check=False
-        )
+    def adopts(self) -> bool:
+        """Whether this slot's instance is still the single service of before.
+
+        A swarm deployed before blue/green ran one stack, ``PROJECT``, on the blue
+        slot's port behind haproxy: the slot on whose port it listens treats it as
+        its instance (no restart, no outage) until it is next stopped or started.
+        """
+        if self._adopts is None:
+            self._adopts = False
+            if self.slot and (data := self._inspect(self._single_service())):
+                env = (
+                    data.get("Spec", {})
+                    .get("TaskTemplate", {})
+                    .get("ContainerSpec", {})
+                    .get("Env")
+                ) or []
+                self._adopts = f"CICD_PORT={self.port}" in env
+        return self._adopts
+
+    def _single_service(self) -> str:
+        return f"{self.single}_{self.settings.runtime.service}"
+
+    def in_use(self) -> str:
+        """The service that is this instance: its own, or the single one it adopts."""
+        if self.adopts() and self._inspect(self.service) is None:
+            return self._single_service()
+        return self.service
+
+    def _inspect(self, service: str) -> dict[str, Any] | None:
+        result = self.runner.run(sw.service_inspect(self.host, service), check=False)
         if not result.ok or not result.stdout.strip():
             return None
         data = json.loads(result.stdout)
         return data if isinstance(data, dict) else None
 
+    def inspect(self) -> dict[str, Any] | None:
+        """The service as docker describes it, or None when there is none."""
+        return self._inspect(self.in_use())
+
     def tasks(self) -> list[Task]:
         """The service's tasks meant to run (none when there is no service)."""
-        result = self.runner.run(sw.service_tasks(self.host, self.service), check=False)
+        result = self.runner.run(
+            sw.service_tasks(self.host, self.in_use()), check=False
+        )
         return parse_tasks(result.stdout) if result.ok else []
 
     def nodes(self) -> list[Node]:
@@ -235,23 +242,32 @@ class SwarmRuntime:
         return parse_nodes(self._run(sw.nodes(self.host), "listing the swarm's nodes"))
 
     def _release(self) -> tuple[str, str]:
-        target = self.runner.output(files.readlink(self.paths.current))
+        link = self.paths.link(self.slot)
+        target = self.runner.output(files.readlink(link))
         if not target:
-            raise CicdError(f"{self.settings.name}: no current release to run")
-        release = normpath(join(self.paths.dir, target))
+            raise CicdError(f"{self.settings.name}: no release at {link} to run")
+        release = normpath(join(posixpath.dirname(link), target))
         sha = target.rstrip("/").rsplit("/", 1)[-1]
         return sha, release
 
     def start(self) -> None:
-        """Deploy the stack for ``current`` unless its image already runs."""
-        self.restart()
+        """Deploy the stack for its release unless its image already runs."""
+        if self.slot is None:
+            self.restart()
+            return
+        sha, _ = self._release()
+        if not self._all_run(self.image(sha)):
+            self.restart()
 
     def restart_reads(self) -> list[Command]:
         """Nothing to read ahead: ``restart`` begins by acting."""
         return []
 
     def restart(self) -> None:
-        """Roll the service to ``current``'s image and wait until the swarm is done.
+        """Run the release its link names and wait until every node's task runs it.
+
+        A slot's stack is removed and deployed anew (its tasks start on every node
+        at once); the stack run in place is rolled node by node by the swarm.
 
         Raises:
             UpdateRolledBack: The swarm rolled the update back or paused it.
@@ -260,9 +276,13 @@ class SwarmRuntime:
         sha, release = self._release()
         self.prepare(sha, release)
         image = self.image(sha)
-        before = self.inspect()
-        if before and _spec_image(before) == image and self._all_run(image, before):
-            return  # already what current says, on every task
+        if self.slot is not None:
+            self.stop()
+            before = None
+        else:
+            before = self.inspect()
+            if before and _spec_image(before) == image and self._all_run(image, before):
+                return  # already what current says, on every task
         started = (before or {}).get("UpdateStatus", {}).get("StartedAt")
         env = {
             "CICD_IMAGE": image,
@@ -324,7 +344,7 @@ class SwarmRuntime:
     def _task_error(self, image: str) -> str:
         """The newest error of a task that ran ``image`` ("" when none says)."""
         result = self.runner.run(
-            sw.service_history(self.host, self.service), check=False
+            sw.service_history(self.host, self.in_use()), check=False
         )
         for task in parse_tasks(result.stdout if result.ok else ""):
             if task.image == image and task.error:
@@ -332,8 +352,34 @@ class SwarmRuntime:
         return ""
 
     def stop(self) -> None:
-        """Remove the stack (the next deploy creates it again)."""
-        self.runner.run(sw.stack_rm(self.host, self.stack), check=False)
+        """Remove the stack (and the single service it adopts); wait until it stopped.
+
+        Returns once no task of it runs on any engine: its port is free again.
+
+        Raises:
+            CicdError: A task still runs after ``runtime.update_timeout``.
+        """
+        stacks = [self.stack] + ([self.single] if self.adopts() else [])
+        for stack in stacks:
+            self.runner.run(sw.stack_rm(self.host, stack), check=False)
+        self._adopts = False
+        engines = [self.host, *self.settings.runtime.nodes]
+        limit = time.monotonic() + self.settings.runtime.update_timeout
+        while True:
+            left = [
+                engine or "the manager"
+                for engine in engines
+                for stack in stacks
+                if self.runner.output(sw.stack_containers(engine, stack))
+            ]
+            if not left:
+                return
+            if time.monotonic() > limit:
+                raise CicdError(
+                    f"{self.stack}: its tasks still run on {', '.join(left)} after "
+                    f"{self.settings.runtime.update_timeout:g}s"
+                )
+            time.sleep(POLL)
 
     def status(self) -> str:
         """RUNNING (every task runs), UPDATING, STARTING, or DOWN (no service)."""
@@ -360,7 +406,8 @@ class SwarmRuntime:
         """What runs where: the spec's image and each task's node, image and state."""
         data = self.inspect()
         return {
-            "service": self.service,
+            "slot": self.slot,
+            "service": self.in_use(),
             "image": _spec_image(data) if data else None,
             "update": ((data or {}).get("UpdateStatus") or {}).get("State") or None,
             "tasks": [
@@ -372,7 +419,7 @@ class SwarmRuntime:
     def logs(self, lines: int = 50) -> str:
         """Return the tasks' last log lines (each prefixed with its task and node)."""
         result = self.runner.run(
-            sw.service_logs(self.host, self.service, lines), check=False
+            sw.service_logs(self.host, self.in_use(), lines), check=False
         )
         return result.stdout + result.stderr
 
@@ -386,7 +433,7 @@ class SwarmRuntime:
 
     def follow(self, lines: int = 50) -> Command:
         """``docker service logs --follow``: every task's last lines, then new ones."""
-        return sw.service_logs(self.host, self.service, lines, follow=True)
+        return sw.service_logs(self.host, self.in_use(), lines, follow=True)
 
 
 def _spec_image(data: dict[str, Any]) -> str:
