@@ -257,3 +257,40 @@ def test_a_deploy_smokes_the_pages_before_users_get_them_a_rollback_does_not() -
     ]
     rolled = facts(state=state(current=B, releases=(B, A)), smoke_pages=3)
     assert "smoke" not in actions(rollback_steps(rolled, A))
+
+
+def test_a_swarm_s_single_service_is_adopted_as_blue_before_green_starts() -> None:
+    adopted = SlotFacts(
+        configured=True,
+        live="blue",
+        intended=None,
+        releases={"blue": A, "green": None},
+        adopt=A,
+    )
+    assert choose_slot(adopted, B) == SlotChoice("start", "green")
+    here = facts(
+        state=state(current=A, releases=(A,)),
+        swarm=True,
+        slots=adopted,
+        ports={"blue": 18500, "green": 28500},
+    )
+    steps = deploy_steps(here, B)
+    assert actions(steps) == [
+        "lock",
+        "export",
+        "image",
+        "adopt",
+        "start-slot",
+        "readiness",
+        "switch",
+        "stop-previous",
+        "record",
+    ]
+    assert steps[3].text.startswith(
+        "the swarm's single service (aaaaaaa, on the blue slot's port) becomes "
+        "the blue slot as it runs"
+    )
+    assert "idle green slot (port 28500)" in steps[4].text
+    assert "switch haproxy blue → green" == steps[6].text
+    # Nothing to adopt (a swarm already blue/green): no such step.
+    assert "adopt" not in actions(deploy_steps(replace(here, slots=slots()), B))

@@ -481,3 +481,123 @@ def test_health_requests_over_ssh_are_made_by_the_hosts_python(
         fetcher.fetch(f"http://127.0.0.1:{port}/", 2)
     with pytest.raises(FetchError, match="probe failed on"):
         RemoteFetcher(Runner(Context()), "false").fetch(url, 2)
+
+
+# -- in front of a swarm: a server per slot and node --------------------------------
+
+NODES = [("vm1", "10.0.0.1"), ("vm2", "10.0.0.2")]
+
+
+def test_in_front_of_a_swarm_each_slot_has_a_server_on_every_node(
+    target: Target,
+) -> None:
+    proxy = Proxy(target.context, lambda: NODES)
+    blue = proxy.fragment_conf("blue")
+    assert "bind 127.0.0.1:8500" in blue  # haproxy keeps the public port
+    for line in (
+        "server blue-vm1 10.0.0.1:18500\n",
+        "server blue-vm2 10.0.0.2:18500\n",
+        "server green-vm1 10.0.0.1:28500 disabled\n",
+        "server green-vm2 10.0.0.2:28500 disabled\n",
+    ):
+        assert line in blue
+    nothing = proxy.fragment_conf(None)
+    assert nothing.count(" disabled\n") == 4
+    assert hx.structure(blue) == hx.structure(proxy.fragment_conf("green"))
+    grown = Proxy(target.context, lambda: [*NODES, ("vm3", "10.0.0.3")])
+    assert hx.structure(grown.fragment_conf("blue")) != hx.structure(blue)
+
+
+class SwarmManager:
+    """This machine, as a swarm's manager: ``docker node inspect`` lists ``nodes``.
+
+    Every other command runs here for real (files, haproxy's lookup).
+    """
+
+    def __init__(self, nodes: str) -> None:
+        self.nodes = nodes
+        self.real = Context()
+
+    def run(self, line: str, **kwargs: object) -> object:
+        if "docker node inspect" in line:
+            from tests.unit.test_unit_runtime import Raw
+
+            return Raw(stdout=self.nodes)
+        return self.real.run(line, **kwargs)
+
+
+def test_two_swarm_nodes_with_one_hostname_get_servers_of_their_own(
+    tmp_path: Path,
+) -> None:
+    table = {
+        "root": str(tmp_path),
+        "proxy": {"kind": "haproxy"},
+        "runtime": {"kind": "swarm"},
+    }
+    manager = SwarmManager(  # cloned VMs: one hostname, two addresses
+        "vm1 0.0.0.0 ready active 10.0.0.1:2377\n"
+        "vm1 10.0.0.2 ready active -\n"
+        "vm 2 10.0.0.3 ready active -\n"  # not a node line: 6 words
+        "vm3 10.0.0.3 ready active -\n"
+    )
+    swarm = Target(Runner(manager), from_table(table, project_dir=tmp_path), "preprod")
+    conf = Slots(swarm.context).proxy.fragment_conf("green")
+    assert "server green-vm1-10.0.0.1 10.0.0.1:28500\n" in conf
+    assert "server green-vm1-10.0.0.2 10.0.0.2:28500\n" in conf
+    assert "server green-vm3 10.0.0.3:28500\n" in conf
+    assert "server blue-vm1-10.0.0.1 10.0.0.1:18500 disabled\n" in conf
+    assert conf.count("\n  server ") == 6
+    # A node's name is made safe for haproxy's config; its slot is the first word.
+    assert hx.server_name("blue", "vm 1/a") == "blue-vm_1_a"
+    assert hx.server_name("blue", "") == "blue"
+    assert hx.slot_of("green-vm1-10.0.0.1") == "green"
+
+
+def test_a_swarm_slot_is_routed_when_its_node_servers_are(
+    target: Target, api: FakeApi
+) -> None:
+    proxy = Proxy(target.context, lambda: NODES)
+    # vm2's task fails haproxy's check right now: blue is still the routed slot.
+    api.state = {
+        "blue-vm1": [2, 0],
+        "blue-vm2": [0, 0],
+        "green-vm1": [0, 5],
+        "green-vm2": [0, 5],
+    }
+    assert proxy.routed() == "blue"
+    api.state["green-vm2"] = [2, 4]  # a switch cut short: both slots routed
+    assert proxy.routed() is None
+    assert hx.routed_slots(proxy.servers()) == ["blue", "green"]
+
+
+def test_a_swarm_switch_readies_every_new_server_and_drains_every_old_one(
+    target: Target, api: FakeApi
+) -> None:
+    proxy = Proxy(target.context, lambda: NODES)
+    api.state = {
+        "blue-vm1": [2, 0],
+        "blue-vm2": [2, 0],
+        "green-vm1": [0, 5],
+        "green-vm2": [0, 5],
+    }
+    api.commands.clear()
+    proxy.route("green", "blue")
+    sets = [c for c in api.commands if c.startswith("set server")]
+    assert sets == [
+        "set server be_preprod/green-vm1 state ready",
+        "set server be_preprod/green-vm2 state ready",
+        "set server be_preprod/blue-vm1 state drain",
+        "set server be_preprod/blue-vm1 state maint",
+        "set server be_preprod/blue-vm2 state drain",
+        "set server be_preprod/blue-vm2 state maint",
+    ]
+    assert proxy.routed() == "green"
+    assert {n: hx.describe(*s) for n, s in proxy.servers().items()} == {
+        "blue-vm1": "maint",
+        "blue-vm2": "maint",
+        "green-vm1": "up",
+        "green-vm2": "up",
+    }
+    fragment = Path(proxy.fragment).read_text()
+    assert "server green-vm2 10.0.0.2:28500\n" in fragment
+    assert "server blue-vm2 10.0.0.2:18500 disabled\n" in fragment

@@ -2,8 +2,10 @@
 
 A fresh machine has no Docker engine, so here docker is a fake: a small state
 machine that answers the command lines the runner renders the way docker does (an
-image store per engine, one service with its spec, tasks and ``UpdateStatus``, and
-rolling updates that complete or are rolled back). The real two-node swarm runs in
+image store per engine; stacks by name, each with one service, its spec, tasks and
+``UpdateStatus``; rolling updates that complete or are rolled back; a removed
+stack's containers that take a moment to stop). The blue/green slots' stacks are
+``test_unit_swarm_slots.py``'s. The real two-node swarm runs in
 ``tests/integration/test_swarm.py``. The tests assert what a user sees: the commands
 that ran, what was built and copied where, what status says, and the errors.
 """
@@ -34,15 +36,16 @@ from tests.unit.test_unit_runtime import FakeContext, Raw, split_env
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 OLD = "fedcba9876543210fedcba9876543210fedcba98"
+PROJECT = "mangetamain-preprod"
 MANAGER = "unix:///swarm/node1.sock"
 WORKER = "unix:///swarm/node2.sock"
 
 
-def settings(tmp_path: Any, **runtime: Any) -> Any:
+def settings(tmp_path: Any, proxy: str = "none", **runtime: Any) -> Any:
     """Settings of a swarm preprod on the manager (a temporary root)."""
     table = {
         "root": str(tmp_path),
-        "proxy": {"kind": "none"},
+        "proxy": {"kind": proxy},
         "runtime": {
             "kind": "swarm",
             "docker_host": MANAGER,
@@ -55,32 +58,69 @@ def settings(tmp_path: Any, **runtime: Any) -> Any:
 
 
 @dataclass
+class Stack:
+    """One stack's one service: its spec (image, env), tasks and ``UpdateStatus``.
+
+    Global unless ``replicas`` says how many tasks it wants; every task is in
+    ``state``.
+    """
+
+    spec: str
+    env: dict[str, str]
+    tasks: dict[str, str]
+    update: dict[str, str] | None = None
+    pending: tuple[str, int] | None = None
+    tried: str = ""
+    replicas: int | None = None
+    state: str = "Running 3 seconds ago"
+
+
+@dataclass
 class FakeDocker:
     """Answers docker command lines like a two-node swarm would.
 
     Attributes:
         images: The images each engine (by ``DOCKER_HOST``) has.
-        spec: The service's image, or None when there is no service.
-        tasks: Image of the task on each node.
-        update: The service's ``UpdateStatus`` (None: never updated).
+        stacks: The stacks by name, each with its one service (``STACK_app``).
         outcome: What the next update ends in: completed or rollback_completed.
         polls: ``docker service inspect`` calls an update takes to finish.
+        links: Each symlink's target, by the link's name (``current``, ``blue``).
+        linger: By engine, the ``docker ps`` calls a removed stack's containers
+            still show in (stopping); None: they never stop.
+        lingering: What still runs of each removed stack: (engine, stack) →
+            calls left.
+        events: What happened, in order (``rm``, ``ps``, ``deploy``).
     """
 
     images: dict[str, set[str]] = field(
         default_factory=lambda: {MANAGER: set(), WORKER: set()}
     )
-    spec: str | None = None
-    tasks: dict[str, str] = field(default_factory=dict)
-    update: dict[str, str] | None = None
+    stacks: dict[str, Stack] = field(default_factory=dict)
     outcome: str = "completed"
     polls: int = 1
     role: str = "active true"
     fail: dict[str, str] = field(default_factory=dict)
-    current: str = f"releases/{SHA}"
+    links: dict[str, str] = field(
+        default_factory=lambda: {"current": f"releases/{SHA}"}
+    )
+    nodes: str = "vm1 0.0.0.0 ready active 10.0.0.1:2377\nvm2 10.0.0.2 ready drain -\n"
+    linger: dict[str, int | None] = field(
+        default_factory=lambda: {MANAGER: 1, WORKER: 1}
+    )
+    lingering: dict[tuple[str, str], int | None] = field(default_factory=dict)
     deploys: list[dict[str, str]] = field(default_factory=list)
-    _pending: tuple[str, int] | None = None
-    _tried: str = ""
+    events: list[str] = field(default_factory=list)
+    has_docker: bool = True
+    task_error: str = "task: non-zero exit (137): dockerexec: unhealthy container"
+
+    def run(self, stack: str, image: str, port: int, **tasks: str) -> Stack:
+        """Make ``stack`` run ``image`` on ``port`` (tasks: node → image)."""
+        self.stacks[stack] = Stack(
+            image,
+            {"CICD_PORT": str(port)},
+            tasks or {"node1": image, "node2": image},
+        )
+        return self.stacks[stack]
 
     def __call__(self, argv: list[str]) -> Raw | None:
         if argv[:2] == ["sh", "-c"]:
@@ -101,107 +141,153 @@ class FakeDocker:
         if words[0] in ("build", "push", "pull"):
             tag = words[words.index("--tag") + 1] if words[0] == "build" else words[-1]
             self.images[host].add(tag)
+            self.events.append(f"{words[0]} {tag} {host}")
             return Raw(stdout="done\n")
         if words[:2] == ["stack", "deploy"]:
-            return self.stack_deploy(env)
+            return self.stack_deploy(words[-1], env)
         if words[:2] == ["stack", "rm"]:
-            self.spec, self.tasks = None, {}
-            return Raw()
+            return self.stack_rm(words[-1])
+        if words[0] == "ps":
+            return self.containers(host, words[-1].rsplit("=", 1)[-1])
+        stack = self.stacks.get(words[-1].rsplit("_", 1)[0])
         if words[:2] == ["service", "inspect"]:
-            return self.inspect()
+            return self.inspect(stack)
         if words[:2] == ["service", "ps"]:
             if "desired-state=running" not in words:  # the whole history
                 failed = {
                     "Node": "node1",
-                    "Image": self._tried,
+                    "Image": stack.tried if stack else "",
                     "CurrentState": "Shutdown 1 second ago",
-                    "Error": (
-                        "task: non-zero exit (137): dockerexec: unhealthy container"
-                    ),
+                    "Error": self.task_error,
                 }
                 return Raw(stdout=json.dumps(failed) + "\n")
-            return self.ps()
+            return self.ps(stack)
         if words[:2] == ["service", "logs"]:
-            return Raw(stdout="app.1.x@node1    | serving\n")
+            return Raw(stdout=f"app.1.x@node1    | serving {words[-1]}\n")
         raise AssertionError(f"unexpected docker command: {argv}")
 
     def script(self, script: str, args: list[str]) -> Raw | None:
         if "readlink" in script:
-            return Raw(stdout=self.current + "\n")
-        if "command -v" in script:
-            return None
+            target = self.links.get(args[0].rsplit("/", 1)[-1], "")
+            return Raw(stdout=target + "\n")
+        if "docker" in args and not self.has_docker:
+            return Raw(stdout="docker\n", exited=1)
+        if "command -v" in script or "cat --" in script:
+            return None  # the program is there; no such file
         if "docker save" in script:
             source, dest, image = args
             assert image in self.images[source]
             self.images[dest].add(image)
+            self.events.append(f"copy {image} {dest}")
             return Raw()
         if "set -C" in script:  # the app's env file, made empty when missing
             return Raw()
         if "docker node inspect" in script:
-            return Raw(
-                stdout="vm1 0.0.0.0 ready active 10.0.0.1:2377\n"
-                "vm2 10.0.0.2 ready drain -\n"
-            )
+            return Raw(stdout=self.nodes)
         raise AssertionError(f"unexpected script: {script}")
 
-    def stack_deploy(self, env: dict[str, str]) -> Raw:
+    def stack_deploy(self, name: str, env: dict[str, str]) -> Raw:
         self.deploys.append(env)
+        held = sum(self.containers_left(e, name) for e in self.linger)
+        self.events.append(f"deploy {name} (old containers on {held} engine(s))")
         image = env["CICD_IMAGE"]
-        if self.spec is None:
-            self.spec = image
-            self.tasks = {"node1": image, "node2": image}
+        stack = self.stacks.get(name)
+        if stack is None:
+            self.run(name, image, int(env["CICD_PORT"]))
             return Raw()
-        if self.spec != image:
-            self._pending = (image, self.polls)
-            self._tried = image
-            self.update = {"State": "updating", "StartedAt": f"t{len(self.deploys)}"}
+        if stack.spec != image:
+            stack.pending = (image, self.polls)
+            stack.tried = image
+            stack.update = {"State": "updating", "StartedAt": f"t{len(self.deploys)}"}
         return Raw()
 
-    def inspect(self) -> Raw:
-        if self.spec is None:
+    def stack_rm(self, name: str) -> Raw:
+        self.events.append(f"rm {name}")
+        if self.stacks.pop(name, None) is not None:
+            for engine, calls in self.linger.items():
+                self.lingering[(engine, name)] = calls
+        return Raw()
+
+    def containers_left(self, engine: str, name: str) -> bool:
+        left = self.lingering.get((engine, name), 0)
+        return left is None or left > 0
+
+    def containers(self, engine: str, name: str) -> Raw:
+        """``docker ps --filter label=...``: a removed stack's containers stopping."""
+        if not self.containers_left(engine, name):
+            self.events.append(f"ps {name} {engine}: none")
+            return Raw()
+        left = self.lingering[(engine, name)]
+        if left is not None:
+            self.lingering[(engine, name)] = left - 1
+        self.events.append(f"ps {name} {engine}: one")
+        return Raw(stdout="c0ffee\n")
+
+    def inspect(self, stack: Stack | None) -> Raw:
+        if stack is None:
             return Raw(stderr="Error: no such service: x\n", exited=1)
-        if self._pending:
-            image, left = self._pending
+        if stack.pending:
+            image, left = stack.pending
             if left > 1:
-                self._pending = (image, left - 1)
+                stack.pending = (image, left - 1)
             else:
-                self._pending = None
-                assert self.update is not None
-                self.update["State"] = self.outcome
+                stack.pending = None
+                assert stack.update is not None
+                stack.update["State"] = self.outcome
                 if self.outcome == "completed":
-                    self.spec = image
-                    self.tasks = {node: image for node in self.tasks}
+                    stack.spec = image
+                    stack.tasks = {node: image for node in stack.tasks}
                 else:
-                    self.update["Message"] = "update rolled back due to failure"
+                    stack.update["Message"] = "update rolled back due to failure"
         data: dict[str, Any] = {
-            "Spec": {"TaskTemplate": {"ContainerSpec": {"Image": self.spec + "@x"}}}
+            "Spec": {
+                "Mode": (
+                    {"Replicated": {"Replicas": stack.replicas}}
+                    if stack.replicas
+                    else {"Global": {}}
+                ),
+                "TaskTemplate": {
+                    "ContainerSpec": {
+                        "Image": stack.spec + "@x",
+                        "Env": [f"{k}={v}" for k, v in stack.env.items()],
+                    }
+                },
+            }
         }
-        if self.update:
-            data["UpdateStatus"] = dict(self.update)
+        if stack.update:
+            data["UpdateStatus"] = dict(stack.update)
         return Raw(stdout=json.dumps(data) + "\n")
 
-    def ps(self) -> Raw:
-        if self.spec is None:
+    def ps(self, stack: Stack | None) -> Raw:
+        if stack is None:
             return Raw(stderr="no such service\n", exited=1)
         lines = [
             json.dumps(
                 {
                     "Node": node,
                     "Image": image,
-                    "CurrentState": "Running 3 seconds ago",
+                    "CurrentState": stack.state,
                     "Error": "",
                 }
             )
-            for node, image in self.tasks.items()
+            for node, image in stack.tasks.items()
         ]
         return Raw(stdout="\n".join(lines) + "\n")
 
 
-def runtime(tmp_path: Any, fake: FakeDocker, **keys: Any) -> SwarmRuntime:
-    """A SwarmRuntime of preprod on the fake docker."""
+@pytest.fixture(autouse=True)
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Look at the fake swarm every 10 ms (it answers at once)."""
+    monkeypatch.setattr("cicd.runtime.swarm.POLL", 0.01)
+
+
+def runtime(
+    tmp_path: Any, fake: FakeDocker, slot: str | None = None, **keys: Any
+) -> SwarmRuntime:
+    """A SwarmRuntime of preprod on the fake docker (one slot's, or in place)."""
     env = settings(tmp_path, **keys).env("preprod")
     target = Target(Runner(FakeContext(fake)), settings(tmp_path, **keys), "preprod")
-    made = runtime_for(target.runner, env, target.paths)
+    made = runtime_for(target.runner, env, target.paths, slot)
     assert isinstance(made, SwarmRuntime)
     return made
 
@@ -263,7 +349,7 @@ def test_swarm_with_several_hosts_is_refused_one_ledger_on_the_manager(
         )
 
 
-# -- the runtime ----------------------------------------------------------------
+# -- the runtime in place ---------------------------------------------------------
 
 
 def test_first_deploy_builds_copies_and_creates_the_stack(tmp_path: Any) -> None:
@@ -281,33 +367,36 @@ def test_first_deploy_builds_copies_and_creates_the_stack(tmp_path: Any) -> None
         "CICD_APP_ENV": swarm.paths.app_env,
         "DOCKER_HOST": MANAGER,
     }
+    assert list(fake.stacks) == [PROJECT]
     assert swarm.status() == "RUNNING"
     assert swarm.serving() == swarm.paths.release(SHA)
     assert swarm.prepare(SHA, swarm.paths.release(SHA)) == []  # all there already
 
 
 def test_an_update_is_polled_until_the_swarm_completes_it(tmp_path: Any) -> None:
-    fake = FakeDocker(spec=f"mangetamain-app:{OLD}", polls=3)
-    fake.tasks = {"node1": fake.spec or "", "node2": fake.spec or ""}
+    fake = FakeDocker(polls=3)
+    fake.run(PROJECT, f"mangetamain-app:{OLD}", 8500)
     fake.images[MANAGER].add(f"mangetamain-app:{SHA}")
     swarm = runtime(tmp_path, fake)
     swarm.restart()
-    assert set(fake.tasks.values()) == {f"mangetamain-app:{SHA}"}
+    assert set(fake.stacks[PROJECT].tasks.values()) == {f"mangetamain-app:{SHA}"}
     described = swarm.describe()
+    assert described["slot"] is None
     assert described["image"] == f"mangetamain-app:{SHA}"
     assert described["update"] == "completed"
-    assert format_swarm("preprod", described) == (
+    assert format_swarm("preprod", [described]) == (
         f"  preprod swarm: 2/2 tasks run mangetamain-app:{SHA} (node1, node2); "
         "update completed"
     )
     deploys = len(fake.deploys)
     swarm.start()  # already what current says: nothing is deployed again
     assert len(fake.deploys) == deploys
+    assert not any(e.startswith("rm ") for e in fake.events)  # rolled, not removed
 
 
 def test_an_update_the_swarm_rolled_back_is_a_failed_deploy(tmp_path: Any) -> None:
-    fake = FakeDocker(spec=f"mangetamain-app:{OLD}", outcome="rollback_completed")
-    fake.tasks = {"node1": fake.spec or ""}
+    fake = FakeDocker(outcome="rollback_completed")
+    fake.run(PROJECT, f"mangetamain-app:{OLD}", 8500, node1=f"mangetamain-app:{OLD}")
     swarm = runtime(tmp_path, fake)
     with pytest.raises(UpdateRolledBack, match="rolled back the update to .*failure"):
         swarm.restart()
@@ -321,11 +410,12 @@ def test_an_update_the_swarm_rolled_back_is_a_failed_deploy(tmp_path: Any) -> No
 
 
 def test_an_update_that_never_finishes_fails_with_the_tasks(tmp_path: Any) -> None:
-    fake = FakeDocker(spec=f"mangetamain-app:{OLD}", polls=10**9)
-    fake.tasks = {"node1": fake.spec or ""}
-    swarm = runtime(tmp_path, fake, update_timeout=0.6)
-    with pytest.raises(CicdError, match="not on mangetamain-app:.* after 0.6s"):
+    fake = FakeDocker(polls=10**9)
+    fake.run(PROJECT, f"mangetamain-app:{OLD}", 8500, node1=f"mangetamain-app:{OLD}")
+    swarm = runtime(tmp_path, fake, update_timeout=0.3)
+    with pytest.raises(CicdError, match="not on mangetamain-app:.* after 0.3s") as e:
         swarm.restart()
+    assert f"(tasks: node1 mangetamain-app:{OLD} Running" in str(e.value)
 
 
 def test_a_registry_gets_the_image_instead_of_each_node(tmp_path: Any) -> None:
@@ -350,8 +440,8 @@ def test_failures_name_the_step_and_docker_s_last_line(tmp_path: Any) -> None:
     fake = FakeDocker(role="inactive false")
     with pytest.raises(CicdError, match="is not a swarm manager .*docker swarm init"):
         runtime(tmp_path, fake).preflight()
-    fake = FakeDocker(current="")
-    with pytest.raises(CicdError, match="no current release"):
+    fake = FakeDocker(links={})
+    with pytest.raises(CicdError, match="preprod: no release at .*/current to run"):
         runtime(tmp_path, fake).restart()
 
 
@@ -368,23 +458,71 @@ def test_status_logs_nodes_and_stop(tmp_path: Any) -> None:
         ("vm1", "10.0.0.1", True),
         ("vm2", "10.0.0.2", False),
     ]
-    fake.update = {"State": "updating"}
+    fake.stacks[PROJECT].update = {"State": "updating"}
     assert swarm.status() == "UPDATING"
     swarm.stop()
     assert swarm.status() == "DOWN"
+    assert fake.events[-2:] == [
+        f"ps {PROJECT} {MANAGER}: none",
+        f"ps {PROJECT} {WORKER}: none",
+    ]
 
 
 def test_shell_lines_quote_every_value_once(tmp_path: Any) -> None:
-    fake = FakeDocker()
+    fake = FakeDocker(links={"blue": f"../releases/{SHA}"})
     context = FakeContext(fake)
     env = settings(tmp_path).env("preprod")
     swarm = SwarmRuntime(
         Runner(context),
         env,
         Target(Runner(context), settings(tmp_path), "preprod").paths,
-        18500,
+        "blue",
     )
     swarm.restart()
     deploy = next(line for line in context.lines if "stack deploy" in line)
-    assert shlex.split(deploy)[-1] == "mangetamain-preprod"
+    assert shlex.split(deploy)[-1] == "mangetamain-preprod-blue"
     assert "CICD_PORT=18500" in deploy
+    build = next(line for line in context.lines if " build " in line)
+    assert shlex.split(build)[-1] == swarm.paths.release(SHA)  # slots/ resolved
+
+
+def test_status_reads_the_tasks_and_a_replicated_service_counts_its_replicas(
+    tmp_path: Any,
+) -> None:
+    fake = FakeDocker()
+    swarm = runtime(tmp_path, fake)
+    stack = fake.run(PROJECT, f"mangetamain-app:{SHA}", 8500)
+    stack.state = "Starting 1 second ago"
+    assert swarm.status() == "STARTING" and swarm.serving() == ""
+    stack.tasks = {}
+    assert swarm.status() == "DOWN"
+    # Two replicas wanted, one runs: not yet the release, so it is deployed.
+    image = f"mangetamain-app:{SHA}"
+    fake.images = {MANAGER: {image}, WORKER: {image}}
+    fake.links["blue"] = f"../releases/{SHA}"
+    fake.run(f"{PROJECT}-blue", image, 18500, node1=image).replicas = 2
+    runtime(tmp_path, fake, "blue").start()
+    assert [d["CICD_PORT"] for d in fake.deploys] == ["18500"]
+    fake.run(f"{PROJECT}-blue", image, 18500, node1=image).replicas = 1
+    runtime(tmp_path, fake, "blue").start()  # one wanted, one runs it
+    assert len(fake.deploys) == 1
+
+
+def test_a_rollback_no_task_explains_says_the_swarm_s_message_only(
+    tmp_path: Any,
+) -> None:
+    fake = FakeDocker(outcome="rollback_completed", task_error="")
+    fake.run(PROJECT, f"mangetamain-app:{OLD}", 8500)
+    with pytest.raises(UpdateRolledBack) as caught:
+        runtime(tmp_path, fake).restart()
+    assert str(caught.value) == (
+        f"the swarm rolled back the update to mangetamain-app:{SHA}: "
+        "update rolled back due to failure"
+    )
+
+
+def test_a_manager_without_docker_is_one_clear_error(tmp_path: Any) -> None:
+    swarm = runtime(tmp_path, FakeDocker(has_docker=False))
+    assert swarm.preflight_reads() == [] and swarm.restart_reads() == []
+    with pytest.raises(CicdError, match="docker not found on .*runtime.kind"):
+        swarm.preflight()
