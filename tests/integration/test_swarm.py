@@ -1,5 +1,7 @@
-"""The swarm runtime on a real two-node Docker Swarm, behind a real haproxy.
+"""The swarm runtime on a real two-node Docker Swarm, blue/green behind haproxy.
 
+Each slot is a global service of its own (``PROJECT-blue``, ``PROJECT-green``) on
+its slot's port of both nodes; haproxy routes to every node's task of the live one.
 The swarm (``python3 -m tools.testinfra swarm-up``; CI's ``.ci/run``) is two
 network namespaces joined by a veth pair, a dockerd and a containerd in each. The
 pipeline runs where a self-hosted runner would: on the manager. So each test body
@@ -20,13 +22,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 import requests
@@ -37,8 +40,9 @@ from cicd.checks.traffic import Load
 from cicd.reporting.notify import Notifier
 from cicd.pipeline.rollback import rollback
 from cicd.runtime.swarm import SwarmRuntime
-from cicd.pipeline.status import env_status, format_status
-from tests.conftest import AppRepo, Project, git
+from cicd.transport.failpoints import VARIABLE as FAILPOINT
+from cicd.pipeline.status import env_status
+from tests.conftest import REPO_ROOT, AppRepo, Project, git, invoke
 from tools.testinfra.swarm import Swarm
 
 T = TypeVar("T")
@@ -151,9 +155,9 @@ def docker(swarm_socket: str, *args: str) -> str:
     ).stdout
 
 
-def swarm_config(swarm: Swarm, name: str) -> str:
+def swarm_config(swarm: Swarm, name: str, extra: str = "") -> str:
     """Preprod on the swarm runtime: stack and image ``name``, copied to node 2."""
-    return f"""
+    return extra + f"""
         [tool.cicd.env.preprod.runtime]
         kind = "swarm"
         project = "{name}"
@@ -185,6 +189,11 @@ def swarm_project(
         ["docker", "-H", f"unix://{swarm.manager_socket}", "stack", "rm", name],
         capture_output=True,
     )
+    for stack in (f"{name}-blue", f"{name}-green"):
+        subprocess.run(
+            ["docker", "-H", f"unix://{swarm.manager_socket}", "stack", "rm", stack],
+            capture_output=True,
+        )
     for node in docker(swarm.manager_socket, "node", "ls", "-q").split():
         # A test may have drained one: every node takes tasks again.
         docker(swarm.manager_socket, "node", "update", "--availability", "active", node)
@@ -216,118 +225,212 @@ def page(project: Project) -> str:
 
 
 def tasks(project: Project) -> list[tuple[str, str]]:
-    """(node, image) of each running task, as the manager reports them."""
+    """(node, image) of each started task of the live slot, as the manager says.
+
+    Started: running, or its container up while the swarm's own health check has
+    not passed yet (our readiness checks already did).
+    """
     runtime = project.target().live_runtime()
     assert isinstance(runtime, SwarmRuntime)
-    return sorted((t.node, t.image) for t in runtime.tasks() if t.running)
+    started = ("Running", "Starting")
+    return sorted(
+        (t.node, t.image) for t in runtime.tasks() if t.state.startswith(started)
+    )
 
 
-def test_deploy_to_two_nodes_then_a_ci_failure_rollback_fails_no_request(
+def slot_tasks(project: Project, swarm: Swarm, slot: str) -> list[str]:
+    """``ID NODE IMAGE`` of each task a slot's service runs ([] without one)."""
+    name = project.target().settings.runtime.project
+    listed = subprocess.run(
+        [
+            "docker",
+            "-H",
+            f"unix://{swarm.manager_socket}",
+            "service",
+            "ps",
+            f"{name}-{slot}_app",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.ID}} {{.Node}} {{.Image}}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    return sorted(listed.stdout.split("\n")[:-1]) if listed.returncode == 0 else []
+
+
+def live_slot(project: Project) -> str:
+    """The slot the last switch chose (``<env>/live``)."""
+    return (project.root / "preprod" / "live").read_text().strip()
+
+
+def other(slot: str) -> str:
+    """The other slot."""
+    return "green" if slot == "blue" else "blue"
+
+
+def with_local_ci(project: Project, swarm: Swarm, command: str) -> None:
+    """Keep the swarm config; CI is a local command run in a copy of the release."""
+    name = project.target().settings.runtime.project
+    ci = f"""
+        [tool.cicd.ci]
+        provider = "local"
+        command = "{command}"
+        deadline = 60
+        """
+    project.write(swarm_config(swarm, name, ci), deadline=30, proxy="haproxy")
+
+
+def deploy(project: Project, sha: str) -> None:
+    """Deploy ``sha`` to preprod, in this process."""
+    deploy_preprod([project.target()], sha, Notifier(project.target()))
+
+
+def test_deploy_to_both_nodes_then_a_ci_failure_switches_back_with_no_restart(
     swarm_project: tuple[Project, Swarm],
 ) -> None:
     project, swarm = swarm_project
+    with_local_ci(project, swarm, "true")
 
-    def body() -> dict[str, Any]:
+    def body() -> None:
         v1 = commit_swarm_app(project.repo, "v1", swarm.image)
-        target = project.target()
-        deploy_preprod([target], v1, Notifier(target))
+        deploy(project, v1)
         assert page(project) == "v1 ok"
         image = f"{project.target().settings.runtime.image}:{v1}"
         assert [i for _, i in tasks(project)] == [image, image]  # on both nodes
         assert image in docker(
             swarm.worker_socket, "images", "--format", "{{.Repository}}:{{.Tag}}"
         )  # saved, loaded
-        row = env_status(project.target())
-        assert row["serving"] == v1 and not row["drift"]
-        assert "2/2 tasks run" in format_status([row])
+        assert invoke("watch", "--sha", v1).returncode == 0  # CI passes: validated
+        first = live_slot(project)
+        before = slot_tasks(project, swarm, first)
+        assert len(before) == 2
 
+        with_local_ci(project, swarm, "false")
         v2 = commit_swarm_app(project.repo, "v2", swarm.image)
         with Load(project.url(), workers=4, seconds=240) as load:
-            deploy_preprod([project.target()], v2, Notifier(project.target()))
+            deploy(project, v2)
             assert page(project) == "v2 ok"
-            rolled_to = load.tally.sent
-            # CI failed on v2: back to the last validated image, by name.
-            project.target().event("validated", sha=v1)
-            (result,) = rollback([project.target()], Notifier(project.target()))
-        assert result.sha == v1
+            assert live_slot(project) == other(first)
+            assert slot_tasks(project, swarm, first) == before  # warm, untouched
+            shown = invoke("status", "--env", "preprod")
+            assert f"swarm {first}: 2/2 tasks run" in shown.stdout, shown.stdout
+            assert f"swarm {other(first)}: 2/2 tasks run" in shown.stdout
+            watched = invoke("watch", "--sha", v2)
+            assert watched.returncode == 0, watched.stderr + watched.stdout
+        assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()
         assert page(project) == "v1 ok"
-        assert load.tally.failed == 0 and rolled_to > 20, load.tally.line()
-        return {"load": load.tally.line()}
+        # The same tasks serve v1 again: a switch back, no restart.
+        assert live_slot(project) == first
+        assert slot_tasks(project, swarm, first) == before
+        assert slot_tasks(project, swarm, other(first)) == []  # the failed one: gone
+        events = project.target().state().events
+        (back,) = [e for e in events if e.event == "rollback" and e.outcome == "ok"]
+        assert "switch-back" in back.actions and "start-slot" not in back.actions
+        row = env_status(project.target())
+        assert row["serving"] == v1 and not row["drift"]
 
     in_netns(swarm.manager_netns, body)
 
 
-def test_an_image_that_never_gets_healthy_is_rolled_back_by_the_swarm(
+def test_a_ci_pass_stops_the_previous_service(
+    swarm_project: tuple[Project, Swarm],
+) -> None:
+    project, swarm = swarm_project
+    with_local_ci(project, swarm, "true")
+
+    def body() -> None:
+        deploy(project, commit_swarm_app(project.repo, "v1", swarm.image))
+        first = live_slot(project)
+        v2 = commit_swarm_app(project.repo, "v2", swarm.image)
+        deploy(project, v2)
+        assert len(slot_tasks(project, swarm, first)) == 2  # warm until the verdict
+        with Load(project.url(), workers=2, seconds=120) as load:
+            watched = invoke("watch", "--sha", v2)
+        assert watched.returncode == 0, watched.stderr
+        assert f"stopped the {first} slot" in watched.stdout + watched.stderr
+        assert slot_tasks(project, swarm, first) == []
+        assert load.tally.failed == 0, load.tally.line()
+        assert page(project) == "v2 ok"
+
+    in_netns(swarm.manager_netns, body)
+
+
+def test_a_rollback_to_an_older_image_starts_it_on_the_idle_slot(
     swarm_project: tuple[Project, Swarm],
 ) -> None:
     project, swarm = swarm_project
 
     def body() -> None:
         v1 = commit_swarm_app(project.repo, "v1", swarm.image)
-        deploy_preprod([project.target()], v1, Notifier(project.target()))
-        broken = commit_swarm_app(project.repo, "v2", swarm.image, NEVER_READY)
-        seen: set[str] = set()
-        with Load(project.url(), workers=2, seconds=240) as load:
-            with pytest.raises(DeployFailed, match="rolled back the update"):
-                deploy_preprod([project.target()], broken, Notifier(project.target()))
-            seen.add(page(project))
-        assert load.tally.failed == 0, load.tally.line()  # v1 served throughout
-        assert seen == {"v1 ok"}
-        state = project.target().state()
-        assert broken in state.bad and state.current == v1
+        deploy(project, v1)
+        for version in ("v2", "v3"):
+            deploy(project, commit_swarm_app(project.repo, version, swarm.image))
+        live = live_slot(project)
+        with Load(project.url(), workers=4, seconds=240) as load:
+            (result,) = rollback([project.target()], Notifier(project.target()), to=v1)
+        assert result.sha == v1
+        assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()
+        assert page(project) == "v1 ok"
+        assert live_slot(project) == other(live)
         image = f"{project.target().settings.runtime.image}:{v1}"
         assert [i for _, i in tasks(project)] == [image, image]
+        events = project.target().state().events
+        (back,) = [e for e in events if e.event == "rollback" and e.outcome == "ok"]
+        assert "start-slot" in back.actions and "readiness" in back.actions
 
     in_netns(swarm.manager_netns, body)
 
 
-@pytest.mark.parametrize("which", ["not yet updated", "being updated"])
-def test_a_node_drained_during_an_update(
+def test_an_image_that_never_gets_ready_is_never_routed_to(
+    swarm_project: tuple[Project, Swarm],
+) -> None:
+    project, swarm = swarm_project
+    name = project.target().settings.runtime.project
+    project.write(swarm_config(swarm, name), deadline=8, proxy="haproxy")
+
+    def body() -> None:
+        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
+        deploy(project, v1)
+        live = live_slot(project)
+        broken = commit_swarm_app(project.repo, "v2", swarm.image, NEVER_READY)
+        with Load(project.url(), workers=2, seconds=240) as load:
+            with pytest.raises(DeployFailed, match="never routed to"):
+                deploy(project, broken)
+        assert load.tally.failed == 0, load.tally.line()  # v1 served throughout
+        assert page(project) == "v1 ok"
+        state = project.target().state()
+        assert broken in state.bad and state.current == v1
+        assert live_slot(project) == live
+        assert slot_tasks(project, swarm, other(live)) == []  # its stack removed
+
+    in_netns(swarm.manager_netns, body)
+
+
+@pytest.mark.parametrize("which", ["worker", "manager"])
+def test_a_node_drained_while_the_new_release_starts(
     swarm_project: tuple[Project, Swarm], which: str
 ) -> None:
-    """Drain the node the update has not reached, or the one it is updating.
+    """Drain a node once the idle slot's service exists, before it is ready.
 
-    The first: the other node serves the new image. The second: the new task is
-    shut down inside the update's monitor window, which the swarm counts as a
-    failed task, so it rolls the update back; the deploy fails and says so, and
-    the old image serves on the node left.
+    Its tasks stop (the live slot's too: haproxy's checks and redispatch take that
+    node out); the deploy counts the nodes left, gets ready there and switches.
     """
     project, swarm = swarm_project
 
     def body() -> None:
-        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
-        deploy_preprod([project.target()], v1, Notifier(project.target()))
+        deploy(project, commit_swarm_app(project.repo, "v1", swarm.image))
+        idle = other(live_slot(project))
         v2 = commit_swarm_app(project.repo, "v2", swarm.image)
-        runtime = project.target().live_runtime()
-        assert isinstance(runtime, SwarmRuntime)
-        old, new = (f"{project.target().settings.runtime.image}:{v}" for v in (v1, v2))
-        nodes = {
-            json.loads(docker(socket, "info", "--format", "{{json .Swarm.NodeID}}"))
-            for socket in (swarm.manager_socket, swarm.worker_socket)
-        }
+        socket = swarm.worker_socket if which == "worker" else swarm.manager_socket
+        node = json.loads(docker(socket, "info", "--format", "{{json .Swarm.NodeID}}"))
         drained: list[str] = []
 
-        def images_on(node: str) -> list[str]:
-            return docker(
-                swarm.manager_socket,
-                "node",
-                "ps",
-                node,
-                "--filter",
-                f"name={runtime.service}",
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.Image}}",
-            ).split()
-
-        def drain_when_updating() -> None:
-            # Which node the swarm updates first is its choice: wait for it.
+        def drain_once_started() -> None:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                updated = {node for node in nodes if new in images_on(node)}
-                if updated:
-                    (node,) = updated if which == "being updated" else nodes - updated
+            while time.monotonic() < deadline and not drained:
+                if slot_tasks(project, swarm, idle):
                     docker(
                         swarm.manager_socket,
                         "node",
@@ -337,27 +440,45 @@ def test_a_node_drained_during_an_update(
                         node,
                     )
                     drained.append(node)
-                    return
                 time.sleep(0.05)
 
-        drainer = threading.Thread(target=drain_when_updating)
+        drainer = threading.Thread(target=drain_once_started)
         with Load(project.url(), workers=2, seconds=240) as load:
             drainer.start()
-            if which == "being updated":
-                with pytest.raises(DeployFailed, match="rolled back the update"):
-                    deploy_preprod([project.target()], v2, Notifier(project.target()))
-            else:
-                deploy_preprod([project.target()], v2, Notifier(project.target()))
+            deploy(project, v2)
             drainer.join()
-        assert drained, "the update never started"
-        serving, image = (v1, old) if which == "being updated" else (v2, new)
-        assert page(project) == ("v1 ok" if serving == v1 else "v2 ok")
+        assert drained, "the new release's service never appeared"
+        assert page(project) == "v2 ok"
+        image = f"{project.target().settings.runtime.image}:{v2}"
         assert [i for _, i in tasks(project)] == [image]  # the drained node has none
-        state = project.target().state()
-        assert state.current == serving and (v2 in state.bad) == (serving == v1)
-        # With two nodes, stop-first, no task may run while the one left restarts:
-        # requests fail for about a second then, and only then.
-        assert load.tally.outage < 5, load.tally.line()
+        assert project.target().state().current == v2
+        # The drained node's task of the live slot stops under the load: haproxy
+        # retries a refused connection on the node left.
+        assert load.tally.failed == 0, load.tally.line()
+
+    in_netns(swarm.manager_netns, body)
+
+
+@pytest.mark.parametrize(("point", "serves"), [("restarted", "v1"), ("switched", "v2")])
+def test_an_interrupted_switch_is_settled_by_the_next_command(
+    swarm_project: tuple[Project, Swarm], point: str, serves: str
+) -> None:
+    project, swarm = swarm_project
+
+    def body() -> None:
+        deploy(project, commit_swarm_app(project.repo, "v1", swarm.image))
+        v2 = commit_swarm_app(project.repo, "v2", swarm.image)
+        killed = invoke("deploy.preprod", "--sha", v2, env={FAILPOINT: point})
+        assert killed.returncode in (-9, 137), killed.stderr
+        assert (project.root / "preprod" / "intent").exists()
+        with Load(project.url(), workers=4, seconds=120) as load:
+            repaired = invoke("status", "--repair", "--env", "preprod")
+        assert repaired.returncode == 0, repaired.stderr + repaired.stdout
+        assert load.tally.failed == 0, load.tally.line()
+        assert not (project.root / "preprod" / "intent").exists()
+        assert page(project) == f"{serves} ok"
+        row = env_status(project.target())
+        assert not row["drift"] and row["healthy"], row
 
     in_netns(swarm.manager_netns, body)
 
@@ -375,7 +496,7 @@ def test_with_a_registry_the_image_is_pushed_and_pulled_on_the_nodes(
 
     def body() -> None:
         v1 = commit_swarm_app(project.repo, "v1", swarm.image)
-        deploy_preprod([project.target()], v1, Notifier(project.target()))
+        deploy(project, v1)
         assert page(project) == "v1 ok"
         image = f"{swarm.registry}/{project.target().settings.runtime.image}:{v1}"
         assert [i for _, i in tasks(project)] == [image, image]
@@ -395,31 +516,159 @@ def test_the_plan_of_a_swarm_deploy_is_what_the_run_does(
     swarm_project: tuple[Project, Swarm],
 ) -> None:
     """``--plan``'s steps on the swarm are the ones the run records (see
-    ``test_plan_is_run``): an image, then a roll-out behind haproxy."""
+    ``test_plan_is_run``): an image, then blue/green on the idle slot."""
     from cicd.pipeline.plan import plan_deploy
 
     project, swarm = swarm_project
 
-    def body() -> tuple[list[str], list[str]]:
-        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
-        target = project.target()
-        (host,) = plan_deploy([target], v1).hosts
-        deploy_preprod([target], v1, Notifier(target))
-        events = project.target().state().events
-        done = [e for e in events if e.event == "deploy" and e.outcome == "ok"]
-        return [step.action for step in host.planned], list(done[-1].actions)
+    def body() -> list[tuple[list[str], list[str]]]:
+        pairs = []
+        for version in ("v1", "v2"):
+            sha = commit_swarm_app(project.repo, version, swarm.image)
+            (host,) = plan_deploy([project.target()], sha).hosts
+            deploy(project, sha)
+            events = project.target().state().events
+            done = [e for e in events if e.event == "deploy" and e.outcome == "ok"]
+            pairs.append(([s.action for s in host.planned], list(done[-1].actions)))
+        return pairs
 
-    planned, recorded = in_netns(swarm.manager_netns, body)
-    assert (
-        planned
-        == recorded
-        == [
-            "lock",
-            "export",
-            "image",
-            "switch-current",
-            "roll-out",
-            "readiness",
-            "record",
-        ]
-    )
+    (first, first_run), (second, second_run) = in_netns(swarm.manager_netns, body)
+    assert first == first_run
+    assert first == [
+        "lock",
+        "export",
+        "image",
+        "start-slot",
+        "readiness",
+        "switch",
+        "record",
+    ]
+    assert second == second_run
+    assert second == [
+        "lock",
+        "export",
+        "image",
+        "start-slot",
+        "readiness",
+        "switch",
+        "keep-warm",
+        "record",
+    ]
+
+
+#: The last commit whose swarm ran one service (behind haproxy, on the blue slot's
+#: port): what a team upgrading from it has running.
+SINGLE_SERVICE = "98da66bc7f70f2901c91598c437a2247fad10c86"
+
+
+def single_service_pipeline(tmp_path: Path) -> Path:
+    """The pipeline of :data:`SINGLE_SERVICE`, exported from this repository's history.
+
+    Skips when the history does not hold it (a shallow clone).
+    """
+    if (
+        subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "cat-file", "-e", SINGLE_SERVICE],
+            capture_output=True,
+        ).returncode
+        != 0
+    ):
+        pytest.skip(
+            f"needs commit {SINGLE_SERVICE[:7]} in the clone (git fetch --unshallow)"
+        )
+    old = tmp_path / "single-service"
+    old.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", SINGLE_SERVICE, "src", "tasks.py"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    return old
+
+
+def test_moving_from_the_single_service_behind_haproxy_fails_no_request(
+    swarm_project: tuple[Project, Swarm], tmp_path: Path
+) -> None:
+    """A swarm deployed by the single-service pipeline, then by this one.
+
+    The single service (on the blue slot's port) is adopted as the blue slot: the
+    new release starts on green, and the switch reshapes haproxy's config with a
+    seamless reload. It stays warm: a CI failure switches back to it. The next
+    deploy to blue removes it.
+    """
+    project, swarm = swarm_project
+    old = single_service_pipeline(tmp_path)
+    name = project.target().settings.runtime.project
+
+    def body() -> None:
+        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
+        argv = [sys.executable, "-m", "invoke", "--search-root", str(old)]
+        before = subprocess.run(
+            [*argv, "deploy.preprod", "--sha", v1],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(old / "src")},
+            timeout=300,
+        )
+        assert before.returncode == 0, before.stderr + before.stdout
+        assert page(project) == "v1 ok"
+        assert not (project.root / "preprod" / "live").exists()
+
+        v2 = commit_swarm_app(project.repo, "v2", swarm.image)
+        planned = invoke("deploy.preprod", "--sha", v2, "--plan")
+        assert "single service" in planned.stdout, planned.stdout
+        with Load(project.url(), workers=4, seconds=240) as load:
+            deploy(project, v2)
+            assert page(project) == "v2 ok"
+            assert live_slot(project) == "green"
+            # CI failed on v2: the single service of before is still warm (blue).
+            project.target().event("validated", sha=v1)
+            (result,) = rollback([project.target()], Notifier(project.target()))
+            assert result.sha == v1 and page(project) == "v1 ok"
+        assert load.tally.failed == 0 and load.tally.sent > 20, load.tally.line()
+        events = project.target().state().events
+        (back,) = [e for e in events if e.event == "rollback" and e.outcome == "ok"]
+        assert "switch-back" in back.actions
+
+        v3 = commit_swarm_app(project.repo, "v3", swarm.image)
+        deploy(project, v3)  # onto green (v1 serves on blue)
+        deploy(project, commit_swarm_app(project.repo, "v4", swarm.image))  # blue
+        assert live_slot(project) == "blue" and page(project) == "v4 ok"
+        stacks = docker(swarm.manager_socket, "stack", "ls", "--format", "{{.Name}}")
+        assert name not in stacks.split()  # the single service is gone
+        assert f"{name}-blue" in stacks.split()
+
+    in_netns(swarm.manager_netns, body)
+
+
+def test_moving_from_a_swarm_without_haproxy_has_one_short_outage(
+    swarm_project: tuple[Project, Swarm],
+) -> None:
+    """The single service ran on the environment's own port, without haproxy.
+
+    The first deploy behind haproxy starts the release on blue; once it is ready
+    the single service stops and haproxy takes its port: the one short outage the
+    plan announces.
+    """
+    project, swarm = swarm_project
+    name = project.target().settings.runtime.project
+    project.write(swarm_config(swarm, name), deadline=30, proxy="none")
+
+    def body() -> None:
+        deploy(project, commit_swarm_app(project.repo, "v1", swarm.image))
+        assert page(project) == "v1 ok"
+        project.write(swarm_config(swarm, name), deadline=30, proxy="haproxy")
+        v2 = commit_swarm_app(project.repo, "v2", swarm.image)
+        planned = invoke("deploy.preprod", "--sha", v2, "--plan")
+        assert "the first switch behind haproxy here" in planned.stdout
+        with Load(project.url(), workers=4, seconds=240) as load:
+            deploy(project, v2)
+            time.sleep(0.5)
+        assert page(project) == "v2 ok"
+        assert load.tally.outage < 5, load.tally.line()
+        stacks = docker(swarm.manager_socket, "stack", "ls", "--format", "{{.Name}}")
+        assert name not in stacks.split()
+        return None
+
+    in_netns(swarm.manager_netns, body)

@@ -191,6 +191,11 @@ class Task:
         """Whether the task runs now (``Running 5 seconds ago``)."""
         return self.state.startswith("Running")
 
+    @property
+    def started(self) -> bool:
+        """Whether its container is up (running, or its health check starting)."""
+        return self.state.startswith(("Running", "Starting"))
+
 
 @dataclass(frozen=True)
 class Node:

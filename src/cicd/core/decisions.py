@@ -272,7 +272,7 @@ def activation_steps(
     live = slots.live
     first = (
         "; the first switch behind haproxy here: the app run in place stops and "
-        "haproxy takes its port (about a second)"
+        "haproxy takes its port (a second or two)"
         if not slots.configured
         else ""
     )

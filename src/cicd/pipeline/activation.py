@@ -300,18 +300,18 @@ def _start_on_slot(
     slots = target.slots
     runtime = slots.runtime(slot)
     slots.point(slot, sha)
-    with timeline.step("restart", f"start {short(sha)} on the {slot} slot"):
-        runtime.restart()
-    timeline.did("start-slot")
-    detail = f"{slot} slot" + (f", {why}" if why else "")
-    target.event("restart", sha=sha, detail=detail, until_next_write=True)
-    failpoints.hit("restarted")
     try:
+        with timeline.step("restart", f"start {short(sha)} on the {slot} slot"):
+            runtime.restart()
+        timeline.did("start-slot")
+        detail = f"{slot} slot" + (f", {why}" if why else "")
+        target.event("restart", sha=sha, detail=detail, until_next_write=True)
+        failpoints.hit("restarted")
         readiness = wait_until_ready(target, timeline, label, slots.checks(slot))
         timeline.did("readiness")
         for base in slots.base_urls(slot) if smoke else []:
             _smoke(target, sha, base, timeline)
-    except DeployFailed as error:
+    except CicdError as error:
         log = last_lines(runtime)
         slots.stop(slot)
         # Nothing was switched: no intent is left for status to report.

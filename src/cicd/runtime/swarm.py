@@ -297,14 +297,24 @@ class SwarmRuntime:
         )
         self._wait(image, started, created=before is None)
 
-    def _all_run(self, image: str, data: dict[str, Any] | None = None) -> bool:
+    def _all_run(
+        self, image: str, data: dict[str, Any] | None = None, *, begun: bool = False
+    ) -> bool:
         """Whether every task the service should have runs ``image``.
 
         A global service has one task per ready, active node, and a node's task
         can appear a moment after the others: counted against the nodes.
+
+        Args:
+            image: The image the tasks must run.
+            data: The service, when just inspected.
+            begun: A task whose container started counts (its health check may
+                still be starting): a slot's readiness checks judge the rest.
         """
         tasks = self.tasks()
-        if not tasks or not all(t.running and t.image == image for t in tasks):
+        if not tasks or not all(
+            (t.started if begun else t.running) and t.image == image for t in tasks
+        ):
             return False
         mode = ((data or self.inspect() or {}).get("Spec") or {}).get("Mode") or {}
         if "Global" in mode:
@@ -330,7 +340,9 @@ class SwarmRuntime:
                     )
                 if self._all_run(image, data):
                     return
-            elif (created or not update) and self._all_run(image, data):
+            elif (created or not update) and self._all_run(
+                image, data, begun=self.slot is not None
+            ):
                 # A new service (or a spec the swarm applied without an update
                 # record): its tasks running the image is the whole answer.
                 return
@@ -396,7 +408,9 @@ class SwarmRuntime:
 
     def serving(self) -> str:
         """The release every running task runs, or ``""`` (none, or a mix)."""
-        images = {t.image for t in self.tasks() if t.running}
+        # Started counts: a slot is ready once our own checks pass through its
+        # tasks, whatever the swarm's health check says yet.
+        images = {t.image for t in self.tasks() if t.started}
         if len(images) != 1:
             return ""
         sha = self.sha_of(images.pop())
