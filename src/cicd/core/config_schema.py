@@ -181,8 +181,8 @@ SCHEMA: dict[str, Any] = {
         "kind": Key(
             "supervisor",
             "``supervisor`` (the embedded default), ``compose`` (one container per "
-            "host, mounting the release) or ``swarm`` (a Docker Swarm service, one "
-            "image per sha, rolled out by the swarm; run from its manager).",
+            "host, mounting the release) or ``swarm`` (Docker Swarm services, one "
+            "image per sha, blue/green behind haproxy; run from its manager).",
             choices=RUNTIME_KINDS,
         ),
         "command": Key(
@@ -214,7 +214,8 @@ SCHEMA: dict[str, Any] = {
         "service": Key("app", "Compose (or stack) service that runs the app."),
         "project": Key(
             "mangetamain-{env}",
-            "Compose project name, and the swarm's stack name. Placeholder: ``{env}``.",
+            "Compose project, or swarm stack (``-blue``/``-green`` added behind "
+            "haproxy). Placeholder: ``{env}``.",
             placeholders=("env",),
         ),
         "image": Key(
@@ -247,13 +248,12 @@ SCHEMA: dict[str, Any] = {
         "nodes": Key(
             [],
             "Docker APIs of the swarm's other nodes (``ssh://root@vm2``, "
-            "``unix:///...``): each gets ``IMAGE:SHA`` before the update (copied, or "
-            "pulled from ``registry``).",
+            "``unix:///...``): each gets ``IMAGE:SHA`` before it starts (copied, or "
+            "pulled from ``registry``). List them all: a slot's restart waits there.",
         ),
         "update_timeout": Key(
             300.0,
-            "Seconds a swarm rolling update (or the swarm's own rollback of it) may "
-            "take before the deploy fails.",
+            "Seconds a swarm update, or a slot's start or stop, may take at most.",
             above=0,
         ),
     },

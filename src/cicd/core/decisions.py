@@ -86,7 +86,8 @@ class HostFacts:
         serving_ready: The app answers its checks now (probed only when the
             release being deployed is already current and settled).
         slots: The blue/green slots, or None when the app runs in place.
-        swarm: The app runs as a swarm service (rolled out node by node).
+        swarm: The app runs on a swarm (an image per sha; blue/green services
+            behind haproxy, else one service rolled out node by node).
         checks: The readiness checks, in words.
         keep: Releases kept (``keep``).
         warm: Seconds a previous release stays warm after a deploy.
@@ -201,7 +202,12 @@ def deploy_steps(
             )
         )
     if facts.swarm:
-        steps.append(Step("image", f"build the image of {short(sha)}"))
+        steps.append(
+            Step(
+                "image",
+                f"build the image of {short(sha)} and give it to the swarm's nodes",
+            )
+        )
     if backup:
         kept = ", ".join(facts.persistent) or "nothing"
         steps.append(Step("backup", f"back up {kept} into backups/"))

@@ -257,7 +257,7 @@ class Slots:
     def stop(self, slot: str) -> None:
         """Stop a slot's instance and keep it stopped across a reboot."""
         runtime = self.runtime(slot)
-        runtime.stop()
+        _stop_now(runtime)
         if isinstance(runtime, SupervisorRuntime):
             runtime.set_autostart(False)
 
@@ -301,7 +301,7 @@ class Slots:
             runtime.set_autostart(False)
         if runtime.status() != "RUNNING":
             return None
-        runtime.stop()
+        _stop_now(runtime)
         return f"stopped the {slot} slot ({short(self.release(slot))})"
 
     def warm_until(self, slot: str) -> float | None:
@@ -349,3 +349,15 @@ class Slots:
         return "; ".join(
             f"the {slot} slot is {state}" for slot, state in states.items()
         )
+
+
+def _stop_now(runtime: Runtime) -> None:
+    """Stop an idle slot's instance without waiting for a swarm's tasks to end.
+
+    Nothing routes to it, and the slot's next start waits for its port: a
+    rollback or a CI verdict need not hold the lock while its tasks wind down.
+    """
+    if isinstance(runtime, SwarmRuntime):
+        runtime.stop(wait=False)
+    else:
+        runtime.stop()

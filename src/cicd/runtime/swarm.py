@@ -363,10 +363,12 @@ class SwarmRuntime:
                 return task.error
         return ""
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
         """Remove the stack (and the single service it adopts); wait until it stopped.
 
-        Returns once no task of it runs on any engine: its port is free again.
+        Args:
+            wait: Return once no task of it runs on any engine (its port is free
+                again). False: return at once; the slot's next start waits.
 
         Raises:
             CicdError: A task still runs after ``runtime.update_timeout``.
@@ -375,11 +377,16 @@ class SwarmRuntime:
         for stack in stacks:
             self.runner.run(sw.stack_rm(self.host, stack), check=False)
         self._adopts = False
+        if wait:
+            self._wait_gone(stacks)
+
+    def _wait_gone(self, stacks: list[str]) -> None:
+        """Wait until no container of ``stacks`` runs on any engine we know."""
         engines = [self.host, *self.settings.runtime.nodes]
         limit = time.monotonic() + self.settings.runtime.update_timeout
         while True:
             left = [
-                engine or "the manager"
+                f"{stack} on {engine or 'the manager'}"
                 for engine in engines
                 for stack in stacks
                 if self.runner.output(sw.stack_containers(engine, stack))
@@ -388,8 +395,9 @@ class SwarmRuntime:
                 return
             if time.monotonic() > limit:
                 raise CicdError(
-                    f"{self.stack}: its tasks still run on {', '.join(left)} after "
-                    f"{self.settings.runtime.update_timeout:g}s"
+                    f"tasks still run after {self.settings.runtime.update_timeout:g}s"
+                    f" (stack {', '.join(left)}): stop them, or raise "
+                    "runtime.update_timeout"
                 )
             time.sleep(POLL)
 
