@@ -587,6 +587,28 @@ def single_service_pipeline(tmp_path: Path) -> Path:
     return old
 
 
+def deploy_single_service(old: Path, sha: str) -> None:
+    """Deploy ``sha`` with the single-service pipeline exported at ``old``."""
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(old)]
+    before = subprocess.run(
+        [*argv, "deploy.preprod", "--sha", sha],
+        capture_output=True,
+        text=True,
+        # Not measured: it is not this repository's code (coverage's
+        # subprocess patch would count its modules as ``cicd``'s).
+        env={
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("COVERAGE_", "COV_CORE_"))
+            },
+            "PYTHONPATH": str(old / "src"),
+        },
+        timeout=300,
+    )
+    assert before.returncode == 0, before.stderr + before.stdout
+
+
 def test_moving_from_the_single_service_behind_haproxy_fails_no_request(
     swarm_project: tuple[Project, Swarm], tmp_path: Path
 ) -> None:
@@ -603,17 +625,12 @@ def test_moving_from_the_single_service_behind_haproxy_fails_no_request(
 
     def body() -> None:
         v1 = commit_swarm_app(project.repo, "v1", swarm.image)
-        argv = [sys.executable, "-m", "invoke", "--search-root", str(old)]
-        before = subprocess.run(
-            [*argv, "deploy.preprod", "--sha", v1],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(old / "src")},
-            timeout=300,
-        )
-        assert before.returncode == 0, before.stderr + before.stdout
+        deploy_single_service(old, v1)
         assert page(project) == "v1 ok"
         assert not (project.root / "preprod" / "live").exists()
+        # Upgraded, before its first deploy: the single service serves, as blue.
+        row = env_status(project.target())
+        assert row["serving"] == v1 and not row["drift"] and not row["down"], row
 
         v2 = commit_swarm_app(project.repo, "v2", swarm.image)
         planned = invoke("deploy.preprod", "--sha", v2, "--plan")
@@ -670,5 +687,37 @@ def test_moving_from_a_swarm_without_haproxy_has_one_short_outage(
         stacks = docker(swarm.manager_socket, "stack", "ls", "--format", "{{.Name}}")
         assert name not in stacks.split()
         return None
+
+    in_netns(swarm.manager_netns, body)
+
+
+def test_a_reboot_before_the_first_deploy_adopts_the_single_service(
+    swarm_project: tuple[Project, Swarm], tmp_path: Path
+) -> None:
+    """haproxy gone (a reboot) on a swarm upgraded from the single service.
+
+    ``invoke start`` adopts that service as blue and starts haproxy routing to
+    it: it serves again, with nothing restarted.
+    """
+    project, swarm = swarm_project
+    old = single_service_pipeline(tmp_path)
+
+    def body() -> None:
+        v1 = commit_swarm_app(project.repo, "v1", swarm.image)
+        deploy_single_service(old, v1)
+        ctl = Path(sys.executable).parent / "supervisorctl"
+        conf = project.root / "supervisor" / "supervisord.conf"
+        subprocess.run([str(ctl), "-c", str(conf), "stop", "proxy"], check=True)
+        name = project.target().settings.runtime.project
+        before = docker(swarm.manager_socket, "service", "ps", "-q", f"{name}_app")
+        started = invoke("start", "--env", "preprod")
+        assert started.returncode == 0, started.stderr + started.stdout
+        assert "single service" in started.stdout + started.stderr
+        assert page(project) == "v1 ok"
+        assert live_slot(project) == "blue"
+        after = docker(swarm.manager_socket, "service", "ps", "-q", f"{name}_app")
+        assert after == before  # the same tasks: nothing restarted
+        row = env_status(project.target())
+        assert row["serving"] == v1 and not row["drift"] and row["healthy"], row
 
     in_netns(swarm.manager_netns, body)

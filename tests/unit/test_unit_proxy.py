@@ -24,6 +24,7 @@ from invoke import Context
 from cicd.commands import haproxy as hx
 from cicd.core.config import from_table
 from cicd.core.errors import CicdError
+from cicd.host import proxy as proxy_module
 from cicd.host.proxy import Proxy, ProxyDown
 from cicd.transport.runner import Runner
 from cicd.core.decisions import other
@@ -601,3 +602,37 @@ def test_a_swarm_switch_readies_every_new_server_and_drains_every_old_one(
     fragment = Path(proxy.fragment).read_text()
     assert "server green-vm2 10.0.0.2:28500\n" in fragment
     assert "server blue-vm2 10.0.0.2:18500 disabled\n" in fragment
+
+
+def test_a_single_service_s_servers_route_no_slot(target: Target, api: FakeApi) -> None:
+    """haproxy still has a swarm's single-service config: its servers, one per
+    node, belong to no slot (the blue slot adopts that service at the next run)."""
+    api.state = {"vm1": [2, 0], "vm2": [2, 0]}
+    proxy = Proxy(target.context, lambda: NODES)
+    assert hx.routed_slots(proxy.servers()) == []
+    assert proxy.routed() is None
+
+
+def test_a_swarm_fragment_reloads_at_once_only_when_its_live_tasks_listen(
+    target: Target,
+) -> None:
+    """New nodes, or the single service taking the blue/green shape: reload now.
+    New ports or a new check: the live tasks do not answer it yet, wait for the
+    switch (as on one VM)."""
+    proxy = Proxy(target.context, lambda: NODES)
+    now = proxy.fragment_conf("blue")
+    more = Proxy(target.context, lambda: [*NODES, ("vm9", "10.0.0.9")])
+    assert hx.frame(more.fragment_conf("blue")) == hx.frame(now)
+    single = hx.env_conf(
+        "preprod",
+        "127.0.0.1",
+        target.settings.port,
+        "/_stcore/health",
+        [hx.Server("vm1", "10.0.0.1", target.settings.proxy.blue_port, True)],
+    )
+    assert not hx.slotted(single) and hx.slotted(now)
+    assert proxy_module._live_listens(single, now)
+    assert proxy_module._live_listens(now, more.fragment_conf("blue"))
+    moved = now.replace(f":{target.settings.proxy.green_port}", ":39999")
+    assert hx.frame(moved) != hx.frame(now)
+    assert not proxy_module._live_listens(now, moved)

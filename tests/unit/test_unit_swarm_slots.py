@@ -79,7 +79,14 @@ def test_starting_a_slot_removes_its_stack_waits_for_its_containers_then_deploys
     # Its old containers shown while they stop (the worker's for two looks):
     assert waited.count(f"ps {BLUE} {MANAGER}: one") == 1
     assert waited.count(f"ps {BLUE} {WORKER}: one") == 2
-    assert waited[-2:] == [f"ps {BLUE} {MANAGER}: none", f"ps {BLUE} {WORKER}: none"]
+    assert waited[-4:] == [
+        f"ps {BLUE} {MANAGER}: none",
+        f"ps {BLUE} {WORKER}: none",
+        # No single service of before: whatever is left of one removed a moment
+        # ago (adopted, then retired) could still hold the port.
+        f"ps {PROJECT} {MANAGER}: none",
+        f"ps {PROJECT} {WORKER}: none",
+    ]
     assert fake.deploys[-1]["CICD_PORT"] == "18500"
     assert fake.deploys[-1]["CICD_IMAGE"] == NEW_IMAGE
     assert set(fake.stacks[BLUE].tasks.values()) == {NEW_IMAGE}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from posixpath import join
 
 from cicd.commands import Command, cmd
+from cicd.core.config_schema import SLOTS
 
 #: ``srv_op_state`` of a server haproxy sends traffic to.
 UP = 2
@@ -178,8 +179,39 @@ def of(slot: str, servers: Sequence[str]) -> list[str]:
 
 
 def routed_slots(servers: dict[str, tuple[int, int]]) -> list[str]:
-    """The slots with a server haproxy is told to route to, in the config's order."""
-    return list(dict.fromkeys(slot_of(name) for name in routed(servers)))
+    """The slots with a server haproxy is told to route to, in the config's order.
+
+    Servers of no slot (a swarm's single service of before, one per node) are not
+    counted.
+    """
+    slots = (slot_of(name) for name in routed(servers))
+    return list(dict.fromkeys(slot for slot in slots if slot in SLOTS))
+
+
+def slotted(conf: str) -> bool:
+    """Whether a fragment names its servers after slots (not a single service's)."""
+    return any(slot_of(name) in SLOTS for name, _ in _servers(conf))
+
+
+def frame(conf: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """A fragment without its nodes: its other lines, and each slot's ports.
+
+    Two fragments with one frame differ only in which nodes they route to.
+    """
+    lines = [line for line in conf.splitlines()[1:] if line.split()[:1] != ["server"]]
+    ports = {
+        (slot_of(name), where.rsplit(":", 1)[-1]) for name, where in _servers(conf)
+    }
+    return lines, sorted(ports)
+
+
+def _servers(conf: str) -> list[tuple[str, str]]:
+    """Each ``server NAME ADDRESS:PORT`` line's name and address."""
+    return [
+        (words[1], words[2])
+        for words in (line.split() for line in conf.splitlines())
+        if words[:1] == ["server"] and len(words) >= 3
+    ]
 
 
 def routed(servers: dict[str, tuple[int, int]]) -> list[str]:

@@ -158,7 +158,11 @@ class Proxy:
             wanted[self.fragment]
         )
         if reshaped and supervisor.program_status(PROGRAM) == "RUNNING":
-            if self.nodes is not None and live:
+            if (
+                self.nodes is not None
+                and live
+                and _live_listens(old_fragment, wanted[self.fragment])
+            ):
                 return self._reload_for_new_nodes(supervisor, stale)
             # New ports or checks: the live slot still listens where the running
             # config says, so the new fragment waits for the switch (a reload).
@@ -272,7 +276,8 @@ class Proxy:
                 return True, said
             return False, []
         in_place = runtime_for(self.runner, t.settings, t.paths)
-        if in_place.status() == "RUNNING":
+        # A swarm service updating or with a task starting still holds the port.
+        if in_place.status() in ("RUNNING", "STARTING", "UPDATING"):
             in_place.stop()
             return False, said
         return False, []
@@ -422,3 +427,14 @@ def _exchange(path: str, text: str) -> str:
         while data := conn.recv(65536):
             chunks.append(data)
     return b"".join(chunks).decode(errors="replace")
+
+
+def _live_listens(old: str, new: str) -> bool:
+    """Whether a swarm's new fragment routes to tasks that listen already.
+
+    True when only its nodes changed, or when the single service of before takes
+    the blue/green shape (its tasks are the blue slot's, on blue's port). Else (new
+    ports, a new check) the live slot's tasks do not answer the new config yet:
+    it waits for the switch.
+    """
+    return hx.frame(old) == hx.frame(new) or not hx.slotted(old)

@@ -56,6 +56,8 @@ class Slots:
         self.swarm = host.settings.runtime.kind == "swarm"
         self.proxy = Proxy(host, self._node_places if self.swarm else None)
         self._runtimes: dict[str, Runtime] = {}
+        #: The release of a swarm's single service adopted as blue by this run.
+        self.adopted: str | None = None
 
     def runtime(self, slot: str) -> Runtime:
         """The runtime instance of one slot."""
@@ -108,8 +110,15 @@ class Slots:
     # -- what is where ----------------------------------------------------------
 
     def routed(self) -> str | None:
-        """The slot haproxy routes to now (None: none, or haproxy is down)."""
-        return self.proxy.routed()
+        """The slot haproxy routes to now (None: none, or haproxy is down).
+
+        On a swarm whose haproxy still has the single service's config (never
+        switched since), that service serves, as the blue slot it becomes.
+        """
+        routed = self.proxy.routed()
+        if routed is None and self.swarm and self.intended() is None:
+            return SLOTS[0] if self.adoptable(self.proxy.configured(), None) else None
+        return routed
 
     def proxy_problem(self) -> str:
         """Why haproxy routes this environment nowhere, in one line."""
@@ -217,13 +226,30 @@ class Slots:
         runtime = self._swarm()
         if not runtime.adopts():
             return None
-        return self.host.paths.release_of(runtime.serving())
+        # What its tasks run, else what its spec names (a task restarting, or a
+        # mix mid-update): never None for a service that listens on blue's port,
+        # whose start on blue would remove it while it serves.
+        return self.host.paths.release_of(runtime.serving()) or runtime.spec_sha()
 
     # -- switching --------------------------------------------------------------
 
     def ensure_proxy(self) -> list[str]:
-        """Make haproxy run and know this environment (see :meth:`Proxy.ensure`)."""
-        return self.proxy.ensure(self.intended())
+        """Make haproxy run and know this environment (see :meth:`Proxy.ensure`).
+
+        A swarm's single service of before is adopted first, as the blue slot:
+        haproxy's config then takes the blue/green shape with blue live, a seamless
+        reload onto the same tasks.
+        """
+        said = []
+        live = self.intended()
+        if live is None and self.swarm and (single := self.adoptable(True, None)):
+            self.point(SLOTS[0], single)
+            self.host.runner.run(files.write_atomic(self.host.paths.live, "blue\n"))
+            self.adopted, live = single, SLOTS[0]
+            said.append(
+                f"the swarm's single service ({short(single)}) is the blue slot"
+            )
+        return said + self.proxy.ensure(live)
 
     def start_proxy(self, live: str) -> list[str]:
         """The first switch: remember ``live``, then start haproxy routing to it."""
@@ -341,6 +367,8 @@ class Slots:
             routed = hx.routed_slots(self.proxy.servers())
         except ProxyDown:
             return "haproxy is not running"
+        if not routed and (single := self.routed()):
+            routed = [single]
         if not routed:
             return f"haproxy routes {self.host.env} to no slot"
         states = {slot: self.runtime(slot).status() for slot in routed}

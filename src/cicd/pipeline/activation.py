@@ -226,7 +226,6 @@ def go_live(
         _settle_proxy(slots, timeline)
     facts = slots.facts(sha, configured=not first)
     choice = choose_slot(facts, sha, fresh=fresh)
-    _adopt(slots, facts.adopt, timeline)
     if choice.how == "serving":
         # It already serves (a repair after haproxy came back): nothing to start.
         target.switch(sha, running)
@@ -250,14 +249,6 @@ def go_live(
         _leave_previous(target, live, op, running, timeline)
 
 
-def _adopt(slots: Slots, single: str | None, timeline: Timeline) -> None:
-    """The blue slot adopts a swarm's single service of before (its link says so)."""
-    if single:
-        slots.point(SLOTS[0], single)
-        timeline.say(f"  the swarm's single service ({short(single)}) is the blue slot")
-        timeline.did("adopt")
-
-
 def _leave_previous(
     target: Target, live: str, op: str, running: str | None, timeline: Timeline
 ) -> None:
@@ -274,6 +265,8 @@ def _settle_proxy(slots: Slots, timeline: Timeline) -> None:
     """Make haproxy run and know the environment; finish a switch cut short."""
     for line in slots.ensure_proxy():
         timeline.say(f"  {line}")
+    if slots.adopted:
+        timeline.did("adopt")
     half = slots.finish_half_switch()
     if half:
         timeline.say(f"  {half}")

@@ -138,10 +138,13 @@ def swarm_status(target: Target) -> list[dict[str, Any]] | None:
     """
     if target.settings.runtime.kind != "swarm":
         return None
+    from cicd.pipeline.activation import in_place
+
+    runtimes = [in_place(target)]
     if target.is_proxied():
-        runtimes = [target.slots.runtime(slot) for slot in SLOTS]
-    else:
-        runtimes = [target.live_runtime()]
+        slots = [target.slots.runtime(slot) for slot in SLOTS]
+        # The service run in place, until the first switch behind haproxy.
+        runtimes = slots if target.slots.proxy.configured() else runtimes + slots
     return [r.describe() for r in runtimes if isinstance(r, SwarmRuntime)]
 
 

@@ -226,6 +226,11 @@ class SwarmRuntime:
         data = json.loads(result.stdout)
         return data if isinstance(data, dict) else None
 
+    def spec_sha(self) -> str | None:
+        """The sha of the image its service's spec names (None: none of ours)."""
+        data = self.inspect()
+        return self.sha_of(_spec_image(data)) if data else None
+
     def inspect(self) -> dict[str, Any] | None:
         """The service as docker describes it, or None when there is none."""
         return self._inspect(self.in_use())
@@ -278,6 +283,10 @@ class SwarmRuntime:
         image = self.image(sha)
         if self.slot is not None:
             self.stop()
+            if self._inspect(self._single_service()) is None:
+                # The single service of before, adopted then removed a moment
+                # ago, may still hold this port.
+                self._wait_gone([self.single])
             before = None
         else:
             before = self.inspect()
