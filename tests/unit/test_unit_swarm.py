@@ -412,10 +412,13 @@ def test_an_update_the_swarm_rolled_back_is_a_failed_deploy(tmp_path: Any) -> No
 def test_an_update_that_never_finishes_fails_with_the_tasks(tmp_path: Any) -> None:
     fake = FakeDocker(polls=10**9)
     fake.run(PROJECT, f"mangetamain-app:{OLD}", 8500, node1=f"mangetamain-app:{OLD}")
+    # node2 is ready and active but was given no task: the message names it.
+    fake.nodes = "node1 10.0.0.1 ready active -\nnode2 10.0.0.2 ready active -\n"
     swarm = runtime(tmp_path, fake, update_timeout=0.3)
     with pytest.raises(CicdError, match="not on mangetamain-app:.* after 0.3s") as e:
         swarm.restart()
     assert f"(tasks: node1 mangetamain-app:{OLD} Running" in str(e.value)
+    assert str(e.value).endswith("; no task on node2")
 
 
 def test_a_registry_gets_the_image_instead_of_each_node(tmp_path: Any) -> None:

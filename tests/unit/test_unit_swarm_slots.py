@@ -343,3 +343,15 @@ def test_an_idle_slot_is_stopped_without_waiting_for_its_tasks(tmp_path: Any) ->
     with pytest.raises(CicdError, match=f"stack {GREEN} on "):
         green.restart()  # its old containers never went: no deploy over them
     assert fake.deploys == []
+
+
+def test_a_warm_slot_whose_tasks_still_start_is_stopped_by_a_ci_pass(
+    tmp_path: Any,
+) -> None:
+    """Deployed seconds after the release before it, the warm slot's tasks may not
+    have passed the swarm's own health check yet: they run, and are stopped."""
+    fake = slot_fake()
+    fake.run(GREEN, OLD_IMAGE, 28500).state = "Starting 2 seconds ago"
+    slots = swarm_slots(tmp_path, fake)
+    assert slots.retire("green") == f"stopped the green slot ({SHA[:7]})"
+    assert f"rm {GREEN}" in fake.events

@@ -325,7 +325,8 @@ class Slots:
         runtime = self.runtime(slot)
         if isinstance(runtime, SupervisorRuntime):
             runtime.set_autostart(False)
-        if runtime.status() != "RUNNING":
+        # Starting counts: a swarm task whose health check has not passed yet runs.
+        if runtime.status() not in (*ALIVE, "UPDATING"):
             return None
         _stop_now(runtime)
         return f"stopped the {slot} slot ({short(self.release(slot))})"

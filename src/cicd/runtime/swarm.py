@@ -356,10 +356,17 @@ class SwarmRuntime:
                 # record): its tasks running the image is the whole answer.
                 return
             time.sleep(POLL)
-        tasks = ", ".join(f"{t.node} {t.image} {t.state}" for t in self.tasks())
+        found = self.tasks()
+        tasks = ", ".join(f"{t.node} {t.image} {t.state}" for t in found)
+        # A node with no task at all: an image it lacks (list it in
+        # runtime.nodes), or a placement constraint that leaves it out.
+        wanted = [n.name for n in self.nodes() if n.ready and n.active]
+        idle = sorted(set(wanted) - {t.node for t in found})
+        without = f"; no task on {', '.join(idle)}" if idle else ""
         raise CicdError(
             f"{self.service}: not on {image} after "
             f"{self.settings.runtime.update_timeout:g}s (tasks: {tasks or 'none'})"
+            + without
         )
 
     def _task_error(self, image: str) -> str:
