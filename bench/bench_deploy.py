@@ -19,7 +19,6 @@ rollback
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    json_durations,
     REPO_ROOT,
     SUPERVISORCTL,
     SUPERVISORD,
@@ -179,7 +179,7 @@ def bench_deploy() -> list[Metric]:
                 )
             )
             walls.append(wall)
-            steps.append(_durations(out.stdout))
+            steps.append(json_durations(out.stdout))
             offsets.append(_ledger_offsets(project, launched, wall))
             boots.append(project.boot("A ok"))
             name = "AB"[index % 2]
@@ -328,16 +328,6 @@ def _costs() -> dict[str, Any]:
         "requests": median(requests) - median(urllib),
         "urllib": median(urllib) - median(bare),
     }
-
-
-def _durations(stdout: str) -> dict[str, float]:
-    """The ``durations`` of ``deploy.preprod --json`` (the JSON ends stdout)."""
-    start = stdout.find("\n{")
-    text = stdout[start + 1 :] if start >= 0 else stdout
-    try:
-        return dict(json.loads(text).get("durations", {}))
-    except ValueError:
-        return {}
 
 
 def _second(item: tuple[str, float]) -> float:

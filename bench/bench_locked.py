@@ -31,7 +31,6 @@ medians; the ratios are lock / requirements (uv), same run.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -45,6 +44,7 @@ from typing import Any
 
 from bench_fleet import BenchSkipped
 from common import (
+    json_durations,
     BIN,
     REPO_ROOT,
     BenchError,
@@ -198,7 +198,7 @@ class Host:
         body = fetch(self.project.url(), timeout=5) or ""
         if body.strip() != f"{version} ok hi":
             raise BenchError(f"{self.side.name}: {version} answered {body!r}")
-        return wall, _durations(result.stdout).get("export", float("nan"))
+        return wall, json_durations(result.stdout).get("export", float("nan"))
 
     def venv(self, sha: str) -> str:
         """The venv a release runs with."""
@@ -208,16 +208,6 @@ class Host:
     def close(self) -> None:
         """Stop this root's supervisord."""
         self.c.shutdown_supervisord(self.project.root)
-
-
-def _durations(stdout: str) -> dict[str, float]:
-    """The ``durations`` of ``deploy.preprod --json`` (the JSON ends stdout)."""
-    start = stdout.find("\n{")
-    text = stdout[start + 1 :] if start >= 0 else stdout
-    try:
-        return dict(json.loads(text).get("durations", {}))
-    except ValueError:
-        return {}
 
 
 def _round(c: Any, side: Side, work: Path, index: int) -> None:

@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_fleet import BenchSkipped
-from bench_locked import _durations
 from common import (
+    json_durations,
     BIN,
     REPO_ROOT,
     BenchError,
@@ -314,7 +314,7 @@ class Host:
                 f"{self.side.name}: after deploying {sha[:7]}, current is "
                 f"{current.name[:7]} and {HEALTH} answered {body!r}"
             )
-        return wall, _durations(result.stdout)
+        return wall, json_durations(result.stdout)
 
     def venvs(self) -> list[Path]:
         """The venvs built under this root."""

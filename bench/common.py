@@ -404,3 +404,13 @@ def ledger_offsets(ledger: Path, launched: float) -> dict[str, float]:
             name = "started" if event.get("outcome") == "started" else "deployed"
         offsets.setdefault(name, offset)
     return offsets
+
+
+def json_durations(stdout: str) -> dict[str, float]:
+    """The ``durations`` of ``deploy.preprod --json`` (the JSON ends stdout)."""
+    start = stdout.find("\n{")
+    text = stdout[start + 1 :] if start >= 0 else stdout
+    try:
+        return dict(json.loads(text).get("durations", {}))
+    except ValueError:
+        return {}

@@ -7,6 +7,7 @@ The stand-in app is a stdlib HTTP server (the Streamlit app has its own tests in
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from invoke import Context
@@ -310,3 +312,19 @@ def wait_for_switch(current: Path, sha: str, timeout: float = 60) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"{current} never switched to {sha[:7]}")
+
+
+def env_ledger(project: Project, env: str = "prod") -> list[dict[str, Any]]:
+    """Every ledger event of ``env`` (none when it has no ledger yet)."""
+    path = project.root / env / "ledger.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def validate(project: Project, sha: str) -> None:
+    """Record a CI success for ``sha`` on preprod, as the watcher does."""
+    preprod = project.target("preprod")
+    preprod.ensure_dirs()
+    preprod.set_validated(sha)
+    preprod.event("validated", sha=sha)

@@ -31,7 +31,7 @@ from cicd.host.target import Target
 from cicd.transport.runner import Runner
 from tools.testinfra.sshd import SshFleet
 from tests.conftest import Project, invoke
-from tests.integration.test_faults import KILLED, said
+from tests.integration.test_faults import killed, ok, said
 
 pytestmark = pytest.mark.slow
 
@@ -278,19 +278,9 @@ def test_a_restore_killed_at_each_step_is_finished_or_undone_by_the_next_command
     project.write(proxy=proxy, deadline=5)
     stamp, _ = taken(project)
     damage(project)
-    cut = invoke(
-        "backup.restore",
-        "--env",
-        "prod",
-        "--from",
-        stamp,
-        env={"CICD_FAILPOINT": point},
-        timeout=90,
-    )
-    assert cut.returncode in KILLED, f"not killed at {point}: " + said(cut)
+    killed("backup.restore", "--env", "prod", "--from", stamp, point=point)
 
-    settled = invoke("status", "--repair", "--env", "prod", env={"CICD_FAILPOINT": ""})
-    assert settled.returncode == 0, said(settled)
+    ok("status", "--repair", "--env", "prod")
     # Killed before the data was staged: undone; after: finished.
     expected = DAMAGED if point == "restore-extracted" else ORIGINAL
     assert contents(shared(project)) == expected
@@ -347,15 +337,7 @@ def test_a_power_loss_mid_restore_is_settled_by_start(
 
     stamp, _ = taken(project)
     damage(project)
-    cut = invoke(
-        "backup.restore",
-        "--env",
-        "prod",
-        "--from",
-        stamp,
-        env={"CICD_FAILPOINT": point},
-    )
-    assert cut.returncode in KILLED, said(cut)
+    killed("backup.restore", "--env", "prod", "--from", stamp, point=point)
     power_loss(project)  # supervisord and the app die with the restore
     started = invoke("start", timeout=90, env={"CICD_FAILPOINT": ""})
     assert started.returncode == 0, said(started)

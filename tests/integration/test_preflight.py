@@ -15,7 +15,6 @@ import subprocess
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,7 @@ from cicd.checks.browser import find_chromium
 from cicd.core.window import DAYS
 from cicd.pipeline.deploy import deploy_preprod
 from cicd.reporting.notify import Notifier
-from tests.conftest import REPO_ROOT, Project, git, invoke
+from tests.conftest import REPO_ROOT, Project, env_ledger, git, invoke, validate
 
 #: The conftest's configuration turns the pre-flight off for every other test.
 OFF = "preflight = []  # the pre-flight has its own tests: test_preflight.py"
@@ -40,22 +39,6 @@ def configure(
     project.config_path.write_text(
         text + textwrap.dedent(prod) + textwrap.dedent(extra)
     )
-
-
-def ledger(project: Project, env: str = "prod") -> list[dict[str, Any]]:
-    """Every ledger event of ``env`` (none when it has no ledger yet)."""
-    path = project.root / env / "ledger.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
-def validate(project: Project, sha: str) -> None:
-    """Record a CI success for ``sha`` on preprod, as the watcher does."""
-    preprod = project.target("preprod")
-    preprod.ensure_dirs()
-    preprod.set_validated(sha)
-    preprod.event("validated", sha=sha)
 
 
 def to_preprod(project: Project, sha: str) -> None:
@@ -102,7 +85,7 @@ def test_a_sha_preprod_does_not_serve_is_refused_and_counted_by_the_report(
     assert "✗ serving" in output
     assert f"– logs     not read: preprod does not serve {other[:7]}" in output
     assert not prod_current(project).exists()
-    events = ledger(project)
+    events = env_ledger(project)
     assert [e["event"] for e in events] == ["refused"]
     assert events[0]["sha"] == other
     assert events[0]["detail"] == "pre-flight failed: serving"
@@ -132,7 +115,7 @@ def test_the_plan_of_a_sha_nothing_serves_shows_the_refusal_and_changes_nothing(
     assert smoke["ok"] is None and smoke["figure"].startswith("not run: ")
     refused = document["hosts"][0]["refused"]
     assert refused.startswith(f"pre-flight failed for {sha[:7]} (serving: ")
-    assert ledger(project) == [] and not prod_current(project).exists()
+    assert env_ledger(project) == [] and not prod_current(project).exists()
 
 
 @pytest.mark.slow
@@ -165,7 +148,7 @@ def test_an_error_line_in_preprods_log_since_the_sha_started_is_quoted(
     assert "'Traceback (most recent call last):'" in said
     assert "v0 could not read" not in said
     assert not prod_current(project).exists()
-    assert ledger(project)[-1]["detail"] == "pre-flight failed: logs"
+    assert env_ledger(project)[-1]["detail"] == "pre-flight failed: logs"
 
 
 @pytest.mark.slow
@@ -184,7 +167,7 @@ def test_outside_the_window_refuses_and_force_with_a_reason_deploys_recorded(
     assert f"window: {DAYS[datetime.now(UTC).weekday()]} " in said
     assert f"outside {day} 00:00-24:00 UTC (opens {day} " in said
     assert not prod_current(project).exists()
-    assert ledger(project)[-1]["detail"] == "pre-flight failed: window"
+    assert env_ledger(project)[-1]["detail"] == "pre-flight failed: window"
 
     without_reason = invoke("deploy.prod", "--confirm", "DEPLOY", "--force")
     assert without_reason.returncode == 2
@@ -211,7 +194,7 @@ def test_outside_the_window_refuses_and_force_with_a_reason_deploys_recorded(
         summary.read_text()
     )
     assert prod_current(project).resolve().name == sha
-    started = [e for e in ledger(project) if e["event"] == "deploy"][0]
+    started = [e for e in env_ledger(project) if e["event"] == "deploy"][0]
     assert started["detail"] == (
         "forced: pre-flight: window; reason: the data fix cannot wait"
     )
@@ -269,7 +252,7 @@ def test_plan_json_shows_every_item_and_changes_nothing_then_the_run_checks_a_re
         "restore tried now (" in backup["figure"]
         and "the last was never" in backup["figure"]
     )
-    restores = [e for e in ledger(project) if e["event"] == "restore"]
+    restores = [e for e in env_ledger(project) if e["event"] == "restore"]
     assert len(restores) == 1 and restores[0]["outcome"] == "ok"
 
 
@@ -331,7 +314,7 @@ def test_a_truncated_backup_refuses_and_a_recent_restore_check_is_not_repeated(
     assert refused.returncode == 2, refused.stderr
     said = error_line(refused)
     assert f"backup: {newest.name} " in said, said
-    assert ledger(project)[-1]["detail"] == "pre-flight failed: backup"
+    assert env_ledger(project)[-1]["detail"] == "pre-flight failed: backup"
     plan = json.loads(invoke("deploy.prod", "--plan", "--json").stdout)
     item = plan["preflight"]["items"][0]
     assert item["ok"] is False and "verify " in item["figure"]

@@ -11,31 +11,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
 
 import pytest
 import requests
 
 from cicd.pipeline.production import deploy_prod
 from cicd.reporting.notify import Notifier
-from tests.conftest import Project, invoke
+from tests.conftest import Project, env_ledger, invoke, validate
 
 #: The sha's short form, as every message shows it.
 SHORT = 7
-
-
-def ledger(project: Project, env: str = "prod") -> list[dict[str, Any]]:
-    """Every ledger event of ``env``."""
-    path = project.root / env / "ledger.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
-def validate(project: Project, sha: str) -> None:
-    """Record a CI success for ``sha`` on preprod, as the watcher does."""
-    preprod = project.target("preprod")
-    preprod.ensure_dirs()
-    preprod.set_validated(sha)
-    preprod.event("validated", sha=sha)
 
 
 def to_prod(project: Project, sha: str) -> None:
@@ -82,7 +67,7 @@ def test_deploy_prod_after_a_prod_rollback_refuses_the_rolled_back_default(
     project: Project,
 ) -> None:
     v1, v2 = rolled_back_prod(project)
-    before = len(ledger(project))
+    before = len(env_ledger(project))
 
     refused = invoke("deploy.prod", "--confirm", "DEPLOY")
 
@@ -95,7 +80,7 @@ def test_deploy_prod_after_a_prod_rollback_refuses_the_rolled_back_default(
     assert f'--sha {v2[:SHORT]} --force --reason "..."; nothing was changed' in line
     assert current(project) == f"releases/{v1}"
     assert requests.get(project.url("prod"), timeout=5).text.strip() == "v1 ok"
-    events = ledger(project)
+    events = env_ledger(project)
     assert len(events) == before + 1
     assert events[-1]["event"] == "refused" and events[-1]["outcome"] == "refused"
     assert events[-1]["sha"] == v2
@@ -116,7 +101,7 @@ def test_deploy_prod_after_a_prod_rollback_refuses_the_rolled_back_default(
     assert (
         shown["sha"] == v2 and "was rolled back in prod" in shown["hosts"][0]["refused"]
     )
-    assert len(ledger(project)) == before + 2  # the two refused runs, no plan
+    assert len(env_ledger(project)) == before + 2  # the two refused runs, no plan
     assert current(project) == f"releases/{v1}"
 
 
@@ -130,9 +115,9 @@ def test_redeploying_a_release_rolled_back_in_prod_takes_sha_force_and_reason(
     assert named.returncode == 2
     assert f"{v2[:SHORT]} was rolled back in prod on " in error_line(named)
     assert 'to redeploy it on purpose pass --force --reason "..."' in error_line(named)
-    assert ledger(project)[-1]["detail"] == "rolled back in prod"
+    assert env_ledger(project)[-1]["detail"] == "rolled back in prod"
 
-    before = ledger(project)
+    before = env_ledger(project)
     no_reason = invoke("deploy.prod", "--confirm", "DEPLOY", "--sha", v2, "--force")
     blank = invoke(
         "deploy.prod", "--confirm", "DEPLOY", "--sha", v2, "--force", "--reason", " "
@@ -140,7 +125,7 @@ def test_redeploying_a_release_rolled_back_in_prod_takes_sha_force_and_reason(
     for result in (no_reason, blank):
         assert result.returncode == 2
         assert error_line(result).startswith('error: --force needs --reason "...":')
-    assert ledger(project) == before  # bad input: not even a refusal recorded
+    assert env_ledger(project) == before  # bad input: not even a refusal recorded
     assert current(project) == f"releases/{v1}"
 
     why = "the failure was a bad row in the data, fixed since"
@@ -158,7 +143,9 @@ def test_redeploying_a_release_rolled_back_in_prod_takes_sha_force_and_reason(
     assert done.returncode == 0, done.stderr
     assert current(project) == f"releases/{v2}"
     assert f"(FORCED: rolled back in prod)\nReason: {why}" in done.stderr
-    deploys = [e for e in ledger(project) if e["event"] == "deploy" and e["sha"] == v2]
+    deploys = [
+        e for e in env_ledger(project) if e["event"] == "deploy" and e["sha"] == v2
+    ]
     detail = f"forced: rolled back in prod; reason: {why}"
     assert [(e["outcome"], e.get("detail")) for e in deploys[-2:]] == [
         ("started", detail),

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from cicd.commands import backup as commands
 from cicd.commands import files
 from cicd.core.errors import CicdError, UsageError, clip
+from cicd.core.ledger import parse_time
 from cicd.core.messages import short
 
 if TYPE_CHECKING:
@@ -387,19 +388,12 @@ def last_restore_check(state: EnvState, now: datetime | None = None) -> float | 
     for event in reversed(state.events):
         if event.event == "restore" and event.outcome == "ok":
             if CHECKED.match(event.detail):
-                when = _parse_time(event.time)
+                when = parse_time(event.time)
                 if when is None:
                     continue
                 moment = now or datetime.now(UTC)
                 return max((moment - when).total_seconds(), 0.0) / 86400
     return None
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 def _prune(target: Target) -> None:

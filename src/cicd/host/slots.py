@@ -68,14 +68,14 @@ class Slots:
             self._runtimes[slot] = runtime_for(t.runner, t.settings, t.paths, slot)
         return self._runtimes[slot]
 
-    def _swarm(self) -> SwarmRuntime:
+    def _swarm_runtime(self) -> SwarmRuntime:
         runtime = self.runtime(SLOTS[0])
         assert isinstance(runtime, SwarmRuntime)
         return runtime
 
     def _node_places(self) -> list[tuple[str, str]]:
         """Each swarm node's server name and address (for haproxy's config)."""
-        nodes = self._swarm().nodes()
+        nodes = self._swarm_runtime().nodes()
         names = [n.name for n in nodes]
         # Two nodes may share a hostname (cloned VMs): the address tells them apart.
         return [
@@ -91,7 +91,7 @@ class Slots:
         port = self.host.settings.proxy.slot_port(slot)
         if not self.swarm:
             return [f"http://127.0.0.1:{port}"]
-        nodes = self._swarm().nodes()
+        nodes = self._swarm_runtime().nodes()
         return [f"http://{n.address}:{port}" for n in nodes if n.ready and n.active]
 
     def checks(self, slot: str) -> tuple[HealthCheck, ...]:
@@ -155,6 +155,10 @@ class Slots:
         """The slot the last switch chose (``<env>/live``), or None."""
         name = self.host.runner.output(files.read(self.host.paths.live))
         return name if name in SLOTS else None
+
+    def remember(self, slot: str) -> None:
+        """Write ``<env>/live``: the slot the last switch chose."""
+        self.host.runner.run(files.write_atomic(self.host.paths.live, slot + "\n"))
 
     def live(self) -> str:
         """The slot that serves (or should): haproxy's, the last switch's, or blue."""
@@ -223,7 +227,7 @@ class Slots:
         """
         if not self.swarm or intended or not configured:
             return None
-        runtime = self._swarm()
+        runtime = self._swarm_runtime()
         if not runtime.adopts():
             return None
         # What its tasks run, else what its spec names (a task restarting, or a
@@ -244,7 +248,7 @@ class Slots:
         live = self.intended()
         if live is None and self.swarm and (single := self.adoptable(True, None)):
             self.point(SLOTS[0], single)
-            self.host.runner.run(files.write_atomic(self.host.paths.live, "blue\n"))
+            self.remember(SLOTS[0])
             self.adopted, live = single, SLOTS[0]
             said.append(
                 f"the swarm's single service ({short(single)}) is the blue slot"
@@ -253,14 +257,14 @@ class Slots:
 
     def start_proxy(self, live: str) -> list[str]:
         """The first switch: remember ``live``, then start haproxy routing to it."""
-        self.host.runner.run(files.write_atomic(self.host.paths.live, live + "\n"))
+        self.remember(live)
         said = self.proxy.ensure(live)
         self.boot_only(live)
         return said
 
     def switch(self, to: str, away: str | None) -> None:
         """Route to ``to``, drain ``away``, and remember ``to`` as live."""
-        self.host.runner.run(files.write_atomic(self.host.paths.live, to + "\n"))
+        self.remember(to)
         self.proxy.route(to, away)
         self.boot_only(to)
 

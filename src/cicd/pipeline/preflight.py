@@ -34,7 +34,9 @@ from cicd.core.redact import redact
 from cicd.core.smoke import PageResult, summary
 
 if TYPE_CHECKING:
+    from cicd.core.ledger import Event
     from cicd.core.state import EnvState
+    from cicd.host.backup import Backup
     from cicd.host.target import Target
 
 #: How many lines of preprod's app log (since the sha's start) are read at most.
@@ -238,7 +240,7 @@ def _deployed_at(state: EnvState | None, sha: str) -> str:
     return f"{event.time[:16].replace('T', ' ')} UTC" if event else ""
 
 
-def _went_live(state: EnvState | None, sha: str) -> Any:
+def _went_live(state: EnvState | None, sha: str) -> Event | None:
     """The ledger event of ``sha``'s last deploy, rollback or switch on preprod."""
     for event in reversed(state.events if state else ()):
         if event.sha == sha and event.outcome == "ok":
@@ -340,7 +342,7 @@ def _backup_of(target: Target, run: _Run) -> str:
     return f"{said}; restore checked {_days(age)} (within {limit:g} days)"
 
 
-def _backup_recorded(newest: Any, age: float | None, limit: float) -> str:
+def _backup_recorded(newest: Backup, age: float | None, limit: float) -> str:
     """``--plan``'s backup item: what the ledger says, nothing read or restored.
 
     Raises:

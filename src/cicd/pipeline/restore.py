@@ -33,7 +33,6 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from posixpath import join
 from typing import TYPE_CHECKING, Any
 
 from cicd.commands import backup as commands
@@ -258,7 +257,7 @@ def _scratch(target: Target) -> tuple[str, str]:
     """Where a restore stages the archive's data, and keeps the live data aside."""
     return (
         backup.scratch_dir(target, "staged"),
-        join(target.paths.dir, ".restore-old"),
+        backup.scratch_dir(target, "old"),
     )
 
 

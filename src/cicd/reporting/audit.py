@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cicd.core import table
 from cicd.core.errors import UsageError, clip
 from cicd.core.table import Column
+from cicd.core.ledger import parse_time
 from cicd.core.messages import short
 
 if TYPE_CHECKING:
@@ -81,11 +82,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 def event_time(event: Event) -> datetime | None:
     """When an event happened, or None when its time is unreadable."""
-    try:
-        when = datetime.fromisoformat(event.time.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return parse_time(event.time)
 
 
 def audit_rows(state: EnvState, since: datetime | None = None) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cicd.ci import FAILURE, SUPERSEDED
-from cicd.core.ledger import Event
+from cicd.core.ledger import Event, parse_time
 from cicd.core.messages import PREFLIGHT_REFUSED
 
 #: Longest time one monitor result stands for (the monitor runs hourly).
@@ -256,15 +256,6 @@ def _level_failure(percent: float | None) -> str:
     if percent <= 15:
         return "elite"
     return "medium" if percent <= 30 else "low"
-
-
-def parse_time(text: str) -> datetime | None:
-    """An ISO 8601 time from the ledger or the history, or None when unreadable."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ with nothing changed; a bad stamp or environment exit 2.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.tasks import task
 
@@ -15,6 +15,9 @@ from cicd.tasks import options
 from cicd.tasks.boundary import lock_waiting, reported
 from cicd.tasks.documents import emit_json, finish, host_row
 from cicd.tasks.hosts import notifier, targets
+
+if TYPE_CHECKING:
+    from cicd.host.backup import Backup
 
 #: ``--env`` of the backup tasks: production is the environment backed up.
 ENV = "Environment (default: prod)."
@@ -59,7 +62,7 @@ def list_backups(c: Any, env: str = "prod", json: bool = False) -> None:
             print("\n".join(lines(columns, [_cells(b) for b in kept])))
 
 
-def _cells(each: Any) -> list[str]:
+def _cells(each: Backup) -> list[str]:
     """One backup's row of ``backup.list``."""
     figures = each.recorded
     if each.failed:

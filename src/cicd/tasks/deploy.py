@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.tasks import task
 
@@ -17,6 +17,9 @@ from cicd.tasks.hosts import (
     targets,
     task_settings,
 )
+
+if TYPE_CHECKING:
+    from cicd.pipeline.preflight import PreflightRefused
 
 
 def _plan_prod(
@@ -69,7 +72,7 @@ def _plan_prod(
     )
 
 
-def _refused(error: Any, json: bool) -> Exception:
+def _refused(error: PreflightRefused, json: bool) -> Exception:
     """A refused pre-flight: its document (``--json``, summary), then exit 2."""
     from invoke.exceptions import Exit
 
