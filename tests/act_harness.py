@@ -16,7 +16,14 @@ this harness adds, so the workflows meet the VM's real conditions:
 5. A stand-in for ``actions/checkout`` (tests/act/checkout/action.yml), mapped to
    every ``actions/checkout@REF`` the workflow files use: the workspace becomes a
    clone of the test's origin repository at ``$GITHUB_SHA``, cleaned with
-   ``git clean -ffdx``.
+   ``git clean -ffdx``. And, for ``ci.yml``'s hosted jobs (``ubuntu-latest`` runs
+   here in host mode too), stand-ins for ``actions/setup-python``, ``actions/cache``
+   and the artifact actions (tests/act/actions.py): the interpreters of this
+   machine as the image's, a cache service kept by the runner, an artifact storage
+   per workflow run. nox's uv runs offline (``UV_OFFLINE=1``): what it installs
+   comes from the uv cache that ``actions/cache`` restores.
+7. ``sudo``: the hosted image has a passwordless one; as root without it (this
+   machine), a shim that does what sudo does to a root command line.
 6. A stable "VM": the configuration (absolute root outside the workspace), the
    tool's venv and the root persist between jobs; act gives each job a fresh
    workspace and deletes it afterwards.
@@ -49,11 +56,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.act import actions as standin_actions
 from tests.discord_fake import FakeDiscord
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACT_DIR = Path(__file__).resolve().parent / "act"
-CHECKOUT_STANDIN = ACT_DIR / "checkout"
+#: The actions a workflow may use, each with the folder of its stand-in.
+STANDINS = {
+    name: ACT_DIR / name
+    for name in ("checkout", "setup-python", "cache", "upload-artifact")
+    + ("download-artifact",)
+}
+#: The stand-ins' code (tests/act/actions.py), run by each one's ``run.js``.
+ACTIONS_SCRIPT = ACT_DIR / "actions.py"
+#: What ``sudo`` resets PATH to (Debian's and Ubuntu's ``secure_path``).
+SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PEP668 = ACT_DIR / "pep668.py"
 #: The origin repository the checkout stand-in clones (passed with ``--env``).
 ORIGIN_VARIABLE = "ACT_HARNESS_ORIGIN"
@@ -99,6 +116,17 @@ def uses_refs(root: Path) -> list[str]:
 def checkout_refs(root: Path) -> list[str]:
     """The ``actions/checkout@REF`` the workflows use (a tag or a pinned sha)."""
     return [ref for ref in uses_refs(root) if ref.startswith("actions/checkout@")]
+
+
+def standin_refs(root: Path) -> dict[str, Path]:
+    """Every ``actions/NAME@REF`` the workflows use that has a stand-in: its folder."""
+    found = {}
+    for ref in uses_refs(root):
+        owner, _, rest = ref.partition("/")
+        name = rest.partition("@")[0]
+        if owner == "actions" and name in STANDINS:
+            found[ref] = STANDINS[name]
+    return found
 
 
 # -- the runner's end-of-job orphan cleanup ------------------------------------
@@ -202,6 +230,26 @@ def wait_gone(pids_: Iterable[int], timeout: float = 10.0) -> None:
 # -- the PEP 668 system Python, the wheelhouse ---------------------------------
 
 
+def write_sudo(directory: Path) -> Path | None:
+    """Write a ``sudo`` into ``directory`` when this is root without one, else None.
+
+    It does only what sudo does to a root command line: ``-E`` keeps the
+    environment, otherwise it is reset to sudo's ``secure_path`` and root's HOME
+    (so a step's bare ``python3`` is the system's, as on the hosted runner).
+    """
+    if shutil.which("sudo") or os.geteuid() != 0:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    shim = directory / "sudo"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -E ]; then shift; exec "$@"; fi\n'
+        f'exec env -i PATH={SECURE_PATH} HOME=/root LANG=C.UTF-8 "$@"\n'
+    )
+    shim.chmod(0o755)
+    return shim
+
+
 def write_system_python(directory: Path, real: str | None = None) -> Path:
     """Write the PEP 668 ``python``/``python3``/``pip``/``pip3`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -249,17 +297,22 @@ def copy_project(dest: Path, source: Path = REPO_ROOT) -> Path:
     return dest
 
 
-def build_wheelhouse(directory: Path, source: Path = REPO_ROOT) -> Path:
-    """Wheels of the project, its dependencies and hatchling, in ``directory``.
+def build_wheelhouse(
+    directory: Path, source: Path = REPO_ROOT, extra: Iterable[str] = ()
+) -> Path:
+    """Wheels of the project, its dependencies, hatchling and ``extra``.
 
-    Built once per version of the project's ``pyproject.toml`` (a lock and a marker
-    file holding its hash: xdist workers share it, and a new dependency rebuilds it)
-    with a stdlib venv's pip, which may use the machine's index or cache: this is
-    provisioning, as nox installs are. The jobs then install with
-    ``PIP_NO_INDEX=1`` from it.
+    Built once per version of the project's ``pyproject.toml`` and ``extra`` (a
+    lock and a marker file holding their hash: xdist workers share it, and a new
+    dependency rebuilds it) with a stdlib venv's pip, which may use the machine's
+    index or cache: this is provisioning, as nox installs are. The jobs then
+    install with ``PIP_NO_INDEX=1`` from it.
     """
     marker = directory / ".complete"
-    wanted = hashlib.sha256((source / "pyproject.toml").read_bytes()).hexdigest()
+    extras = sorted(extra)
+    digest = hashlib.sha256((source / "pyproject.toml").read_bytes())
+    digest.update("\n".join(extras).encode())
+    wanted = digest.hexdigest()
     with file_lock(directory.parent / f"{directory.name}.lock"):
         if marker.exists() and marker.read_text().strip() == wanted:
             return directory
@@ -284,6 +337,7 @@ def build_wheelhouse(directory: Path, source: Path = REPO_ROOT) -> Path:
                 str(directory),
                 str(project),
                 "hatchling",
+                *extras,
             ],
             capture_output=True,
             text=True,
@@ -422,8 +476,11 @@ class Runner:
     def __post_init__(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.shims = write_system_python(self.home / "system-python")
+        write_sudo(self.shims)
         self.cache = self.home / "act-cache"
-        self.refs = checkout_refs(self.origin)
+        #: The repository's cache service (actions/cache), kept across runs.
+        self.actions_cache = self.home / "actions-cache"
+        self.refs = standin_refs(self.origin)
         if self.github is not None and self.github.tokens is None:
             self.github.tokens = set()
 
@@ -440,11 +497,19 @@ class Runner:
             "LANG": "C.UTF-8",
         }
 
-    def job_env(self, tracking_id: str) -> dict[str, str]:
-        """What the runner adds to the job's environment (``--env``)."""
+    def job_env(self, tracking_id: str, artifacts: Path) -> dict[str, str]:
+        """What the runner adds to the job's environment (``--env``).
+
+        ``artifacts`` is the workflow run's artifact storage.
+        """
         return {
             TRACKING: tracking_id,
             ORIGIN_VARIABLE: str(self.origin),
+            "ACT_HARNESS_ACTIONS": str(ACTIONS_SCRIPT),
+            "ACT_HARNESS_PYTHONS": base_python(),
+            "ACT_HARNESS_CACHE": str(self.actions_cache),
+            "ACT_HARNESS_ARTIFACTS": str(artifacts),
+            "UV_OFFLINE": "1",
             "PIP_NO_INDEX": "1",
             "PIP_FIND_LINKS": str(self.wheelhouse),
             "PIP_CONFIG_FILE": os.devnull,
@@ -486,17 +551,21 @@ class Runner:
         token: str,
         tracking_id: str,
         secrets_: dict[str, str],
+        concurrent_jobs: int | None = None,
     ) -> list[str]:
-        """act's command line for one job."""
+        """act's command line for one workflow run."""
         argv = [self.act, event_name, "-W", str(workflow), "-C", str(repo)]
         argv += ["-e", str(event_path)]
-        for label in ("self-hosted", "Linux", "X64"):
+        for label in ("self-hosted", "Linux", "X64", "ubuntu-latest"):
             argv += ["-P", f"{label}=-self-hosted"]
         argv += ["--no-skip-checkout", "--no-cache-server"]
         argv += ["--action-cache-path", str(self.cache)]
-        for ref in self.refs:
-            argv += ["--local-repository", f"{ref}={CHECKOUT_STANDIN}"]
-        for name, value in self.job_env(tracking_id).items():
+        if concurrent_jobs:
+            argv += ["--concurrent-jobs", str(concurrent_jobs)]
+        for ref, folder in self.refs.items():
+            argv += ["--local-repository", f"{ref}={folder}"]
+        artifacts = event_path.parent / "artifacts"
+        for name, value in self.job_env(tracking_id, artifacts).items():
             argv += ["--env", f"{name}={value}"]
         for name, value in {"GITHUB_TOKEN": token, **secrets_}.items():
             argv += ["-s", f"{name}={value}"]
@@ -519,6 +588,7 @@ class Runner:
         inputs: dict[str, str] | None = None,
         secrets: dict[str, str] | None = None,
         timeout: float = 180,
+        concurrent_jobs: int | None = None,
     ) -> JobResult:
         """Run ``.github/workflows/WORKFLOW`` for ``event_name``, as the runner would.
 
@@ -531,6 +601,8 @@ class Runner:
             inputs: ``workflow_dispatch`` inputs (merged into the event).
             secrets: Secrets for this job only (over the runner's).
             timeout: Seconds before act is killed (the job then counts as failed).
+            concurrent_jobs: At most this many jobs at once (act's default: one
+                per CPU).
         """
         started = time.monotonic()
         tracking_id = f"github_{uuid.uuid4()}"
@@ -556,25 +628,29 @@ class Runner:
             token,
             tracking_id,
             {**self.secrets, **(secrets or {})},
+            concurrent_jobs,
         )
         if self.github is not None:
             with self.github.lock:
                 self.github.tokens.add(token)
         try:
+            # A file as it goes, so that a long run can be followed (tail -f).
+            log = job_dir / "act.log"
             try:
-                done = subprocess.run(
-                    argv,
-                    cwd=job_dir,  # act reads .env, .secrets, .vars from here: none
-                    env=self.act_environment(),
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                )
-                returncode, output = done.returncode, done.stdout + done.stderr
-            except subprocess.TimeoutExpired as expired:
+                with open(log, "wb") as handle:
+                    returncode = subprocess.run(
+                        argv,
+                        cwd=job_dir,  # act reads .env, .secrets, .vars here: none
+                        env=self.act_environment(),
+                        stdin=subprocess.DEVNULL,
+                        stdout=handle,
+                        stderr=subprocess.STDOUT,
+                        timeout=timeout,
+                    ).returncode
+                output = log.read_text(errors="replace")
+            except subprocess.TimeoutExpired:
                 returncode = -9
-                output = _text(expired.stdout) + _text(expired.stderr)
+                output = log.read_text(errors="replace")
                 output += f"\n[harness] act killed after {timeout:g} s"
         finally:
             # The job is over: the runner kills its orphans, GitHub revokes its token.
@@ -595,6 +671,24 @@ class Runner:
         self.history.append(result)
         return result
 
+    def seed_cache(self, key: str, path: str, source: Path) -> Path:
+        """An ``actions/cache`` entry of ``path`` holding ``source``'s files.
+
+        As if an earlier run had saved ``path`` (e.g. ``~/.cache/uv``) with
+        ``source`` in it: the stand-in restores it for a ``restore-keys`` prefix
+        of ``key``.
+        """
+        # The jobs' HOME is the runner's: ~ is expanded there, not here.
+        target = str(self.home / path[2:]) if path.startswith("~/") else path
+        return standin_actions.save_entry(
+            self.actions_cache,
+            key,
+            standin_actions.cache_version([path]),
+            [source.name],
+            source.parent,
+            transform=f"s,^{re.escape(source.name)},{target},",
+        )
+
     def head(self) -> str:
         """Origin's main."""
         return subprocess.run(
@@ -608,12 +702,6 @@ class Runner:
 def secrets_token() -> str:
     """A random token body, as GitHub's installation tokens look."""
     return secrets.token_urlsafe(27).replace("-", "A").replace("_", "b")
-
-
-def _text(data: str | bytes | None) -> str:
-    if data is None:
-        return ""
-    return data if isinstance(data, str) else data.decode("utf-8", "replace")
 
 
 # -- the VM's processes: what a test started, what a secret reached ------------

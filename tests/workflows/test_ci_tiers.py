@@ -36,6 +36,7 @@ import pytest
 import yaml
 
 from cicd.checks.browser import find_chromium
+from tests import act_harness
 from tests.act_harness import REPO_ROOT
 from tools.testinfra import docker, swarm
 from tools.testinfra.sshd import NEEDS_SSHD, SSHD
@@ -46,8 +47,6 @@ CI_RUN = REPO_ROOT / ".ci" / "run"
 SHELL = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
 #: The ``if:`` of steps for GitHub's hosted image only (false on this machine).
 HOSTED_ONLY = "runner.environment == 'github-hosted'"
-#: sudo's secure_path (Debian, Ubuntu): what a command run through sudo sees.
-SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: The summary step's one expression, as GitHub's runner evaluates it.
 NEEDS_EXPRESSION = "${{ toJSON(needs) }}"
 SUCCESS = {job: {"result": "success", "outputs": {}} for job in ("quality", "tests")}
@@ -75,23 +74,12 @@ def ci_run_extras() -> list[str]:
 def sudo_dir(tmp_path: Path) -> Path | None:
     """A directory to put first on PATH so that ``sudo`` works here, or None.
 
-    The real sudo when installed. As root without it (this machine), a ``sudo``
-    that only does what sudo does to a root command line: ``-E`` keeps the
-    environment, else it is reset to sudo's ``secure_path`` (so the steps' bare
-    ``python3`` is the system's, as on the hosted runner).
+    The real sudo when installed; as root without it (this machine), the act
+    harness's shim (:func:`tests.act_harness.write_sudo`).
     """
-    if shutil.which("sudo"):
+    if shutil.which("sudo") or act_harness.write_sudo(tmp_path):
         return tmp_path
-    if os.geteuid() != 0:
-        return None
-    shim = tmp_path / "sudo"
-    shim.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = -E ]; then shift; exec "$@"; fi\n'
-        f'exec env -i PATH={SECURE_PATH} HOME=/root LANG=C.UTF-8 "$@"\n'
-    )
-    shim.chmod(0o755)
-    return tmp_path
+    return None
 
 
 def run_step(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
