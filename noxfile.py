@@ -1,14 +1,16 @@
 """Quality gates of the Mangetamain monorepo, the same locally and in CI.
 
 ``nox`` alone runs the default sessions (lint, docs, infra, tests), which is exactly
-what the CI workflow runs, job by job. ``nox -l`` lists every session; ``nox -s lint
-quick`` is the fast lane before a push.
+what the CI workflow runs, job by job, then ``workflows``, which runs that workflow
+file itself through act. ``nox -l`` lists every session; ``nox -s lint quick`` is
+the fast lane before a push.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+from importlib import metadata
 from pathlib import Path
 
 import nox
@@ -16,8 +18,9 @@ import nox
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-# Tests run last so that the output of `nox` ends with pytest's summary line.
-nox.options.sessions = ["lint", "docs", "infra", "tests"]
+# The tests, then ci.yml through act, last: the output of `nox` ends with pytest's
+# summary line.
+nox.options.sessions = ["lint", "docs", "infra", "tests", "workflows"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -107,12 +110,40 @@ def tests(session: nox.Session) -> None:
     workers = ["-n", "4"] if not session.posargs else []
     session.run(
         "pytest",
+        "-m",
+        "not ci_workflow",  # nox -s workflows: the suite again, inside ci.yml
         "--cov=cicd",
         "--cov-report=html:build/coverage/cicd",
         f"--junitxml={RESULTS}/cicd.xml",
         *workers,
         *report,
         *session.posargs,
+    )
+
+
+@nox.session
+def workflows(session: nox.Session) -> None:
+    """Run ci.yml through act as GitHub runs it on a push to main (about 25 minutes).
+
+    Every job in turn, with the act harness's stand-ins for the hosted runner's
+    actions: the tests job provisions this machine with its own steps and runs the
+    whole suite, every tier; the summary job then fails if a test skipped for a
+    missing component. Needs the machine ``.ci/run`` provisions (root, Docker, the
+    swarm, sshd, Chromium); elsewhere the test skips and says why. The jobs install
+    offline: nox and uv at the versions running this session, from a wheelhouse,
+    and the rest from this machine's uv cache, which the sessions above filled.
+    """
+    session.install("-e", ".", *_group("test"))
+    pins = f"nox[uv]=={metadata.version('nox')} uv=={metadata.version('uv')}"
+    session.run(
+        "pytest",
+        "-m",
+        "ci_workflow",
+        "-p",
+        "no:cacheprovider",
+        "tests/workflows/test_ci_act.py",
+        *session.posargs,
+        env={"CICD_CI_ACT_REQUIREMENTS": pins},
     )
 
 

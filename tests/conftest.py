@@ -32,6 +32,32 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # sshd hosts on 127.0.0.x and the Docker engine: skipped with a reason when absent.
 pytest_plugins = ("tools.testinfra.fixtures",)
 
+#: What a CI runner puts in the environment of the job that runs these tests
+#: (GitHub's runner, or the act harness's in ``nox -s workflows``). The pipeline
+#: reads several (the run's URL, the step summary, the repository), so a test sees
+#: them only when it sets them: the suite then behaves as it does on a laptop, and
+#: no test writes into the job's real step summary. RUNNER_TRACKING_ID stays: it is
+#: what the runner's end-of-job cleanup finds the job's processes by.
+RUNNER_PREFIXES = ("GITHUB_", "RUNNER_", "ACTIONS_", "ACT_HARNESS_")
+#: The act harness's offline installs, for the workflow's own steps only.
+RUNNER_INSTALL_SETTINGS = ("UV_OFFLINE", "PIP_NO_INDEX", "PIP_FIND_LINKS")
+
+
+def forget_the_ci_runner(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Remove the CI runner's variables from ``environ``; the names removed."""
+    names = [
+        name
+        for name in environ
+        if (name.startswith(RUNNER_PREFIXES) and name != "RUNNER_TRACKING_ID")
+        or name in RUNNER_INSTALL_SETTINGS
+    ]
+    for name in names:
+        del environ[name]
+    return sorted(names)
+
+
+forget_the_ci_runner(os.environ)
+
 SERVER = '''\
 """Stand-in app: answers every GET with the content of version.txt."""
 import base64

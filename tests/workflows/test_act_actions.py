@@ -196,6 +196,7 @@ def hosted(tmp_path: Path, act_binary: str) -> Runner:
         config=tmp_path / "unused.toml",
         venv=tmp_path / "unused-venv",
         wheelhouse=tmp_path / "unused-wheelhouse",
+        hosted=True,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import act_harness
+from tests.conftest import forget_the_ci_runner
 from tests.act import pep668
 
 REFUSED = [
@@ -193,3 +194,26 @@ def test_the_cleanup_kills_the_job_s_processes_only() -> None:
         for process in (mine, other, detached):
             process.kill()
             process.wait()
+
+
+def test_the_suite_forgets_the_ci_runner_s_variables_but_its_tracking_id() -> None:
+    """Inside ci.yml's tests job the pipeline under test must not see the runner's
+    step summary, run URL or repository (nor the harness's offline installs)."""
+    environ = {
+        "GITHUB_STEP_SUMMARY": "/runner/summary.md",
+        "GITHUB_SERVER_URL": "http://127.0.0.1:9",
+        "RUNNER_TEMP": "/runner/tmp",
+        "RUNNER_TRACKING_ID": "github_1",
+        "ACT_HARNESS_CACHE": "/runner/cache",
+        "UV_OFFLINE": "1",
+        "PATH": "/usr/bin",
+        "GITHUBISH": "kept",
+    }
+    removed = forget_the_ci_runner(environ)
+    assert environ == {
+        "RUNNER_TRACKING_ID": "github_1",
+        "PATH": "/usr/bin",
+        "GITHUBISH": "kept",
+    }
+    assert "GITHUB_STEP_SUMMARY" in removed
+    assert not any(name.startswith("GITHUB_") for name in os.environ)

@@ -1,12 +1,8 @@
 """CI's tests job runs every tier ``.ci/run`` runs; on main, a skipped tier fails CI.
 
-``ci.yml`` runs on GitHub's hosted runners (``runs-on: ubuntu-latest``,
-``actions/setup-python``, ``actions/cache``, artifacts), which the act harness does
-not host: it runs self-hosted labels and maps only ``actions/checkout``, and act
-would run every job a job ``needs`` (the whole suite, inside the suite). So the
-jobs' ``run:`` steps are taken from ``ci.yml`` and run here as the workflow spells
-them, with the runner's shell (``bash --noprofile --norc -eo pipefail``), and what
-they leave behind is checked:
+The fast half of that proof: the jobs' ``run:`` steps are taken from ``ci.yml`` and
+run here as the workflow spells them, with the runner's shell (``bash --noprofile
+--norc -eo pipefail``), and what they leave behind is checked:
 
 - the tests job's provisioning steps (``tools.testinfra up`` and ``swarm-up`` under
   ``sudo``) provision this machine; then sshd, haproxy, Chromium, a Docker engine
@@ -15,10 +11,11 @@ they leave behind is checked:
   a JUnit report that real pytest wrote, and fails a push to main when a test
   skipped for a missing component, but not a pull request.
 
-Not run here, and said so: the step that stops the hosted image's own Docker engine
-(``if: runner.environment == 'github-hosted'``; this machine has no such engine),
-and the artifact transfer between the jobs (GitHub's storage: the report is put
-where ``actions/download-artifact`` puts it).
+The whole workflow file, every job through act with the hosted actions' stand-ins
+and the suite inside the tests job, is tests/workflows/test_ci_act.py (``nox -s
+workflows``, about 25 minutes). Not run here: the step that stops the hosted
+image's own Docker engine (``if: runner.environment == 'github-hosted'``; this
+machine has no such engine).
 """
 
 from __future__ import annotations

@@ -1,0 +1,150 @@
+"""ci.yml, run through act as GitHub runs it on a push to main: every job, every tier.
+
+The workflow file runs as written (nektos/act, host mode): its five jobs, one at a
+time (``--concurrent-jobs 1``: on GitHub each has a machine of its own, here they
+share two cores), with the act harness's stand-ins for the hosted runner's actions
+(tests/act/actions.py: setup-python, cache, the artifacts) and its ``sudo``. The
+tests job provisions this machine with its own steps, then runs the whole suite,
+every tier; its JUnit reports travel to the summary job as the ``test-results``
+artifact, and that job fails a push to main if a test skipped for a missing
+component.
+
+Nothing is downloaded (the network rule): ``pip install "nox[uv]"`` comes from the
+harness's wheelhouse, and nox's uv installs run offline (``UV_OFFLINE=1``) from the
+uv cache that ``actions/cache`` restores, seeded with this machine's own uv cache
+under a key that ci.yml's ``restore-keys`` finds, as the entry a previous run on
+main saved.
+
+It runs the suite inside the suite, so it is not part of ``nox -s tests`` (marker
+``ci_workflow``): ``nox -s workflows`` runs it, after the tests, on a machine that
+``.ci/run`` (or ``tools.testinfra up`` and ``swarm-up``) provisioned; elsewhere it
+skips and says so. About 25 minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cicd.checks.browser import find_chromium
+from tests import act_harness
+from tests.act_harness import REPO_ROOT, Runner
+from tools.testinfra import docker, swarm
+from tools.testinfra.sshd import NEEDS_SSHD, SSHD
+
+pytestmark = [pytest.mark.act, pytest.mark.slow, pytest.mark.ci_workflow]
+
+#: ci.yml's cache steps' ``restore-keys``: what a seeded entry's key starts with.
+UV_RESTORE_KEY = "uv-Linux-"
+#: What nox runs with (``nox -s workflows`` passes its own versions), so that the
+#: jobs' uv reads the cache this machine's uv wrote.
+REQUIREMENTS_VARIABLE = "CICD_CI_ACT_REQUIREMENTS"
+JOBS = 5
+TIMEOUT = 75 * 60
+
+
+def unprovisioned() -> str | None:
+    """Why ci.yml cannot run every tier on this machine (None: it can)."""
+    if os.geteuid() != 0:
+        return "needs root (ci.yml's provisioning and tests steps run through sudo)"
+    if not shutil.which(SSHD):
+        return NEEDS_SSHD
+    if not docker.docker_ok():
+        return docker.NEEDS_DOCKER
+    if not swarm.healthy():
+        return swarm.NEEDS_SWARM
+    if not find_chromium():
+        return "needs Chromium (apt-get install chromium; .ci/run installs it)"
+    return None
+
+
+def uv_cache() -> Path:
+    """This machine's uv cache: where nox's uv keeps what it downloaded."""
+    uv = Path(sys.executable).parent / "uv"
+    if uv.exists():
+        found = subprocess.run(
+            [str(uv), "cache", "dir"], capture_output=True, text=True, check=True
+        )
+        return Path(found.stdout.strip())
+    return Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+
+
+def history_origin(dest: Path, source: Path = REPO_ROOT) -> Path:
+    """A clone of the project's history, its working tree committed on top."""
+    subprocess.run(
+        ["git", "clone", "-q", "--branch", "main", str(source), str(dest)],
+        check=True,
+        capture_output=True,
+    )
+    for child in dest.iterdir():
+        if child.name != ".git":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    act_harness.copy_project(dest, source)
+    env = {**os.environ, **act_harness.GIT_IDENTITY}
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=env)
+    staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=dest, env=env)
+    if staged.returncode:
+        subprocess.run(
+            ["git", "commit", "-qm", "the working tree"], cwd=dest, check=True, env=env
+        )
+    return dest
+
+
+def junit_totals(report: bytes) -> dict[str, int]:
+    """A JUnit report's totals: tests, failures, errors, skipped."""
+    root = ElementTree.fromstring(report)
+    suites = [root] if root.tag == "testsuite" else list(root)
+    return {
+        key: sum(int(suite.get(key, 0)) for suite in suites)
+        for key in ("tests", "failures", "errors", "skipped")
+    }
+
+
+def test_a_push_to_main_runs_every_job_of_ci_yml_and_every_tier(
+    tmp_path: Path, act_binary: str
+) -> None:
+    if reason := unprovisioned():
+        pytest.skip(reason)
+    requirements = os.environ.get(REQUIREMENTS_VARIABLE, "nox[uv]").split()
+    wheelhouse = act_harness.build_wheelhouse(
+        tmp_path / "wheelhouse", extra=requirements
+    )
+    runner = Runner(
+        act=act_binary,
+        origin=history_origin(tmp_path / "origin"),
+        home=tmp_path / "runner",
+        config=tmp_path / "unused.toml",
+        venv=tmp_path / "unused-venv",
+        wheelhouse=wheelhouse,
+        hosted=True,
+    )
+    runner.seed_cache(f"{UV_RESTORE_KEY}seed", "~/.cache/uv", uv_cache())
+
+    result = runner.run("ci.yml", "push", timeout=TIMEOUT, concurrent_jobs=1)
+
+    log = tmp_path / "act-ci.log"
+    log.write_text(result.output)
+    print(f"act ci.yml: exit {result.returncode} in {result.seconds:.0f} s; {log}")
+    assert result.ok, str(result)[-20_000:]
+    assert result.output.count("🏁  Job succeeded") == JOBS, result.output[-5000:]
+    artifacts = runner.home / "jobs" / result.tracking_id / "artifacts"
+    with zipfile.ZipFile(artifacts / "test-results.zip") as zipped:
+        totals = {name: junit_totals(zipped.read(name)) for name in zipped.namelist()}
+    assert sorted(totals) == ["app.xml", "cicd.xml"]
+    for name, counts in totals.items():
+        print(f"{name}: {counts}")
+        assert counts["failures"] == counts["errors"] == 0, (name, counts)
+        # Every tier ran: nothing skipped, as in .ci/run.
+        assert counts["skipped"] == 0, (name, counts)
+    assert totals["cicd.xml"]["tests"] > 1000
+    assert (artifacts / "coverage-html.zip").stat().st_size > 0
+    # The summary job's table: every job succeeded, nothing skipped for a component.
+    assert "| tests | success |" in result.output
+    assert "skipped for a missing component" not in result.output
