@@ -18,7 +18,7 @@ main saved.
 It runs the suite inside the suite, so it is not part of ``nox -s tests`` (marker
 ``ci_workflow``): ``nox -s workflows`` runs it, after the tests, on a machine that
 ``.ci/run`` (or ``tools.testinfra up`` and ``swarm-up``) provisioned; elsewhere it
-skips and says so. About 25 minutes.
+skips and says so. About 15 minutes (863 s here, the tests job 12 min 44 s).
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ def unprovisioned() -> str | None:
         return docker.NEEDS_DOCKER
     if not swarm.healthy():
         return swarm.NEEDS_SWARM
+    if shallow():
+        return (
+            "needs the project's whole history, as ci.yml's tests job checks it out "
+            "(git fetch --unshallow)"
+        )
     if not find_chromium():
         return "needs Chromium (apt-get install chromium; .ci/run installs it)"
     return None
@@ -76,10 +81,31 @@ def uv_cache() -> Path:
     return Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
 
 
+def shallow(source: Path = REPO_ROOT) -> bool:
+    """Whether the project's clone lacks history (``git clone --depth``)."""
+    found = subprocess.run(
+        ["git", "-C", str(source), "rev-parse", "--is-shallow-repository"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() == "true"
+
+
 def history_origin(dest: Path, source: Path = REPO_ROOT) -> Path:
-    """A clone of the project's history, its working tree committed on top."""
+    """A clone of the project's history whose main is HEAD plus the working tree."""
     subprocess.run(
-        ["git", "clone", "-q", "--branch", "main", str(source), str(dest)],
+        ["git", "clone", "-q", "--no-checkout", str(source), str(dest)],
+        check=True,
+        capture_output=True,
+    )
+    head = subprocess.run(
+        ["git", "-C", str(source), "rev-parse", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "-C", str(dest), "checkout", "-q", "-B", "main", head],
         check=True,
         capture_output=True,
     )
@@ -147,4 +173,4 @@ def test_a_push_to_main_runs_every_job_of_ci_yml_and_every_tier(
     assert (artifacts / "coverage-html.zip").stat().st_size > 0
     # The summary job's table: every job succeeded, nothing skipped for a component.
     assert "| tests | success |" in result.output
-    assert "skipped for a missing component" not in result.output
+    assert "no test skipped for a missing component" in result.output

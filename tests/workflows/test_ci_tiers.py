@@ -13,7 +13,7 @@ run here as the workflow spells them, with the runner's shell (``bash --noprofil
 
 The whole workflow file, every job through act with the hosted actions' stand-ins
 and the suite inside the tests job, is tests/workflows/test_ci_act.py (``nox -s
-workflows``, about 25 minutes). Not run here: the step that stops the hosted
+workflows``, about 15 minutes). Not run here: the step that stops the hosted
 image's own Docker engine (``if: runner.environment == 'github-hosted'``; this
 machine has no such engine).
 """
