@@ -129,12 +129,19 @@ def workflows(session: nox.Session) -> None:
     actions: the tests job provisions this machine with its own steps and runs the
     whole suite, every tier; the summary job then fails if a test skipped for a
     missing component. Needs the machine ``.ci/run`` provisions (root, Docker, the
-    swarm, sshd, Chromium); elsewhere the test skips and says why. The jobs install
-    offline: nox and uv at the versions running this session, from a wheelhouse,
-    and the rest from this machine's uv cache, which the sessions above filled.
+    swarm, sshd, Chromium, Node.js) and the project's whole history; elsewhere the
+    test skips and says why. The jobs install offline: nox and uv at the versions
+    running this session, from a wheelhouse, and the rest from this machine's uv
+    cache, which the sessions above filled (run alone, ``nox -s tests lint docs
+    infra --install-only`` fills it).
     """
     session.install("-e", ".", *_group("test"))
-    pins = f"nox[uv]=={metadata.version('nox')} uv=={metadata.version('uv')}"
+    # nox's own versions: the jobs' uv then reads the cache this one filled.
+    pins = f"nox[uv]=={metadata.version('nox')}"
+    try:
+        pins += f" uv=={metadata.version('uv')}"
+    except metadata.PackageNotFoundError:
+        session.log("nox runs without the uv package: the jobs get the newest uv")
     session.run(
         "pytest",
         "-m",

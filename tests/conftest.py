@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,18 +38,20 @@ pytest_plugins = ("tools.testinfra.fixtures",)
 #: them only when it sets them: the suite then behaves as it does on a laptop, and
 #: no test writes into the job's real step summary. RUNNER_TRACKING_ID stays: it is
 #: what the runner's end-of-job cleanup finds the job's processes by.
-RUNNER_PREFIXES = ("GITHUB_", "RUNNER_", "ACTIONS_", "ACT_HARNESS_")
-#: The act harness's offline installs, for the workflow's own steps only.
-RUNNER_INSTALL_SETTINGS = ("UV_OFFLINE", "PIP_NO_INDEX", "PIP_FIND_LINKS")
+RUNNER_PREFIXES = ("GITHUB_", "RUNNER_", "ACTIONS_")
+#: Inside the act harness's jobs only (``ACT_HARNESS_ACTIONS`` is set): its own
+#: variables and the offline installs it gives the workflow's steps.
+HARNESS_SETTINGS = ("UV_OFFLINE", "PIP_NO_INDEX", "PIP_FIND_LINKS", "PIP_CONFIG_FILE")
 
 
-def forget_the_ci_runner(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+def forget_the_ci_runner(environ: MutableMapping[str, str]) -> list[str]:
     """Remove the CI runner's variables from ``environ``; the names removed."""
+    harness = "ACT_HARNESS_ACTIONS" in environ
     names = [
         name
         for name in environ
         if (name.startswith(RUNNER_PREFIXES) and name != "RUNNER_TRACKING_ID")
-        or name in RUNNER_INSTALL_SETTINGS
+        or (harness and (name.startswith("ACT_HARNESS_") or name in HARNESS_SETTINGS))
     ]
     for name in names:
         del environ[name]

@@ -27,12 +27,14 @@ Standard library only: it runs with whatever ``python3`` the job has on PATH.
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import glob
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +48,8 @@ MANIFEST = (
     "versions-manifest.json"
 )
 ARCH = "x64"
+#: A repository's longest artifact retention (GitHub's default and maximum).
+MAX_RETENTION = 90
 
 
 class ActionFailed(Exception):
@@ -119,6 +123,16 @@ def info(message: str) -> None:
 def warning(message: str) -> None:
     """``core.warning``: an annotation."""
     print(f"::warning::{message}", flush=True)
+
+
+def log_warning(message: str) -> None:
+    """actions/cache's ``utils.logWarning``: a plain line, no annotation."""
+    info(f"[warning]{message}")
+
+
+def lenient_bool(name: str) -> bool:
+    """actions/cache's ``getInputAsBool``: ``'true'`` in any case, else false."""
+    return get_input(name).lower() == "true"
 
 
 def store(variable: str) -> Path:
@@ -208,12 +222,16 @@ def setup_python() -> None:
     tool_cache = Path(os.environ.get("RUNNER_TOOL_CACHE") or store("RUNNER_TEMP"))
     install = tool_cache / "Python" / version / architecture
     complete = install.parent / f"{architecture}.complete"
-    if not complete.exists():
-        info(f"Installing Python {version} into the tool cache: {install}")
-        scratch = install.parent / f"{architecture}.{uuid.uuid4().hex}"
-        subprocess.run([executable, "-m", "venv", str(scratch)], check=True)
-        os.replace(scratch, install)
-        complete.touch()
+    install.parent.mkdir(parents=True, exist_ok=True)
+    # Jobs at once install once; a half-made install (no marker) is made again.
+    # In place: a venv's scripts name the directory they were made in.
+    with open(install.parent / f"{architecture}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not complete.exists():
+            info(f"Installing Python {version} into the tool cache: {install}")
+            shutil.rmtree(install, ignore_errors=True)
+            subprocess.run([executable, "-m", "venv", str(install)], check=True)
+            complete.touch()
     if get_bool("update-environment") or not get_input("update-environment"):
         for name in ("pythonLocation", "Python_ROOT_DIR", "Python2_ROOT_DIR"):
             export_variable(name, str(install))
@@ -244,6 +262,8 @@ def _entries(version: str) -> list[dict[str, object]]:
     """The cache service's entries of ``version``, newest first."""
     entries = []
     for meta in store("ACT_HARNESS_CACHE").glob("*/entry.json"):
+        if meta.parent.suffix == ".part":
+            continue  # being saved
         entry = json.loads(meta.read_text())
         if entry["version"] == version:
             entries.append({**entry, "dir": str(meta.parent)})
@@ -279,12 +299,14 @@ def cache_restore() -> None:
     paths = get_multiline("path", required=True)
     primary = get_input("key", required=True)
     keys = [primary, *get_multiline("restore-keys")]
+    if len(keys) > 10:
+        raise ActionFailed("Key Validation Error: Keys are limited to a maximum of 10.")
     for key in keys:
         _check_key(key)
     save_state("CACHE_KEY", primary)
     entry = find_entry(keys, cache_version(paths))
     if entry is None:
-        if get_bool("fail-on-cache-miss"):
+        if lenient_bool("fail-on-cache-miss"):
             raise ActionFailed(
                 "Failed to restore cache entry. Exiting as fail-on-cache-miss is "
                 f"set. Input key: {primary}"
@@ -292,16 +314,19 @@ def cache_restore() -> None:
         info(f"Cache not found for input keys: {', '.join(keys)}")
         return
     matched = str(entry["key"])
-    if not get_bool("lookup-only"):
+    if not lenient_bool("lookup-only"):
         archive = Path(str(entry["dir"])) / "cache.tar"
         size = archive.stat().st_size / 2**20
         info(f"Cache Size: ~{size:.0f} MB ({archive.stat().st_size} B)")
-        subprocess.run(
-            ["tar", "-xf", str(archive), "-P", "-C", str(workspace())], check=True
-        )
+        untar = ["tar", "-xf", str(archive), "-P", "-C", str(workspace())]
+        if subprocess.run(untar).returncode != 0:
+            # As the real one: a restore that fails is a warning, the job goes on.
+            log_warning(f"Failed to restore: tar exited non-zero for key {matched}")
+            return
     save_state("CACHE_RESULT", matched)
-    set_output("cache-hit", str(matched == primary).lower())
-    verb = "found and can be restored" if get_bool("lookup-only") else "restored"
+    # Case aside, as the real one compares (localeCompare, sensitivity 'accent').
+    set_output("cache-hit", str(matched.lower() == primary.lower()).lower())
+    verb = "found and can be restored" if lenient_bool("lookup-only") else "restored"
     info(f"Cache {verb} from key: {matched}")
 
 
@@ -317,7 +342,7 @@ def cache_save() -> None:
     """The post step (``post-if: success()``): save the paths under the key."""
     primary = os.environ.get("STATE_CACHE_KEY", "")
     if not primary:
-        warning("Key is not specified.")
+        log_warning("Key is not specified.")
         return
     if os.environ.get("STATE_CACHE_RESULT") == primary:
         info(f"Cache hit occurred on the primary key {primary}, not saving cache.")
@@ -325,20 +350,24 @@ def cache_save() -> None:
     paths = get_multiline("path", required=True)
     found = sorted({m for p in paths for m in glob.glob(resolve(p), recursive=True)})
     if not found:
-        warning(
+        log_warning(
             "Path Validation Error: Path(s) specified in the action for caching "
             "do(es) not exist, hence no cache is being saved."
         )
         return
     version = cache_version(paths)
-    if any(e["key"] == primary for e in _entries(version)):
-        warning(
+    names = [_relative(p) for p in found]
+    try:
+        save_entry(store("ACT_HARNESS_CACHE"), primary, version, names, workspace())
+    except FileExistsError:
+        log_warning(
             f"Failed to save: Unable to reserve cache with key {primary}, another "
             "job may be creating this cache."
         )
         return
-    names = [_relative(p) for p in found]
-    save_entry(store("ACT_HARNESS_CACHE"), primary, version, names, workspace())
+    except subprocess.CalledProcessError as error:
+        log_warning(f"Failed to save: {error}")
+        return
     info(f"Cache saved with key: {primary}")
 
 
@@ -355,17 +384,29 @@ def save_entry(
     ``transform`` is a GNU tar ``--transform`` expression for the stored names:
     how the harness seeds an entry a previous run would have saved from another
     home (see tests/act_harness.py ``Runner.seed_cache``).
+
+    Raises:
+        FileExistsError: The key (of this version) is taken: keys are immutable.
     """
-    entry = service / f"{uuid.uuid4().hex}.part"
-    entry.mkdir(parents=True)
+    name = hashlib.sha256(f"{key}\0{version}".encode()).hexdigest()[:32]
+    done = service / name
+    if done.exists():
+        raise FileExistsError(done)
+    service.mkdir(parents=True, exist_ok=True)
+    # The reservation: one saver gets it, the others are told the key is taken.
+    entry = service / f"{name}.part"
+    entry.mkdir()
     manifest = entry / "manifest.txt"
     manifest.write_text("\n".join(names) + "\n")
     tar = ["tar", "-cf", str(entry / "cache.tar"), "-P", "-C", str(directory)]
     tar += [f"--transform={transform}"] if transform else []
-    subprocess.run([*tar, "--files-from", str(manifest)], check=True)
+    try:
+        subprocess.run([*tar, "--files-from", str(manifest)], check=True)
+    except subprocess.CalledProcessError:
+        shutil.rmtree(entry, ignore_errors=True)
+        raise
     meta = {"key": key, "version": version, "created": time.time()}
     (entry / "entry.json").write_text(json.dumps(meta))
-    done = entry.with_suffix("")
     entry.rename(done)
     return done
 
@@ -396,16 +437,27 @@ def search(patterns: list[str], hidden: bool) -> tuple[list[Path], Path | None]:
             excluded |= matched
             continue
         included |= matched
-        literal = re.split(r"[*?\[]", full)[0]
-        roots.append(
-            literal.rstrip("/") if os.path.isdir(literal) else os.path.dirname(literal)
-        )
+        roots.append(search_root(full))
     files = sorted(included - excluded)
-    if not hidden:
-        files = [f for f in files if not HIDDEN.search(str(f.relative_to("/")))]
     if not files:
         return [], None
-    return files, Path(os.path.commonpath(roots))
+    root = Path(os.path.commonpath(roots))
+    if not hidden:
+        files = [f for f in files if not HIDDEN.search(str(f.relative_to(root)))]
+    return (files, root) if files else ([], None)
+
+
+def search_root(pattern: str) -> str:
+    """Where a pattern's search starts (``@actions/glob``'s search path).
+
+    The path segments before the first one holding a glob character; a literal
+    file's directory.
+    """
+    parts = Path(pattern).parts
+    literal = next((i for i, p in enumerate(parts) if re.search(r"[*?\[]", p)), None)
+    if literal is not None:
+        return str(Path(*parts[:literal]))
+    return pattern.rstrip("/") if os.path.isdir(pattern) else os.path.dirname(pattern)
 
 
 def upload_artifact() -> None:
@@ -419,8 +471,13 @@ def upload_artifact() -> None:
             "Available options: warn,error,ignore"
         )
     days = get_input("retention-days")
-    if days and not (days.isdigit() and 1 <= int(days) <= 90):
+    if days and not days.isdigit():
         raise ActionFailed(f"Invalid retention-days: {days}")
+    if days and int(days) > MAX_RETENTION:
+        warning(
+            f"Retention days cannot be greater than the maximum allowed retention "
+            f"set within the repository. Using {MAX_RETENTION} instead."
+        )
     level = int(get_input("compression-level") or 6)
     files, root = search(patterns, get_bool("include-hidden-files"))
     if not files or root is None:
@@ -443,7 +500,9 @@ def upload_artifact() -> None:
     info(f"With the provided path, there will be {len(files)} files uploaded")
     scratch = storage / f".{name}.{uuid.uuid4().hex}"
     method = zipfile.ZIP_DEFLATED if level else zipfile.ZIP_STORED
-    with zipfile.ZipFile(scratch, "w", method, compresslevel=level or None) as zipped:
+    with zipfile.ZipFile(
+        scratch, "w", method, compresslevel=level or None, strict_timestamps=False
+    ) as zipped:
         for path in files:
             zipped.write(path, str(path.relative_to(root)))
     os.replace(scratch, target)

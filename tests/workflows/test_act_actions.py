@@ -14,6 +14,7 @@ version the image lacks refused with setup-python's error.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,8 @@ def origin_with(tmp_path: Path, workflow: str) -> Path:
 @pytest.fixture
 def hosted(tmp_path: Path, act_binary: str) -> Runner:
     """A runner for a workflow of ubuntu-latest jobs using the four stand-ins."""
+    if not shutil.which("node"):
+        pytest.skip(act_harness.NEEDS_NODE)
     full = subprocess.run(
         [
             act_harness.base_python(),

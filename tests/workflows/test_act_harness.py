@@ -204,7 +204,7 @@ def test_the_suite_forgets_the_ci_runner_s_variables_but_its_tracking_id() -> No
         "GITHUB_SERVER_URL": "http://127.0.0.1:9",
         "RUNNER_TEMP": "/runner/tmp",
         "RUNNER_TRACKING_ID": "github_1",
-        "ACT_HARNESS_CACHE": "/runner/cache",
+        "ACT_HARNESS_ACTIONS": "/work/tests/act/actions.py",
         "UV_OFFLINE": "1",
         "PATH": "/usr/bin",
         "GITHUBISH": "kept",
@@ -216,4 +216,7 @@ def test_the_suite_forgets_the_ci_runner_s_variables_but_its_tracking_id() -> No
         "GITHUBISH": "kept",
     }
     assert "GITHUB_STEP_SUMMARY" in removed
+    # Outside the harness a developer's own uv or pip settings stay.
+    laptop = {"UV_OFFLINE": "1", "PIP_CONFIG_FILE": "/etc/pip.conf"}
+    assert forget_the_ci_runner(laptop) == [] and len(laptop) == 2
     assert not any(name.startswith("GITHUB_") for name in os.environ)

@@ -35,7 +35,7 @@ import pytest
 
 from cicd.checks.browser import find_chromium
 from tests import act_harness
-from tests.act_harness import REPO_ROOT, Runner
+from tests.act_harness import NEEDS_NODE, REPO_ROOT, Runner
 from tools.testinfra import docker, swarm
 from tools.testinfra.sshd import NEEDS_SSHD, SSHD
 
@@ -65,6 +65,8 @@ def unprovisioned() -> str | None:
             "needs the project's whole history, as ci.yml's tests job checks it out "
             "(git fetch --unshallow)"
         )
+    if not shutil.which("node"):
+        return NEEDS_NODE
     if not find_chromium():
         return "needs Chromium (apt-get install chromium; .ci/run installs it)"
     return None

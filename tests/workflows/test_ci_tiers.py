@@ -102,9 +102,9 @@ def test_the_tests_job_provisions_with_the_steps_of_ci_run() -> None:
     assert actions == ["up", "swarm-up"]
     assert ci_run.index('"${infra[@]}" up') < ci_run.index('"${infra[@]}" swarm-up')
     extras = re.findall(r"--extra=(\S+)", infra[0])
-    # Chromium is the one package left to the image: Ubuntu has no `chromium`
-    # deb to install, and the hosted image ships /usr/bin/chromium.
-    assert extras == [p for p in ci_run_extras() if p != "chromium"]
+    # Left to the image: Chromium (Ubuntu has no `chromium` deb to install, the
+    # hosted image ships /usr/bin/chromium) and Node.js (the image has its own).
+    assert extras == [p for p in ci_run_extras() if p not in ("chromium", "nodejs")]
     assert all(line.startswith("sudo env PYTHONPATH=. python3 ") for line in infra)
     others = [step for step in steps if "-m tools.testinfra " not in step["run"]]
     assert [step.get("if") for step in others] == [HOSTED_ONLY]
