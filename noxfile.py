@@ -123,7 +123,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def workflows(session: nox.Session) -> None:
-    """Run ci.yml through act as GitHub runs it on a push to main (~15 minutes).
+    """Run ci.yml (a push to main) and documentation.yml through act (~17 minutes).
 
     Every job in turn, with the act harness's stand-ins for the hosted runner's
     actions: the tests job provisions this machine with its own steps and runs the

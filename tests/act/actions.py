@@ -21,6 +21,9 @@ a runner, against stores the harness names:
 - ``upload-artifact`` / ``download-artifact``: ``$ACT_HARNESS_ARTIFACTS`` is the
   workflow run's artifact storage. An artifact is a zip of the matched files,
   relative to their least common directory; a name is uploaded once per run.
+- ``peaceiris/actions-gh-pages`` (``gh-pages``): ``publish_dir`` committed to the
+  ``publish_branch`` of the repository the job checked out (``$ACT_HARNESS_ORIGIN``)
+  and pushed there, with ``keep_files``, ``exclude_assets`` and ``.nojekyll``.
 
 Standard library only: it runs with whatever ``python3`` the job has on PATH.
 """
@@ -560,6 +563,80 @@ def download_artifact() -> None:
     info("Download artifact has finished successfully")
 
 
+# -- peaceiris/actions-gh-pages ------------------------------------------------
+
+#: Its inputs this stand-in does not do (another repository, keys, tags).
+GH_PAGES_REFUSED = (
+    "deploy_key",
+    "personal_token",
+    "external_repository",
+    "tag_name",
+    "cname",
+)
+
+
+def git(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run git in ``cwd``, its output shown as the action shows it."""
+    return subprocess.run(["git", *args], cwd=cwd, text=True)
+
+
+def gh_pages() -> None:
+    """Publish ``publish_dir`` to the origin's ``publish_branch``, as the real one.
+
+    The origin is the repository the job checked out (``$ACT_HARNESS_ORIGIN``),
+    where the real action pushes to ``github.com/REPOSITORY`` with the token.
+    """
+    for name in GH_PAGES_REFUSED:
+        if get_input(name):
+            raise ActionFailed(f"this stand-in does not do {name}")
+    if get_bool("force_orphan"):
+        raise ActionFailed("this stand-in does not do force_orphan")
+    if not get_input("github_token"):
+        raise ActionFailed("not found deploy key or tokens")
+    origin = os.environ.get("ACT_HARNESS_ORIGIN", "")
+    branch = get_input("publish_branch") or "gh-pages"
+    publish = Path(resolve(get_input("publish_dir") or "public"))
+    work = store("RUNNER_TEMP") / f"actions_github_pages_{int(time.time() * 1000)}"
+    clone = ["clone", "--depth=1", "--single-branch", "--branch", branch, origin]
+    if git(*clone, str(work), cwd=work.parent).returncode == 0:
+        if not get_bool("keep_files"):
+            info(f"[INFO] clean up {work}")
+            git("rm", "-r", "-q", "--ignore-unmatch", "*", cwd=work)
+        else:
+            info("[INFO] Keep existing files")
+    else:
+        info(f"[INFO] first deployment, create new branch {branch}")
+        work.mkdir(parents=True)
+        git("init", "-q", cwd=work)
+        git("checkout", "-q", "--orphan", branch, cwd=work)
+    destination = work / get_input("destination_dir")
+    info(f"[INFO] copy {publish} to {destination}")
+    shutil.copytree(
+        publish, destination, ignore=shutil.ignore_patterns(".git"), dirs_exist_ok=True
+    )
+    for pattern in filter(None, get_input("exclude_assets").split(",")):
+        for path in glob.glob(str(destination / pattern)):
+            info(f"[INFO] delete {path}")
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if not (get_bool("enable_jekyll") or get_bool("disable_nojekyll")):
+        (work / ".nojekyll").touch()
+    actor = os.environ.get("GITHUB_ACTOR", "github-actions")
+    git("config", "user.name", get_input("user_name") or actor, cwd=work)
+    email = get_input("user_email") or f"{actor}@users.noreply.github.com"
+    git("config", "user.email", email, cwd=work)
+    git("add", "--all", cwd=work)
+    sha = os.environ.get("GITHUB_SHA", "")
+    message = get_input("full_commit_message") or (
+        f"{get_input('commit_message') or 'deploy:'} {sha}"
+    )
+    empty = ["--allow-empty"] if get_bool("allow_empty_commit") else []
+    if git("commit", "-q", *empty, "-m", message, cwd=work).returncode != 0:
+        info("[INFO] skip commit")
+    if git("push", "-q", origin, f"HEAD:refs/heads/{branch}", cwd=work).returncode:
+        raise ActionFailed("The process '/usr/bin/git' failed with exit code 1")
+    info("[INFO] Action successfully completed")
+
+
 def nothing() -> None:
     """setup-python's post step: it saves a pip cache only, which is refused."""
 
@@ -570,6 +647,7 @@ ACTIONS = {
     "cache": (cache_restore, cache_save),
     "upload-artifact": (upload_artifact, None),
     "download-artifact": (download_artifact, None),
+    "gh-pages": (gh_pages, None),
 }
 
 
