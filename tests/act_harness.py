@@ -63,12 +63,12 @@ from tests.discord_fake import FakeDiscord
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACT_DIR = Path(__file__).resolve().parent / "act"
-#: The actions a workflow may use, each with the folder of its stand-in.
+#: The actions a workflow may use (``owner/name``), each with its stand-in's folder.
 STANDINS = {
-    name: ACT_DIR / name
+    f"actions/{name}": ACT_DIR / name
     for name in ("checkout", "setup-python", "cache", "upload-artifact")
     + ("download-artifact",)
-}
+} | {"peaceiris/actions-gh-pages": ACT_DIR / "gh-pages"}
 #: The stand-ins' code (tests/act/actions.py), run by each one's ``run.js``.
 ACTIONS_SCRIPT = ACT_DIR / "actions.py"
 #: What ``sudo`` resets PATH to (Debian's and Ubuntu's ``secure_path``).
@@ -132,10 +132,9 @@ def standin_refs(root: Path) -> dict[str, Path]:
     """Every ``actions/NAME@REF`` the workflows use that has a stand-in: its folder."""
     found = {}
     for ref in uses_refs(root):
-        owner, _, rest = ref.partition("/")
-        name = rest.partition("@")[0]
-        if owner == "actions" and name in STANDINS:
-            found[ref] = STANDINS[name]
+        action = ref.partition("@")[0]
+        if action in STANDINS:
+            found[ref] = STANDINS[action]
     return found
 
 
@@ -368,16 +367,23 @@ def build_wheelhouse(
 def make_origin(dest: Path, source: Path = REPO_ROOT) -> Path:
     """A git repository at ``dest`` holding the project, one commit on ``main``."""
     copy_project(dest, source)
-    env = {**os.environ, **GIT_IDENTITY}
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["add", "-A"],
-        ["commit", "-q", "-m", "the project"],
-    ):
-        subprocess.run(
-            ["git", *args], cwd=dest, env=env, check=True, capture_output=True
-        )
+    git_in(dest, "init", "-q", "-b", "main")
+    git_in(dest, "add", "-A")
+    git_in(dest, "commit", "-q", "-m", "the project")
     return dest
+
+
+def git_in(repo: Path, *args: str, check: bool = True) -> str:
+    """Run git in ``repo`` as the tests' author (Ada); its standard output.
+
+    Raises:
+        subprocess.CalledProcessError: git failed and ``check`` is true.
+    """
+    env = {**os.environ, **GIT_IDENTITY}
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, check=check, capture_output=True
+    )
+    return done.stdout.decode()
 
 
 GIT_IDENTITY = {

@@ -15,10 +15,16 @@ uv cache that ``actions/cache`` restores, seeded with this machine's own uv cach
 under a key that ci.yml's ``restore-keys`` finds, as the entry a previous run on
 main saved.
 
-It runs the suite inside the suite, so it is not part of ``nox -s tests`` (marker
-``ci_workflow``): ``nox -s workflows`` runs it, after the tests, on a machine that
-``.ci/run`` (or ``tools.testinfra up`` and ``swarm-up``) provisioned; elsewhere it
-skips and says so. About 15 minutes (863 s here, the tests job 12 min 44 s).
+``documentation.yml`` runs the same way (by hand, ``workflow_dispatch``): the site is
+built with ``nox -s docs`` and published by the stand-in of
+``peaceiris/actions-gh-pages`` to the origin's ``gh-pages``, keeping the delivery
+dashboard the health check publishes there.
+
+The ci.yml run holds the suite inside the suite, so neither is part of ``nox -s
+tests`` (marker ``ci_workflow``): ``nox -s workflows`` runs them, after the tests, on
+a machine that ``.ci/run`` (or ``tools.testinfra up`` and ``swarm-up``) provisioned;
+elsewhere they skip and say so. About 15 minutes for ci.yml (863 s here, the tests
+job 12 min 44 s), 80 s for documentation.yml.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import pytest
 
 from cicd.checks.browser import find_chromium
 from tests import act_harness
-from tests.act_harness import NEEDS_NODE, REPO_ROOT, Runner
+from tests.act_harness import NEEDS_NODE, REPO_ROOT, Runner, git_in
 from tools.testinfra import docker, swarm
 from tools.testinfra.sshd import NEEDS_SSHD, SSHD
 
@@ -85,43 +91,21 @@ def uv_cache() -> Path:
 
 def shallow(source: Path = REPO_ROOT) -> bool:
     """Whether the project's clone lacks history (``git clone --depth``)."""
-    found = subprocess.run(
-        ["git", "-C", str(source), "rev-parse", "--is-shallow-repository"],
-        capture_output=True,
-        text=True,
-    )
-    return found.stdout.strip() == "true"
+    return git_in(source, "rev-parse", "--is-shallow-repository").strip() == "true"
 
 
 def history_origin(dest: Path, source: Path = REPO_ROOT) -> Path:
     """A clone of the project's history whose main is HEAD plus the working tree."""
-    subprocess.run(
-        ["git", "clone", "-q", "--no-checkout", str(source), str(dest)],
-        check=True,
-        capture_output=True,
-    )
-    head = subprocess.run(
-        ["git", "-C", str(source), "rev-parse", "HEAD"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    subprocess.run(
-        ["git", "-C", str(dest), "checkout", "-q", "-B", "main", head],
-        check=True,
-        capture_output=True,
-    )
+    git_in(source, "clone", "-q", "--no-checkout", str(source), str(dest))
+    head = git_in(source, "rev-parse", "HEAD").strip()
+    git_in(dest, "checkout", "-q", "-B", "main", head)
     for child in dest.iterdir():
         if child.name != ".git":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     act_harness.copy_project(dest, source)
-    env = {**os.environ, **act_harness.GIT_IDENTITY}
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=env)
-    staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=dest, env=env)
-    if staged.returncode:
-        subprocess.run(
-            ["git", "commit", "-qm", "the working tree"], cwd=dest, check=True, env=env
-        )
+    git_in(dest, "add", "-A")
+    if git_in(dest, "status", "--porcelain"):
+        git_in(dest, "commit", "-qm", "the working tree")
     return dest
 
 
@@ -135,25 +119,29 @@ def junit_totals(report: bytes) -> dict[str, int]:
     }
 
 
-def test_a_push_to_main_runs_every_job_of_ci_yml_and_every_tier(
-    tmp_path: Path, act_binary: str
-) -> None:
-    if reason := unprovisioned():
-        pytest.skip(reason)
+def hosted_runner(tmp_path: Path, act_binary: str) -> Runner:
+    """A hosted runner for this project's history, its uv cache seeded."""
     requirements = os.environ.get(REQUIREMENTS_VARIABLE, "nox[uv]").split()
-    wheelhouse = act_harness.build_wheelhouse(
-        tmp_path / "wheelhouse", extra=requirements
-    )
+    shared = tmp_path.parent / "ci-act-wheelhouse"
     runner = Runner(
         act=act_binary,
         origin=history_origin(tmp_path / "origin"),
         home=tmp_path / "runner",
         config=tmp_path / "unused.toml",
         venv=tmp_path / "unused-venv",
-        wheelhouse=wheelhouse,
+        wheelhouse=act_harness.build_wheelhouse(shared, extra=requirements),
         hosted=True,
     )
     runner.seed_cache(f"{UV_RESTORE_KEY}seed", "~/.cache/uv", uv_cache())
+    return runner
+
+
+def test_a_push_to_main_runs_every_job_of_ci_yml_and_every_tier(
+    tmp_path: Path, act_binary: str
+) -> None:
+    if reason := unprovisioned():
+        pytest.skip(reason)
+    runner = hosted_runner(tmp_path, act_binary)
 
     result = runner.run("ci.yml", "push", timeout=TIMEOUT, concurrent_jobs=1)
 
@@ -176,3 +164,41 @@ def test_a_push_to_main_runs_every_job_of_ci_yml_and_every_tier(
     # The summary job's table: every job succeeded, nothing skipped for a component.
     assert "| tests | success |" in result.output
     assert "no test skipped for a missing component" in result.output
+
+
+def test_documentation_yml_builds_the_site_and_publishes_it_keeping_the_dashboard(
+    tmp_path: Path, act_binary: str
+) -> None:
+    if not shutil.which("node"):
+        pytest.skip(act_harness.NEEDS_NODE)
+    if os.geteuid() != 0 and not shutil.which("sudo"):
+        pytest.skip("needs root (the harness's sudo) or sudo")
+    runner = hosted_runner(tmp_path, act_binary)
+    # gh-pages as the hourly health check leaves it: the delivery dashboard.
+    origin = runner.origin
+    git_in(origin, "checkout", "-q", "--orphan", "gh-pages")
+    git_in(origin, "rm", "-rq", "--cached", ".")
+    pages = tmp_path / "pages"
+    (pages / "report").mkdir(parents=True)
+    (pages / "report" / "index.html").write_text("dashboard")
+    git_in(origin, "--work-tree", str(pages), "add", "report/index.html")
+    git_in(origin, "commit", "-qm", "dashboard")
+    git_in(origin, "checkout", "-qf", "main")
+
+    result = runner.run(
+        "documentation.yml",
+        "workflow_dispatch",
+        act_harness.dispatch_event({}),
+        timeout=900,
+    )
+
+    assert result.ok, str(result)[-20_000:]
+    assert "Cache restored from key: uv-Linux-seed" in result.output
+    published = git_in(origin, "ls-tree", "-r", "--name-only", "gh-pages").split()
+    assert "index.html" in published and ".nojekyll" in published
+    assert "report/index.html" in published  # keep_files: the dashboard stays
+    assert "_static/documentation_options.js" in published
+    head = git_in(origin, "rev-parse", "main").strip()
+    assert git_in(origin, "log", "-1", "--format=%s", "gh-pages").strip() == (
+        f"deploy: {head}"
+    )
